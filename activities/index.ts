@@ -1,0 +1,26 @@
+/**
+ * Activities: thin adapters over src/. Created from a factory so tests and the worker inject the
+ * configuration (which holds the secrets: they stay in the worker process, never in histories).
+ */
+import type { DrConfig } from '../src/config';
+import { discoverTenants as discover, type DiscoveryRequest, type DiscoveryResult } from '../src/tenants';
+import { mapped } from './errors';
+
+export interface ActivityDeps {
+  config: DrConfig;
+}
+
+export type DiscoverTenantsInput = DiscoveryRequest;
+export type DiscoverTenantsResult = DiscoveryResult;
+
+export function createActivities({ config }: ActivityDeps) {
+  const secrets = [config.postgres.password, config.cloud?.secretAccessKey, config.alerts.smtp?.password, config.alerts.webhookUrl];
+  return {
+    /** Lists the tenants to work on, by Odoo's own rule plus the configured filters. */
+    discoverTenants: mapped(secrets, async (input: DiscoverTenantsInput): Promise<DiscoverTenantsResult> => {
+      return discover(config, input);
+    }),
+  };
+}
+
+export type Activities = ReturnType<typeof createActivities>;

@@ -1,0 +1,2 @@
+// Every workflow the worker registers. Import only workflow modules here.
+export { tenantDiscoveryWorkflow } from './discovery';
