@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# `npm run demo`: the main job on the embedded local stack with sample tenants.
+# Installs what is missing, starts the stack, loads the sample tenants (generated ones and the
+# real Odoo 17 backup), runs an odoo-dr worker and discovers the tenants through Temporal.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+cd "$here/.."
+. "$here/lib.sh"
+CONFIG=config/dr-config.local.env
+"$here/ensure-node-modules.sh"
+"$here/stack.sh" up
+timed build npx tsc -p tsconfig.json
+
+log "loading the sample tenants (generated Odoo-like tenants + the real Odoo 17 backup)"
+node dist/scripts/fixtures.js --config "$CONFIG" sample
+
+worker_log="$ODOO_DR_STACK/demo-worker.log"
+log "starting an odoo-dr worker (log: $worker_log)"
+node bin/odoo-dr --config "$CONFIG" worker >"$worker_log" 2>&1 &
+worker=$!
+trap 'kill -TERM $worker 2>/dev/null; wait $worker 2>/dev/null || true' EXIT
+for _ in $(seq 1 150); do grep -q "state: 'RUNNING'" "$worker_log" 2>/dev/null && break; sleep 0.2; done
+
+echo
+echo "== odoo-dr tenants (tenantDiscoveryWorkflow on the Temporal dev server)"
+node bin/odoo-dr --config "$CONFIG" tenants
+echo
+echo "Temporal Web UI: http://127.0.0.1:$TEMPORAL_UI_PORT/namespaces/default/workflows"
+echo "Stop the stack with: npm run stack:down"

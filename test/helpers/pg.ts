@@ -1,0 +1,37 @@
+/** Direct PostgreSQL set-up for tests (as the stack's superuser). */
+import { withClient, quoteIdent } from '../../src/postgres';
+import { stackConfig } from './config';
+
+export async function adminQuery(sql: string, params: unknown[] = []): Promise<unknown[]> {
+  const { postgres } = stackConfig();
+  return withClient(postgres, postgres.maintenanceDb, async (c) => (await c.query(sql, params)).rows);
+}
+
+export async function createDatabase(
+  name: string,
+  opts: { owner?: string; template?: boolean; allowConnections?: boolean } = {},
+): Promise<void> {
+  await dropDatabase(name);
+  await adminQuery(`CREATE DATABASE ${quoteIdent(name)} OWNER ${quoteIdent(opts.owner ?? 'odoo')} TEMPLATE template0`);
+  if (opts.template) await adminQuery(`ALTER DATABASE ${quoteIdent(name)} IS_TEMPLATE true`);
+  if (opts.allowConnections === false) await adminQuery(`ALTER DATABASE ${quoteIdent(name)} ALLOW_CONNECTIONS false`);
+}
+
+export async function dropDatabase(name: string): Promise<void> {
+  const exists = await adminQuery('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+  if (!exists.length) return;
+  await adminQuery(`ALTER DATABASE ${quoteIdent(name)} IS_TEMPLATE false`);
+  await adminQuery(`DROP DATABASE ${quoteIdent(name)} WITH (FORCE)`);
+}
+
+export async function ensureRole(name: string, password?: string): Promise<void> {
+  await adminQuery(
+    `DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = ${pgLiteral(name)}) THEN
+       CREATE ROLE ${quoteIdent(name)} ${password ? 'LOGIN' : 'NOLOGIN'}; END IF; END $$`,
+  );
+  if (password) await adminQuery(`ALTER ROLE ${quoteIdent(name)} LOGIN PASSWORD ${pgLiteral(password)}`);
+}
+
+function pgLiteral(s: string): string {
+  return `'${s.replace(/'/g, "''")}'`;
+}

@@ -1,0 +1,15 @@
+/**
+ * Mocha root hooks, loaded once per run (.mocharc.json "require"): one Runtime, one of each
+ * Temporal environment shared by every test file, torn down at the end.
+ */
+import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { teardownServers } from './helpers/temporal';
+
+Runtime.install({ logger: new DefaultLogger('ERROR') });
+
+export const mochaHooks = {
+  async afterAll(this: Mocha.Context) {
+    this.timeout(30_000);
+    await teardownServers();
+  },
+};
