@@ -4,7 +4,7 @@ import { stackConfig } from './config';
 
 export async function adminQuery(sql: string, params: unknown[] = []): Promise<unknown[]> {
   const { postgres } = stackConfig();
-  return withClient(postgres, postgres.maintenanceDb, async (c) => (await c.query(sql, params)).rows);
+  return withClient<unknown[]>(postgres, postgres.maintenanceDb, async (c) => (await c.query(sql, params)).rows);
 }
 
 export async function createDatabase(

@@ -1,0 +1,443 @@
+/**
+ * Architecture test: walks the import graph of the TypeScript sources and enforces the dependency
+ * table of ARCHITECTURE.md §2 (the same table eslint.config.mjs enforces with no-restricted-imports):
+ *
+ *   src/         Node, libraries; never @temporalio/*, activities/, workflows/, temporal/ (types included)
+ *   activities/  src/, @temporalio/activity, @temporalio/common; never workflows/, temporal/, other @temporalio/*
+ *   workflows/   @temporalio/workflow (+ common), `import type` from src/ and activities/; no runtime import of
+ *                src/, activities/, Node built-ins or other @temporalio/* packages; never temporal/ (types included)
+ *   temporal/    everything; nothing in src/, activities/, workflows/ imports it
+ *
+ * Specifiers are read with the TypeScript parser: `import`, `export … from`, `import x = require()`,
+ * `require('…')`, `import('…')` and `typeof import('…')` types. An import is type-only when it is
+ * `import type …`, `export type …`, or names only `type` specifiers (`import { type A, type B }`),
+ * which TypeScript erases from the emitted JavaScript.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { builtinModules } from 'node:module';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import ts from 'typescript';
+
+export const LAYERS = ['src', 'activities', 'workflows', 'temporal'] as const;
+export type Layer = (typeof LAYERS)[number];
+
+export type ImportKind = 'import' | 'export' | 'import-equals' | 'require' | 'dynamic-import' | 'import-type';
+
+export interface ImportRef {
+  /** Importing file, relative to the repository root, with '/' separators. */
+  file: string;
+  line: number;
+  specifier: string;
+  kind: ImportKind;
+  /** Erased by TypeScript: `import type`, `import { type A }`-only, `export type … from`, `typeof import()`. */
+  typeOnly: boolean;
+}
+
+export interface Violation extends ImportRef {
+  /** Stable rule id, e.g. `src/no-temporalio`. */
+  rule: string;
+  /** What the rule says. */
+  message: string;
+}
+
+export type Target =
+  | { type: 'layer'; layer: Layer }
+  | { type: 'local' } // a relative path that is not in one of the four layers (package.json, test/, …)
+  | { type: 'builtin' }
+  | { type: 'package'; name: string };
+
+const SOURCE_EXTENSIONS = ['.ts', '.tsx', '.mts', '.cts'];
+const NODE_BUILTINS = new Set(builtinModules);
+
+/** The repository root: the first folder at or above `start` holding both package.json and tsconfig.json. */
+export function findRepoRoot(start: string): string {
+  let dir = path.resolve(start);
+  for (;;) {
+    if (existsSync(path.join(dir, 'package.json')) && existsSync(path.join(dir, 'tsconfig.json'))) return dir;
+    const parent = path.dirname(dir);
+    if (parent === dir) throw new Error(`no package.json + tsconfig.json found at or above ${start}`);
+    dir = parent;
+  }
+}
+
+/** TypeScript sources of one layer folder (absolute paths, sorted). */
+export function listSources(root: string, layer: Layer): string[] {
+  const out: string[] = [];
+  const walk = (dir: string): void => {
+    if (!existsSync(dir)) return;
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      if (entry.name === 'node_modules' || entry.name.startsWith('.')) continue;
+      const full = path.join(dir, entry.name);
+      if (entry.isDirectory()) walk(full);
+      else if (entry.isFile() && SOURCE_EXTENSIONS.some((ext) => entry.name.endsWith(ext))) out.push(full);
+    }
+  };
+  walk(path.join(root, layer));
+  return out.sort();
+}
+
+function scriptKind(file: string): ts.ScriptKind {
+  return file.endsWith('.tsx') ? ts.ScriptKind.TSX : ts.ScriptKind.TS;
+}
+
+/** Every module specifier written in one source text. `file` is only used for the result and the parser. */
+export function parseImports(file: string, text: string): ImportRef[] {
+  const sf = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, true, scriptKind(file));
+  const refs: ImportRef[] = [];
+  const add = (spec: ts.Node, kind: ImportKind, typeOnly: boolean): void => {
+    if (!ts.isStringLiteralLike(spec)) return; // computed specifiers cannot be checked statically
+    const line = sf.getLineAndCharacterOfPosition(spec.getStart(sf)).line + 1;
+    refs.push({ file, line, specifier: spec.text, kind, typeOnly });
+  };
+
+  const visit = (node: ts.Node): void => {
+    if (ts.isImportDeclaration(node)) {
+      const clause = node.importClause;
+      let typeOnly = false;
+      if (clause) {
+        const named = clause.namedBindings;
+        typeOnly =
+          clause.isTypeOnly ||
+          (clause.name === undefined &&
+            named !== undefined &&
+            ts.isNamedImports(named) &&
+            named.elements.length > 0 &&
+            named.elements.every((e) => e.isTypeOnly));
+      }
+      add(node.moduleSpecifier, 'import', typeOnly);
+    } else if (ts.isExportDeclaration(node)) {
+      if (node.moduleSpecifier) {
+        const clause = node.exportClause;
+        const typeOnly =
+          node.isTypeOnly ||
+          (clause !== undefined &&
+            ts.isNamedExports(clause) &&
+            clause.elements.length > 0 &&
+            clause.elements.every((e) => e.isTypeOnly));
+        add(node.moduleSpecifier, 'export', typeOnly);
+      }
+    } else if (ts.isImportEqualsDeclaration(node)) {
+      if (ts.isExternalModuleReference(node.moduleReference)) {
+        add(node.moduleReference.expression, 'import-equals', node.isTypeOnly);
+      }
+    } else if (ts.isCallExpression(node)) {
+      const [first] = node.arguments;
+      if (first !== undefined) {
+        if (node.expression.kind === ts.SyntaxKind.ImportKeyword) add(first, 'dynamic-import', false);
+        else if (ts.isIdentifier(node.expression) && node.expression.text === 'require') add(first, 'require', false);
+      }
+    } else if (ts.isImportTypeNode(node)) {
+      const arg = node.argument;
+      if (ts.isLiteralTypeNode(arg)) add(arg.literal, 'import-type', true);
+    }
+    ts.forEachChild(node, visit);
+  };
+  visit(sf);
+  return refs;
+}
+
+/** What a specifier written in `fromFile` (absolute) points at. */
+export function classify(root: string, fromFile: string, specifier: string): Target {
+  if (specifier === '.' || specifier === '..' || specifier.startsWith('./') || specifier.startsWith('../') || path.isAbsolute(specifier)) {
+    const target = path.resolve(path.dirname(fromFile), specifier);
+    const rel = path.relative(root, target);
+    if (rel === '' || rel.startsWith('..') || path.isAbsolute(rel)) return { type: 'local' };
+    const top = rel.split(path.sep)[0];
+    const layer = LAYERS.find((l) => l === top);
+    return layer ? { type: 'layer', layer } : { type: 'local' };
+  }
+  if (specifier.startsWith('node:') || NODE_BUILTINS.has(specifier)) return { type: 'builtin' };
+  const parts = specifier.split('/');
+  const name = specifier.startsWith('@') ? parts.slice(0, 2).join('/') : (parts[0] ?? specifier);
+  return { type: 'package', name };
+}
+
+const WHY = '(ARCHITECTURE.md §2)';
+
+/** The rule an import breaks, or undefined. `from` is the importing file's layer. */
+export function ruleFor(from: Layer, target: Target, typeOnly: boolean): { rule: string; message: string } | undefined {
+  const temporalio = target.type === 'package' && target.name.startsWith('@temporalio/') ? target.name : undefined;
+  const layer = target.type === 'layer' ? target.layer : undefined;
+  switch (from) {
+    case 'src':
+      if (temporalio) return { rule: 'src/no-temporalio', message: `src/ is the domain core and never imports @temporalio/* ${WHY}` };
+      if (layer && layer !== 'src') {
+        return { rule: `src/no-${layer}`, message: `src/ is the domain core and never imports ${layer}/ ${WHY}` };
+      }
+      return undefined;
+    case 'activities':
+      if (temporalio && temporalio !== '@temporalio/activity' && temporalio !== '@temporalio/common') {
+        return {
+          rule: 'activities/temporalio-activity-or-common-only',
+          message: `activities/ may import only @temporalio/activity and @temporalio/common, not ${temporalio} ${WHY}`,
+        };
+      }
+      if (layer === 'workflows' || layer === 'temporal') {
+        return { rule: `activities/no-${layer}`, message: `activities/ never imports ${layer}/ ${WHY}` };
+      }
+      return undefined;
+    case 'workflows':
+      if (layer === 'temporal') {
+        return {
+          rule: 'workflows/no-temporal',
+          message: `temporal/ is the composition root: workflows/ never imports it, not even types ${WHY}`,
+        };
+      }
+      if (typeOnly) return undefined;
+      if (layer === 'src' || layer === 'activities') {
+        return {
+          rule: `workflows/type-only-${layer}`,
+          message: `workflows/ must be deterministic: only \`import type\` from ${layer}/ ${WHY}`,
+        };
+      }
+      if (target.type === 'builtin') {
+        return {
+          rule: 'workflows/no-node-builtins',
+          message: `workflows/ runs in the deterministic sandbox: no runtime import of Node built-ins ${WHY}`,
+        };
+      }
+      if (temporalio && temporalio !== '@temporalio/workflow' && temporalio !== '@temporalio/common') {
+        return {
+          rule: 'workflows/temporalio-workflow-only',
+          message: `workflows/ may import at run time only @temporalio/workflow (and @temporalio/common), not ${temporalio} ${WHY}`,
+        };
+      }
+      return undefined;
+    case 'temporal':
+      return undefined;
+  }
+}
+
+export interface ImportGraph {
+  /** Source files per layer, relative to the root. */
+  files: Record<Layer, string[]>;
+  imports: ImportRef[];
+}
+
+/** Reads and parses every TypeScript source of the four layers below `root`. */
+export function collectImports(root: string): ImportGraph {
+  const files = { src: [], activities: [], workflows: [], temporal: [] } as Record<Layer, string[]>;
+  const imports: ImportRef[] = [];
+  for (const layer of LAYERS) {
+    for (const abs of listSources(root, layer)) {
+      const rel = path.relative(root, abs).split(path.sep).join('/');
+      files[layer].push(rel);
+      imports.push(...parseImports(rel, readFileSync(abs, 'utf8')));
+    }
+  }
+  return { files, imports };
+}
+
+/** Every import below `root` that breaks the dependency table. */
+export function checkImportRules(root: string): Violation[] {
+  const violations: Violation[] = [];
+  for (const ref of collectImports(root).imports) {
+    const from = LAYERS.find((l) => ref.file.startsWith(`${l}/`));
+    if (!from) continue;
+    const broken = ruleFor(from, classify(root, path.join(root, ref.file), ref.specifier), ref.typeOnly);
+    if (broken) violations.push({ ...ref, ...broken });
+  }
+  return violations;
+}
+
+export function formatViolations(violations: readonly Violation[]): string {
+  return violations
+    .map((v) => `  ${v.file}:${v.line} → '${v.specifier}' [${v.typeOnly ? 'type-only ' : ''}${v.kind}] ${v.rule}: ${v.message}`)
+    .join('\n');
+}
+
+function assertNoViolations(violations: readonly Violation[]): void {
+  if (violations.length > 0) {
+    assert.fail(`${violations.length} import(s) break the dependency table:\n${formatViolations(violations)}`);
+  }
+}
+
+describe('architecture: import graph', () => {
+  describe('on the repository', () => {
+    const root = findRepoRoot(__dirname);
+
+    it('finds the sources of every layer (so the check below is not vacuous)', () => {
+      const { files, imports } = collectImports(root);
+      for (const layer of LAYERS) assert.ok(files[layer].length > 0, `no TypeScript sources found in ${root}/${layer}/`);
+      assert.ok(imports.length > 0, 'no imports found');
+    });
+
+    it('obeys the dependency table of ARCHITECTURE.md §2', () => {
+      assertNoViolations(checkImportRules(root));
+    });
+  });
+
+  describe('checkImportRules on a synthetic tree', () => {
+    let root = '';
+    const write = (rel: string, text: string): void => {
+      const full = path.join(root, rel);
+      mkdirSync(path.dirname(full), { recursive: true });
+      writeFileSync(full, text);
+    };
+    /** Violations as `file:line specifier rule`, for compact assertions. */
+    const found = (): string[] => checkImportRules(root).map((v) => `${v.file}:${v.line} ${v.specifier} ${v.rule}`);
+
+    before(() => {
+      root = mkdtempSync(path.join(tmpdir(), 'odoo-dr-arch-'));
+      // src/: Node and libraries are fine; Temporal and the outer layers are not (types included).
+      write('src/y.ts', 'export const x = 1;\nexport interface Y { a: string }\n');
+      write(
+        'src/ok.ts',
+        [
+          "import { readFileSync } from 'node:fs';",
+          "import path from 'path';",
+          "import { z } from 'zod';",
+          "import { x, type Y } from './y';",
+          "import { helper } from './activities/helper';", // src/activities/, not the top-level layer
+          'export { readFileSync, path, z, x, helper };',
+          'export type { Y };',
+        ].join('\n'),
+      );
+      write('src/activities/helper.ts', 'export const helper = 1;\n');
+      write('src/bad.ts', "import { Client } from '@temporalio/client';\nexport const c = Client;\n");
+      write(
+        'src/deep/bad.ts',
+        [
+          "import type { Worker } from '@temporalio/worker';",
+          "import type { A } from '../../activities';",
+          "const cli = require('../../temporal/cli');",
+          "export const w = import('../../workflows/definitions');",
+          "export type T = typeof import('@temporalio/common');",
+        ].join('\n'),
+      );
+      // activities/: src/, @temporalio/activity and /common; not workflows/, temporal/, other @temporalio/*.
+      write(
+        'activities/ok.ts',
+        [
+          "import { Context } from '@temporalio/activity';",
+          "import { ApplicationFailure } from '@temporalio/common';",
+          "import { x } from '../src/y';",
+          "import { createHash } from 'node:crypto';",
+        ].join('\n'),
+      );
+      write('activities/index.ts', 'export interface A { n: number }\n');
+      write(
+        'activities/bad.ts',
+        [
+          "import { proxyActivities } from '@temporalio/workflow';",
+          "import { WorkflowClient } from '@temporalio/client';",
+          "import { workflowIds } from '../workflows/definitions';",
+          "export * from '../temporal/worker';",
+        ].join('\n'),
+      );
+      // workflows/: runtime only @temporalio/workflow (+ common) and workflows/ itself; types from anywhere but temporal/.
+      write(
+        'workflows/ok.ts',
+        [
+          "import { proxyActivities, sleep } from '@temporalio/workflow';",
+          "import { ApplicationFailure } from '@temporalio/common';",
+          "import type { Y } from '../src/y';",
+          "import { type A } from '../activities';",
+          "import type { Client } from '@temporalio/client';",
+          "import type { Stats } from 'node:fs';",
+          "import { options } from './options';",
+          "export type { Y as Why } from '../src/y';",
+          "export { type A as Ay } from '../activities';",
+        ].join('\n'),
+      );
+      write('workflows/options.ts', 'export const options = {};\n');
+      write('workflows/definitions.ts', 'export const workflowIds = {};\n');
+      write(
+        'workflows/bad.ts',
+        [
+          "import { x } from '../src/y';",
+          "import { type Y, x as x2 } from '../src/y';", // one runtime binding: not type-only
+          "import { createHash } from 'node:crypto';",
+          "import fs from 'fs';",
+          "import { Context } from '@temporalio/activity';",
+          "import type { Cli } from '../temporal/cli';",
+          "export { A } from '../activities';",
+          "import '../src/side-effect';",
+          "import activities = require('../activities');",
+        ].join('\n'),
+      );
+      // temporal/: everything.
+      write(
+        'temporal/cli.ts',
+        [
+          "import { Client } from '@temporalio/client';",
+          "import { Worker } from '@temporalio/worker';",
+          "import { createActivities } from '../activities';",
+          "import { workflowIds } from '../workflows/definitions';",
+          "import { x } from '../src/y';",
+          "import os from 'node:os';",
+        ].join('\n'),
+      );
+      // Outside the four layers nothing is checked.
+      write('test/any.test.ts', "import '../temporal/cli';\nimport '@temporalio/testing';\n");
+    });
+
+    after(() => {
+      if (root) rmSync(root, { recursive: true, force: true });
+    });
+
+    it('reports a src/ file importing @temporalio/client', () => {
+      assert.ok(found().includes('src/bad.ts:1 @temporalio/client src/no-temporalio'), found().join('\n'));
+    });
+
+    it('reports src/ reaching the outer layers and Temporal by any kind of import, types included', () => {
+      const v = found().filter((s) => s.startsWith('src/deep/'));
+      assert.deepEqual(v, [
+        'src/deep/bad.ts:1 @temporalio/worker src/no-temporalio',
+        'src/deep/bad.ts:2 ../../activities src/no-activities',
+        'src/deep/bad.ts:3 ../../temporal/cli src/no-temporal',
+        'src/deep/bad.ts:4 ../../workflows/definitions src/no-workflows',
+        'src/deep/bad.ts:5 @temporalio/common src/no-temporalio',
+      ]);
+    });
+
+    it('reports a workflows/ file with a runtime import from ../src', () => {
+      assert.ok(found().includes('workflows/bad.ts:1 ../src/y workflows/type-only-src'), found().join('\n'));
+      assert.ok(found().includes('workflows/bad.ts:2 ../src/y workflows/type-only-src'), found().join('\n'));
+    });
+
+    it('does not report `import type` (nor `import { type X }`-only) from ../src or ../activities in workflows/', () => {
+      assert.deepEqual(
+        found().filter((s) => s.startsWith('workflows/ok.ts')),
+        [],
+      );
+    });
+
+    it('reports a runtime Node built-in import in workflows/, with or without the node: prefix', () => {
+      assert.ok(found().includes('workflows/bad.ts:3 node:crypto workflows/no-node-builtins'), found().join('\n'));
+      assert.ok(found().includes('workflows/bad.ts:4 fs workflows/no-node-builtins'), found().join('\n'));
+    });
+
+    it('reports every other breach in workflows/ and activities/, and nothing else', () => {
+      assert.deepEqual(
+        found()
+          .filter((s) => !s.startsWith('src/deep/'))
+          .sort(),
+        [
+          'src/bad.ts:1 @temporalio/client src/no-temporalio',
+          'activities/bad.ts:1 @temporalio/workflow activities/temporalio-activity-or-common-only',
+          'activities/bad.ts:2 @temporalio/client activities/temporalio-activity-or-common-only',
+          'activities/bad.ts:3 ../workflows/definitions activities/no-workflows',
+          'activities/bad.ts:4 ../temporal/worker activities/no-temporal',
+          'workflows/bad.ts:1 ../src/y workflows/type-only-src',
+          'workflows/bad.ts:2 ../src/y workflows/type-only-src',
+          'workflows/bad.ts:3 node:crypto workflows/no-node-builtins',
+          'workflows/bad.ts:4 fs workflows/no-node-builtins',
+          'workflows/bad.ts:5 @temporalio/activity workflows/temporalio-workflow-only',
+          'workflows/bad.ts:6 ../temporal/cli workflows/no-temporal',
+          'workflows/bad.ts:7 ../activities workflows/type-only-activities',
+          'workflows/bad.ts:8 ../src/side-effect workflows/type-only-src',
+          'workflows/bad.ts:9 ../activities workflows/type-only-activities',
+        ].sort(),
+      );
+    });
+
+    it('formats each violation as file:line → specifier with the rule broken', () => {
+      const text = formatViolations(checkImportRules(root));
+      assert.match(text, /src\/bad\.ts:1 → '@temporalio\/client' \[import\] src\/no-temporalio: src\/ is the domain core/);
+      assert.match(text, /workflows\/bad\.ts:6 → '\.\.\/temporal\/cli' \[type-only import\] workflows\/no-temporal/);
+    });
+  });
+});
