@@ -4,7 +4,10 @@ import { stackConfig } from './config';
 
 export async function adminQuery(sql: string, params: unknown[] = []): Promise<unknown[]> {
   const { postgres } = stackConfig();
-  return withClient<unknown[]>(postgres, postgres.maintenanceDb, async (c) => (await c.query(sql, params)).rows);
+  return withClient(postgres, postgres.maintenanceDb, async (c) => {
+    const { rows }: { rows: unknown[] } = await c.query(sql, params);
+    return rows;
+  });
 }
 
 export async function createDatabase(
