@@ -1,5 +1,7 @@
 // Creates the local stack's bucket if it does not exist (idempotent). Used by scripts/stack.sh.
 'use strict';
+// Pinned SDK on Node 20 is supported; its notice about future releases is noise here.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 const { S3Client, CreateBucketCommand, HeadBucketCommand } = require('@aws-sdk/client-s3');
 
 async function main() {
