@@ -49,6 +49,41 @@ export class InvalidInputError extends DrError {
   readonly permanent = true;
 }
 
+/** The S3 service refused our credentials or permissions. */
+export class CloudAuthError extends DrError {
+  readonly permanent = true;
+}
+
+/** The configured bucket does not exist. */
+export class BucketNotFoundError extends DrError {
+  readonly permanent = true;
+}
+
+/** The S3 service cannot be reached or answered with a server error: worth retrying. */
+export class CloudUnavailableError extends DrError {
+  readonly permanent = false;
+}
+
+/** An artifact's bytes do not match their recorded size or checksum (local or cloud copy). */
+export class ArtifactCorruptedError extends DrError {
+  readonly permanent = true;
+}
+
+/** The disk holding the backups is full. Retrying without freeing space cannot help. */
+export class DiskFullError extends DrError {
+  readonly permanent = true;
+}
+
+/** A child process of a streaming pipeline (pg_dump, zstd, age…) failed. */
+export class PipelineError extends DrError {
+  readonly permanent = false;
+}
+
+/** The age identity (private key) file is missing, unreadable, or readable by others. */
+export class EncryptionKeyError extends DrError {
+  readonly permanent = true;
+}
+
 /** Names of all catalogued errors that must never be retried (Temporal nonRetryableErrorTypes). */
 export const PERMANENT_ERROR_TYPES = [
   'ConfigError',
@@ -56,6 +91,11 @@ export const PERMANENT_ERROR_TYPES = [
   'TenantNotFoundError',
   'ToolVersionError',
   'InvalidInputError',
+  'CloudAuthError',
+  'BucketNotFoundError',
+  'ArtifactCorruptedError',
+  'DiskFullError',
+  'EncryptionKeyError',
 ] as const;
 
 /** Removes any of the given secret values from a message (defence in depth for logs and failures). */
