@@ -4,7 +4,10 @@
  */
 import type { DrConfig } from '../src/config';
 import { discoverTenants as discover, type DiscoveryRequest, type DiscoveryResult } from '../src/tenants';
+import { createBackupActivities } from './backup';
 import { mapped } from './errors';
+
+export type * from './backup';
 
 export interface ActivityDeps {
   config: DrConfig;
@@ -20,6 +23,7 @@ export function createActivities({ config }: ActivityDeps) {
     discoverTenants: mapped(secrets, async (input: DiscoverTenantsInput): Promise<DiscoverTenantsResult> => {
       return discover(config, input);
     }),
+    ...createBackupActivities(config, secrets),
   };
 }
 

@@ -152,6 +152,7 @@ export const FIELDS = {
   POSTGRES_PASSWORD: { schema: optionalText, doc: 'Password of POSTGRES_USER (secret). Prefer POSTGRES_PASSWORD_FILE.' },
   POSTGRES_PASSWORD_FILE: { schema: absolutePath, doc: 'File holding the password of POSTGRES_USER (mode 0600).' },
   POSTGRES_MASTER_DB: { schema: pgName, default: 'postgres', doc: 'Maintenance database used for discovery and CREATE/DROP DATABASE.' },
+  DR_PG_BIN_DIR: { schema: absolutePath, doc: 'Directory of pg_dump/pg_restore/psql. Default: /usr/lib/postgresql/<server major>/bin, else PATH.' },
   // --- Odoo
   ODOO_DB_USER: { schema: pgName, doc: 'Role that owns tenant databases (Odoo db_user). Default: POSTGRES_USER.' },
   ODOO_DATA_DIR: { schema: absolutePath, default: '/var/lib/odoo', doc: 'Odoo data_dir; filestores are in <dir>/filestore/<db>/.' },
@@ -211,7 +212,7 @@ export interface DrConfig {
   sessionsDir: string;
   logDir: string;
   retention: { cloudDays: number; localDays: number; scratchHours: number };
-  postgres: { host: string; port: number; user: string; password: string | undefined; maintenanceDb: string };
+  postgres: { host: string; port: number; user: string; password: string | undefined; maintenanceDb: string; binDir: string | undefined };
   odoo: {
     dbUser: string;
     dataDir: string;
@@ -416,6 +417,7 @@ export function loadConfig(options: LoadConfigOptions = {}): DrConfig {
       user: p.POSTGRES_USER!,
       password: postgresPassword,
       maintenanceDb: p.POSTGRES_MASTER_DB!,
+      binDir: p.DR_PG_BIN_DIR,
     },
     odoo: {
       dbUser: p.ODOO_DB_USER ?? p.POSTGRES_USER!,

@@ -2,11 +2,23 @@
  * `odoo-dr`: the operator's CLI. Every command accepts `--config FILE` and `--json` (data on
  * stdout, diagnostics on stderr). Exit codes are documented in EXIT and in the README.
  */
+import { randomBytes } from 'node:crypto';
 import { hostname, userInfo } from 'node:os';
+import type { Client, WorkflowHandle } from '@temporalio/client';
 import { Command, CommanderError } from 'commander';
 import { loadConfig, redactConfig, type DrConfig } from '../src/config';
 import { ConfigError, DrError } from '../src/errors';
-import { DEFAULT_TASK_QUEUE, WorkflowNames, idStamp, workflowIds } from '../workflows/definitions';
+import { listCloudSessionNames, listLocalSessions } from '../src/backup/session';
+import type { BackupInput, BackupResult } from '../workflows/backup';
+import {
+  DEFAULT_TASK_QUEUE,
+  WorkflowNames,
+  backupProgressQuery,
+  backupSessionName,
+  idStamp,
+  workflowIds,
+  type BackupProgress,
+} from '../workflows/definitions';
 import type { TenantDiscoveryInput, TenantDiscoveryResult } from '../workflows/discovery';
 import { connectClient, connectWorker, temporalSettings } from './connection';
 import { createWorker } from './worker';
@@ -71,6 +83,18 @@ export function operatorIdentity(): string {
   return `${user}@${hostname()}`;
 }
 
+function formatTable(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  return `${[header, ...rows].map(line).join('\n')}\n`;
+}
+
+function formatDuration(ms: number): string {
+  if (ms < 1000) return `${ms} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  return `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
+}
+
 function printDiscovery(result: TenantDiscoveryResult): void {
   const rows = result.tenants.map((t) => [
     t.name,
@@ -78,10 +102,7 @@ function printDiscovery(result: TenantDiscoveryResult): void {
     t.filestoreExists ? 'yes' : 'no',
     t.connectable ? 'yes' : 'NO',
   ]);
-  const header = ['TENANT', 'DATABASE', 'FILESTORE', 'CONNECTABLE'];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
-  process.stdout.write(`${line(header)}\n${rows.map(line).join('\n')}${rows.length ? '\n' : ''}`);
+  process.stdout.write(formatTable(['TENANT', 'DATABASE', 'FILESTORE', 'CONNECTABLE'], rows));
   process.stdout.write(`${result.tenants.length} tenant(s) owned by role "${result.odooRole}"\n`);
   if (result.excluded.length) process.stdout.write(`excluded: ${result.excluded.join(', ')}\n`);
   if (result.missing.length) process.stderr.write(`not tenants (absent, not owned by ${result.odooRole}, or templates): ${result.missing.join(', ')}\n`);
@@ -165,6 +186,85 @@ Exit codes: 0 ok, 1 failed, 2 bad usage or configuration, 3 a service is unreach
       }
     });
 
+
+  program
+    .command('backup')
+    .description('Back up tenants (database, filestore), cluster globals and configuration: runs backupWorkflow.')
+    .option('--tenant <db...>', 'only these tenants (default: all)')
+    .option('--no-cloud', 'local copy only, even when DR_CLOUD_BUCKET is set')
+    .option('--wait', 'wait for the session to finish, showing progress, then print its summary')
+    .option('--no-retention', 'do not apply retention after the session')
+    .addHelpText('after', `
+Examples:
+  odoo-dr backup --wait                       back up every tenant, wait, print the summary
+  odoo-dr backup --tenant acme --no-cloud     one tenant, local only, do not wait
+  odoo-dr --json backup --wait                summary as JSON (exit 1 if not complete)`)
+    .action(async (cmdOpts: { tenant?: string[]; cloud: boolean; wait?: boolean; retention: boolean }, cmd: Command) => {
+      const opts = cmd.optsWithGlobals<GlobalOptions>();
+      const config = load(opts);
+      printWarnings(config);
+      const client = await connectClient(config).catch((err: Error) => {
+        throw new CliExit(EXIT.unavailable, err.message);
+      });
+      try {
+        const session = backupSessionName(new Date(), randomBytes(6).toString('hex'));
+        const input: BackupInput = {
+          session,
+          cloud: cmdOpts.cloud && config.cloud !== undefined,
+          startedBy: operatorIdentity(),
+          retention: cmdOpts.retention,
+          ...(cmdOpts.tenant ? { tenants: cmdOpts.tenant } : {}),
+        };
+        const handle = await client.workflow.start<(i: BackupInput) => Promise<BackupResult>>(WorkflowNames.backup, {
+          taskQueue: config.taskQueue || DEFAULT_TASK_QUEUE,
+          workflowId: workflowIds.backup(session),
+          args: [input],
+          memo: { startedBy: input.startedBy },
+        });
+        process.stderr.write(`started backup session ${session} (workflow ${handle.workflowId}${input.cloud ? ', with cloud copy' : ', local only'})\n`);
+        if (!cmdOpts.wait) {
+          if (opts.json) process.stdout.write(`${JSON.stringify({ session, workflowId: handle.workflowId })}\n`);
+          else process.stdout.write(`follow it in the Temporal UI (workflow ${handle.workflowId}) or: temporal workflow result --workflow-id ${handle.workflowId}\n`);
+          return;
+        }
+        const result = await waitWithProgress(client, handle, !opts.json);
+        if (opts.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+        else printBackupResult(result);
+        if (result.status !== 'complete') outcome.code = EXIT.failed;
+      } finally {
+        await client.connection.close();
+      }
+    });
+
+  const sessions = program.command('sessions').description('Backup sessions.');
+  sessions
+    .command('list')
+    .description('List backup sessions, newest first; only a verified manifest with status complete makes a session complete.')
+    .option('--cloud', 'also list the sessions present in the bucket')
+    .action(async (cmdOpts: { cloud?: boolean }, cmd: Command) => {
+      const opts = cmd.optsWithGlobals<GlobalOptions>();
+      const config = load(opts);
+      printWarnings(config);
+      const local = await listLocalSessions(config);
+      const cloud = cmdOpts.cloud ? await listCloudSessionNames(config) : undefined;
+      if (opts.json) {
+        process.stdout.write(`${JSON.stringify({ local, cloud: cloud ? Object.fromEntries(cloud) : undefined }, null, 2)}\n`);
+        return;
+      }
+      const rows = local.map((s) => [
+        s.session,
+        s.status,
+        String(Object.values(s.tenants).filter((t) => t === 'complete').length) + '/' + String(Object.keys(s.tenants).length),
+        cloud ? (cloud.get(s.session)?.hasManifest ? 'yes' : cloud.has(s.session) ? 'incomplete' : 'no') : '-',
+        s.problem ?? '',
+      ]);
+      process.stdout.write(formatTable(['SESSION', 'STATUS', 'TENANTS OK', 'IN CLOUD', 'PROBLEM'], rows));
+      if (cloud) {
+        const only = [...cloud.keys()].filter((k) => !local.some((s) => s.session === k));
+        if (only.length) process.stdout.write(`only in the bucket: ${only.sort().reverse().join(', ')}\n`);
+      }
+    });
+
   const configCmd = program.command('config').description('Configuration commands.');
   configCmd
     .command('check')
@@ -180,6 +280,54 @@ Exit codes: 0 ok, 1 failed, 2 bad usage or configuration, 3 a service is unreach
     });
 
   return program;
+}
+
+
+/** Waits for a backup, redrawing its progress on a terminal (or printing changes otherwise). */
+async function waitWithProgress(
+  _client: Client,
+  handle: WorkflowHandle<(i: BackupInput) => Promise<BackupResult>>,
+  show: boolean,
+): Promise<BackupResult> {
+  const tty = process.stderr.isTTY;
+  let last = '';
+  const render = (p: BackupProgress) => {
+    const counts = { pending: 0, running: 0, complete: 0, failed: 0 };
+    for (const t of Object.values(p.tenants)) counts[t.state]++;
+    const running = Object.entries(p.tenants).filter(([, t]) => t.state === 'running').map(([n]) => n);
+    const text = `${p.phase}: ${counts.complete} done, ${counts.failed} failed, ${counts.running} running, ${counts.pending} waiting${running.length ? ` (${running.join(', ')})` : ''}`;
+    if (text === last) return;
+    last = text;
+    process.stderr.write(tty ? `\r\x1b[2K${text}` : `${text}\n`);
+  };
+  const timer = show
+    ? setInterval(() => {
+        handle.query(backupProgressQuery).then(render, () => undefined);
+      }, 1000)
+    : undefined;
+  try {
+    return await handle.result();
+  } finally {
+    if (timer) clearInterval(timer);
+    if (show && tty) process.stderr.write('\n');
+  }
+}
+
+function printBackupResult(r: BackupResult): void {
+  const rows = r.tenants.map((t) => [
+    t.tenant,
+    t.status,
+    t.status === 'complete' ? formatBytes(t.databaseBytes) : '-',
+    t.status === 'complete' ? `${t.filestoreFiles} (${formatBytes(t.filestoreBytes)})` : '-',
+    t.status === 'complete' ? `${t.blobsStored}/${t.blobsReused}/${t.blobsUploaded}` : '-',
+    formatDuration(t.durationMs),
+  ]);
+  process.stdout.write(`session ${r.session}: ${r.status.toUpperCase()} in ${formatDuration(r.durationMs)} (workflow ${r.workflowId})\n`);
+  process.stdout.write(formatTable(['TENANT', 'STATUS', 'DATABASE', 'FILES', 'BLOBS NEW/REUSED/UPLOADED', 'DURATION'], rows));
+  for (const t of r.tenants.filter((x) => x.error)) process.stdout.write(`  ${t.tenant}: ${t.error}\n`);
+  for (const w of r.warnings) process.stdout.write(`warning: ${w}\n`);
+  process.stdout.write(`manifest: ${r.manifestPath}\n`);
+  if (r.alert) process.stdout.write(`alert: e-mail ${r.alert.email}, webhook ${r.alert.webhook}\n`);
 }
 
 /** Runs the CLI; resolves to the process exit code. */

@@ -2,6 +2,7 @@
  * The public contract of odoo-dr's workflows: task queue, workflow names, IDs, signals and queries.
  * Operators start these from the CLI, the Temporal UI or `temporal workflow start`; keep names stable.
  */
+import { defineQuery } from '@temporalio/workflow';
 
 /** Default task queue of the odoo-dr worker (DR_TASK_QUEUE overrides it). */
 export const DEFAULT_TASK_QUEUE = 'odoo-dr';
@@ -9,14 +10,37 @@ export const DEFAULT_TASK_QUEUE = 'odoo-dr';
 /** Workflow type names, as they appear in the Temporal UI. */
 export const WorkflowNames = {
   tenantDiscovery: 'tenantDiscoveryWorkflow',
+  backup: 'backupWorkflow',
+  tenantBackup: 'tenantBackupWorkflow',
 } as const;
 
 /** Readable, unique workflow IDs, built in one place. */
 export const workflowIds = {
   tenantDiscovery: (stamp: string) => `discovery/${stamp}`,
+  backup: (session: string) => `backup/${session}`,
+  tenantBackup: (session: string, tenant: string) => `backup/${session}/${tenant}`,
 };
 
 /** `20261126-021503` from a Date: sortable, readable, safe in IDs. */
 export function idStamp(date: Date): string {
   return date.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
 }
+
+/** Backup session name `backup_YYYYMMDD_HHMMSS_<id>` (UTC) from its start time and a short id. */
+export function backupSessionName(startedAt: Date, id: string): string {
+  const iso = startedAt.toISOString();
+  const stamp = `${iso.slice(0, 10).replace(/-/g, '')}_${iso.slice(11, 19).replace(/:/g, '')}`;
+  const clean = id.toLowerCase().replace(/[^a-z0-9]/g, '').padEnd(6, '0').slice(0, 8);
+  return `backup_${stamp}_${clean}`;
+}
+
+export type TenantBackupState = 'pending' | 'running' | 'complete' | 'failed';
+
+export interface BackupProgress {
+  session: string;
+  phase: 'preparing' | 'discovering' | 'tenants' | 'cluster' | 'finalizing' | 'retention' | 'done';
+  tenants: Record<string, { state: TenantBackupState; error?: string }>;
+}
+
+/** Query on backupWorkflow: where the session is. */
+export const backupProgressQuery = defineQuery<BackupProgress>('progress');

@@ -1,2 +1,3 @@
 // Every workflow the worker registers. Import only workflow modules here.
 export { tenantDiscoveryWorkflow } from './discovery';
+export { backupWorkflow, tenantBackupWorkflow } from './backup';

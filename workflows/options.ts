@@ -1,4 +1,4 @@
-/** Timeouts and retry policies of activities, by kind. */
+/** Timeouts and retry policies of activities, by kind. Permanent errors are never retried (see src/errors.ts). */
 import type { ActivityOptions } from '@temporalio/workflow';
 
 /** Short metadata calls (catalog queries, listings). */
@@ -10,4 +10,31 @@ export const quickActivity: ActivityOptions = {
     maximumInterval: '1 minute',
     maximumAttempts: 6,
   },
+};
+
+/**
+ * Long streaming work (dumps, filestores, uploads). The heartbeat timeout is what detects a dead
+ * worker: the retry then resumes from the last heartbeat on another worker.
+ */
+export const longActivity: ActivityOptions = {
+  startToCloseTimeout: '24 hours',
+  heartbeatTimeout: '60 seconds',
+  retry: {
+    initialInterval: '10 seconds',
+    backoffCoefficient: 2,
+    maximumInterval: '5 minutes',
+    maximumAttempts: 5,
+  },
+};
+
+/** Session bookkeeping: verification re-reads every artifact, so give it time. */
+export const sessionActivity: ActivityOptions = {
+  startToCloseTimeout: '2 hours',
+  retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 5 },
+};
+
+/** Alerts and audit lines: a few quick attempts, never blocking the result for long. */
+export const notifyActivity: ActivityOptions = {
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '5 seconds', maximumAttempts: 3 },
 };

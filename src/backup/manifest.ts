@@ -1,0 +1,150 @@
+/**
+ * The session manifest: versioned, self-checksummed, written last. A session is complete only
+ * when its manifest says so and its checksum verifies; anything else is not a usable backup.
+ */
+import { createHash } from 'node:crypto';
+import { open, readFile, rename, rm } from 'node:fs/promises';
+import { z } from 'zod';
+import { ArtifactCorruptedError, DiskFullError } from '../errors';
+import type { OdooFacts } from '../odoo/facts';
+
+export const MANIFEST_FORMAT = 'odoo-dr-session';
+export const MANIFEST_VERSION = 1;
+
+export interface Artifact {
+  /** Path relative to the backup root (local dir or bucket prefix), '/'-separated. */
+  path: string;
+  bytes: number;
+  /** Hex SHA-256 of the stored (encrypted) bytes. */
+  sha256: string;
+  /** Verification of the cloud copy at completion (absent: no cloud copy). */
+  cloud?: { key: string; verified: boolean };
+}
+
+export type TenantStatus = 'complete' | 'failed';
+
+export interface TenantEntry {
+  status: TenantStatus;
+  error?: string;
+  durationMs: number;
+  database?: Artifact & { pgDump: string };
+  filestore?: {
+    index: Artifact;
+    files: number;
+    bytes: number;
+    /** Blobs newly stored in this session vs already present. */
+    blobsStored: number;
+    blobsReused: number;
+    blobsUploaded: number;
+    /** Files whose content does not match their SHA-1 name (recorded under their real SHA-1). */
+    mismatched: string[];
+  };
+  odoo?: OdooFacts;
+}
+
+export type SessionStatus = 'complete' | 'partial' | 'failed';
+
+export interface Manifest {
+  format: typeof MANIFEST_FORMAT;
+  version: typeof MANIFEST_VERSION;
+  session: string;
+  status: SessionStatus;
+  startedAt: string;
+  finishedAt: string;
+  startedBy: string;
+  workflowId: string;
+  host: string;
+  postgres: { server: string; pgDump: string };
+  encryption: { format: 'age'; recipients: string[] };
+  compression: { format: 'zstd'; level: number };
+  cloud: { bucket: string; prefix: string } | null;
+  tenants: Record<string, TenantEntry>;
+  globals?: Artifact & { warnings: string[] };
+  config?: Artifact & { paths: string[]; missing: string[] };
+  /** Problems that did not fail the session (but are reported). */
+  warnings: string[];
+  /** Hex SHA-256 of the canonical JSON of everything else. */
+  checksum: string;
+}
+
+/** JSON with sorted keys: the same manifest always hashes the same. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  );
+}
+
+export function manifestChecksum(manifest: Omit<Manifest, 'checksum'> | Manifest): string {
+  const { checksum: _ignored, ...rest } = manifest as Manifest;
+  return createHash('sha256').update(canonicalJson(rest)).digest('hex');
+}
+
+export function sealManifest(body: Omit<Manifest, 'checksum'>): Manifest {
+  return { ...body, checksum: manifestChecksum(body) };
+}
+
+const header = z.object({
+  format: z.literal(MANIFEST_FORMAT),
+  version: z.number().int(),
+  session: z.string(),
+  status: z.enum(['complete', 'partial', 'failed']),
+  tenants: z.record(z.string(), z.object({ status: z.enum(['complete', 'failed']) }).passthrough()),
+  checksum: z.string().regex(/^[0-9a-f]{64}$/),
+});
+
+/** Parses and verifies a manifest's text; errors name what is wrong. */
+export function parseManifest(text: string, where: string): Manifest {
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (err) {
+    throw new ArtifactCorruptedError(`${where} is not valid JSON: ${(err as Error).message}`);
+  }
+  const parsed = header.safeParse(data);
+  if (!parsed.success) {
+    throw new ArtifactCorruptedError(
+      `${where} is not an odoo-dr manifest: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
+    );
+  }
+  if (parsed.data.version > MANIFEST_VERSION) {
+    throw new ArtifactCorruptedError(
+      `${where} has manifest version ${parsed.data.version}; this odoo-dr understands up to ${MANIFEST_VERSION}: upgrade odoo-dr`,
+    );
+  }
+  const manifest = data as Manifest;
+  const expected = manifestChecksum(manifest);
+  if (expected !== manifest.checksum) {
+    throw new ArtifactCorruptedError(`${where} was modified after it was written (its checksum does not match its content)`);
+  }
+  return manifest;
+}
+
+/** Writes the manifest atomically (temp file, fsync, rename) and reads it back to verify. */
+export async function writeManifest(file: string, manifest: Manifest): Promise<void> {
+  const tmp = `${file}.partial`;
+  const text = `${JSON.stringify(manifest, null, 2)}\n`;
+  const handle = await open(tmp, 'w', 0o640);
+  try {
+    await handle.writeFile(text);
+    await handle.sync();
+  } catch (err) {
+    await handle.close();
+    await rm(tmp, { force: true });
+    if ((err as NodeJS.ErrnoException).code === 'ENOSPC') throw new DiskFullError(`no space left on the backup disk writing ${file}`);
+    throw err;
+  }
+  await handle.close();
+  await rename(tmp, file);
+  const back = await readFile(file, 'utf8');
+  if (back !== text) {
+    await rm(file, { force: true });
+    throw new ArtifactCorruptedError(`${file} did not read back as written`);
+  }
+  parseManifest(back, file);
+}
+
+export async function readManifest(file: string): Promise<Manifest> {
+  return parseManifest(await readFile(file, 'utf8'), file);
+}

@@ -1,0 +1,62 @@
+/**
+ * Alerts through the configured channels: e-mail (nodemailer) and a Slack-style webhook
+ * (`{"text": …}`). A channel that fails is reported, never thrown: an alert problem must not turn
+ * a finished backup into a failed one. Messages never contain secrets.
+ */
+import { hostname } from 'node:os';
+import nodemailer from 'nodemailer';
+import type { DrConfig } from './config';
+import { scrubSecrets } from './errors';
+
+export type Severity = 'info' | 'warning' | 'critical';
+
+export interface Alert {
+  severity: Severity;
+  subject: string;
+  text: string;
+}
+
+export interface AlertDelivery {
+  email: 'sent' | 'not configured' | `failed: ${string}`;
+  webhook: 'sent' | 'not configured' | `failed: ${string}`;
+}
+
+export async function sendAlert(config: DrConfig, alert: Alert): Promise<AlertDelivery> {
+  const secrets = [config.postgres.password, config.cloud?.secretAccessKey, config.alerts.smtp?.password, config.alerts.webhookUrl];
+  const subject = `[odoo-dr ${alert.severity}] ${alert.subject}`;
+  const text = scrubSecrets(alert.text, secrets);
+  const delivery: AlertDelivery = { email: 'not configured', webhook: 'not configured' };
+
+  const { smtp, emails, webhookUrl } = config.alerts;
+  if (smtp && emails.length) {
+    try {
+      const transport = nodemailer.createTransport({
+        host: smtp.host,
+        port: smtp.port,
+        secure: smtp.port === 465,
+        ...(smtp.user ? { auth: { user: smtp.user, pass: smtp.password ?? '' } } : {}),
+        connectionTimeout: 15_000,
+        greetingTimeout: 15_000,
+      });
+      await transport.sendMail({ from: smtp.from ?? `odoo-dr@${hostname()}`, to: emails.join(', '), subject, text });
+      delivery.email = 'sent';
+    } catch (err) {
+      delivery.email = `failed: ${scrubSecrets((err as Error).message, secrets)}`;
+    }
+  }
+  if (webhookUrl) {
+    try {
+      const res = await fetch(webhookUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ text: `*${subject}*\n${text}` }),
+        signal: AbortSignal.timeout(15_000),
+      });
+      delivery.webhook = res.ok ? 'sent' : `failed: HTTP ${res.status}`;
+    } catch (err) {
+      // The URL embeds a token: never echo it.
+      delivery.webhook = `failed: ${scrubSecrets((err as Error).message, secrets)}`;
+    }
+  }
+  return delivery;
+}

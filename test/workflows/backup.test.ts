@@ -1,0 +1,300 @@
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, existsSync, writeFileSync, mkdirSync, openSync, readSync, writeSync, closeSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { WorkflowFailedError } from '@temporalio/client';
+import { createActivities } from '../../activities';
+import { readFilestoreIndex } from '../../src/backup/filestore';
+import { localPath, rel } from '../../src/backup/layout';
+import { readManifest } from '../../src/backup/manifest';
+import { listLocalSessions } from '../../src/backup/session';
+import type { DrConfig } from '../../src/config';
+import { cloudKey, deleteObjects, headObject, listObjects } from '../../src/storage/s3';
+import { backupWorkflow } from '../../workflows';
+import { backupSessionName } from '../../workflows/definitions';
+import { stackConfig, uniqueSuffix } from '../helpers/config';
+import { historyText } from '../helpers/history';
+import { dropDatabase } from '../helpers/pg';
+import { devServer, timeSkippingServer, withWorker } from '../helpers/temporal';
+import { createTenant, dropTenant, type PgAdminConnection, type TenantInfo } from '../fixtures/odoo-tenants';
+import { loadRealOdooTenant } from '../fixtures/real-odoo';
+
+const PG15 = '/usr/lib/postgresql/15/bin';
+
+function testConfig(backupDir: string, prefix: string, extra: NodeJS.ProcessEnv = {}): DrConfig {
+  return stackConfig({
+    DR_BACKUP_DIR: backupDir,
+    DR_CLOUD_BUCKET: `s3://odoo-dr-local/${prefix}`,
+    DR_LOG_DIR: path.join(backupDir, 'logs'),
+    DR_COMPRESSION_LEVEL: '3',
+    ...extra,
+  });
+}
+
+function admin(): PgAdminConnection {
+  const { host, port, user, password } = stackConfig().postgres;
+  return { host, port, user, ...(password ? { password } : {}) };
+}
+
+/** Decrypts with the standard CLI and lists the archive with pg_restore: what an operator would do by hand. */
+function breakGlassList(config: DrConfig, file: string): string {
+  const identity = config.encryption.identityFile!;
+  const out = spawnSync('bash', ['-c', `age -d -i "$1" "$2" | zstd -d -q -c | ${PG15}/pg_restore --list`, 'bg', identity, file], {
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  assert.equal(out.status, 0, out.stderr);
+  return out.stdout;
+}
+
+describe('backupWorkflow (real PostgreSQL, S3, age; dev server)', function () {
+  this.timeout(300_000);
+  const s = uniqueSuffix();
+  const tenants = [`bk-${s}.eu`, `bk_${s}`];
+  const real = `bk-real-${s}`;
+  const backupDir = mkdtempSync(path.join(tmpdir(), 'odoo-dr-backup-'));
+  const prefix = `test-${s}`;
+  let config: DrConfig;
+  const infos: Record<string, TenantInfo> = {};
+
+  before(async () => {
+    config = testConfig(backupDir, prefix);
+    infos[tenants[0]!] = await createTenant(admin(), config.odoo.dataDir, { name: tenants[0]!, moveLines: 3000, files: 12 });
+    infos[tenants[1]!] = await createTenant(admin(), config.odoo.dataDir, { name: tenants[1]!, moveLines: 500, files: 5 });
+    infos[real] = await loadRealOdooTenant(admin(), config.odoo.dataDir, { name: real });
+  });
+  after(async () => {
+    for (const t of [...tenants, real]) await dropTenant(admin(), config.odoo.dataDir, t);
+  });
+
+  const run = async (cfg: DrConfig, input: Parameters<typeof backupWorkflow>[0], activities?: object, server = devServer) => {
+    const env = await server();
+    const session = input?.session ?? backupSessionName(new Date(), uniqueSuffix());
+    const workflowId = `test/backup/${session}`;
+    const result = await withWorker({ env, config: cfg, ...(activities ? { activities } : {}) }, (taskQueue) =>
+      env.client.workflow.execute(backupWorkflow, { taskQueue, workflowId, args: [{ ...input, session }] }),
+    );
+    return { result, workflowId, session };
+  };
+
+  let first: Awaited<ReturnType<typeof run>>;
+
+  it('backs up every tenant to disk and S3, verified, with a manifest written last', async () => {
+    first = await run(config, { tenants: [...tenants, real], cloud: true, startedBy: 'test' });
+    const { result, session } = first;
+    assert.equal(result.status, 'complete', JSON.stringify(result, null, 2));
+    assert.deepEqual(result.tenants.map((t) => t.status), ['complete', 'complete', 'complete']);
+    const manifest = await readManifest(localPath(backupDir, rel.manifest(session)));
+    assert.equal(manifest.status, 'complete');
+    assert.ok(!existsSync(path.join(localPath(backupDir, rel.session(session)), '.incomplete')));
+    assert.ok(manifest.globals, 'globals are in the session');
+    for (const [name, entry] of Object.entries(manifest.tenants)) {
+      assert.equal(entry.database?.cloud?.verified, true, `${name} dump verified in the bucket`);
+      assert.equal(entry.filestore?.index.cloud?.verified, true);
+      const obj = await headObject(config.cloud!, cloudKey(config.cloud!, entry.database.path));
+      assert.equal(obj?.bytes, entry.database.bytes);
+    }
+    assert.ok(await headObject(config.cloud!, cloudKey(config.cloud!, rel.manifest(session))), 'manifest uploaded');
+  });
+
+  it('records the Odoo facts of the dumped snapshot: versions, modules, row counts, attachments', async () => {
+    const manifest = await readManifest(localPath(backupDir, rel.manifest(first.session)));
+    const gen = manifest.tenants[tenants[0]!]!.odoo!;
+    assert.equal(gen.isOdoo, true);
+    assert.equal(gen.series, '17.0');
+    assert.equal(gen.tables.account_move_line, 3000);
+    assert.equal(gen.tables.res_partner, infos[tenants[0]!]!.tables.res_partner);
+    const odoo = manifest.tenants[real]!.odoo!;
+    assert.equal(odoo.modules.base?.startsWith('17.0'), true);
+    assert.equal(Object.keys(odoo.modules).length, 24, 'the 24 modules installed in the real Odoo backup');
+    assert.equal(odoo.attachments.rows, 194);
+    assert.equal(odoo.attachments.distinctFiles, 60);
+    assert.match(manifest.postgres.pgDump, /^15\./);
+  });
+
+  it('produces artifacts that the standard tools restore by hand (age -d | zstd -d | pg_restore)', () => {
+    const manifest = JSON.parse(readFileSync(localPath(backupDir, rel.manifest(first.session)), 'utf8')) as { tenants: Record<string, { database: { path: string } }> };
+    const listing = breakGlassList(config, localPath(backupDir, manifest.tenants[real]!.database.path));
+    assert.match(listing, /TABLE DATA public ir_attachment/);
+    assert.match(listing, /TABLE DATA public res_partner/);
+    const globals = spawnSync('bash', ['-c', 'age -d -i "$1" "$2" | zstd -d -q -c', 'g', config.encryption.identityFile!, localPath(backupDir, rel.globals(first.session))], { encoding: 'utf8' });
+    assert.equal(globals.status, 0, globals.stderr);
+    assert.match(globals.stdout, /CREATE ROLE odoo;/);
+  });
+
+  it('stores each filestore file once, encrypted, listed in the tenant index with its SHA-1 and size', async () => {
+    const entries = [];
+    for await (const e of readFilestoreIndex(localPath(backupDir, rel.filestoreIndex(first.session, real)))) entries.push(e);
+    assert.equal(entries.length, 60);
+    for (const e of entries.slice(0, 5)) {
+      const blob = localPath(backupDir, rel.blob(e.sha1));
+      const plain = execFileSync('age', ['-d', '-i', config.encryption.identityFile!, blob]);
+      assert.equal(plain.length, e.size);
+      assert.equal(createHash('sha1').update(plain).digest('hex'), e.sha1);
+    }
+    const summary = first.result.tenants.find((t) => t.tenant === real)!;
+    assert.equal(summary.filestoreFiles, 60);
+    assert.equal(summary.blobsUploaded, 60);
+  });
+
+  it('a second backup of unchanged filestores stores and uploads no blob', async () => {
+    const second = await run(config, { tenants: [...tenants, real], cloud: true });
+    assert.equal(second.result.status, 'complete');
+    for (const t of second.result.tenants) {
+      assert.equal(t.blobsStored, 0, `${t.tenant} stored blobs again`);
+      assert.equal(t.blobsUploaded, 0, `${t.tenant} uploaded blobs again`);
+      assert.ok(t.blobsReused > 0);
+    }
+  });
+
+  it('keeps secrets out of every workflow history (parent and children)', async () => {
+    const env = await devServer();
+    const texts = [historyText(await env.client.workflow.getHandle(first.workflowId).fetchHistory())];
+    for (const t of [...tenants, real]) {
+      texts.push(historyText(await env.client.workflow.getHandle(`backup/${first.session}/${t}`).fetchHistory()));
+    }
+    const identity = readFileSync(config.encryption.identityFile!, 'utf8');
+    const privateKey = /AGE-SECRET-KEY-1[0-9A-Z]+/.exec(identity)![0];
+    for (const secret of [config.postgres.password!, config.cloud!.secretAccessKey!, privateKey]) {
+      for (const text of texts) assert.ok(!text.includes(secret), 'a secret is in a workflow history');
+    }
+    assert.match(texts[0]!, new RegExp(first.session), 'histories were decoded');
+  });
+
+  it('writes one audit line per session', () => {
+    const lines = readFileSync(path.join(backupDir, 'logs/audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { session: string; result: string; startedBy: string; workflowId: string });
+    const mine = lines.find((l) => l.session === first.session)!;
+    assert.equal(mine.result, 'complete');
+    assert.equal(mine.startedBy, 'test');
+    assert.equal(mine.workflowId, first.workflowId);
+  });
+
+  it('marks the session partial when a tenant is not there, and the others still complete', async () => {
+    const { result, session } = await run(config, { tenants: [tenants[1]!, `absent_${s}`], cloud: false });
+    assert.equal(result.status, 'partial');
+    const absent = result.tenants.find((t) => t.tenant === `absent_${s}`)!;
+    assert.equal(absent.status, 'failed');
+    assert.match(absent.error!, /not a tenant/);
+    const manifest = await readManifest(localPath(backupDir, rel.manifest(session)));
+    assert.equal(manifest.status, 'partial');
+    const listed = (await listLocalSessions(config)).find((x) => x.session === session)!;
+    assert.equal(listed.status, 'partial');
+  });
+
+  it('fails only the tenant dropped between discovery and dump (TenantNotFoundError, not retried)', async () => {
+    const victim = `bk-victim-${s}`;
+    await createTenant(admin(), config.odoo.dataDir, { name: victim, moveLines: 100, files: 2 });
+    const realActivities = createActivities({ config });
+    const activities = {
+      ...realActivities,
+      // The real discovery, then the database disappears before its dump starts.
+      discoverTenants: async (input: Parameters<typeof realActivities.discoverTenants>[0]) => {
+        const found = await realActivities.discoverTenants(input);
+        await dropDatabase(victim);
+        return found;
+      },
+    };
+    const { result } = await run(config, { tenants: [tenants[1]!, victim], cloud: false }, activities);
+    await dropTenant(admin(), config.odoo.dataDir, victim);
+    assert.equal(result.status, 'partial');
+    const failed = result.tenants.find((t) => t.tenant === victim)!;
+    assert.equal(failed.status, 'failed');
+    assert.match(failed.error!, /TenantNotFoundError: database "bk-victim-.*" does not exist/);
+    assert.equal(result.tenants.find((t) => t.tenant === tenants[1])!.status, 'complete');
+  });
+
+  it('never uploads a local artifact that was corrupted after it was written', async () => {
+    const realActivities = createActivities({ config });
+    const activities = {
+      ...realActivities,
+      // Between the dump and its upload, a bit flips on disk.
+      backupTenantFilestore: async (input: Parameters<typeof realActivities.backupTenantFilestore>[0]) => {
+        const dump = localPath(backupDir, rel.database(input.session, input.tenant));
+        const fd = openSync(dump, 'r+');
+        const byte = Buffer.alloc(1);
+        const at = Math.floor(statSync(dump).size / 2);
+        readSync(fd, byte, 0, 1, at);
+        byte[0] = byte[0]! ^ 0x01;
+        writeSync(fd, byte, 0, 1, at);
+        closeSync(fd);
+        return realActivities.backupTenantFilestore(input);
+      },
+    };
+    const { result, session } = await run(config, { tenants: [tenants[1]!], cloud: true }, activities);
+    assert.equal(result.status, 'failed');
+    assert.match(result.tenants[0]!.error!, /ArtifactCorruptedError/);
+    assert.equal(await headObject(config.cloud!, cloudKey(config.cloud!, rel.database(session, tenants[1]!))), null, 'corrupted dump must not be in the bucket');
+    const manifest = await readManifest(localPath(backupDir, rel.manifest(session)));
+    assert.notEqual(manifest.status, 'complete');
+  });
+
+  it('refuses to start on wrong S3 credentials: non-retryable, clear, no secret printed', async () => {
+    const wrongSecret = `wrong-${uniqueSuffix()}-secret`;
+    const bad = testConfig(backupDir, prefix, { AWS_SECRET_ACCESS_KEY: wrongSecret });
+    const err = await run(bad, { tenants: [tenants[1]!], cloud: true }).then(
+      () => assert.fail('expected failure'),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof WorkflowFailedError, String(err));
+    const text = `${err.cause?.message}`;
+    assert.match(text, /could not start: CloudAuthError/);
+    assert.ok(!text.includes(wrongSecret));
+  });
+
+  it('refuses to start when the bucket does not exist', async () => {
+    const bad = stackConfig({ DR_BACKUP_DIR: backupDir, DR_CLOUD_BUCKET: `s3://no-such-bucket-${s}/x` });
+    const err = await run(bad, { tenants: [tenants[1]!], cloud: true }).then(
+      () => assert.fail('expected failure'),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof WorkflowFailedError);
+    assert.match(`${err.cause?.message}`, /BucketNotFoundError/);
+  });
+
+  it('retries an unreachable PostgreSQL with backoff, then fails clearly and leaves no complete session', async () => {
+    const bad = testConfig(backupDir, prefix, { POSTGRES_PORT: '1' });
+    const session = backupSessionName(new Date(), uniqueSuffix());
+    // The time-skipping server skips the retry backoff (about a minute of real time).
+    const err = await run(bad, { tenants: [tenants[1]!], cloud: false, session }, undefined, timeSkippingServer).then(
+      () => assert.fail('expected failure'),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof WorkflowFailedError);
+    assert.match(`${err.cause?.message}`, /DatabaseUnavailableError: .*127\.0\.0\.1:1/);
+    assert.ok(!existsSync(localPath(backupDir, rel.manifest(session))));
+    const history = await (await timeSkippingServer()).client.workflow.getHandle(`test/backup/${session}`).fetchHistory();
+    const attempts = history.events!.filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt);
+    assert.equal(attempts[0], 6, 'a transient error is retried up to the policy maximum');
+  });
+
+  it('fails the tenant, not the worker, when the backup disk is full; nothing is marked complete', async function () {
+    const small = path.join(backupDir, `tiny-${s}`);
+    mkdirSync(small);
+    const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', small]);
+    if (mounted.status !== 0) {
+      // Without CAP_SYS_ADMIN there is no honest way to fill a disk here: say so loudly.
+      assert.fail(`cannot mount a small tmpfs to simulate a full disk: ${mounted.stderr.toString()}`);
+    }
+    try {
+      const full = testConfig(small, prefix);
+      const { result, session } = await run(full, { tenants: [tenants[0]!], cloud: false, retention: false });
+      assert.equal(result.status, 'failed');
+      assert.match(result.tenants[0]!.error!, /DiskFullError/);
+      const manifestFile = localPath(small, rel.manifest(session));
+      if (existsSync(manifestFile)) assert.notEqual((await readManifest(manifestFile)).status, 'complete');
+    } finally {
+      spawnSync('umount', [small]);
+    }
+  });
+
+  after(async () => {
+    // Leave the bucket as we found it.
+    const cloud = config.cloud!;
+    const keys: string[] = [];
+    for await (const o of listObjects(cloud, `${prefix}/`)) keys.push(o.key);
+    if (keys.length) await deleteObjects(cloud, keys);
+    writeFileSync(path.join(backupDir, 'cleaned'), '');
+  });
+});
