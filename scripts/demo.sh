@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `npm run demo`: the main job on the embedded local stack with sample tenants.
 # Installs what is missing, starts the stack, loads the sample tenants (generated ones and the
-# real Odoo 17 backup), runs an odoo-dr worker and discovers the tenants through Temporal.
+# real Odoo 17 backup), runs an odoo-dr worker, discovers the tenants and backs them all up
+# (local disk and the local S3 server) through Temporal.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here/.."
@@ -25,5 +26,11 @@ echo
 echo "== odoo-dr tenants (tenantDiscoveryWorkflow on the Temporal dev server)"
 node bin/odoo-dr --config "$CONFIG" tenants
 echo
-echo "Temporal Web UI: http://127.0.0.1:$TEMPORAL_UI_PORT/namespaces/default/workflows"
+echo "== odoo-dr backup --wait (backupWorkflow: every tenant to $ODOO_DR_STACK/backups and to s3://$S3_BUCKET/backups)"
+node bin/odoo-dr --config "$CONFIG" backup --wait
+echo
+echo "== odoo-dr sessions list --cloud"
+node bin/odoo-dr --config "$CONFIG" sessions list --cloud | head -n 6
+echo
+echo "Temporal Web UI: http://127.0.0.1:$TEMPORAL_UI_PORT/namespaces/default/workflows (workflow IDs backup/<session>, backup/<session>/<tenant>)"
 echo "Stop the stack with: npm run stack:down"

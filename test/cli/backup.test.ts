@@ -1,0 +1,157 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { Client } from '@temporalio/client';
+import { localPath, rel } from '../../src/backup/layout';
+import { readManifest } from '../../src/backup/manifest';
+import type { UploadProgress } from '../../src/storage/s3';
+import { cloudKey, deleteObjects, listObjects } from '../../src/storage/s3';
+import type { BackupResult } from '../../workflows/backup';
+import { backupSessionName } from '../../workflows/definitions';
+import { createTenant, dropTenant, type PgAdminConnection } from '../fixtures/odoo-tenants';
+import { LOCAL_CONFIG_PATH, REPO_ROOT, stackConfig, uniqueSuffix } from '../helpers/config';
+import { historyText } from '../helpers/history';
+import { devServer } from '../helpers/temporal';
+
+const BIN = path.join(REPO_ROOT, 'bin/odoo-dr');
+
+function admin(): PgAdminConnection {
+  const { host, port, user, password } = stackConfig().postgres;
+  return { host, port, user, ...(password ? { password } : {}) };
+}
+
+interface Proc {
+  child: ChildProcessWithoutNullStreams;
+  out: () => string;
+  done: Promise<number | null>;
+}
+
+function spawnCli(args: string[], env: NodeJS.ProcessEnv): Proc {
+  const child = spawn(process.execPath, [BIN, '--config', LOCAL_CONFIG_PATH, ...args], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, DR_CONFIG: '', ...env },
+  });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const done = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  return { child, out: () => out, done };
+}
+
+async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs: number): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+async function startWorker(taskQueue: string, env: NodeJS.ProcessEnv): Promise<Proc> {
+  const worker = spawnCli(['worker', '--task-queue', taskQueue], env);
+  await waitFor('the worker to poll', () => worker.out().includes("state: 'RUNNING'"), 60_000);
+  return worker;
+}
+
+describe('odoo-dr backup (CLI and worker processes)', function () {
+  this.timeout(600_000);
+  const s = uniqueSuffix();
+  const tenant = `cli-bk-${s}`;
+  const backupDir = mkdtempSync(path.join(tmpdir(), 'odoo-dr-cli-backup-'));
+  const prefix = `test-cli-${s}`;
+  const env = {
+    DR_BACKUP_DIR: backupDir,
+    DR_LOG_DIR: path.join(backupDir, 'logs'),
+    DR_CLOUD_BUCKET: `s3://odoo-dr-local/${prefix}`,
+    DR_COMPRESSION_LEVEL: '1',
+  };
+  const config = stackConfig(env);
+
+  before(async function () {
+    this.timeout(300_000);
+    // Big enough that its dump needs several 8 MiB parts.
+    await createTenant(admin(), config.odoo.dataDir, { name: tenant, moveLines: 400_000, files: 20 });
+  });
+  after(async () => {
+    await dropTenant(admin(), config.odoo.dataDir, tenant);
+    const keys: string[] = [];
+    for await (const o of listObjects(config.cloud!, `${prefix}/`)) keys.push(o.key);
+    if (keys.length) await deleteObjects(config.cloud!, keys);
+  });
+
+  it('`odoo-dr backup --wait --json` runs a session and prints its summary', async () => {
+    const taskQueue = `cli-bk-${s}`;
+    const worker = await startWorker(taskQueue, env);
+    try {
+      const run = spawnCli(['--json', 'backup', '--wait', '--tenant', tenant, '--no-cloud'], { ...env, DR_TASK_QUEUE: taskQueue });
+      const code = await run.done;
+      const out = run.out();
+      assert.equal(code, 0, out);
+      const json = out.slice(out.indexOf('{'));
+      const result = JSON.parse(json) as BackupResult;
+      assert.equal(result.status, 'complete');
+      assert.equal(result.tenants[0]!.tenant, tenant);
+      assert.ok(result.tenants[0]!.databaseBytes > 1_000_000);
+      assert.match(out, /started backup session backup_\d{8}_\d{6}_[a-z0-9]+ \(workflow backup\/backup_.*local only\)/);
+      const audit = readFileSync(path.join(backupDir, 'logs/audit.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { session: string; result: string; startedBy: string; action: string });
+      const line = audit.find((l) => l.session === result.session)!;
+      assert.equal(line.result, 'complete');
+      assert.equal(line.action, 'backup');
+      assert.match(line.startedBy, /^[^@]+@.+$/, 'the operator who started it');
+    } finally {
+      worker.child.kill('SIGTERM');
+      await worker.done;
+    }
+  });
+
+  it('a worker killed mid-upload: the next worker resumes the multipart upload and the session verifies', async () => {
+    const taskQueue = `cli-crash-${s}`;
+    // The first worker uploads slowly so that it can be killed between two parts.
+    const slow = await startWorker(taskQueue, { ...env, DR_BANDWIDTH_LIMIT: '2M' });
+    const testEnv = await devServer();
+    const client: Client = testEnv.client;
+    const session = backupSessionName(new Date(), uniqueSuffix());
+    const handle = await client.workflow.start('backupWorkflow', {
+      taskQueue,
+      workflowId: `test/crash/${session}`,
+      args: [{ session, tenants: [tenant], cloud: true, startedBy: 'test' }],
+    });
+    const child = client.workflow.getHandle(`backup/${session}/${tenant}`);
+    let progress: UploadProgress | undefined;
+    await waitFor(
+      'the dump upload to have sent a part',
+      async () => {
+        const d = await child.describe().catch(() => undefined);
+        const pending = d?.raw.pendingActivities?.find((a) => a.activityType?.name === 'uploadArtifact');
+        const payload = pending?.heartbeatDetails?.payloads?.[0]?.data;
+        if (!payload) return false;
+        progress = JSON.parse(Buffer.from(payload).toString()) as UploadProgress;
+        return progress.partsDone.length >= 1;
+      },
+      240_000,
+    );
+    slow.child.kill('SIGKILL');
+    await slow.done;
+    const fast = await startWorker(taskQueue, env);
+    try {
+      const result = (await handle.result()) as BackupResult;
+      assert.equal(result.status, 'complete', JSON.stringify(result));
+      const manifest = await readManifest(localPath(backupDir, rel.manifest(session)));
+      assert.equal(manifest.tenants[tenant]!.database!.cloud?.verified, true);
+      assert.equal(manifest.tenants[tenant]!.database!.cloud?.key, cloudKey(config.cloud!, rel.database(session, tenant)));
+      // The retry continued the same multipart upload instead of starting over.
+      const history = historyText(await child.fetchHistory());
+      assert.match(history, new RegExp(`"uploadId":"${progress!.uploadId.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}"`));
+      assert.match(history, /"resumed":true/);
+      assert.match(history, /"partsReused":[1-9]/);
+    } finally {
+      fast.child.kill('SIGTERM');
+      await fast.done;
+    }
+  });
+});
