@@ -117,6 +117,7 @@ temporal_up() {
     --search-attribute OdooDrTenants=KeywordList --search-attribute OdooDrSession=Keyword \
     --dynamic-config-value frontend.enableUpdateWorkflowExecution=true \
     --dynamic-config-value frontend.enableUpdateWorkflowExecutionAsyncAccepted=true \
+    --dynamic-config-value system.enableActivityEagerExecution=true \
     >"$TEMPORAL_LOG" 2>&1 </dev/null &
   echo $! > "$TEMPORAL_PID"
   wait_port "$TEMPORAL_PORT" "Temporal dev server" 60 "$TEMPORAL_LOG"

@@ -4,6 +4,7 @@ import {
   executeChild,
   log,
   proxyActivities,
+  proxyLocalActivities,
   setHandler,
   uuid4,
   workflowInfo,
@@ -24,6 +25,8 @@ const quick = proxyActivities<Activities>(quickActivity);
 const long = proxyActivities<Activities>(longActivity);
 const session = proxyActivities<Activities>(sessionActivity);
 const notify = proxyActivities<Activities>(notifyActivity);
+// Small local file writes: no round trip through the server.
+const local = proxyLocalActivities<Activities>({ startToCloseTimeout: '1 minute', retry: { maximumAttempts: 5 } });
 
 export interface BackupInput {
   /** Only these tenants (default: every tenant, by Odoo's rule and DR_TENANTS/DR_EXCLUDE_TENANTS). */
@@ -91,7 +94,7 @@ export async function tenantBackupWorkflow(input: TenantBackupInput): Promise<Te
     await long.uploadArtifact({ artifact: filestore.index });
   }
   const durationMs = Date.now() - started;
-  await quick.recordTenantEntry({
+  await local.recordTenantEntry({
     session: input.session,
     tenant: input.tenant,
     entry: {

@@ -33,7 +33,7 @@ describe('configuration', () => {
     assert.equal(c.objectives.rpoHours, 4);
     assert.equal(c.performance.maxParallelBackups, 3);
     assert.equal(c.performance.ioNiceLevel, 7);
-    assert.equal(c.encryption.compressionLevel, 9);
+    assert.equal(c.encryption.compressionLevel, 1);
     assert.equal(c.alerts.backupAgeSeconds, 86400);
     assert.equal(c.alerts.diskUsagePercent, 90);
     assert.equal(c.postgres.port, 5432);
