@@ -5,9 +5,11 @@
 import type { DrConfig } from '../src/config';
 import { discoverTenants as discover, type DiscoveryRequest, type DiscoveryResult } from '../src/tenants';
 import { createBackupActivities } from './backup';
+import { createValidationActivities } from './validation';
 import { mapped } from './errors';
 
 export type * from './backup';
+export type * from './validation';
 
 export interface ActivityDeps {
   config: DrConfig;
@@ -24,6 +26,7 @@ export function createActivities({ config }: ActivityDeps) {
       return discover(config, input);
     }),
     ...createBackupActivities(config, secrets),
+    ...createValidationActivities(config, secrets),
   };
 }
 

@@ -20,6 +20,8 @@ import {
   type BackupProgress,
 } from '../workflows/definitions';
 import type { TenantDiscoveryInput, TenantDiscoveryResult } from '../workflows/discovery';
+import type { DrillInput, DrillMode, DrillReport } from '../workflows/drill';
+import type { ValidationInput, ValidationReport } from '../workflows/validation';
 import { connectClient, connectWorker, temporalSettings } from './connection';
 import { createWorker } from './worker';
 
@@ -236,6 +238,108 @@ Examples:
       }
     });
 
+
+  program
+    .command('validate')
+    .description('Validate a backup session (runs validationWorkflow): manifest, checksums (local and cloud), decryption, archive integrity, filestore blobs, age against the RPO; with --restore-test a real restore into a neutralized scratch copy with Odoo checks.')
+    .argument('[session]', 'session name or "latest"', 'latest')
+    .option('--tenant <db>', 'only this tenant of the session')
+    .option('--restore-test', 'restore each tenant into a scratch database and run the Odoo checks')
+    .option('--no-cloud', 'do not check the cloud copy')
+    .option('--wait', 'wait for the report and print it')
+    .addHelpText('after', `
+Examples:
+  odoo-dr validate --wait                        the latest complete session
+  odoo-dr validate latest --restore-test --tenant acme --wait
+  odoo-dr --json validate backup_20261126_021503_k3x9q2 --wait
+
+Exit code 1 when any check fails.`)
+    .action(async (sessionArg: string, cmdOpts: { tenant?: string; restoreTest?: boolean; cloud: boolean; wait?: boolean }, cmd: Command) => {
+      const opts = cmd.optsWithGlobals<GlobalOptions>();
+      const config = load(opts);
+      printWarnings(config);
+      const client = await connectClient(config).catch((err: Error) => {
+        throw new CliExit(EXIT.unavailable, err.message);
+      });
+      try {
+        const input: ValidationInput = {
+          session: sessionArg,
+          ...(cmdOpts.tenant ? { tenant: cmdOpts.tenant } : {}),
+          ...(cmdOpts.restoreTest ? { restoreTest: true } : {}),
+          ...(cmdOpts.cloud ? {} : { cloud: false }),
+        };
+        const handle = await client.workflow.start<(i: ValidationInput) => Promise<ValidationReport>>(WorkflowNames.validation, {
+          taskQueue: config.taskQueue || DEFAULT_TASK_QUEUE,
+          workflowId: workflowIds.validation(sessionArg, `${idStamp(new Date())}-${randomBytes(3).toString('hex')}`),
+          args: [input],
+          memo: { startedBy: operatorIdentity() },
+        });
+        process.stderr.write(`started validation of ${sessionArg} (workflow ${handle.workflowId})\n`);
+        if (!cmdOpts.wait) {
+          if (opts.json) process.stdout.write(`${JSON.stringify({ workflowId: handle.workflowId })}\n`);
+          return;
+        }
+        const report = await handle.result();
+        if (opts.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+        else printChecks(`validation of ${report.session}${report.tenant ? ` (${report.tenant})` : ''}`, report.status, report.checks, report.reportPath);
+        if (report.status !== 'pass') outcome.code = EXIT.failed;
+      } finally {
+        await client.connection.close();
+      }
+    });
+
+  program
+    .command('drill')
+    .description('Run a disaster-recovery drill (runs drillWorkflow) and report achieved RPO and projected RTO.')
+    .requiredOption('-m, --mode <mode>', 'full | backup-only | restore-only | validation-only')
+    .option('-c, --cloud', 'use the cloud copy (restore from S3, not local disk)')
+    .option('--tenant <db...>', 'only these tenants')
+    .option('--wait', 'wait for the report and print it')
+    .addHelpText('after', `
+Examples:
+  odoo-dr drill -m restore-only --wait           restore tests from the latest complete session
+  odoo-dr drill -m full -c --tenant acme --wait  back up, validate and restore acme from the bucket
+
+Exit code 1 when the drill fails (a check, the RPO or the projected RTO).`)
+    .action(async (cmdOpts: { mode: string; cloud?: boolean; tenant?: string[]; wait?: boolean }, cmd: Command) => {
+      const opts = cmd.optsWithGlobals<GlobalOptions>();
+      const modes: DrillMode[] = ['full', 'backup-only', 'restore-only', 'validation-only'];
+      if (!modes.includes(cmdOpts.mode as DrillMode)) {
+        throw new CliExit(EXIT.usage, `--mode must be one of ${modes.join(', ')}, got "${cmdOpts.mode}"`);
+      }
+      const config = load(opts);
+      printWarnings(config);
+      if (cmdOpts.cloud && !config.cloud) throw new CliExit(EXIT.usage, '-c needs DR_CLOUD_BUCKET in the configuration');
+      const client = await connectClient(config).catch((err: Error) => {
+        throw new CliExit(EXIT.unavailable, err.message);
+      });
+      try {
+        const input: DrillInput = {
+          mode: cmdOpts.mode as DrillMode,
+          cloud: Boolean(cmdOpts.cloud),
+          startedBy: operatorIdentity(),
+          ...(cmdOpts.tenant ? { tenants: cmdOpts.tenant } : {}),
+        };
+        const handle = await client.workflow.start<(i: DrillInput) => Promise<DrillReport>>(WorkflowNames.drill, {
+          taskQueue: config.taskQueue || DEFAULT_TASK_QUEUE,
+          workflowId: workflowIds.drill(input.mode, `${idStamp(new Date())}-${randomBytes(3).toString('hex')}`),
+          args: [input],
+          memo: { startedBy: input.startedBy },
+        });
+        process.stderr.write(`started ${input.mode} drill (workflow ${handle.workflowId})\n`);
+        if (!cmdOpts.wait) {
+          if (opts.json) process.stdout.write(`${JSON.stringify({ workflowId: handle.workflowId })}\n`);
+          return;
+        }
+        const report = await handle.result();
+        if (opts.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+        else printDrill(report);
+        if (report.status !== 'pass') outcome.code = EXIT.failed;
+      } finally {
+        await client.connection.close();
+      }
+    });
+
   const sessions = program.command('sessions').description('Backup sessions.');
   sessions
     .command('list')
@@ -328,6 +432,37 @@ function printBackupResult(r: BackupResult): void {
   for (const w of r.warnings) process.stdout.write(`warning: ${w}\n`);
   process.stdout.write(`manifest: ${r.manifestPath}\n`);
   if (r.alert) process.stdout.write(`alert: e-mail ${r.alert.email}, webhook ${r.alert.webhook}\n`);
+}
+
+
+function printChecks(title: string, status: string, checks: Array<{ name: string; status: string; message: string; tenant?: string }>, reportPath?: string): void {
+  process.stdout.write(`${title}: ${status.toUpperCase()}\n`);
+  const rows = checks.map((c) => [c.status.toUpperCase(), c.name, c.tenant ?? '-', c.message]);
+  process.stdout.write(formatTable(['STATUS', 'CHECK', 'TENANT', 'MESSAGE'], rows));
+  if (reportPath) process.stdout.write(`report: ${reportPath}\n`);
+}
+
+function printDrill(r: DrillReport): void {
+  process.stdout.write(`${r.mode} drill${r.cloud ? ' (cloud copy)' : ''}: ${r.status.toUpperCase()}, session ${r.session ?? '-'}\n`);
+  const rows = r.tenants.map((t) => [
+    t.tenant,
+    t.status.toUpperCase(),
+    t.achievedRpoHours === undefined ? '-' : `${t.achievedRpoHours.toFixed(2)} h`,
+    t.restore ? formatDuration(t.restore.databaseMs + t.restore.filestoreMs) : '-',
+    t.restore ? `${t.restore.secondsPerGiB.toFixed(0)} s/GiB` : '-',
+    `${t.checks.passed}/${t.checks.passed + t.checks.failed}`,
+  ]);
+  process.stdout.write(formatTable(['TENANT', 'RESULT', 'ACHIEVED RPO', 'RESTORE', 'RATE', 'CHECKS OK'], rows));
+  process.stdout.write(`RPO objective ${r.objectives.rpoHours} h\n`);
+  if (r.projectedRto) {
+    const p = r.projectedRto;
+    process.stdout.write(
+      `projected fleet RTO ${p.minutes.toFixed(1)} min for ${formatBytes(p.fleetBytes)} at ${p.secondsPerGiB.toFixed(0)} s/GiB, ${p.parallelism} at once: ${p.pass ? 'within' : 'OVER'} the ${p.targetMinutes} min objective\n`,
+    );
+  }
+  for (const t of r.tenants) for (const f of t.failures) process.stdout.write(`  ${t.tenant}: ${f}\n`);
+  for (const c of r.checks.filter((x) => x.status === 'fail' && !x.tenant)) process.stdout.write(`  ${c.name}: ${c.message}\n`);
+  if (r.reportPath) process.stdout.write(`report: ${r.reportPath}\n`);
 }
 
 /** Runs the CLI; resolves to the process exit code. */

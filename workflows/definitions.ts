@@ -12,6 +12,8 @@ export const WorkflowNames = {
   tenantDiscovery: 'tenantDiscoveryWorkflow',
   backup: 'backupWorkflow',
   tenantBackup: 'tenantBackupWorkflow',
+  validation: 'validationWorkflow',
+  drill: 'drillWorkflow',
 } as const;
 
 /** Readable, unique workflow IDs, built in one place. */
@@ -19,6 +21,8 @@ export const workflowIds = {
   tenantDiscovery: (stamp: string) => `discovery/${stamp}`,
   backup: (session: string) => `backup/${session}`,
   tenantBackup: (session: string, tenant: string) => `backup/${session}/${tenant}`,
+  validation: (session: string, stamp: string) => `validation/${session}/${stamp}`,
+  drill: (mode: string, stamp: string) => `drill/${mode}/${stamp}`,
 };
 
 /** `20261126-021503` from a Date: sortable, readable, safe in IDs. */

@@ -1,3 +1,5 @@
 // Every workflow the worker registers. Import only workflow modules here.
 export { tenantDiscoveryWorkflow } from './discovery';
 export { backupWorkflow, tenantBackupWorkflow } from './backup';
+export { validationWorkflow } from './validation';
+export { drillWorkflow } from './drill';

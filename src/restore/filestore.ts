@@ -1,0 +1,218 @@
+/**
+ * Restores one tenant's filestore from a session's `filestore.jsonl` and the content-addressed
+ * blobs (`<DR_BACKUP_DIR>/blobs/<aa>/<sha1>.age`).
+ *
+ * Each file is decrypted (streaming, authenticated) to a temporary name beside its destination,
+ * its SHA-1 and size are checked against the index, then it is fsync'd and renamed into place: a
+ * file at its final name is always complete and right. A bad blob (missing, undecryptable, wrong
+ * content or size) or an unsafe path in the index is recorded as a problem naming the file and
+ * blob; systemic failures (index missing or unreadable, disk full, destination not writable,
+ * abort) throw. At most `concurrency` files are in flight, each streamed: memory stays bounded.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import type { DrConfig } from '../config';
+import { decryptStream } from '../crypto/age';
+import { ArtifactCorruptedError, DiskFullError, DrError, EncryptionKeyError, InvalidInputError } from '../errors';
+import { localPath, rel } from '../backup/layout';
+import type { FilestoreEntry } from '../backup/filestore';
+
+export interface RestoreFilestoreOptions {
+  config: DrConfig;
+  /** The session's `filestore.jsonl`. */
+  indexFile: string;
+  /** age private key text. */
+  identity: string;
+  /** Filestore folder to fill (created if needed), e.g. `<data_dir>/filestore/<db>` or a scratch folder. */
+  destDir: string;
+  signal?: AbortSignal;
+  /** Files decrypted at once (default 4). */
+  concurrency?: number;
+  /** Files restored so far. */
+  onProgress?: (files: number) => void;
+}
+
+export interface RestoreFilestoreResult {
+  /** Files restored and verified. */
+  files: number;
+  bytes: number;
+  /** One line per bad file, naming it and its blob (at most MAX_PROBLEMS lines, then a summary line). */
+  problems: string[];
+  /** Total number of bad files (problems may be capped). */
+  problemCount: number;
+}
+
+const SHA1 = /^[0-9a-f]{40}$/;
+const MAX_PROBLEMS = 1_000;
+
+/** A relative path that stays inside the folder: no absolute path, no `..`, no empty or odd segment. */
+function isSafeRelative(p: string): boolean {
+  if (p === '' || p.includes('\0') || p.includes('\\') || p.startsWith('/')) return false;
+  const parts = p.split('/');
+  return parts.every((s) => s !== '' && s !== '.' && s !== '..') && parts[0] !== 'checklist';
+}
+
+function errnoCode(err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null ? (err as NodeJS.ErrnoException).code : undefined;
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Reads the index line by line; a damaged line is a systemic error (the index is the artifact). */
+async function* readIndex(file: string): AsyncGenerator<FilestoreEntry> {
+  const input = createReadStream(file);
+  const lines = createInterface({ input, crlfDelay: Infinity });
+  let n = 0;
+  try {
+    for await (const line of lines) {
+      n++;
+      if (!line.trim()) continue;
+      let entry: unknown;
+      try {
+        entry = JSON.parse(line);
+      } catch {
+        throw new ArtifactCorruptedError(`filestore index ${file}, line ${n}, is not valid JSON (the index is damaged)`);
+      }
+      const e = entry as Partial<FilestoreEntry>;
+      if (typeof e !== 'object' || e === null || typeof e.path !== 'string' || typeof e.sha1 !== 'string' || typeof e.size !== 'number') {
+        throw new ArtifactCorruptedError(`filestore index ${file}, line ${n}, is not a {path, sha1, size} entry (the index is damaged)`);
+      }
+      yield { path: e.path, sha1: e.sha1, size: e.size };
+    }
+  } catch (err) {
+    if (err instanceof DrError) throw err;
+    const code = errnoCode(err);
+    throw new ArtifactCorruptedError(
+      `cannot read filestore index ${file} (${code === 'ENOENT' ? 'it does not exist' : (code ?? messageOf(err))})`,
+      { cause: err },
+    );
+  } finally {
+    lines.close();
+    input.destroy();
+  }
+}
+
+class BadBlob extends Error {}
+
+/** Restores the files listed in `indexFile` into `destDir` (see the module comment). */
+export async function restoreFilestore(opts: RestoreFilestoreOptions): Promise<RestoreFilestoreResult> {
+  const { config, indexFile, identity, destDir, signal } = opts;
+  const concurrency = opts.concurrency ?? 4;
+  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) {
+    throw new InvalidInputError(`filestore restore concurrency must be 1 to 64, got ${concurrency}`);
+  }
+  signal?.throwIfAborted();
+  await mkdir(destDir, { recursive: true, mode: 0o750 }).catch((err: unknown) => {
+    throw errnoCode(err) === 'ENOSPC' ? new DiskFullError(`no space left on device creating ${destDir}`) : err;
+  });
+  const result: RestoreFilestoreResult = { files: 0, bytes: 0, problems: [], problemCount: 0 };
+  const problem = (text: string) => {
+    result.problemCount++;
+    if (result.problems.length < MAX_PROBLEMS) result.problems.push(text);
+  };
+  const madeDirs = new Set<string>();
+
+  const restoreOne = async (entry: FilestoreEntry): Promise<void> => {
+    signal?.throwIfAborted();
+    if (!isSafeRelative(entry.path)) {
+      problem(`${JSON.stringify(entry.path)}: unsafe path in the index, not restored`);
+      return;
+    }
+    if (!SHA1.test(entry.sha1)) {
+      problem(`${entry.path}: the index gives an invalid SHA-1 ${JSON.stringify(entry.sha1)}, not restored`);
+      return;
+    }
+    const blobRel = rel.blob(entry.sha1);
+    const blob = localPath(config.backupDir, blobRel);
+    const dest = path.join(destDir, ...entry.path.split('/'));
+    const dir = path.dirname(dest);
+    if (!madeDirs.has(dir)) {
+      try {
+        await mkdir(dir, { recursive: true, mode: 0o750 });
+      } catch (err) {
+        if (errnoCode(err) === 'ENOSPC') throw new DiskFullError(`no space left on device creating ${dir}`);
+        throw err;
+      }
+      madeDirs.add(dir);
+    }
+    const tmp = `${dest}.${randomBytes(6).toString('hex')}.tmp`;
+    let fh: FileHandle | undefined;
+    try {
+      try {
+        await stat(blob);
+      } catch (err) {
+        if (errnoCode(err) === 'ENOENT') throw new BadBlob(`${entry.path}: blob ${blobRel} is missing`);
+        throw err;
+      }
+      fh = await open(tmp, 'wx', 0o640);
+      const sha1 = createHash('sha1');
+      let size = 0;
+      try {
+        for await (const chunk of decryptStream(identity, blob)) {
+          const buf = chunk as Buffer;
+          sha1.update(buf);
+          size += buf.length;
+          if (size > entry.size) break; // larger than recorded: wrong, whatever follows
+          let off = 0;
+          while (off < buf.length) off += (await fh.write(buf, off, buf.length - off)).bytesWritten;
+          if (signal?.aborted) signal.throwIfAborted();
+        }
+      } catch (err) {
+        if (err instanceof ArtifactCorruptedError || err instanceof EncryptionKeyError) {
+          throw new BadBlob(`${entry.path}: blob ${blobRel} cannot be decrypted (${err.message})`);
+        }
+        throw err;
+      }
+      if (size !== entry.size) {
+        throw new BadBlob(`${entry.path}: blob ${blobRel} has the wrong size (${size > entry.size ? 'more than' : size} bytes, expected ${entry.size})`);
+      }
+      const actual = sha1.digest('hex');
+      if (actual !== entry.sha1) {
+        throw new BadBlob(`${entry.path}: blob ${blobRel} has the wrong content (SHA-1 ${actual}, expected ${entry.sha1})`);
+      }
+      await fh.sync();
+      await fh.close();
+      fh = undefined;
+      await rename(tmp, dest);
+      result.files++;
+      result.bytes += size;
+      opts.onProgress?.(result.files);
+    } catch (err) {
+      await fh?.close().catch(() => undefined);
+      await rm(tmp, { force: true }).catch(() => undefined);
+      if (err instanceof BadBlob) {
+        problem(err.message);
+        return;
+      }
+      if (errnoCode(err) === 'ENOSPC' || errnoCode(err) === 'EDQUOT') {
+        throw new DiskFullError(`no space left on device restoring ${entry.path} into ${destDir}`, { cause: err });
+      }
+      throw err;
+    }
+  };
+
+  // At most `concurrency` files in flight; the index is read as they complete.
+  const running = new Set<Promise<void>>();
+  let failure: Error | undefined;
+  for await (const entry of readIndex(indexFile)) {
+    if (failure !== undefined) break;
+    const p = restoreOne(entry).catch((err: unknown) => {
+      failure ??= err instanceof Error ? err : new Error(String(err));
+    });
+    const tracked: Promise<void> = p.finally(() => running.delete(tracked));
+    running.add(tracked);
+    if (running.size >= concurrency) await Promise.race(running);
+  }
+  await Promise.all(running);
+  if (failure !== undefined) throw failure;
+  signal?.throwIfAborted();
+  if (result.problemCount > result.problems.length) {
+    result.problems.push(`… and ${result.problemCount - result.problems.length} more problems`);
+  }
+  return result;
+}

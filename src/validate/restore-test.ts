@@ -1,0 +1,154 @@
+/**
+ * A real restore test of one tenant: its dump into a scratch database (owned by the DR role, so
+ * no Odoo process lists it), its filestore into a scratch folder, the copy neutralized (no mail,
+ * no crons but the autovacuum, no fetchmail, payments in test mode, a new database.uuid), then the
+ * Odoo-aware checks against the manifest. The scratch copy is always dropped afterwards; a worker
+ * that dies midway leaves a marked scratch database that the sweep removes.
+ */
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
+import type { DrConfig } from '../config';
+import { localPath } from '../backup/layout';
+import type { Manifest } from '../backup/manifest';
+import { parseToolVersion } from '../pgtools';
+import { withClient } from '../postgres';
+import { neutralizeDatabase, neutralizationState } from '../odoo/neutralize';
+import { odooChecks } from '../odoo/checks';
+import { restoreDump } from '../restore/database';
+import { restoreFilestore } from '../restore/filestore';
+import { dropScratchDatabase, scratchName } from '../restore/scratch';
+import { runCheck, type CheckResult } from './session';
+
+export interface RestoreTestResult {
+  tenant: string;
+  scratchDatabase: string;
+  checks: CheckResult[];
+  /** Database restore (decrypt, decompress, pg_restore) and filestore restore, milliseconds. */
+  databaseMs: number;
+  filestoreMs: number;
+  /** Sizes restored: encrypted dump bytes, restored database bytes, filestore bytes. */
+  dumpBytes: number;
+  databaseBytes: number;
+  filestoreBytes: number;
+  filestoreFiles: number;
+}
+
+export async function restoreTestTenant(opts: {
+  config: DrConfig;
+  manifest: Manifest;
+  tenant: string;
+  identity: string;
+  id: string;
+  signal?: AbortSignal;
+  onProgress?: (phase: string) => void;
+}): Promise<RestoreTestResult> {
+  const { config, manifest, tenant, identity } = opts;
+  const entry = manifest.tenants[tenant];
+  const scratch = scratchName(config, tenant, opts.id);
+  const result: RestoreTestResult = {
+    tenant,
+    scratchDatabase: scratch,
+    checks: [],
+    databaseMs: 0,
+    filestoreMs: 0,
+    dumpBytes: entry?.database?.bytes ?? 0,
+    databaseBytes: 0,
+    filestoreBytes: 0,
+    filestoreFiles: 0,
+  };
+  if (!entry || entry.status !== 'complete' || !entry.database || !entry.filestore || !entry.odoo) {
+    result.checks.push({ name: 'restore', tenant, status: 'fail', message: `tenant ${tenant} has no complete backup in session ${manifest.session}` });
+    return result;
+  }
+  const scratchDir = path.join(config.backupDir, 'scratch', scratch);
+  const dumpMajor = parseToolVersion(`(PostgreSQL) ${entry.database.pgDump}`)?.major;
+  try {
+    const restored = await runCheck(
+      'restore-database',
+      async () => {
+        opts.onProgress?.('restore-database');
+        const started = Date.now();
+        const r = await restoreDump({
+          config,
+          encryptedDump: localPath(config.backupDir, entry.database!.path),
+          identity,
+          database: scratch,
+          owner: config.postgres.user,
+          keepOwnership: false,
+          // Marked as scratch from its creation: a worker dying mid-restore leaves something the sweep removes.
+          scratch: { tenant, purpose: 'restore-test' },
+          ...(dumpMajor !== undefined ? { dumpPgMajor: dumpMajor } : {}),
+          ...(opts.signal ? { signal: opts.signal } : {}),
+        });
+        result.databaseMs = Date.now() - started;
+        return { status: 'pass', message: `${entry.database!.path} restored into ${scratch} in ${(r.durationMs / 1000).toFixed(1)} s (${r.pgRestore})` };
+      },
+      { tenant, artifact: entry.database.path },
+    );
+    result.checks.push(restored);
+    if (restored.status !== 'pass') return result;
+
+    const files = await runCheck(
+      'restore-filestore',
+      async () => {
+        opts.onProgress?.('restore-filestore');
+        const started = Date.now();
+        const r = await restoreFilestore({
+          config,
+          indexFile: localPath(config.backupDir, entry.filestore!.index.path),
+          identity,
+          destDir: scratchDir,
+          ...(opts.signal ? { signal: opts.signal } : {}),
+        });
+        result.filestoreMs = Date.now() - started;
+        result.filestoreBytes = r.bytes;
+        result.filestoreFiles = r.files;
+        if (r.problems.length) {
+          return { status: 'fail', message: `${r.problems.length} files not restored: ${r.problems.slice(0, 5).join('; ')}${r.problems.length > 5 ? '; …' : ''}` };
+        }
+        return { status: 'pass', message: `${r.files} files (${r.bytes} bytes) restored and verified` };
+      },
+      { tenant, artifact: entry.filestore.index.path },
+    );
+    result.checks.push(files);
+
+    // Neutralize before anything else can look at the copy, then check it like Odoo would.
+    await withClient(config.postgres, scratch, async (client) => {
+      result.checks.push(
+        await runCheck(
+          'neutralize',
+          async () => {
+            const before = await neutralizationState(client);
+            const done = await neutralizeDatabase(client, { newUuid: true });
+            const after = await neutralizationState(client);
+            const problems: string[] = [];
+            if (!after.isNeutralized) problems.push('database.is_neutralized is not true');
+            if (after.activeMailServers.some((m) => m.host !== 'invalid') || after.activeMailServers.length !== 1) {
+              problems.push(`active mail servers: ${JSON.stringify(after.activeMailServers)}`);
+            }
+            if (after.activeFetchmail > 0) problems.push(`${after.activeFetchmail} fetchmail servers still active`);
+            if (after.activeCrons.length > 1) problems.push(`crons still active: ${after.activeCrons.join(', ')}`);
+            if (before.uuid && after.uuid === before.uuid) problems.push('database.uuid was not changed');
+            return problems.length
+              ? { status: 'fail', message: problems.join('; ') }
+              : {
+                  status: 'pass',
+                  message: `neutralized (${done.actions.length} actions): crons active ${after.activeCrons.join(', ') || 'none'}, one dummy mail server, no fetchmail, new database.uuid`,
+                };
+          },
+          { tenant },
+        ),
+      );
+      const odoo = await odooChecks({ client, expected: entry.odoo!, filestoreDir: scratchDir });
+      result.checks.push(...odoo.map((c) => ({ ...c, tenant })));
+      const size = await client.query<{ s: string }>('SELECT pg_database_size(current_database()) AS s');
+      result.databaseBytes = Number(size.rows[0]!.s);
+    });
+    return result;
+  } finally {
+    opts.onProgress?.('cleanup');
+    await dropScratchDatabase(config, scratch).catch(() => undefined);
+    await rm(scratchDir, { recursive: true, force: true });
+  }
+}
+

@@ -1,0 +1,278 @@
+/**
+ * Validation of a backup session without restoring it: the manifest, every artifact's size and
+ * SHA-256 (local and cloud copies, equal to each other through the manifest), decryption with the
+ * private identity, archive integrity (the whole dump decrypted and decompressed, its table of
+ * contents read by pg_restore), the filestore blobs (decrypted, SHA-1 and size), and the age of
+ * the session against the RPO. Every problem is a failed check naming the artifact, never a crash.
+ */
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { DrConfig } from '../config';
+import { decryptStream } from '../crypto/age';
+import { readFilestoreIndex } from '../backup/filestore';
+import { INCOMPLETE_MARKER, MANIFEST_FILE, SESSION_NAME, assertSessionName, localPath, rel, sessionTime } from '../backup/layout';
+import { readManifest, type Artifact, type Manifest } from '../backup/manifest';
+import { InvalidInputError } from '../errors';
+import { hashFile } from '../pipeline';
+import type { PgTools } from '../pgtools';
+import { cloudKey, verifyObject } from '../storage/s3';
+
+export type CheckStatus = 'pass' | 'fail' | 'warn' | 'skip';
+
+export interface CheckResult {
+  name: string;
+  status: CheckStatus;
+  message: string;
+  tenant?: string;
+  artifact?: string;
+  durationMs?: number;
+}
+
+const messageOf = (err: unknown) => (err instanceof Error ? `${err.name === 'Error' ? '' : `${err.name}: `}${err.message}` : String(err));
+
+/** Runs a check, turning any exception into a failed check (validation never crashes). */
+export async function runCheck(
+  name: string,
+  fn: () => Promise<Omit<CheckResult, 'name'>>,
+  context: Partial<CheckResult> = {},
+): Promise<CheckResult> {
+  const started = Date.now();
+  try {
+    return { name, ...context, ...(await fn()), durationMs: Date.now() - started };
+  } catch (err) {
+    return { name, ...context, status: 'fail', message: messageOf(err), durationMs: Date.now() - started };
+  }
+}
+
+/** `latest` → the newest local session whose manifest verifies and says complete. */
+export async function resolveSession(config: DrConfig, wanted: string | undefined): Promise<string> {
+  if (wanted && wanted !== 'latest') {
+    assertSessionName(wanted);
+    return wanted;
+  }
+  const names = (await readdir(config.sessionsDir).catch(() => [] as string[])).filter((n) => SESSION_NAME.test(n)).sort().reverse();
+  for (const name of names) {
+    try {
+      const m = await readManifest(path.join(config.sessionsDir, name, MANIFEST_FILE));
+      if (m.status === 'complete') return name;
+    } catch {
+      /* not complete: keep looking */
+    }
+  }
+  throw new InvalidInputError(`no complete backup session in ${config.sessionsDir}`);
+}
+
+/** Loads and verifies the manifest; a session without one is in progress or crashed. */
+export async function manifestCheck(config: DrConfig, session: string): Promise<{ check: CheckResult; manifest?: Manifest }> {
+  const dir = localPath(config.backupDir, rel.session(session));
+  const file = path.join(dir, MANIFEST_FILE);
+  const exists = await stat(file).then(() => true, () => false);
+  if (!exists) {
+    const inProgress = await stat(path.join(dir, INCOMPLETE_MARKER)).then(() => true, () => false);
+    const present = await stat(dir).then(() => true, () => false);
+    return {
+      check: {
+        name: 'manifest',
+        status: 'fail',
+        artifact: rel.manifest(session),
+        message: !present
+          ? `session ${session} does not exist in ${config.sessionsDir}`
+          : inProgress
+            ? `session ${session} has no manifest: it is still in progress, or it crashed`
+            : `session ${session} has no manifest`,
+      },
+    };
+  }
+  try {
+    const manifest = await readManifest(file);
+    const status = manifest.status === 'complete' ? 'pass' : 'warn';
+    return {
+      manifest,
+      check: {
+        name: 'manifest',
+        status,
+        artifact: rel.manifest(session),
+        message: `manifest version ${manifest.version}, checksum verified, session ${manifest.status}`,
+      },
+    };
+  } catch (err) {
+    return { check: { name: 'manifest', status: 'fail', artifact: rel.manifest(session), message: messageOf(err) } };
+  }
+}
+
+/** Every artifact of the manifest (optionally one tenant's), with the tenant it belongs to. */
+export function artifactsOf(manifest: Manifest, tenant?: string): Array<{ artifact: Artifact; tenant?: string }> {
+  const out: Array<{ artifact: Artifact; tenant?: string }> = [];
+  for (const [name, entry] of Object.entries(manifest.tenants)) {
+    if (tenant && name !== tenant) continue;
+    if (entry.database) out.push({ artifact: entry.database, tenant: name });
+    if (entry.filestore) out.push({ artifact: entry.filestore.index, tenant: name });
+  }
+  if (!tenant) {
+    if (manifest.globals) out.push({ artifact: manifest.globals });
+    if (manifest.config) out.push({ artifact: manifest.config });
+  }
+  return out;
+}
+
+export async function localArtifactCheck(config: DrConfig, artifact: Artifact, tenant?: string): Promise<CheckResult> {
+  return runCheck(
+    'artifact-local',
+    async () => {
+      const got = await hashFile(localPath(config.backupDir, artifact.path));
+      if (got.bytes !== artifact.bytes) return { status: 'fail', message: `${artifact.path}: ${got.bytes} bytes, manifest says ${artifact.bytes}` };
+      if (got.sha256 !== artifact.sha256) return { status: 'fail', message: `${artifact.path}: SHA-256 ${got.sha256} differs from the manifest's ${artifact.sha256}` };
+      return { status: 'pass', message: `${artifact.path}: ${got.bytes} bytes, SHA-256 matches` };
+    },
+    { artifact: artifact.path, ...(tenant ? { tenant } : {}) },
+  );
+}
+
+export async function cloudArtifactCheck(config: DrConfig, artifact: Artifact, tenant?: string): Promise<CheckResult> {
+  return runCheck(
+    'artifact-cloud',
+    async () => {
+      if (!config.cloud) return { status: 'skip', message: 'DR_CLOUD_BUCKET is not set' };
+      const key = cloudKey(config.cloud, artifact.path);
+      const check = await verifyObject(config.cloud, key, { bytes: artifact.bytes, sha256: artifact.sha256 });
+      return check.ok
+        ? { status: 'pass', message: `s3://${config.cloud.bucket}/${key}: ${check.message}` }
+        : { status: 'fail', message: `s3://${config.cloud.bucket}/${key}: ${check.message}` };
+    },
+    { artifact: artifact.path, ...(tenant ? { tenant } : {}) },
+  );
+}
+
+export function ageCheck(config: DrConfig, session: string, now: Date): CheckResult {
+  const ageHours = (now.getTime() - sessionTime(session).getTime()) / 3_600_000;
+  const rpo = config.objectives.rpoHours;
+  return {
+    name: 'age',
+    status: ageHours <= rpo ? 'pass' : 'fail',
+    message: `session is ${ageHours.toFixed(1)} h old; RPO is ${rpo} h${ageHours <= rpo ? '' : ': a newer backup is needed'}`,
+  };
+}
+
+/**
+ * Decrypts and decompresses the whole dump (age authenticates every chunk, zstd checks its frame
+ * checksum) while pg_restore reads its table of contents from the same stream.
+ */
+export async function dumpIntegrityCheck(
+  config: DrConfig,
+  tools: PgTools,
+  identity: string,
+  artifact: Artifact,
+  tenant: string,
+  signal?: AbortSignal,
+): Promise<CheckResult> {
+  return runCheck(
+    'dump-integrity',
+    async () => {
+      const file = localPath(config.backupDir, artifact.path);
+      const plain = decryptStream(identity, file);
+      const zstd = spawn('zstd', ['-d', '-q', '-c'], { stdio: ['pipe', 'pipe', 'pipe'], signal });
+      const list = spawn(tools.pgRestore, ['--list'], { stdio: ['pipe', 'pipe', 'pipe'], signal });
+      let listing = '';
+      let listErr = '';
+      let zstdErr = '';
+      let bytes = 0;
+      let listOpen = true;
+      list.stdout.on('data', (d: Buffer) => (listing += d.toString()));
+      list.stderr.on('data', (d: Buffer) => (listErr += d.toString()));
+      zstd.stderr.on('data', (d: Buffer) => (zstdErr += d.toString()));
+      list.stdin.on('error', () => (listOpen = false)); // pg_restore stops reading after the TOC
+      list.on('close', () => (listOpen = false));
+      const decryptDone = new Promise<void>((resolve, reject) => {
+        plain.on('error', reject);
+        zstd.stdin.on('error', () => undefined);
+        plain.pipe(zstd.stdin);
+        plain.on('end', () => resolve());
+      });
+      zstd.stdout.on('data', (d: Buffer) => {
+        bytes += d.length;
+        if (listOpen && !list.stdin.write(d)) {
+          zstd.stdout.pause();
+          list.stdin.once('drain', () => zstd.stdout.resume());
+          list.once('close', () => zstd.stdout.resume());
+        }
+      });
+      zstd.stdout.on('end', () => {
+        if (listOpen) list.stdin.end();
+      });
+      const zstdExit = new Promise<number | null>((r) => zstd.on('close', r));
+      const listExit = new Promise<number | null>((r) => list.on('close', r));
+      try {
+        await decryptDone;
+      } catch (err) {
+        zstd.kill('SIGKILL');
+        list.kill('SIGKILL');
+        throw new Error(`${artifact.path}: cannot be decrypted: ${messageOf(err)}`);
+      }
+      const zcode = await zstdExit;
+      if (zcode !== 0) return { status: 'fail', message: `${artifact.path}: decompression failed (zstd: ${zstdErr.trim() || `exit ${zcode}`})` };
+      const lcode = await listExit;
+      const entries = listing.split('\n').filter((l) => /^\d+;/.test(l));
+      if (lcode !== 0 || entries.length === 0) {
+        return { status: 'fail', message: `${artifact.path}: pg_restore cannot read the archive (${listErr.trim() || `exit ${lcode}`})` };
+      }
+      const tables = entries.filter((l) => / TABLE DATA /.test(l)).length;
+      return { status: 'pass', message: `${artifact.path}: decrypted and decompressed (${bytes} bytes), ${entries.length} archive entries, ${tables} tables with data` };
+    },
+    { tenant, artifact: artifact.path },
+  );
+}
+
+/** Every file of a tenant's filestore index: its blob exists, decrypts, and has the right SHA-1 and size. */
+export async function filestoreBlobsCheck(
+  config: DrConfig,
+  identity: string,
+  artifact: Artifact,
+  tenant: string,
+  opts: { concurrency?: number; signal?: AbortSignal; onProgress?: (n: number) => void } = {},
+): Promise<CheckResult> {
+  return runCheck(
+    'filestore-blobs',
+    async () => {
+      const problems: string[] = [];
+      let checked = 0;
+      const verify = async (entry: { path: string; sha1: string; size: number }) => {
+        const blob = localPath(config.backupDir, rel.blob(entry.sha1));
+        const exists = await stat(blob).then(() => true, () => false);
+        if (!exists) return problems.push(`${entry.path}: blob ${rel.blob(entry.sha1)} is missing`);
+        const hash = createHash('sha1');
+        let size = 0;
+        try {
+          for await (const chunk of decryptStream(identity, blob)) {
+            hash.update(chunk as Buffer);
+            size += (chunk as Buffer).length;
+          }
+        } catch (err) {
+          return problems.push(`${entry.path}: blob ${rel.blob(entry.sha1)} cannot be decrypted (${messageOf(err)})`);
+        }
+        const sha1 = hash.digest('hex');
+        if (sha1 !== entry.sha1) return problems.push(`${entry.path}: blob ${rel.blob(entry.sha1)} holds content with SHA-1 ${sha1}`);
+        if (size !== entry.size) return problems.push(`${entry.path}: blob ${rel.blob(entry.sha1)} has ${size} bytes, index says ${entry.size}`);
+        return undefined;
+      };
+      const running = new Set<Promise<unknown>>();
+      for await (const entry of readFilestoreIndex(localPath(config.backupDir, artifact.path))) {
+        opts.signal?.throwIfAborted();
+        const p: Promise<unknown> = verify(entry).finally(() => {
+          running.delete(p);
+          checked++;
+          opts.onProgress?.(checked);
+        });
+        running.add(p);
+        if (running.size >= (opts.concurrency ?? 4)) await Promise.race(running);
+      }
+      await Promise.all(running);
+      if (problems.length) {
+        return { status: 'fail', message: `${problems.length} of ${checked} files are not restorable: ${problems.slice(0, 5).join('; ')}${problems.length > 5 ? '; …' : ''}` };
+      }
+      return { status: 'pass', message: `${checked} files: every blob present, decrypted, SHA-1 and size match` };
+    },
+    { tenant, artifact: artifact.path },
+  );
+}

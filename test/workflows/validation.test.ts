@@ -1,0 +1,208 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, closeSync, writeSync, statSync, truncateSync, unlinkSync, writeFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { localPath, rel } from '../../src/backup/layout';
+import { markScratch, scratchName } from '../../src/restore/scratch';
+import { readFilestoreIndex } from '../../src/backup/filestore';
+import type { DrConfig } from '../../src/config';
+import { deleteObjects, listObjects } from '../../src/storage/s3';
+import { backupWorkflow, drillWorkflow, validationWorkflow } from '../../workflows';
+import { backupSessionName } from '../../workflows/definitions';
+import type { ValidationReport } from '../../workflows/validation';
+import { createTenant, dropTenant, type PgAdminConnection } from '../fixtures/odoo-tenants';
+import { loadRealOdooTenant } from '../fixtures/real-odoo';
+import { stackConfig, uniqueSuffix } from '../helpers/config';
+import { adminQuery } from '../helpers/pg';
+import { devServer, withWorker } from '../helpers/temporal';
+
+function admin(): PgAdminConnection {
+  const { host, port, user, password } = stackConfig().postgres;
+  return { host, port, user, ...(password ? { password } : {}) };
+}
+
+function flipByte(file: string, at = Math.floor(statSync(file).size / 2)): void {
+  const fd = openSync(file, 'r+');
+  const b = Buffer.alloc(1);
+  readSync(fd, b, 0, 1, at);
+  b[0] = b[0]! ^ 0x10;
+  writeSync(fd, b, 0, 1, at);
+  closeSync(fd);
+}
+
+const failed = (r: ValidationReport) => r.checks.filter((c) => c.status === 'fail');
+
+describe('validationWorkflow and drillWorkflow (real stack)', function () {
+  this.timeout(600_000);
+  const s = uniqueSuffix();
+  const tenant = `val-${s}.eu`;
+  const real = `val-real-${s}`;
+  const prefix = `test-val-${s}`;
+  const configFor = (dir: string, extra: NodeJS.ProcessEnv = {}): DrConfig =>
+    stackConfig({ DR_BACKUP_DIR: dir, DR_LOG_DIR: path.join(dir, 'logs'), DR_CLOUD_BUCKET: `s3://odoo-dr-local/${prefix}/${path.basename(dir)}`, ...extra });
+
+  const backup = async (config: DrConfig, tenants: string[], cloud = false) => {
+    const env = await devServer();
+    const session = backupSessionName(new Date(), uniqueSuffix());
+    const result = await withWorker({ env, config }, (taskQueue) =>
+      env.client.workflow.execute(backupWorkflow, { taskQueue, workflowId: `test/val-backup/${session}`, args: [{ session, tenants, cloud, retention: false }] }),
+    );
+    assert.equal(result.status, 'complete', JSON.stringify(result));
+    return session;
+  };
+  const validate = async (config: DrConfig, input: Parameters<typeof validationWorkflow>[0]) => {
+    const env = await devServer();
+    return withWorker({ env, config }, (taskQueue) =>
+      env.client.workflow.execute(validationWorkflow, { taskQueue, workflowId: `test/validation/${uniqueSuffix()}`, args: [input] }),
+    );
+  };
+  /** A fresh backup of the small tenant in its own folder, to damage. */
+  const freshSession = async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'odoo-dr-val-'));
+    const config = configFor(dir);
+    const session = await backup(config, [tenant]);
+    return { config, session, dir };
+  };
+
+  before(async () => {
+    await createTenant(admin(), stackConfig().odoo.dataDir, { name: tenant, moveLines: 2000, files: 8 });
+    await loadRealOdooTenant(admin(), stackConfig().odoo.dataDir, { name: real });
+  });
+  after(async () => {
+    await dropTenant(admin(), stackConfig().odoo.dataDir, tenant);
+    await dropTenant(admin(), stackConfig().odoo.dataDir, real);
+    const cloud = stackConfig({ DR_CLOUD_BUCKET: `s3://odoo-dr-local/${prefix}` }).cloud!;
+    const keys: string[] = [];
+    for await (const o of listObjects(cloud, `${prefix}/`)) keys.push(o.key);
+    if (keys.length) await deleteObjects(cloud, keys);
+  });
+
+  let good: { config: DrConfig; session: string; dir: string };
+
+  it('passes every check of a good session, with a real restore test of both tenants (local and cloud copies)', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'odoo-dr-val-good-'));
+    const config = configFor(dir);
+    const session = await backup(config, [tenant, real], true);
+    good = { config, session, dir };
+    const report = await validate(config, { session: 'latest', restoreTest: true });
+    assert.equal(report.session, session);
+    assert.deepEqual(failed(report), [], JSON.stringify(failed(report), null, 2));
+    assert.equal(report.status, 'pass');
+    const names = new Set(report.checks.map((c) => c.name));
+    for (const n of ['manifest', 'artifact-local', 'artifact-cloud', 'age', 'dump-integrity', 'filestore-blobs', 'restore-database', 'restore-filestore', 'neutralize', 'modules', 'row-counts', 'attachments', 'admin-user']) {
+      assert.ok(names.has(n), `check ${n} is missing: ${[...names].join(', ')}`);
+    }
+    assert.equal(report.restores.length, 2);
+    for (const r of report.restores) assert.ok(r.databaseMs > 0 && r.secondsPerGiB > 0);
+    assert.ok(report.reportPath && existsSync(report.reportPath), 'the report is kept under DR_LOG_DIR');
+    const leftovers = (await adminQuery("SELECT datname FROM pg_database WHERE datname LIKE $1", [`%_dr_test_%`])) as Array<{ datname: string }>;
+    assert.deepEqual(leftovers.filter((d) => d.datname.startsWith(tenant) || d.datname.startsWith(real)), [], 'scratch copies are dropped');
+  });
+
+  it('validates one tenant only when asked', async () => {
+    const report = await validate(good.config, { session: good.session, tenant: real });
+    assert.equal(report.status, 'pass');
+    assert.ok(report.checks.filter((c) => c.tenant).every((c) => c.tenant === real));
+  });
+
+  it('a bit flipped in an encrypted dump fails, naming the dump', async () => {
+    const { config, session } = await freshSession();
+    flipByte(localPath(config.backupDir, rel.database(session, tenant)));
+    const report = await validate(config, { session });
+    assert.equal(report.status, 'fail');
+    const bad = failed(report);
+    assert.ok(bad.some((c) => c.name === 'artifact-local' && c.message.includes('database.dump.zst.age')), JSON.stringify(bad));
+    assert.ok(bad.some((c) => c.name === 'dump-integrity' && /database\.dump\.zst\.age: cannot be decrypted/.test(c.message)), JSON.stringify(bad));
+  });
+
+  it('a truncated dump fails, naming the dump', async () => {
+    const { config, session } = await freshSession();
+    const dump = localPath(config.backupDir, rel.database(session, tenant));
+    truncateSync(dump, Math.floor(statSync(dump).size * 0.6));
+    const report = await validate(config, { session });
+    assert.ok(failed(report).some((c) => c.name === 'dump-integrity' && c.message.includes('database.dump.zst.age')));
+  });
+
+  it('a missing filestore blob and a blob whose content does not match its name both fail, naming the file', async () => {
+    const { config, session } = await freshSession();
+    const entries = [];
+    for await (const e of readFilestoreIndex(localPath(config.backupDir, rel.filestoreIndex(session, tenant)))) entries.push(e);
+    unlinkSync(localPath(config.backupDir, rel.blob(entries[0]!.sha1)));
+    // Other content, properly encrypted, under the second file's name.
+    const recipient = execFileSync('age-keygen', ['-y', config.encryption.identityFile!], { encoding: 'utf8' }).trim();
+    const wrong = execFileSync('age', ['-r', recipient], { input: 'not the original content' });
+    writeFileSync(localPath(config.backupDir, rel.blob(entries[1]!.sha1)), wrong);
+    const report = await validate(config, { session });
+    const blobs = failed(report).find((c) => c.name === 'filestore-blobs')!;
+    assert.ok(blobs, JSON.stringify(report.checks));
+    assert.match(blobs.message, new RegExp(`${entries[0]!.path}: blob .* is missing`));
+    assert.match(blobs.message, new RegExp(`${entries[1]!.path}: blob .* holds content with SHA-1`));
+  });
+
+  it('a manifest edited after the fact fails', async () => {
+    const { config, session } = await freshSession();
+    const file = localPath(config.backupDir, rel.manifest(session));
+    writeFileSync(file, readFileSync(file, 'utf8').replace('"status": "complete"', '"status": "complete" ').replace(/"files": (\d+)/, (_m, n: string) => `"files": ${Number(n) + 1}`));
+    const report = await validate(config, { session });
+    assert.equal(report.status, 'fail');
+    assert.match(failed(report)[0]!.message, /manifest\.json was modified after it was written/);
+  });
+
+  it('the wrong private key fails the decryption checks, never passes', async () => {
+    const { session, dir } = await freshSession();
+    const otherKey = path.join(dir, 'other.key');
+    execFileSync('age-keygen', ['-o', otherKey], { stdio: 'ignore' });
+    const wrongKey = configFor(dir, { DR_ENCRYPTION_KEY_FILE: otherKey });
+    const report = await validate(wrongKey, { session });
+    assert.equal(report.status, 'fail');
+    assert.ok(failed(report).some((c) => c.name === 'dump-integrity' && /cannot be decrypted/.test(c.message)));
+    assert.ok(failed(report).some((c) => c.name === 'filestore-blobs'));
+  });
+
+  it('a session still in progress fails: no manifest yet', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'odoo-dr-val-inprogress-'));
+    const config = configFor(dir);
+    const session = backupSessionName(new Date(), uniqueSuffix());
+    mkdirSync(localPath(dir, rel.session(session)), { recursive: true });
+    writeFileSync(path.join(localPath(dir, rel.session(session)), '.incomplete'), '{}');
+    const report = await validate(config, { session });
+    assert.equal(report.status, 'fail');
+    assert.match(failed(report)[0]!.message, /has no manifest: it is still in progress, or it crashed/);
+  });
+
+  it('removes scratch copies a dead restore left behind, and leaves production tenants untouched', async () => {
+    // What a worker killed during a restore test leaves: a marked scratch database, older than the limit.
+    const leftover = scratchName(good.config, tenant, 'dead0001');
+    await adminQuery(`CREATE DATABASE "${leftover}"`);
+    await markScratch(good.config, leftover, { tenant, purpose: 'restore-test', createdAt: new Date(Date.now() - 48 * 3600_000).toISOString() });
+    const psqlEnv = { ...process.env, PGHOST: '127.0.0.1', PGPORT: String(good.config.postgres.port), PGUSER: 'postgres', PGPASSWORD: good.config.postgres.password };
+    const count = () => execFileSync('psql', ['-Atc', 'SELECT count(*) FROM account_move_line', `--dbname=${tenant}`], { env: psqlEnv }).toString();
+    const countsBefore = count();
+    const report = await validate(good.config, { session: good.session, tenant, restoreTest: true });
+    assert.equal(report.status, 'pass');
+    const dbs = (await adminQuery('SELECT datname FROM pg_database')) as Array<{ datname: string }>;
+    assert.ok(!dbs.some((d) => d.datname === leftover), 'the leftover scratch database was swept');
+    assert.ok(dbs.some((d) => d.datname === tenant) && dbs.some((d) => d.datname === real), 'production tenants are still there');
+    assert.equal(count(), countsBefore);
+  });
+
+  it('a restore-only drill reports achieved RPO, restore time and the projected fleet RTO; -c restores from the bucket', async () => {
+    const env = await devServer();
+    for (const cloud of [false, true]) {
+      const report = await withWorker({ env, config: good.config }, (taskQueue) =>
+        env.client.workflow.execute(drillWorkflow, { taskQueue, workflowId: `test/drill/${uniqueSuffix()}`, args: [{ mode: 'restore-only', cloud, tenants: [real] }] }),
+      );
+      assert.equal(report.status, 'pass', JSON.stringify(report, null, 2));
+      assert.equal(report.session, good.session);
+      const t = report.tenants.find((x) => x.tenant === real)!;
+      assert.ok(t.achievedRpoHours !== undefined && t.achievedRpoHours < 1);
+      assert.ok(t.restore && t.restore.databaseMs > 0);
+      assert.ok(report.projectedRto && report.projectedRto.minutes > 0 && report.projectedRto.pass);
+      assert.equal(report.projectedRto.targetMinutes, 120);
+      assert.ok(report.reportPath && existsSync(report.reportPath));
+    }
+    const drills = readdirSync(path.join(good.dir, 'logs')).filter((f) => f.startsWith('drill-restore-only-'));
+    assert.equal(drills.length, 2, 'each drill report is kept as JSON under logs/');
+  });
+});

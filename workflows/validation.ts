@@ -1,0 +1,113 @@
+import { log, proxyActivities, uuid4, workflowInfo } from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import type { RestoreTestResult } from '../src/validate/restore-test';
+import type { CheckResult } from '../src/validate/session';
+import { longActivity, quickActivity, sessionActivity } from './options';
+
+const quick = proxyActivities<Activities>(quickActivity);
+const session = proxyActivities<Activities>(sessionActivity);
+const long = proxyActivities<Activities>(longActivity);
+
+export interface ValidationInput {
+  /** Session name, or `latest` (default): the newest complete local session. */
+  session?: string;
+  /** Only this tenant of the session. */
+  tenant?: string;
+  /** Also restore each tenant into a neutralized scratch copy and run the Odoo checks. */
+  restoreTest?: boolean;
+  /** Check the cloud copy of every artifact too (default: when the session was copied). */
+  cloud?: boolean;
+  /** Restore tests read the session from the bucket instead of local disk (drills with -c). */
+  fromCloud?: boolean;
+  /** Skip the decryption/integrity checks that a restore test repeats anyway (restore-only drills). */
+  restoreOnly?: boolean;
+}
+
+export interface RestoreMeasure {
+  tenant: string;
+  databaseMs: number;
+  filestoreMs: number;
+  databaseBytes: number;
+  filestoreBytes: number;
+  /** Restore time per GiB of restored database + filestore. */
+  secondsPerGiB: number;
+}
+
+export interface ValidationReport {
+  session: string;
+  tenant?: string;
+  workflowId: string;
+  startedAt: string;
+  finishedAt: string;
+  status: 'pass' | 'fail';
+  checks: CheckResult[];
+  restores: RestoreMeasure[];
+  reportPath?: string;
+}
+
+const GiB = 1024 ** 3;
+
+/** Turns restore-test results into restore measures (time per GiB). */
+export function measureRestore(r: RestoreTestResult): RestoreMeasure {
+  const bytes = r.databaseBytes + r.filestoreBytes;
+  const seconds = (r.databaseMs + r.filestoreMs) / 1000;
+  return {
+    tenant: r.tenant,
+    databaseMs: r.databaseMs,
+    filestoreMs: r.filestoreMs,
+    databaseBytes: r.databaseBytes,
+    filestoreBytes: r.filestoreBytes,
+    secondsPerGiB: bytes > 0 ? seconds / (bytes / GiB) : 0,
+  };
+}
+
+/** Validates one session (shared by validationWorkflow and drillWorkflow). */
+export async function validateSession(input: ValidationInput & { session: string }): Promise<Omit<ValidationReport, 'workflowId' | 'startedAt' | 'finishedAt' | 'reportPath'>> {
+  const structure = await session.checkBackupSession({
+    session: input.session,
+    ...(input.cloud !== undefined ? { cloud: input.cloud } : {}),
+    ...(input.tenant ? { tenant: input.tenant } : {}),
+  });
+  const checks = [...structure.checks];
+  const restores: RestoreMeasure[] = [];
+  if (structure.manifestOk) {
+    for (const tenant of structure.tenants) {
+      if (!input.restoreOnly) checks.push(...(await long.checkTenantArchives({ session: input.session, tenant })));
+      if (input.restoreTest) {
+        const result = await long.restoreTestTenant({
+          session: input.session,
+          tenant,
+          id: uuid4().replace(/-/g, '').slice(0, 8),
+          fromCloud: input.fromCloud ?? false,
+        });
+        checks.push(...result.checks);
+        if (result.checks.every((c) => c.status !== 'fail')) restores.push(measureRestore(result));
+      }
+    }
+  }
+  const status = checks.some((c) => c.status === 'fail') ? 'fail' : 'pass';
+  return { session: input.session, ...(input.tenant ? { tenant: input.tenant } : {}), status, checks, restores };
+}
+
+/**
+ * Proves a backup session restores: manifest, checksums (local and cloud), decryption, archive
+ * integrity, filestore blobs, age against the RPO and, with `restoreTest`, a real restore into a
+ * neutralized scratch copy with Odoo-aware checks. The report is kept as JSON under DR_LOG_DIR.
+ */
+export async function validationWorkflow(input: ValidationInput = {}): Promise<ValidationReport> {
+  const startedAt = new Date(Date.now()).toISOString();
+  if (input.restoreTest) {
+    // Leftovers of restore tests whose worker died are removed before making new ones.
+    const swept = await quick.sweepScratchCopies({});
+    if (swept.length) log.info('swept scratch copies', { swept });
+  }
+  const name = await quick.resolveBackupSession({ ...(input.session ? { session: input.session } : {}) });
+  const report: ValidationReport = {
+    ...(await validateSession({ ...input, session: name })),
+    workflowId: workflowInfo().workflowId,
+    startedAt,
+    finishedAt: new Date(Date.now()).toISOString(),
+  };
+  report.reportPath = await quick.saveReport({ kind: 'validation', name, report });
+  return report;
+}
