@@ -2,7 +2,8 @@
 # `npm run demo`: the main job on the embedded local stack with sample tenants.
 # Installs what is missing, starts the stack, loads the sample tenants (generated ones and the
 # real Odoo 17 backup), runs an odoo-dr worker, discovers the tenants and backs them all up
-# (local disk and the local S3 server) through Temporal.
+# (local disk and the local S3 server), validates the session with real restore tests and runs a
+# restore-only drill, all through Temporal.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here/.."
@@ -31,6 +32,12 @@ node bin/odoo-dr --config "$CONFIG" backup --wait
 echo
 echo "== odoo-dr sessions list --cloud"
 node bin/odoo-dr --config "$CONFIG" sessions list --cloud | head -n 6
+echo
+echo "== odoo-dr validate latest --restore-test --wait (validationWorkflow: checksums, decryption, archives, blobs, restore into neutralized scratch copies)"
+node bin/odoo-dr --config "$CONFIG" validate latest --restore-test --wait || true
+echo
+echo "== odoo-dr drill -m restore-only --wait (drillWorkflow: achieved RPO, restore rate, projected fleet RTO)"
+node bin/odoo-dr --config "$CONFIG" drill -m restore-only --wait || true
 echo
 echo "Temporal Web UI: http://127.0.0.1:$TEMPORAL_UI_PORT/namespaces/default/workflows (workflow IDs backup/<session>, backup/<session>/<tenant>)"
 echo "Stop the stack with: npm run stack:down"

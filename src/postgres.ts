@@ -31,6 +31,15 @@ export function mapPostgresError(err: unknown, settings: PostgresSettings, datab
   return mapped;
 }
 
+/**
+ * A connection terminated by the server while no query runs (DROP DATABASE … WITH (FORCE), a
+ * restart, pg_terminate_backend) makes node-postgres emit 'error' on the client; unhandled, that
+ * kills the whole worker. The next query on it fails and reports the error where it belongs.
+ */
+export function guardIdleErrors(client: pg.Client): void {
+  client.on('error', () => undefined);
+}
+
 /** Runs `fn` with a connected client to `database` and always closes it. */
 export async function withClient<T>(
   settings: PostgresSettings,
@@ -46,6 +55,7 @@ export async function withClient<T>(
     connectionTimeoutMillis: 10_000,
     application_name: 'odoo-dr',
   });
+  guardIdleErrors(client);
   try {
     await client.connect();
   } catch (err) {

@@ -11,7 +11,7 @@ import type { DrConfig } from '../config';
 import { readOdooFacts, type OdooFacts } from '../odoo/facts';
 import { ageEncryptStage, runPipeline, zstdStage, type Stage } from '../pipeline';
 import type { PgTools } from '../pgtools';
-import { mapPostgresError } from '../postgres';
+import { guardIdleErrors, mapPostgresError } from '../postgres';
 import { localPath, rel } from './layout';
 import type { Artifact } from './manifest';
 
@@ -72,6 +72,7 @@ export async function dumpDatabase(req: DumpRequest): Promise<DumpResult> {
     application_name: 'odoo-dr',
     connectionTimeoutMillis: 15_000,
   });
+  guardIdleErrors(client);
   try {
     await client.connect();
   } catch (err) {

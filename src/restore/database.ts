@@ -100,10 +100,20 @@ function decompressStage(dest: string): Stage {
   return { name: 'zstd', command: 'zstd', args: ['-d', '-q', '-f', '-o', dest] };
 }
 
-async function databaseExists(config: DrConfig, database: string): Promise<boolean> {
-  return withClient(config.postgres, config.postgres.maintenanceDb, async (client) => {
-    const { rows } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
-    return rows.length > 0;
+/** What would make CREATE DATABASE fail: the name is taken, the owner role does not exist. */
+async function preflight(config: DrConfig, database: string, owner: string, artifact: string): Promise<void> {
+  await withClient(config.postgres, config.postgres.maintenanceDb, async (client) => {
+    const { rows } = await client.query<{ taken: boolean; role: boolean }>(
+      `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS taken,
+              EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $2) AS role`,
+      [database, owner],
+    );
+    if (rows[0]!.taken) {
+      throw new InvalidInputError(`cannot restore ${artifact} into "${database}": that database already exists (restores never overwrite)`);
+    }
+    if (!rows[0]!.role) {
+      throw new InvalidInputError(`cannot restore ${artifact} into "${database}": the owner role "${owner}" does not exist`);
+    }
   });
 }
 
@@ -174,9 +184,7 @@ export async function restoreDump(opts: RestoreDbOptions): Promise<RestoreDbResu
     if (err instanceof DrError) throw err;
     throw new ArtifactCorruptedError(`cannot restore ${encryptedDump}: the artifact is missing or unreadable (${(err as NodeJS.ErrnoException).code ?? messageOf(err)})`);
   }
-  if (await databaseExists(config, database)) {
-    throw new InvalidInputError(`cannot restore ${encryptedDump} into "${database}": that database already exists (restores never overwrite)`);
-  }
+  await preflight(config, database, owner, encryptedDump);
 
   const root = await ensureScratchRoot(config);
   const work = path.join(root, `restore-${database}-${randomBytes(4).toString('hex')}`);
