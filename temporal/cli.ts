@@ -437,9 +437,20 @@ function printBackupResult(r: BackupResult): void {
 
 function printChecks(title: string, status: string, checks: Array<{ name: string; status: string; message: string; tenant?: string }>, reportPath?: string): void {
   process.stdout.write(`${title}: ${status.toUpperCase()}\n`);
-  const rows = checks.map((c) => [c.status.toUpperCase(), c.name, c.tenant ?? '-', c.message]);
+  // Passing checks are summarized per check; anything else is shown in full.
+  const rows: string[][] = [];
+  const names = [...new Set(checks.map((c) => c.name))];
+  for (const name of names) {
+    const passed = checks.filter((c) => c.name === name && c.status === 'pass');
+    if (passed.length === 1) rows.push(['PASS', name, passed[0]!.tenant ?? '-', passed[0]!.message]);
+    else if (passed.length > 1) {
+      const tenants = new Set(passed.map((c) => c.tenant ?? '-'));
+      rows.push(['PASS', name, `${tenants.size} tenant(s)`, `${passed.length} checks passed`]);
+    }
+  }
+  for (const c of checks.filter((x) => x.status !== 'pass')) rows.push([c.status.toUpperCase(), c.name, c.tenant ?? '-', c.message]);
   process.stdout.write(formatTable(['STATUS', 'CHECK', 'TENANT', 'MESSAGE'], rows));
-  if (reportPath) process.stdout.write(`report: ${reportPath}\n`);
+  if (reportPath) process.stdout.write(`report (every check in full): ${reportPath}\n`);
 }
 
 function printDrill(r: DrillReport): void {
@@ -457,7 +468,7 @@ function printDrill(r: DrillReport): void {
   if (r.projectedRto) {
     const p = r.projectedRto;
     process.stdout.write(
-      `projected fleet RTO ${p.minutes.toFixed(1)} min for ${formatBytes(p.fleetBytes)} at ${p.secondsPerGiB.toFixed(0)} s/GiB, ${p.parallelism} at once: ${p.pass ? 'within' : 'OVER'} the ${p.targetMinutes} min objective\n`,
+      `projected fleet RTO ${p.minutes < 1 ? `${(p.minutes * 60).toFixed(0)} s` : `${p.minutes.toFixed(1)} min`} for ${formatBytes(p.fleetBytes)} at ${p.secondsPerGiB.toFixed(0)} s/GiB, ${p.parallelism} at once: ${p.pass ? 'within' : 'OVER'} the ${p.targetMinutes} min objective\n`,
     );
   }
   for (const t of r.tenants) for (const f of t.failures) process.stdout.write(`  ${t.tenant}: ${f}\n`);
