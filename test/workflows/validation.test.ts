@@ -205,4 +205,23 @@ describe('validationWorkflow and drillWorkflow (real stack)', function () {
     const drills = readdirSync(path.join(good.dir, 'logs')).filter((f) => f.startsWith('drill-restore-only-'));
     assert.equal(drills.length, 2, 'each drill report is kept as JSON under logs/');
   });
+
+  it('validation-only and backup-only drills: no restore, and backup-only makes a new verified session', async () => {
+    const env = await devServer();
+    const run = (mode: 'validation-only' | 'backup-only') =>
+      withWorker({ env, config: good.config }, (taskQueue) =>
+        env.client.workflow.execute(drillWorkflow, { taskQueue, workflowId: `test/drill-${mode}/${uniqueSuffix()}`, args: [{ mode, tenants: [real] }] }),
+      );
+    const validation = await run('validation-only');
+    assert.equal(validation.status, 'pass', JSON.stringify(validation, null, 2));
+    assert.equal(validation.projectedRto, undefined, 'nothing was restored, so no RTO is projected');
+    assert.ok(validation.checks.some((c) => c.name === 'dump-integrity' && c.tenant === real && c.status === 'pass'));
+    assert.ok(!validation.checks.some((c) => c.name === 'restore-database'));
+    const backupOnly = await run('backup-only');
+    assert.equal(backupOnly.status, 'pass');
+    assert.equal(backupOnly.backup?.status, 'complete');
+    assert.notEqual(backupOnly.session, good.session);
+    assert.equal(backupOnly.checks.length, 0);
+    assert.ok(backupOnly.tenants.find((t) => t.tenant === real)!.achievedRpoHours! < 0.1);
+  });
 });
