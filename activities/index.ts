@@ -5,11 +5,13 @@
 import type { DrConfig } from '../src/config';
 import { discoverTenants as discover, type DiscoveryRequest, type DiscoveryResult } from '../src/tenants';
 import { createBackupActivities } from './backup';
+import { createRecoveryActivities } from './recovery';
 import { createValidationActivities } from './validation';
 import { mapped } from './errors';
 
 export type * from './backup';
 export type * from './validation';
+export type * from './recovery';
 
 export interface ActivityDeps {
   config: DrConfig;
@@ -27,6 +29,7 @@ export function createActivities({ config }: ActivityDeps) {
     }),
     ...createBackupActivities(config, secrets),
     ...createValidationActivities(config, secrets),
+    ...createRecoveryActivities(config, secrets),
   };
 }
 

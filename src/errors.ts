@@ -84,6 +84,11 @@ export class EncryptionKeyError extends DrError {
   readonly permanent = true;
 }
 
+/** An Odoo service command (DR_ODOO_STOP_CMD / DR_ODOO_START_CMD) failed or timed out; the message names it and quotes its output. */
+export class ServiceCommandError extends DrError {
+  readonly permanent = false;
+}
+
 /** Names of all catalogued errors that must never be retried (Temporal nonRetryableErrorTypes). */
 export const PERMANENT_ERROR_TYPES = [
   'ConfigError',

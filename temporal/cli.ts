@@ -22,6 +22,8 @@ import {
 import type { TenantDiscoveryInput, TenantDiscoveryResult } from '../workflows/discovery';
 import type { DrillInput, DrillMode, DrillReport } from '../workflows/drill';
 import type { ValidationInput, ValidationReport } from '../workflows/validation';
+import { approveSignal, recoveryStatusQuery, rejectSignal, type RecoveryInput, type RecoveryResult, type RecoveryStatus } from '../workflows/recovery';
+import { RECOVERY_MODES, type RecoveryMode } from '../src/recovery/plan';
 import { connectClient, connectWorker, temporalSettings } from './connection';
 import { createWorker } from './worker';
 
@@ -340,6 +342,118 @@ Exit code 1 when the drill fails (a check, the RPO or the projected RTO).`)
       }
     });
 
+
+  const recover = program
+    .command('recover')
+    .description('Recover tenants from a backup session (runs recoveryWorkflow): plan, approval, shadow restore and verification, Odoo stopped, atomic swap, Odoo started, health; rolled back on failure.')
+    .option('-m, --mode <mode>', 'full | database-only | files-only | config-only', 'full')
+    .option('-c, --cloud', 'restore from the bucket (when the local session is gone)')
+    .option('-s, --session <name>', 'session name or "latest"', 'latest')
+    .option('--tenant <db...>', 'only these tenants (default: every tenant of the session)')
+    .option('-t, --dry-run', 'print the plan and change nothing')
+    .option('--yes', 'approve at start (scripted use); the approval is recorded in the audit log')
+    .option('--force', 'allow a session that failed validation')
+    .option('--approval-timeout <minutes>', 'minutes to wait for approval before ending without changes', '60')
+    .option('--wait', 'wait for the end and print the result')
+    .addHelpText('after', `
+Examples:
+  odoo-dr recover -m database-only --tenant acme -t          show the plan only
+  odoo-dr recover -m database-only --tenant acme --wait      then approve from another terminal:
+  odoo-dr recover approve recovery/acme/20261126031500
+  odoo-dr recover -m full -c --tenant acme --yes --wait      scripted, from the bucket
+
+Exit codes: 0 recovered (or plan shown), 1 failed, rolled back, rejected or expired, 2 bad input.`)
+    .action(async (cmdOpts: { mode: string; cloud?: boolean; session: string; tenant?: string[]; dryRun?: boolean; yes?: boolean; force?: boolean; approvalTimeout: string; wait?: boolean }, cmd: Command) => {
+      const opts = cmd.optsWithGlobals<GlobalOptions>();
+      if (!RECOVERY_MODES.includes(cmdOpts.mode as RecoveryMode)) {
+        throw new CliExit(EXIT.usage, `--mode must be one of ${RECOVERY_MODES.join(', ')}, got "${cmdOpts.mode}"`);
+      }
+      const timeout = Number(cmdOpts.approvalTimeout);
+      if (!Number.isInteger(timeout) || timeout < 1) throw new CliExit(EXIT.usage, `--approval-timeout must be a whole number of minutes, got "${cmdOpts.approvalTimeout}"`);
+      const config = load(opts);
+      printWarnings(config);
+      if (cmdOpts.cloud && !config.cloud) throw new CliExit(EXIT.usage, '-c needs DR_CLOUD_BUCKET in the configuration');
+      const client = await connectClient(config).catch((err: Error) => {
+        throw new CliExit(EXIT.unavailable, err.message);
+      });
+      try {
+        const who = operatorIdentity();
+        const input: RecoveryInput = {
+          mode: cmdOpts.mode as RecoveryMode,
+          session: cmdOpts.session,
+          fromCloud: Boolean(cmdOpts.cloud),
+          dryRun: Boolean(cmdOpts.dryRun),
+          approvalTimeoutMinutes: timeout,
+          force: Boolean(cmdOpts.force),
+          startedBy: who,
+          ...(cmdOpts.yes ? { approvedBy: who } : {}),
+          ...(cmdOpts.tenant ? { tenants: cmdOpts.tenant } : {}),
+        };
+        const target = cmdOpts.tenant?.length === 1 ? cmdOpts.tenant[0]! : cmdOpts.mode === 'config-only' ? 'config' : 'fleet';
+        const handle = await client.workflow.start<(i: RecoveryInput) => Promise<RecoveryResult>>(WorkflowNames.recovery, {
+          taskQueue: config.taskQueue || DEFAULT_TASK_QUEUE,
+          workflowId: workflowIds.recovery(target, idStamp(new Date()).replace('-', '')),
+          args: [input],
+          memo: { startedBy: who },
+        });
+        process.stderr.write(`started ${input.mode} recovery (workflow ${handle.workflowId})${input.dryRun ? ', dry run' : ''}\n`);
+        if (!input.dryRun && !cmdOpts.wait) {
+          if (opts.json) process.stdout.write(`${JSON.stringify({ workflowId: handle.workflowId })}\n`);
+          else process.stdout.write(`status: odoo-dr recover status ${handle.workflowId}\n${input.approvedBy ? '' : `approve: odoo-dr recover approve ${handle.workflowId}\n`}`);
+          return;
+        }
+        if (!input.dryRun && !input.approvedBy) process.stderr.write(`waiting for approval: odoo-dr recover approve ${handle.workflowId}\n`);
+        const result = await handle.result();
+        if (opts.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+        else printRecovery(result);
+        const ok = result.state === 'planned' || (result.state === 'done' && Object.values(result.tenants).every((t) => t.state === 'recovered'));
+        if (!ok) outcome.code = EXIT.failed;
+      } finally {
+        await client.connection.close();
+      }
+    });
+
+  const signalCommand = (name: 'approve' | 'reject') =>
+    recover
+      .command(`${name} <workflowId>`)
+      .description(name === 'approve' ? 'Approve a recovery waiting for approval (recorded in the audit log).' : 'Reject a recovery: it ends without changes.')
+      .option('--reason <text>', 'why (reject)')
+      .action(async (workflowId: string, cmdOpts: { reason?: string }, cmd: Command) => {
+        const opts = cmd.optsWithGlobals<GlobalOptions>();
+        const config = load(opts);
+        const client = await connectClient(config).catch((err: Error) => {
+          throw new CliExit(EXIT.unavailable, err.message);
+        });
+        try {
+          const handle = client.workflow.getHandle(workflowId);
+          const by = operatorIdentity();
+          if (name === 'approve') await handle.signal(approveSignal, { by });
+          else await handle.signal(rejectSignal, { by, ...(cmdOpts.reason ? { reason: cmdOpts.reason } : {}) });
+          process.stdout.write(`${name === 'approve' ? 'approved' : 'rejected'} ${workflowId} as ${by}\n`);
+        } finally {
+          await client.connection.close();
+        }
+      });
+  signalCommand('approve');
+  signalCommand('reject');
+  recover
+    .command('status <workflowId>')
+    .description('Show the plan and the progress of each tenant of a recovery.')
+    .action(async (workflowId: string, _: unknown, cmd: Command) => {
+      const opts = cmd.optsWithGlobals<GlobalOptions>();
+      const config = load(opts);
+      const client = await connectClient(config).catch((err: Error) => {
+        throw new CliExit(EXIT.unavailable, err.message);
+      });
+      try {
+        const status = await client.workflow.getHandle(workflowId).query(recoveryStatusQuery);
+        if (opts.json) process.stdout.write(`${JSON.stringify(status, null, 2)}\n`);
+        else printRecovery(status);
+      } finally {
+        await client.connection.close();
+      }
+    });
+
   const sessions = program.command('sessions').description('Backup sessions.');
   sessions
     .command('list')
@@ -474,6 +588,27 @@ function printDrill(r: DrillReport): void {
   for (const t of r.tenants) for (const f of t.failures) process.stdout.write(`  ${t.tenant}: ${f}\n`);
   for (const c of r.checks.filter((x) => x.status === 'fail' && !x.tenant)) process.stdout.write(`  ${c.name}: ${c.message}\n`);
   if (r.reportPath) process.stdout.write(`report: ${r.reportPath}\n`);
+}
+
+
+function printRecovery(r: RecoveryStatus): void {
+  process.stdout.write(`recovery: ${r.state}${r.approvedBy ? ` (approved by ${r.approvedBy})` : ''}${r.rejectedBy ? ` (rejected by ${r.rejectedBy})` : ''}\n`);
+  if (r.plan) {
+    const p = r.plan;
+    process.stdout.write(`plan: ${p.mode} from ${p.session}${p.fromCloud ? ' (cloud copy)' : ''}, session validation: ${p.validation}` +
+      `${p.expectedMinutes !== undefined ? `, expected ${p.expectedMinutes.toFixed(1)} min` : ''}\n`);
+    for (const t of p.tenants) {
+      process.stdout.write(`  ${t.tenant}${t.exists ? '' : ' (does not exist now)'}: dump ${formatBytes(t.dumpBytes)}, ${t.filestoreFiles} files (${formatBytes(t.filestoreBytes)})\n`);
+      for (const step of t.steps) process.stdout.write(`    - ${step}\n`);
+    }
+    for (const s of p.space) {
+      process.stdout.write(`  space for ${s.what} in ${s.path}: need ${formatBytes(s.neededBytes)}, ${s.availableBytes === undefined ? 'available unknown' : `available ${formatBytes(s.availableBytes)}`}${s.ok === false ? ' — NOT ENOUGH' : ''}\n`);
+    }
+    for (const w of p.warnings) process.stdout.write(`  warning: ${w}\n`);
+  }
+  const rows = Object.entries(r.tenants).map(([t, s]) => [t, s.state, s.downtimeMs !== undefined ? formatDuration(s.downtimeMs) : '-', s.error ?? '']);
+  if (rows.length) process.stdout.write(formatTable(['TENANT', 'STATE', 'SWAP', 'DETAIL'], rows));
+  if (r.config) process.stdout.write(`configuration: ${r.config.restored.length} files restored, ${r.config.keptAs.length} replaced files kept as *.pre-recovery-*\n`);
 }
 
 /** Runs the CLI; resolves to the process exit code. */

@@ -14,6 +14,7 @@ export const WorkflowNames = {
   tenantBackup: 'tenantBackupWorkflow',
   validation: 'validationWorkflow',
   drill: 'drillWorkflow',
+  recovery: 'recoveryWorkflow',
 } as const;
 
 /** Readable, unique workflow IDs, built in one place. */
@@ -23,6 +24,8 @@ export const workflowIds = {
   tenantBackup: (session: string, tenant: string) => `backup/${session}/${tenant}`,
   validation: (session: string, stamp: string) => `validation/${session}/${stamp}`,
   drill: (mode: string, stamp: string) => `drill/${mode}/${stamp}`,
+  /** `recovery/<tenant|fleet|config>/<YYYYMMDDHHMMSS>` */
+  recovery: (target: string, stamp: string) => `recovery/${target}/${stamp}`,
 };
 
 /** `20261126-021503` from a Date: sortable, readable, safe in IDs. */

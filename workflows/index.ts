@@ -3,3 +3,4 @@ export { tenantDiscoveryWorkflow } from './discovery';
 export { backupWorkflow, tenantBackupWorkflow } from './backup';
 export { validationWorkflow } from './validation';
 export { drillWorkflow } from './drill';
+export { recoveryWorkflow } from './recovery';

@@ -1,0 +1,143 @@
+/**
+ * Recovery activities: thin adapters over src/recovery. Each is idempotent: a retried or resumed
+ * step checks the current state first (a half-done shadow is redone, a half-done swap continues).
+ */
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
+import { Context } from '@temporalio/activity';
+import { localPath, rel } from '../src/backup/layout';
+import { readManifest, type Manifest } from '../src/backup/manifest';
+import type { DrConfig } from '../src/config';
+import { readIdentity } from '../src/crypto/age';
+import { ArtifactCorruptedError, InvalidInputError } from '../src/errors';
+import { parseToolVersion } from '../src/pgtools';
+import { restoreConfigArchive } from '../src/recovery/config-files';
+import { filestorePreRecoveryDir, filestoreShadowDir, preRecoveryName, shadowName } from '../src/recovery/names';
+import { checkHealth, runServiceCommand, type HealthCheck } from '../src/recovery/odoo-service';
+import { planRecovery, type RecoveryMode, type RecoveryPlan } from '../src/recovery/plan';
+import { dropShadow, restoreShadow, verifyShadow } from '../src/recovery/shadow';
+import { swapBack, swapIn, type SwapPlan } from '../src/recovery/swap';
+import { fetchTenantFromCloud } from '../src/validate/cloud';
+import { mapped } from './errors';
+
+export type RecoveryScope = 'both' | 'database' | 'files';
+
+export interface PlanRecoveryInput {
+  mode: RecoveryMode;
+  session?: string;
+  tenants?: string[];
+  fromCloud: boolean;
+  force: boolean;
+}
+
+export interface ShadowInput {
+  session: string;
+  tenant: string;
+  id: string;
+  scope: RecoveryScope;
+  fromCloud: boolean;
+}
+
+export interface SwapInput {
+  tenant: string;
+  id: string;
+  stamp: string;
+  scope: RecoveryScope;
+  /** As planned, before anything changed (a re-run after a crash must not re-derive them). */
+  tenantExisted: boolean;
+  tenantDirExisted: boolean;
+}
+
+export function createRecoveryActivities(config: DrConfig, secrets: Array<string | undefined>) {
+  const identity = async () => {
+    if (!config.encryption.identityFile) throw new InvalidInputError('DR_ENCRYPTION_KEY_FILE is not set: the private identity is needed to restore');
+    return readIdentity(config.encryption.identityFile);
+  };
+  const swapPlan = (input: SwapInput): SwapPlan => ({
+    tenant: input.tenant,
+    shadowDb: shadowName(input.tenant, input.id),
+    shadowDir: filestoreShadowDir(config, input.tenant, input.id),
+    preRecoveryDb: preRecoveryName(input.tenant, input.stamp),
+    preRecoveryDir: filestorePreRecoveryDir(config, input.tenant, input.stamp),
+    tenantExisted: input.tenantExisted,
+    tenantDirExisted: input.tenantDirExisted,
+  });
+
+  return {
+    /** The plan: session, tenants, steps, space, expected duration. Changes nothing. */
+    planRecovery: mapped(secrets, async (input: PlanRecoveryInput): Promise<RecoveryPlan> => planRecovery(config, input)),
+
+    /**
+     * Restores the tenant into its shadow (database and/or filestore, from disk or the bucket) and
+     * verifies it like the real tenant (not neutralized, same database.uuid). Redone from scratch
+     * on retry. A shadow that does not verify is dropped and the failure is permanent.
+     */
+    prepareRecoveryShadow: mapped(secrets, async (input: ShadowInput): Promise<{ checks: Array<{ name: string; status: string; message: string }> }> => {
+      if (input.scope !== 'both') {
+        throw new InvalidInputError(`recovery of ${input.scope} only is not supported yet: use -m full`);
+      }
+      const signal = Context.current().cancellationSignal;
+      const beat = (phase: string) => Context.current().heartbeat({ phase });
+      let root = config.backupDir;
+      let manifest: Manifest;
+      const mirror = path.join(config.backupDir, 'scratch', `recovery-${input.id}-${input.tenant}`);
+      try {
+        if (input.fromCloud) {
+          beat('download');
+          manifest = await fetchTenantFromCloud(config, input.session, input.tenant, mirror, signal);
+          root = mirror;
+        } else {
+          manifest = await readManifest(localPath(config.backupDir, rel.manifest(input.session)));
+        }
+        const entry = manifest.tenants[input.tenant];
+        if (!entry?.database || !entry.filestore || !entry.odoo) throw new InvalidInputError(`session ${input.session} has no complete backup of ${input.tenant}`);
+        const dumpMajor = parseToolVersion(`(PostgreSQL) ${entry.database.pgDump}`)?.major;
+        const shadow = await restoreShadow({
+          config,
+          tenant: input.tenant,
+          id: input.id,
+          encryptedDump: localPath(root, entry.database.path),
+          indexFile: localPath(root, entry.filestore.index.path),
+          identity: await identity(),
+          signal,
+          onProgress: (phase) => beat(phase),
+          ...(dumpMajor !== undefined ? { dumpPgMajor: dumpMajor } : {}),
+        });
+        const checks = await verifyShadow({ config, database: shadow.database, filestoreDir: shadow.filestoreDir, expected: entry.odoo });
+        const failed = [...checks.filter((c) => c.status === 'fail').map((c) => `${c.name}: ${c.message}`), ...shadow.problems];
+        if (failed.length) {
+          await dropShadow(config, input.tenant, input.id);
+          throw new ArtifactCorruptedError(`the shadow copy of ${input.tenant} does not verify: ${failed.slice(0, 5).join('; ')}`);
+        }
+        return { checks };
+      } finally {
+        if (input.fromCloud) await rm(mirror, { recursive: true, force: true });
+      }
+    }),
+
+    dropRecoveryShadow: mapped(secrets, async (input: { tenant: string; id: string }): Promise<void> => dropShadow(config, input.tenant, input.id)),
+
+    /** DR_ODOO_STOP_CMD (nothing when unset). */
+    stopOdoo: mapped(secrets, async (_: Record<string, never>) => runServiceCommand(config.odoo.stopCommand, 'stop')),
+
+    /** DR_ODOO_START_CMD (nothing when unset). */
+    startOdoo: mapped(secrets, async (_: Record<string, never>) => runServiceCommand(config.odoo.startCommand, 'start')),
+
+    /** The shadow takes the tenant's place by renames; the tenant is kept as the pre-recovery copy. Idempotent. */
+    swapInTenant: mapped(secrets, async (input: SwapInput): Promise<{ downtimeMs: number }> => swapIn(config, swapPlan(input))),
+
+    /** Exact inverse of swapInTenant; idempotent, safe after a partial swap. */
+    swapBackTenant: mapped(secrets, async (input: SwapInput): Promise<void> => swapBack(config, swapPlan(input))),
+
+    /** DR_ODOO_HEALTH_URL, and per tenant the queries Odoo makes. */
+    checkRecoveryHealth: mapped(secrets, async (input: { tenants: string[] }): Promise<HealthCheck[]> => checkHealth(config, input.tenants)),
+
+    /** config-only: the configuration archive back to DR_CONFIG_PATHS, replaced files kept. */
+    restoreConfiguration: mapped(secrets, async (input: { session: string; stamp: string }) => {
+      const manifest = await readManifest(localPath(config.backupDir, rel.manifest(input.session)));
+      if (!manifest.config) throw new InvalidInputError(`session ${input.session} has no configuration archive`);
+      const r = await restoreConfigArchive({ config, encryptedArchive: localPath(config.backupDir, manifest.config.path), identity: await identity(), stamp: input.stamp });
+      return { restored: r.restored, keptAs: r.keptAs };
+    }),
+  };
+}

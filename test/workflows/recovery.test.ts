@@ -1,0 +1,193 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { WorkflowFailedError } from '@temporalio/client';
+import type { DrConfig } from '../../src/config';
+import { withClient } from '../../src/postgres';
+import { backupWorkflow, recoveryWorkflow } from '../../workflows';
+import { backupSessionName } from '../../workflows/definitions';
+import { approveSignal, recoveryStatusQuery, rejectSignal } from '../../workflows/recovery';
+import { createTenant, dropTenant, type PgAdminConnection } from '../fixtures/odoo-tenants';
+import { stackConfig, uniqueSuffix } from '../helpers/config';
+import { adminQuery } from '../helpers/pg';
+import { devServer, timeSkippingServer, withWorker } from '../helpers/temporal';
+
+/** What an operator would compare: row count and content checksum of the main tables, and every filestore file. */
+async function fingerprint(config: DrConfig, tenant: string): Promise<string> {
+  const tables = ['res_partner', 'account_move', 'account_move_line', 'ir_attachment', 'ir_config_parameter'];
+  const parts: string[] = [];
+  await withClient(config.postgres, tenant, async (c) => {
+    for (const t of tables) {
+      const { rows } = await c.query<{ n: string; h: string | null }>(`SELECT count(*) AS n, md5(string_agg(x::text, '|' ORDER BY x.id)) AS h FROM ${t} x`);
+      parts.push(`${t}:${rows[0]!.n}:${rows[0]!.h}`);
+    }
+  });
+  const dir = path.join(config.odoo.filestoreRoot, tenant);
+  const walk = (d: string, prefix = ''): string[] =>
+    existsSync(d)
+      ? readdirSync(d, { withFileTypes: true })
+          // checklist/ holds Odoo's empty GC markers: not tenant data, not backed up.
+          .filter((e) => !(prefix === '' && e.name === 'checklist'))
+          .flatMap((e) =>
+          e.isDirectory() ? walk(path.join(d, e.name), `${prefix}${e.name}/`) : [`${prefix}${e.name}:${createHash('sha1').update(readFileSync(path.join(d, e.name))).digest('hex')}`],
+        )
+      : [];
+  parts.push(...walk(dir).sort());
+  return parts.join('\n');
+}
+
+describe('recoveryWorkflow (real PostgreSQL, filestore, approval)', function () {
+  this.timeout(600_000);
+  const s = uniqueSuffix();
+  const victim = `rc-${s}.eu`;
+  const bystander = `rc-other-${s}`;
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'odoo-dr-rc-data-'));
+  const backupDir = mkdtempSync(path.join(tmpdir(), 'odoo-dr-rc-'));
+  const serviceLog = path.join(backupDir, 'service.log');
+  let health: Server;
+  let healthStatus = 200;
+  let config: DrConfig;
+  let session = '';
+  let good = '';
+  let other = '';
+
+  const admin = (): PgAdminConnection => {
+    const { host, port, user, password } = config.postgres;
+    return { host, port, user, ...(password ? { password } : {}) };
+  };
+  const recover = async (input: Parameters<typeof recoveryWorkflow>[0], onStart?: (id: string) => Promise<void>, server = devServer) => {
+    const env = await server();
+    const workflowId = `test/recovery/${uniqueSuffix()}`;
+    return withWorker({ env, config }, async (taskQueue) => {
+      const handle = await env.client.workflow.start(recoveryWorkflow, { taskQueue, workflowId, args: [{ startedBy: 'test', ...input }] });
+      if (onStart) await onStart(workflowId);
+      return handle.result();
+    });
+  };
+
+  before(async () => {
+    health = createServer((_req, res) => res.writeHead(healthStatus, { 'content-type': 'application/json' }).end(JSON.stringify({ status: healthStatus === 200 ? 'pass' : 'fail' })));
+    health.listen(0, '127.0.0.1');
+    await once(health, 'listening');
+    config = stackConfig({
+      DR_BACKUP_DIR: backupDir,
+      DR_LOG_DIR: path.join(backupDir, 'logs'),
+      ODOO_DATA_DIR: dataDir,
+      DR_ODOO_STOP_CMD: `echo stop >> ${serviceLog}`,
+      DR_ODOO_START_CMD: `echo start >> ${serviceLog}`,
+      DR_ODOO_HEALTH_URL: `http://127.0.0.1:${(health.address() as AddressInfo).port}/web/health`,
+    });
+    await createTenant(admin(), dataDir, { name: victim, moveLines: 3000, files: 10 });
+    await createTenant(admin(), dataDir, { name: bystander, moveLines: 500, files: 4 });
+    good = await fingerprint(config, victim);
+    other = await fingerprint(config, bystander);
+    const env = await devServer();
+    session = backupSessionName(new Date(), uniqueSuffix());
+    const backup = await withWorker({ env, config }, (taskQueue) =>
+      env.client.workflow.execute(backupWorkflow, { taskQueue, workflowId: `test/rc-backup/${session}`, args: [{ session, tenants: [victim, bystander], retention: false }] }),
+    );
+    assert.equal(backup.status, 'complete');
+  });
+  after(async () => {
+    await new Promise<void>((r) => health.close(() => r()));
+    for (const t of [victim, bystander]) await dropTenant(admin(), dataDir, t);
+    const rest = (await adminQuery('SELECT datname FROM pg_database WHERE datname LIKE $1', [`rc%${s}%`])) as Array<{ datname: string }>;
+    for (const r of rest) await adminQuery(`DROP DATABASE "${r.datname}" WITH (FORCE)`);
+  });
+
+  /** A disaster: rows deleted, a file lost. */
+  const damage = async () => {
+    await withClient(config.postgres, victim, (c) => c.query('DELETE FROM account_move_line WHERE id % 3 = 0'));
+    const dir = path.join(dataDir, 'filestore', victim);
+    const sub = readdirSync(dir).find((d) => d !== 'checklist')!;
+    rmSync(path.join(dir, sub), { recursive: true });
+  };
+
+  it('--dry-run returns the plan and changes nothing', async () => {
+    const result = await recover({ mode: 'full', tenants: [victim], dryRun: true });
+    assert.equal(result.state, 'planned');
+    assert.equal(result.plan?.session, session);
+    assert.equal(result.plan?.tenants[0]?.tenant, victim);
+    assert.ok(result.plan.tenants[0].steps.some((x) => x.includes('swap')));
+    assert.equal(await fingerprint(config, victim), good);
+  });
+
+  it('refuses a tenant the session does not contain, naming it', async () => {
+    const err = await recover({ mode: 'full', tenants: [`nobody_${s}`], dryRun: true }).then(() => assert.fail('expected a refusal'), (e: unknown) => e);
+    assert.ok(err instanceof WorkflowFailedError);
+    assert.match(String((err.cause?.cause as Error | undefined)?.message ?? err.cause?.message), new RegExp(`has no complete backup of nobody_${s}`));
+  });
+
+  it('a rejection changes nothing and is audited', async () => {
+    await damage();
+    const damaged = await fingerprint(config, victim);
+    const env = await devServer();
+    const result = await recover({ mode: 'full', tenants: [victim] }, async (id) => {
+      const handle = env.client.workflow.getHandle(id);
+      for (let i = 0; i < 100 && (await handle.query(recoveryStatusQuery)).state !== 'waiting-for-approval'; i++) await new Promise((r) => setTimeout(r, 100));
+      await handle.signal(rejectSignal, { by: 'ops@test', reason: 'wrong session' });
+    });
+    assert.equal(result.state, 'rejected');
+    assert.equal(result.rejectedBy, 'ops@test');
+    assert.equal(await fingerprint(config, victim), damaged);
+    assert.match(readFileSync(path.join(backupDir, 'logs/audit.jsonl'), 'utf8'), /"result":"rejected".*"by":"ops@test"/);
+  });
+
+  it('an approval that never comes ends the recovery without changes (time-skipped hour)', async () => {
+    const damaged = await fingerprint(config, victim);
+    const result = await recover({ mode: 'full', tenants: [victim], approvalTimeoutMinutes: 60 }, undefined, timeSkippingServer);
+    assert.equal(result.state, 'expired');
+    assert.equal(await fingerprint(config, victim), damaged);
+  });
+
+  it('a failing health check after the swap swaps back: the tenant ends exactly as before', async () => {
+    const damaged = await fingerprint(config, victim);
+    healthStatus = 500;
+    try {
+      const result = await recover({ mode: 'full', tenants: [victim], approvedBy: 'ops@test' });
+      assert.equal(result.tenants[victim]?.state, 'rolled-back', JSON.stringify(result));
+      assert.match(result.tenants[victim].error!, /health check failed/);
+    } finally {
+      healthStatus = 200;
+    }
+    assert.equal(await fingerprint(config, victim), damaged);
+    assert.equal(await fingerprint(config, bystander), other);
+    const shadows = (await adminQuery('SELECT datname FROM pg_database WHERE datname LIKE $1', [`%_dr_shadow_%`])) as Array<{ datname: string }>;
+    assert.deepEqual(shadows.filter((d) => d.datname.startsWith(victim)), [], 'no shadow left behind');
+  });
+
+  it('approved: restores the tenant from the session, keeps the old state as a pre-recovery copy, other tenants untouched', async () => {
+    writeFileSync(serviceLog, '');
+    const env = await devServer();
+    const result = await recover({ mode: 'full', tenants: [victim] }, async (id) => {
+      const handle = env.client.workflow.getHandle(id);
+      for (let i = 0; i < 100 && (await handle.query(recoveryStatusQuery)).state !== 'waiting-for-approval'; i++) await new Promise((r) => setTimeout(r, 100));
+      await handle.signal(approveSignal, { by: 'ops@test' });
+    });
+    assert.equal(result.state, 'done', JSON.stringify(result, null, 2));
+    assert.equal(result.approvedBy, 'ops@test');
+    assert.equal(result.tenants[victim]?.state, 'recovered');
+    assert.ok((result.tenants[victim]?.downtimeMs ?? Infinity) < 60_000);
+    assert.equal(await fingerprint(config, victim), good, 'data and files are back exactly as backed up');
+    assert.equal(await fingerprint(config, bystander), other, 'the other tenant is byte-for-byte unchanged');
+    assert.deepEqual(readFileSync(serviceLog, 'utf8').trim().split('\n'), ['stop', 'start'], 'Odoo stopped for the swap and started after');
+    const pre = (await adminQuery('SELECT datname FROM pg_database WHERE datname LIKE $1', [`${victim}_pre_recovery_%`])) as Array<{ datname: string }>;
+    assert.equal(pre.length, 1, 'the damaged state is kept under a dated name');
+    assert.ok(readdirSync(path.join(dataDir, 'filestore')).some((d) => d.startsWith(`.${victim}.pre-recovery-`)));
+    const owner = (await adminQuery('SELECT pg_get_userbyid(datdba) AS o FROM pg_database WHERE datname = $1', [victim])) as Array<{ o: string }>;
+    assert.equal(owner[0]?.o, 'odoo', 'the recovered tenant belongs to the Odoo role again');
+    assert.match(readFileSync(path.join(backupDir, 'logs/audit.jsonl'), 'utf8'), /"result":"approved".*"approvedBy":"ops@test"/);
+  });
+
+  it('recovers a tenant whose database was lost entirely, directly under its name', async () => {
+    await adminQuery(`DROP DATABASE "${victim}" WITH (FORCE)`);
+    const result = await recover({ mode: 'full', tenants: [victim], approvedBy: 'ops@test' });
+    assert.equal(result.tenants[victim]?.state, 'recovered', JSON.stringify(result));
+    assert.equal(await fingerprint(config, victim), good);
+  });
+});
