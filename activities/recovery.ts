@@ -2,7 +2,7 @@
  * Recovery activities: thin adapters over src/recovery. Each is idempotent: a retried or resumed
  * step checks the current state first (a half-done shadow is redone, a half-done swap continues).
  */
-import { rm } from 'node:fs/promises';
+import { rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { localPath, rel } from '../src/backup/layout';
@@ -14,9 +14,11 @@ import { parseToolVersion } from '../src/pgtools';
 import { restoreConfigArchive } from '../src/recovery/config-files';
 import { filestorePreRecoveryDir, filestoreShadowDir, preRecoveryName, shadowName } from '../src/recovery/names';
 import { checkHealth, runServiceCommand, type HealthCheck } from '../src/recovery/odoo-service';
+import { swapFilestoreBack, swapFilestoreIn } from '../src/recovery/files-swap';
 import { planRecovery, type RecoveryMode, type RecoveryPlan } from '../src/recovery/plan';
 import { dropShadow, restoreShadow, verifyShadow } from '../src/recovery/shadow';
 import { swapBack, swapIn, type SwapPlan } from '../src/recovery/swap';
+import { restoreFilestore } from '../src/restore/filestore';
 import { fetchTenantFromCloud } from '../src/validate/cloud';
 import { mapped } from './errors';
 
@@ -73,9 +75,6 @@ export function createRecoveryActivities(config: DrConfig, secrets: Array<string
      * on retry. A shadow that does not verify is dropped and the failure is permanent.
      */
     prepareRecoveryShadow: mapped(secrets, async (input: ShadowInput): Promise<{ checks: Array<{ name: string; status: string; message: string }> }> => {
-      if (input.scope !== 'both') {
-        throw new InvalidInputError(`recovery of ${input.scope} only is not supported yet: use -m full`);
-      }
       const signal = Context.current().cancellationSignal;
       const beat = (phase: string) => Context.current().heartbeat({ phase });
       let root = config.backupDir;
@@ -91,6 +90,19 @@ export function createRecoveryActivities(config: DrConfig, secrets: Array<string
         }
         const entry = manifest.tenants[input.tenant];
         if (!entry?.database || !entry.filestore || !entry.odoo) throw new InvalidInputError(`session ${input.session} has no complete backup of ${input.tenant}`);
+        if (input.scope === 'files') {
+          // files-only: the folder alone, every file verified against its SHA-1 and size.
+          const dir = filestoreShadowDir(config, input.tenant, input.id);
+          await rm(`${dir}.partial`, { recursive: true, force: true });
+          await rm(dir, { recursive: true, force: true });
+          const files = await restoreFilestore({ config, indexFile: localPath(root, entry.filestore.index.path), identity: await identity(), destDir: `${dir}.partial`, signal });
+          if (files.problems.length) {
+            await rm(`${dir}.partial`, { recursive: true, force: true });
+            throw new ArtifactCorruptedError(`the shadow filestore of ${input.tenant} does not verify: ${files.problems.slice(0, 5).join('; ')}`);
+          }
+          await rename(`${dir}.partial`, dir);
+          return { checks: [{ name: 'restore-filestore', status: 'pass', message: `${files.files} files restored and verified` }] };
+        }
         const dumpMajor = parseToolVersion(`(PostgreSQL) ${entry.database.pgDump}`)?.major;
         const shadow = await restoreShadow({
           config,
@@ -101,6 +113,8 @@ export function createRecoveryActivities(config: DrConfig, secrets: Array<string
           identity: await identity(),
           signal,
           onProgress: (phase) => beat(phase),
+          // database-only keeps today's files: the shadow folder is a hard-linked copy of them.
+          filestoreFrom: input.scope === 'database' ? 'live' : 'backup',
           ...(dumpMajor !== undefined ? { dumpPgMajor: dumpMajor } : {}),
         });
         const checks = await verifyShadow({ config, database: shadow.database, filestoreDir: shadow.filestoreDir, expected: entry.odoo });
@@ -124,10 +138,14 @@ export function createRecoveryActivities(config: DrConfig, secrets: Array<string
     startOdoo: mapped(secrets, async (_: Record<string, never>) => runServiceCommand(config.odoo.startCommand, 'start')),
 
     /** The shadow takes the tenant's place by renames; the tenant is kept as the pre-recovery copy. Idempotent. */
-    swapInTenant: mapped(secrets, async (input: SwapInput): Promise<{ downtimeMs: number }> => swapIn(config, swapPlan(input))),
+    swapInTenant: mapped(secrets, async (input: SwapInput): Promise<{ downtimeMs: number }> =>
+      input.scope === 'files' ? swapFilestoreIn(config, swapPlan(input)) : swapIn(config, swapPlan(input)),
+    ),
 
     /** Exact inverse of swapInTenant; idempotent, safe after a partial swap. */
-    swapBackTenant: mapped(secrets, async (input: SwapInput): Promise<void> => swapBack(config, swapPlan(input))),
+    swapBackTenant: mapped(secrets, async (input: SwapInput): Promise<void> =>
+      input.scope === 'files' ? swapFilestoreBack(config, swapPlan(input)) : swapBack(config, swapPlan(input)),
+    ),
 
     /** DR_ODOO_HEALTH_URL, and per tenant the queries Odoo makes. */
     checkRecoveryHealth: mapped(secrets, async (input: { tenants: string[] }): Promise<HealthCheck[]> => checkHealth(config, input.tenants)),

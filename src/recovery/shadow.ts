@@ -11,7 +11,8 @@
  *   file is in: the shadow folder exists only when the database restore (done first) and the
  *   filestore restore are both complete. A half-done restore is redone, never swapped in.
  */
-import { access, rename, rm } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { access, mkdir, rename, rm } from 'node:fs/promises';
 import type { DrConfig } from '../config';
 import { InvalidInputError } from '../errors';
 import { withClient } from '../postgres';
@@ -21,7 +22,7 @@ import type { OdooFacts } from '../odoo/facts';
 import { restoreDump } from '../restore/database';
 import { restoreFilestore } from '../restore/filestore';
 import { dropScratchDatabase, readScratchMarker } from '../restore/scratch';
-import { filestoreShadowDir, shadowName } from './names';
+import { filestoreDir, filestoreShadowDir, shadowName } from './names';
 
 export const SHADOW_PURPOSE = 'recovery-shadow';
 
@@ -40,6 +41,11 @@ export interface RestoreShadowOptions {
   dumpPgMajor?: number;
   signal?: AbortSignal;
   onProgress?: (phase: 'decrypt' | 'restore' | 'filestore', amount?: number) => void;
+  /**
+   * `backup` (default): the filestore comes from the session. `live`: a hard-linked copy of the
+   * tenant's current filestore (database-only recovery keeps today's files; no data is copied).
+   */
+  filestoreFrom?: 'backup' | 'live';
 }
 
 export interface RestoreShadowResult {
@@ -59,6 +65,19 @@ async function exists(p: string): Promise<boolean> {
     () => true,
     () => false,
   );
+}
+
+/** `cp -al`: the live filestore as hard links (same filesystem, no data copied); empty if there is none. */
+async function linkLiveFilestore(live: string, dest: string): Promise<{ files: number; bytes: number; problems: string[] }> {
+  await rm(dest, { recursive: true, force: true });
+  if (!(await exists(live))) {
+    await mkdir(dest, { recursive: true });
+    return { files: 0, bytes: 0, problems: [] };
+  }
+  await new Promise<void>((resolve, reject) => {
+    execFile('cp', ['-al', live, dest], (err, _out, stderr) => (err ? reject(new Error(`cp -al ${live} ${dest}: ${stderr || err.message}`)) : resolve()));
+  });
+  return { files: 0, bytes: 0, problems: [] };
 }
 
 /** Drops the shadow database (only if marked as this shadow) and removes the shadow folders. Idempotent. */
@@ -107,14 +126,17 @@ export async function restoreShadow(opts: RestoreShadowOptions): Promise<Restore
 
   const fsStarted = Date.now();
   const partial = `${dir}.partial`;
-  const files = await restoreFilestore({
-    config,
-    indexFile: opts.indexFile,
-    identity: opts.identity,
-    destDir: partial,
-    ...(signal ? { signal } : {}),
-    ...(opts.onProgress ? { onProgress: (n: number) => opts.onProgress?.('filestore', n) } : {}),
-  });
+  const files =
+    opts.filestoreFrom === 'live'
+      ? await linkLiveFilestore(filestoreDir(config, tenant), partial)
+      : await restoreFilestore({
+          config,
+          indexFile: opts.indexFile,
+          identity: opts.identity,
+          destDir: partial,
+          ...(signal ? { signal } : {}),
+          ...(opts.onProgress ? { onProgress: (n: number) => opts.onProgress?.('filestore', n) } : {}),
+        });
   signal?.throwIfAborted();
   await rename(partial, dir);
   return {

@@ -49,6 +49,7 @@ describe('recoveryWorkflow (real PostgreSQL, filestore, approval)', function () 
   const dataDir = mkdtempSync(path.join(tmpdir(), 'odoo-dr-rc-data-'));
   const backupDir = mkdtempSync(path.join(tmpdir(), 'odoo-dr-rc-'));
   const serviceLog = path.join(backupDir, 'service.log');
+  const etc = mkdtempSync(path.join(tmpdir(), 'odoo-dr-rc-etc-'));
   let health: Server;
   let healthStatus = 200;
   let config: DrConfig;
@@ -81,7 +82,9 @@ describe('recoveryWorkflow (real PostgreSQL, filestore, approval)', function () 
       DR_ODOO_STOP_CMD: `echo stop >> ${serviceLog}`,
       DR_ODOO_START_CMD: `echo start >> ${serviceLog}`,
       DR_ODOO_HEALTH_URL: `http://127.0.0.1:${(health.address() as AddressInfo).port}/web/health`,
+      DR_CONFIG_PATHS: etc,
     });
+    writeFileSync(path.join(etc, 'odoo.conf'), '[options]\ndb_user = odoo\nworkers = 4\n');
     await createTenant(admin(), dataDir, { name: victim, moveLines: 3000, files: 10 });
     await createTenant(admin(), dataDir, { name: bystander, moveLines: 500, files: 4 });
     good = await fingerprint(config, victim);
@@ -189,5 +192,37 @@ describe('recoveryWorkflow (real PostgreSQL, filestore, approval)', function () 
     const result = await recover({ mode: 'full', tenants: [victim], approvedBy: 'ops@test' });
     assert.equal(result.tenants[victim]?.state, 'recovered', JSON.stringify(result));
     assert.equal(await fingerprint(config, victim), good);
+  });
+
+  it('database-only: the database comes back, today\'s files stay', async () => {
+    await withClient(config.postgres, victim, (c) => c.query("UPDATE account_move_line SET name = 'tampered' WHERE id % 5 = 0"));
+    assert.notEqual(await fingerprint(config, victim), good);
+    const result = await recover({ mode: 'database-only', tenants: [victim], approvedBy: 'ops@test' });
+    assert.equal(result.tenants[victim]?.state, 'recovered', JSON.stringify(result));
+    assert.equal(await fingerprint(config, victim), good);
+    assert.equal(await fingerprint(config, bystander), other);
+  });
+
+  it('files-only: the filestore comes back, the database is not touched', async () => {
+    const dir = path.join(dataDir, 'filestore', victim);
+    const sub = readdirSync(dir).find((d) => d !== 'checklist')!;
+    rmSync(path.join(dir, sub), { recursive: true });
+    await withClient(config.postgres, victim, (c) => c.query("UPDATE ir_config_parameter SET value = value WHERE key = 'web.base.url'"));
+    const oid = (await adminQuery('SELECT oid FROM pg_database WHERE datname = $1', [victim])) as Array<{ oid: number }>;
+    const result = await recover({ mode: 'files-only', tenants: [victim], approvedBy: 'ops@test' });
+    assert.equal(result.tenants[victim]?.state, 'recovered', JSON.stringify(result));
+    assert.equal(await fingerprint(config, victim), good);
+    const after = (await adminQuery('SELECT oid FROM pg_database WHERE datname = $1', [victim])) as Array<{ oid: number }>;
+    assert.deepEqual(after, oid, 'the same database, not a restored one');
+  });
+
+  it('config-only: configuration files come back, the replaced ones kept as *.pre-recovery-<stamp>', async () => {
+    writeFileSync(path.join(etc, 'odoo.conf'), '[options]\nbroken = yes\n');
+    const result = await recover({ mode: 'config-only', approvedBy: 'ops@test' });
+    assert.equal(result.state, 'done', JSON.stringify(result));
+    assert.equal(readFileSync(path.join(etc, 'odoo.conf'), 'utf8'), '[options]\ndb_user = odoo\nworkers = 4\n');
+    const kept = readdirSync(etc).filter((f) => f.startsWith('odoo.conf.pre-recovery-'));
+    assert.equal(kept.length, 1);
+    assert.equal(readFileSync(path.join(etc, kept[0]!), 'utf8'), '[options]\nbroken = yes\n');
   });
 });
