@@ -187,6 +187,8 @@ export const FIELDS = {
   DR_CPU_NICE_LEVEL: { schema: wholeNumber(0, 19), default: '19', doc: 'CPU nice level of pg_dump and compression.' },
   DR_TEST_DATABASE_SUFFIX: { schema: pgName, default: '_dr_test', doc: 'Suffix of scratch databases of restore tests.' },
   DR_TEST_RETENTION_HOURS: { schema: wholeNumber(1, 720), default: '24', doc: 'Leftover scratch databases older than this are dropped.' },
+  DR_PRE_RECOVERY_RETENTION_DAYS: { schema: wholeNumber(0, 3650), default: '7', doc: 'Days the pre-recovery copy of a recovered tenant (database and filestore) is kept before retention drops it.' },
+  DR_APPROVAL_TIMEOUT_MINUTES: { schema: wholeNumber(1, 10080), default: '60', doc: 'Minutes a recovery waits for approval before ending without changes.' },
   // --- Alerts
   DR_NOTIFICATION_EMAIL: { schema: emails, doc: 'Alert recipients.' },
   DR_SMTP_HOST: { schema: optionalText, doc: 'SMTP server for alerts; empty = no e-mail.' },
@@ -211,7 +213,8 @@ export interface DrConfig {
   backupDir: string;
   sessionsDir: string;
   logDir: string;
-  retention: { cloudDays: number; localDays: number; scratchHours: number };
+  retention: { cloudDays: number; localDays: number; scratchHours: number; preRecoveryDays: number };
+  approvalTimeoutMinutes: number;
   postgres: { host: string; port: number; user: string; password: string | undefined; maintenanceDb: string; binDir: string | undefined };
   odoo: {
     dbUser: string;
@@ -410,7 +413,9 @@ export function loadConfig(options: LoadConfigOptions = {}): DrConfig {
       cloudDays: p.DR_RETENTION_DAYS!,
       localDays: p.DR_LOCAL_RETENTION_DAYS!,
       scratchHours: p.DR_TEST_RETENTION_HOURS!,
+      preRecoveryDays: p.DR_PRE_RECOVERY_RETENTION_DAYS!,
     },
+    approvalTimeoutMinutes: p.DR_APPROVAL_TIMEOUT_MINUTES!,
     postgres: {
       host: p.POSTGRES_HOST!,
       port: p.POSTGRES_PORT!,

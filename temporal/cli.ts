@@ -353,7 +353,8 @@ Exit code 1 when the drill fails (a check, the RPO or the projected RTO).`)
     .option('-t, --dry-run', 'print the plan and change nothing')
     .option('--yes', 'approve at start (scripted use); the approval is recorded in the audit log')
     .option('--force', 'allow a session that failed validation')
-    .option('--approval-timeout <minutes>', 'minutes to wait for approval before ending without changes', '60')
+    .option('--approval-timeout <minutes>', 'minutes to wait for approval before ending without changes (default: DR_APPROVAL_TIMEOUT_MINUTES)')
+    .option('--backup-first', 'back up the tenants (a normal session) before the swap, on top of the pre-recovery copy')
     .option('--wait', 'wait for the end and print the result')
     .addHelpText('after', `
 Examples:
@@ -363,14 +364,14 @@ Examples:
   odoo-dr recover -m full -c --tenant acme --yes --wait      scripted, from the bucket
 
 Exit codes: 0 recovered (or plan shown), 1 failed, rolled back, rejected or expired, 2 bad input.`)
-    .action(async (cmdOpts: { mode: string; cloud?: boolean; session: string; tenant?: string[]; dryRun?: boolean; yes?: boolean; force?: boolean; approvalTimeout: string; wait?: boolean }, cmd: Command) => {
+    .action(async (cmdOpts: { mode: string; cloud?: boolean; session: string; tenant?: string[]; dryRun?: boolean; yes?: boolean; force?: boolean; approvalTimeout?: string; backupFirst?: boolean; wait?: boolean }, cmd: Command) => {
       const opts = cmd.optsWithGlobals<GlobalOptions>();
       if (!RECOVERY_MODES.includes(cmdOpts.mode as RecoveryMode)) {
         throw new CliExit(EXIT.usage, `--mode must be one of ${RECOVERY_MODES.join(', ')}, got "${cmdOpts.mode}"`);
       }
-      const timeout = Number(cmdOpts.approvalTimeout);
-      if (!Number.isInteger(timeout) || timeout < 1) throw new CliExit(EXIT.usage, `--approval-timeout must be a whole number of minutes, got "${cmdOpts.approvalTimeout}"`);
       const config = load(opts);
+      const timeout = cmdOpts.approvalTimeout === undefined ? config.approvalTimeoutMinutes : Number(cmdOpts.approvalTimeout);
+      if (!Number.isInteger(timeout) || timeout < 1) throw new CliExit(EXIT.usage, `--approval-timeout must be a whole number of minutes, got "${cmdOpts.approvalTimeout}"`);
       printWarnings(config);
       if (cmdOpts.cloud && !config.cloud) throw new CliExit(EXIT.usage, '-c needs DR_CLOUD_BUCKET in the configuration');
       const client = await connectClient(config).catch((err: Error) => {
@@ -385,6 +386,7 @@ Exit codes: 0 recovered (or plan shown), 1 failed, rolled back, rejected or expi
           dryRun: Boolean(cmdOpts.dryRun),
           approvalTimeoutMinutes: timeout,
           force: Boolean(cmdOpts.force),
+          backupFirst: Boolean(cmdOpts.backupFirst),
           startedBy: who,
           ...(cmdOpts.yes ? { approvedBy: who } : {}),
           ...(cmdOpts.tenant ? { tenants: cmdOpts.tenant } : {}),

@@ -5,6 +5,7 @@ import {
   condition,
   defineQuery,
   defineSignal,
+  executeChild,
   log,
   proxyActivities,
   setHandler,
@@ -13,6 +14,8 @@ import {
 } from '@temporalio/workflow';
 import type { Activities, RecoveryScope } from '../activities';
 import type { RecoveryMode, RecoveryPlan } from '../src/recovery/plan';
+import { backupWorkflow } from './backup';
+import { backupSessionName, workflowIds } from './definitions';
 import { longActivity, notifyActivity, quickActivity } from './options';
 
 const quick = proxyActivities<Activities>(quickActivity);
@@ -40,6 +43,8 @@ export interface RecoveryInput {
   approvalTimeoutMinutes?: number;
   /** Recover from a session that failed validation. */
   force?: boolean;
+  /** Back up the tenants (a normal session, child backupWorkflow) before the swap. */
+  backupFirst?: boolean;
   startedBy?: string;
 }
 
@@ -60,6 +65,8 @@ export interface RecoveryStatus {
   rejectedBy?: string;
   tenants: Record<string, { state: TenantRecoveryState; error?: string; downtimeMs?: number }>;
   config?: { restored: string[]; keptAs: string[] };
+  /** The session made by --backup-first. */
+  backupFirst?: { session: string; status: string };
 }
 
 export interface RecoveryResult extends RecoveryStatus {
@@ -189,6 +196,17 @@ export async function recoveryWorkflow(input: RecoveryInput): Promise<RecoveryRe
       }
     }
     if (ready.length === 0) throw ApplicationFailure.nonRetryable('no tenant could be prepared for recovery', 'RecoveryNotPrepared');
+
+    if (input.backupFirst) {
+      // A full session of today's state, on top of the pre-recovery copy the swap keeps.
+      const session = backupSessionName(new Date(Date.now()), id);
+      const pre = await executeChild(backupWorkflow, {
+        workflowId: workflowIds.backup(session),
+        args: [{ session, tenants: ready.filter((t) => plan.tenants.find((p) => p.tenant === t)?.exists), startedBy: `recovery ${info.workflowId}`, retention: false }],
+      });
+      status.backupFirst = { session: pre.session, status: pre.status };
+      if (pre.status === 'failed') throw ApplicationFailure.nonRetryable(`the pre-recovery backup ${pre.session} failed`, 'PreRecoveryBackupFailed');
+    }
 
     // 2. The swap, Odoo stopped: its downtime is the time between stop and start.
     await critical.stopOdoo({});

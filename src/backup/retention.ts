@@ -8,6 +8,7 @@ import { readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { DrConfig } from '../config';
 import { abortStaleUploads, cloudKey, deleteObjects, listObjects } from '../storage/s3';
+import { dropPreRecovery } from '../recovery/swap';
 import { rel, sessionTime } from './layout';
 import { listCloudSessionNames, listLocalSessions } from './session';
 
@@ -17,13 +18,15 @@ export interface RetentionResult {
   kept: string[];
   /** Multipart uploads left behind by crashed workers, aborted. */
   staleUploadsAborted: number;
+  /** Pre-recovery copies (databases, folders) older than DR_PRE_RECOVERY_RETENTION_DAYS, dropped. */
+  preRecoveryDropped: string[];
 }
 
 const DAY = 24 * 60 * 60 * 1000;
 
 export async function applyRetention(config: DrConfig, opts: { now: Date; cloud: boolean; protect?: string[] }): Promise<RetentionResult> {
   const protect = new Set(opts.protect ?? []);
-  const result: RetentionResult = { localDeleted: [], cloudDeleted: [], kept: [], staleUploadsAborted: 0 };
+  const result: RetentionResult = { localDeleted: [], cloudDeleted: [], kept: [], staleUploadsAborted: 0, preRecoveryDropped: [] };
 
   const local = await listLocalSessions(config);
   const newestComplete = local.find((s) => s.status === 'complete')?.session;
@@ -61,6 +64,8 @@ export async function applyRetention(config: DrConfig, opts: { now: Date; cloud:
     // A worker killed mid-upload leaves its parts for the retry to resume; after a day nobody will.
     result.staleUploadsAborted = await abortStaleUploads(cloud, cloud.prefix ? `${cloud.prefix}/` : '', DAY);
   }
+  // Recovered tenants' old state: kept for DR_PRE_RECOVERY_RETENTION_DAYS, then dropped (only marked copies).
+  result.preRecoveryDropped = await dropPreRecovery(config, undefined, config.retention.preRecoveryDays, opts.now);
   result.kept = (await listLocalSessions(config)).map((s) => s.session);
   return result;
 }

@@ -7,6 +7,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { createActivities } from '../../activities';
 import type { DrConfig } from '../../src/config';
 import { withClient } from '../../src/postgres';
 import { backupWorkflow, recoveryWorkflow } from '../../workflows';
@@ -61,10 +63,15 @@ describe('recoveryWorkflow (real PostgreSQL, filestore, approval)', function () 
     const { host, port, user, password } = config.postgres;
     return { host, port, user, ...(password ? { password } : {}) };
   };
-  const recover = async (input: Parameters<typeof recoveryWorkflow>[0], onStart?: (id: string) => Promise<void>, server = devServer) => {
+  const recover = async (
+    input: Parameters<typeof recoveryWorkflow>[0],
+    onStart?: (id: string) => Promise<void>,
+    server = devServer,
+    overrides: { config?: DrConfig; activities?: object } = {},
+  ) => {
     const env = await server();
     const workflowId = `test/recovery/${uniqueSuffix()}`;
-    return withWorker({ env, config }, async (taskQueue) => {
+    return withWorker({ env, config: overrides.config ?? config, ...(overrides.activities ? { activities: overrides.activities } : {}) }, async (taskQueue) => {
       const handle = await env.client.workflow.start(recoveryWorkflow, { taskQueue, workflowId, args: [{ startedBy: 'test', ...input }] });
       if (onStart) await onStart(workflowId);
       return handle.result();
@@ -224,5 +231,72 @@ describe('recoveryWorkflow (real PostgreSQL, filestore, approval)', function () 
     const kept = readdirSync(etc).filter((f) => f.startsWith('odoo.conf.pre-recovery-'));
     assert.equal(kept.length, 1);
     assert.equal(readFileSync(path.join(etc, kept[0]!), 'utf8'), '[options]\nbroken = yes\n');
+  });
+
+  describe('a failure at each step leaves the tenant exactly as before', () => {
+    const withEnv = (extra: NodeJS.ProcessEnv) =>
+      stackConfig({
+        DR_BACKUP_DIR: backupDir,
+        DR_LOG_DIR: path.join(backupDir, 'logs'),
+        ODOO_DATA_DIR: dataDir,
+        DR_ODOO_STOP_CMD: `echo stop >> ${serviceLog}`,
+        DR_ODOO_START_CMD: `echo start >> ${serviceLog}`,
+        DR_ODOO_HEALTH_URL: `http://127.0.0.1:${(health.address() as AddressInfo).port}/web/health`,
+        DR_CONFIG_PATHS: etc,
+        ...extra,
+      });
+    const expectUnchanged = async (run: () => Promise<unknown>) => {
+      await withClient(config.postgres, victim, (c) => c.query("UPDATE account_move_line SET name = 'before recovery' WHERE id % 7 = 0"));
+      const before = await fingerprint(config, victim);
+      const outcome = await run().then(
+        (r) => r,
+        (e: unknown) => e,
+      );
+      assert.equal(await fingerprint(config, victim), before, `tenant changed; outcome: ${JSON.stringify(outcome)}`);
+      assert.equal(await fingerprint(config, bystander), other);
+      const leftovers = (await adminQuery('SELECT datname FROM pg_database WHERE datname LIKE $1', [`${victim}_dr_shadow_%`]));
+      assert.deepEqual(leftovers, [], 'no shadow database left');
+      assert.ok(!readdirSync(path.join(dataDir, 'filestore')).some((d) => d.startsWith(`.${victim}.dr-shadow-`)), 'no shadow folder left');
+      return outcome;
+    };
+
+    it('restore fails: nothing is swapped', async () => {
+      const real = createActivities({ config });
+      const activities = { ...real, prepareRecoveryShadow: () => Promise.reject(ApplicationFailure.nonRetryable('injected: the shadow restore failed', 'ArtifactCorruptedError')) };
+      const outcome = await expectUnchanged(() => recover({ mode: 'full', tenants: [victim], approvedBy: 'ops@test' }, undefined, devServer, { activities }));
+      assert.ok(outcome instanceof WorkflowFailedError, String(outcome));
+    });
+
+    it('Odoo does not stop (retried, time-skipped): shadows dropped, nothing swapped', async () => {
+      const outcome = await expectUnchanged(() => recover({ mode: 'full', tenants: [victim], approvedBy: 'ops@test' }, undefined, timeSkippingServer, { config: withEnv({ DR_ODOO_STOP_CMD: 'echo cannot stop >&2; exit 3' }) }));
+      assert.ok(outcome instanceof WorkflowFailedError);
+      assert.match(String((outcome.cause?.cause as Error | undefined)?.message ?? outcome.cause?.message), /DR_ODOO_STOP_CMD|cannot stop|exit/);
+    });
+
+    it('the swap fails half-way: swapped back', async () => {
+      const real = createActivities({ config });
+      const activities = {
+        ...real,
+        swapInTenant: async (input: Parameters<typeof real.swapInTenant>[0]) => {
+          await real.swapInTenant(input);
+          throw ApplicationFailure.nonRetryable('injected: failure right after the swap', 'InjectedFailure');
+        },
+      };
+      const outcome: unknown = await expectUnchanged(() => recover({ mode: 'full', tenants: [victim], approvedBy: 'ops@test' }, undefined, devServer, { activities }));
+      const result = outcome as { tenants: Record<string, { state: string }> };
+      assert.equal(result.tenants[victim]?.state, 'rolled-back');
+    });
+
+    it('Odoo does not start after the swap (retried, time-skipped): swapped back', async () => {
+      const outcome = await expectUnchanged(() => recover({ mode: 'full', tenants: [victim], approvedBy: 'ops@test' }, undefined, timeSkippingServer, { config: withEnv({ DR_ODOO_START_CMD: 'exit 4' }) }));
+      assert.ok(outcome instanceof WorkflowFailedError, String(outcome));
+    });
+  });
+
+  it('--backup-first makes a session of today\'s state before the swap', async () => {
+    const result = await recover({ mode: 'database-only', tenants: [victim], approvedBy: 'ops@test', backupFirst: true });
+    assert.equal(result.tenants[victim]?.state, 'recovered', JSON.stringify(result));
+    assert.equal(result.backupFirst?.status, 'complete');
+    assert.notEqual(result.backupFirst?.session, session);
   });
 });
