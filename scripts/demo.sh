@@ -3,7 +3,8 @@
 # Installs what is missing, starts the stack, loads the sample tenants (generated ones and the
 # real Odoo 17 backup), runs an odoo-dr worker, discovers the tenants and backs them all up
 # (local disk and the local S3 server), validates the session with real restore tests and runs a
-# restore-only drill, all through Temporal.
+# restore-only drill, then simulates a disaster (a tenant's database dropped) and recovers it from
+# the S3 copy, all through Temporal.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here/.."
@@ -38,6 +39,20 @@ node bin/odoo-dr --config "$CONFIG" validate latest --restore-test --wait || tru
 echo
 echo "== odoo-dr drill -m restore-only --wait (drillWorkflow: achieved RPO, restore rate, projected fleet RTO)"
 node bin/odoo-dr --config "$CONFIG" drill -m restore-only --wait || true
+echo
+echo "== disaster: the database of tenant globex-eu is lost (DROP DATABASE)"
+export PGHOST=127.0.0.1 PGPORT="$PG_PORT" PGUSER=postgres PGPASSWORD="$(cat "$ODOO_DR_STACK/secrets/postgres.password")"
+checksum() { "$PG_BIN/psql" -Atq -d "$1" -c "SELECT count(*) || ' rows, md5 ' || md5(string_agg(l::text, '' ORDER BY l.id)) FROM account_move_line l" 2>/dev/null || echo "(no database)"; }
+before_globex=$(checksum globex-eu); before_acme=$(checksum acme)
+echo "globex-eu before: $before_globex"
+"$PG_BIN/psql" -q -d postgres -c 'DROP DATABASE "globex-eu" WITH (FORCE)'
+echo "globex-eu now:    $(checksum globex-eu)"
+echo
+echo "== odoo-dr recover -m database-only -c --tenant globex-eu --yes --wait (recoveryWorkflow, from the S3 copy)"
+node bin/odoo-dr --config "$CONFIG" recover -m database-only -c --tenant globex-eu --yes --wait || true
+after_globex=$(checksum globex-eu); after_acme=$(checksum acme)
+echo "globex-eu after:  $after_globex  $([[ "$after_globex" == "$before_globex" ]] && echo '(back as backed up)' || echo '(DIFFERENT!)')"
+echo "acme untouched:   $after_acme  $([[ "$after_acme" == "$before_acme" ]] && echo '(unchanged)' || echo '(CHANGED!)')"
 echo
 echo "Temporal Web UI: http://127.0.0.1:$TEMPORAL_UI_PORT/namespaces/default/workflows (workflow IDs backup/<session>, backup/<session>/<tenant>)"
 echo "Stop the stack with: npm run stack:down"
