@@ -4,7 +4,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { hostname, userInfo } from 'node:os';
-import type { Client, WorkflowHandle } from '@temporalio/client';
+import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import { Command, CommanderError } from 'commander';
 import { loadConfig, redactConfig, type DrConfig } from '../src/config';
 import { ConfigError, DrError } from '../src/errors';
@@ -631,6 +632,14 @@ export async function main(argv: string[]): Promise<number> {
     if (err instanceof DrError) {
       process.stderr.write(`odoo-dr: ${err.name}: ${err.message}\n`);
       return err.permanent ? EXIT.failed : EXIT.unavailable;
+    }
+    if (err instanceof WorkflowFailedError) {
+      // The operator needs the root cause (an activity's error), not "Workflow execution failed".
+      let cause: unknown = err.cause;
+      while (cause instanceof Error && cause.cause instanceof Error && !(cause instanceof ApplicationFailure)) cause = cause.cause;
+      const root = cause as { type?: string; message?: string } | undefined;
+      process.stderr.write(`odoo-dr: workflow failed: ${root?.type ? `${root.type}: ` : ''}${root?.message ?? err.message}\n`);
+      return EXIT.failed;
     }
     process.stderr.write(`odoo-dr: ${(err as Error).message ?? String(err)}\n`);
     return EXIT.failed;
