@@ -1,0 +1,104 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { withClient } from '../../src/postgres';
+import type { RecoveryResult, RecoveryStatus } from '../../workflows/recovery';
+import { recoveryStatusQuery } from '../../workflows/recovery';
+import { createTenant, dropTenant, type PgAdminConnection } from '../fixtures/odoo-tenants';
+import { LOCAL_CONFIG_PATH, REPO_ROOT, stackConfig, uniqueSuffix } from '../helpers/config';
+import { adminQuery } from '../helpers/pg';
+import { devServer } from '../helpers/temporal';
+
+const BIN = path.join(REPO_ROOT, 'bin/odoo-dr');
+
+function cli(args: string[], env: NodeJS.ProcessEnv): { child: ChildProcessWithoutNullStreams; result: Promise<{ code: number | null; out: string }> } {
+  const child = spawn(process.execPath, [BIN, '--config', LOCAL_CONFIG_PATH, ...args], { cwd: REPO_ROOT, env: { ...process.env, DR_CONFIG: '', ...env } });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  return { child, result: new Promise((resolve) => child.on('close', (code) => resolve({ code, out }))) };
+}
+
+async function startWorker(env: NodeJS.ProcessEnv): Promise<ReturnType<typeof cli>> {
+  const w = cli(['worker'], env);
+  await new Promise<void>((resolve, reject) => {
+    let seen = '';
+    const on = (d: Buffer) => {
+      seen += d.toString();
+      if (seen.includes("state: 'RUNNING'")) resolve();
+    };
+    w.child.stdout.on('data', on);
+    w.child.stderr.on('data', on);
+    w.child.on('close', () => reject(new Error(`worker exited: ${seen}`)));
+  });
+  return w;
+}
+
+describe('recovery survives a worker killed mid-restore', function () {
+  this.timeout(600_000);
+  const s = uniqueSuffix();
+  const tenant = `crash-rc-${s}`;
+  const dir = mkdtempSync(path.join(tmpdir(), 'odoo-dr-crash-rc-'));
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'odoo-dr-crash-rc-data-'));
+  const env = { DR_BACKUP_DIR: dir, DR_LOG_DIR: path.join(dir, 'logs'), ODOO_DATA_DIR: dataDir, DR_TASK_QUEUE: `crash-rc-${s}` };
+  const config = stackConfig(env);
+  const admin = (): PgAdminConnection => {
+    const { host, port, user, password } = config.postgres;
+    return { host, port, user, ...(password ? { password } : {}) };
+  };
+  const count = () => withClient(config.postgres, tenant, async (c) => Number((await c.query<{ n: string }>('SELECT count(*) AS n FROM account_move_line')).rows[0]!.n));
+
+  after(async () => {
+    await dropTenant(admin(), dataDir, tenant);
+    const rest = (await adminQuery('SELECT datname FROM pg_database WHERE datname LIKE $1', [`${tenant}%`])) as Array<{ datname: string }>;
+    for (const r of rest) await adminQuery(`DROP DATABASE "${r.datname}" WITH (FORCE)`);
+  });
+
+  it('SIGKILL during the shadow restore: the next worker redoes the shadow and completes the recovery', async () => {
+    // Big enough that its restore takes seconds.
+    await createTenant(admin(), dataDir, { name: tenant, moveLines: 1_000_000, files: 5 });
+    let worker = await startWorker(env);
+    const backup = await cli(['backup', '--tenant', tenant, '--no-cloud', '--wait'], env).result;
+    assert.equal(backup.code, 0, backup.out);
+    await withClient(config.postgres, tenant, (c) => c.query('DELETE FROM account_move_line WHERE id > 500000'));
+
+    const run = cli(['--json', 'recover', '-m', 'database-only', '--tenant', tenant, '--yes', '--wait'], env);
+    const id = await new Promise<string>((resolve, reject) => {
+      let text = '';
+      run.child.stderr.on('data', (d: Buffer) => {
+        text += d.toString();
+        const m = /\(workflow (recovery\/[^)\s,]+)/.exec(text);
+        if (m) resolve(m[1]!);
+      });
+      run.child.on('close', () => reject(new Error(`the CLI exited early: ${text}`)));
+    });
+    const client = (await devServer()).client;
+    assert.ok(id, 'the recovery started');
+    const handle = client.workflow.getHandle(id);
+    let state: RecoveryStatus | undefined;
+    for (let i = 0; i < 600; i++) {
+      state = await handle.query(recoveryStatusQuery).catch(() => undefined);
+      if (state?.tenants[tenant]?.state === 'restoring-shadow') break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(state?.tenants[tenant]?.state, 'restoring-shadow');
+    await new Promise((r) => setTimeout(r, 1500));
+    worker.child.kill('SIGKILL');
+    await worker.result;
+    assert.equal(await count(), 500_000, 'the tenant is untouched while the shadow is being restored');
+    worker = await startWorker(env);
+    try {
+      const done = await run.result;
+      const result = JSON.parse(done.out.slice(done.out.indexOf('{'))) as RecoveryResult;
+      assert.equal(result.tenants[tenant]?.state, 'recovered', done.out);
+      assert.equal(await count(), 1_000_000, 'every row is back');
+      const shadows = (await adminQuery('SELECT datname FROM pg_database WHERE datname LIKE $1', [`${tenant}_dr_shadow_%`]));
+      assert.deepEqual(shadows, [], 'the half-done shadow of the dead worker was redone, not left behind');
+    } finally {
+      worker.child.kill('SIGTERM');
+      await worker.result;
+    }
+  });
+});
