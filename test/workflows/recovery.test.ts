@@ -299,4 +299,43 @@ describe('recoveryWorkflow (real PostgreSQL, filestore, approval)', function () 
     assert.equal(result.backupFirst?.status, 'complete');
     assert.notEqual(result.backupFirst?.session, session);
   });
+
+  it('refuses a session that failed validation unless forced, with a warning', async () => {
+    const logs = path.join(backupDir, 'logs');
+    const report = path.join(logs, `validation-${session}-2999-01-01T00-00-00-000Z.json`);
+    writeFileSync(report, JSON.stringify({ session, status: 'fail', checks: [] }));
+    try {
+      const err = await recover({ mode: 'full', tenants: [victim], session, dryRun: true }).then(() => assert.fail('expected a refusal'), (e: unknown) => e);
+      assert.ok(err instanceof WorkflowFailedError);
+      assert.match(String((err.cause?.cause as Error | undefined)?.message ?? err.cause?.message), new RegExp(`session ${session} failed validation: refused \\(use --force`));
+      const forced = await recover({ mode: 'full', tenants: [victim], session, dryRun: true, force: true });
+      assert.equal(forced.state, 'planned');
+      assert.ok(forced.plan?.warnings.some((w) => w.includes('FAILED validation')));
+      const latest = await recover({ mode: 'full', tenants: [victim], dryRun: true }).catch(() => undefined);
+      assert.notEqual(latest?.plan?.session, session, '`latest` never picks a session that failed validation');
+    } finally {
+      rmSync(report);
+    }
+  });
+
+  it('a cancelled recovery runs its compensations: the tenant ends as before, no shadow left', async () => {
+    const before = await fingerprint(config, victim);
+    const env = await devServer();
+    const outcome = await recover({ mode: 'full', tenants: [victim], approvedBy: 'ops@test' }, async (id) => {
+      const handle = env.client.workflow.getHandle(id);
+      for (let i = 0; i < 200; i++) {
+        const st = await handle.query(recoveryStatusQuery).catch(() => undefined);
+        if (st?.tenants[victim]?.state === 'restoring-shadow') break;
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      await handle.cancel();
+    }).then(
+      (r) => r,
+      (e: unknown) => e,
+    );
+    assert.ok(outcome instanceof WorkflowFailedError, `expected a cancelled workflow, got ${JSON.stringify(outcome)}`);
+    assert.equal(await fingerprint(config, victim), before);
+    const shadows = (await adminQuery('SELECT datname FROM pg_database WHERE datname LIKE $1', [`${victim}_dr_shadow_%`]));
+    assert.deepEqual(shadows, []);
+  });
 });
