@@ -77,6 +77,18 @@ function formatBytes(n: number): string {
   return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
 }
 
+/** Runs `fn` with a Temporal client (exit code 3 when Temporal is unreachable) and always closes it. */
+async function withTemporal<T>(config: DrConfig, fn: (client: Client) => Promise<T>): Promise<T> {
+  const client = await connectClient(config).catch((err: Error) => {
+    throw new CliExit(EXIT.unavailable, err.message);
+  });
+  try {
+    return await fn(client);
+  } finally {
+    await client.connection.close();
+  }
+}
+
 /** Who started something, for the audit trail and workflow memo. */
 export function operatorIdentity(): string {
   let user = 'unknown';
@@ -166,10 +178,7 @@ Exit codes: 0 ok, 1 failed, 2 bad usage or configuration, 3 a service is unreach
       const opts = cmd.optsWithGlobals<GlobalOptions>();
       const config = load(opts);
       printWarnings(config);
-      const client = await connectClient(config).catch((err: Error) => {
-        throw new CliExit(EXIT.unavailable, err.message);
-      });
-      try {
+      await withTemporal(config, async (client) => {
         const input: TenantDiscoveryInput = {};
         if (cmdOpts.tenant) input.include = cmdOpts.tenant;
         if (cmdOpts.exclude) input.exclude = cmdOpts.exclude;
@@ -186,9 +195,7 @@ Exit codes: 0 ok, 1 failed, 2 bad usage or configuration, 3 a service is unreach
         if (opts.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
         else printDiscovery(result);
         if (result.missing.length) outcome.code = EXIT.failed;
-      } finally {
-        await client.connection.close();
-      }
+      });
     });
 
 
@@ -208,10 +215,7 @@ Examples:
       const opts = cmd.optsWithGlobals<GlobalOptions>();
       const config = load(opts);
       printWarnings(config);
-      const client = await connectClient(config).catch((err: Error) => {
-        throw new CliExit(EXIT.unavailable, err.message);
-      });
-      try {
+      await withTemporal(config, async (client) => {
         const session = backupSessionName(new Date(), randomBytes(6).toString('hex'));
         const input: BackupInput = {
           session,
@@ -236,9 +240,7 @@ Examples:
         if (opts.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
         else printBackupResult(result);
         if (result.status !== 'complete') outcome.code = EXIT.failed;
-      } finally {
-        await client.connection.close();
-      }
+      });
     });
 
 
@@ -261,10 +263,7 @@ Exit code 1 when any check fails.`)
       const opts = cmd.optsWithGlobals<GlobalOptions>();
       const config = load(opts);
       printWarnings(config);
-      const client = await connectClient(config).catch((err: Error) => {
-        throw new CliExit(EXIT.unavailable, err.message);
-      });
-      try {
+      await withTemporal(config, async (client) => {
         const input: ValidationInput = {
           session: sessionArg,
           ...(cmdOpts.tenant ? { tenant: cmdOpts.tenant } : {}),
@@ -286,9 +285,7 @@ Exit code 1 when any check fails.`)
         if (opts.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
         else printChecks(`validation of ${report.session}${report.tenant ? ` (${report.tenant})` : ''}`, report.status, report.checks, report.reportPath);
         if (report.status !== 'pass') outcome.code = EXIT.failed;
-      } finally {
-        await client.connection.close();
-      }
+      });
     });
 
   program
@@ -313,10 +310,7 @@ Exit code 1 when the drill fails (a check, the RPO or the projected RTO).`)
       const config = load(opts);
       printWarnings(config);
       if (cmdOpts.cloud && !config.cloud) throw new CliExit(EXIT.usage, '-c needs DR_CLOUD_BUCKET in the configuration');
-      const client = await connectClient(config).catch((err: Error) => {
-        throw new CliExit(EXIT.unavailable, err.message);
-      });
-      try {
+      await withTemporal(config, async (client) => {
         const input: DrillInput = {
           mode: cmdOpts.mode as DrillMode,
           cloud: Boolean(cmdOpts.cloud),
@@ -338,9 +332,7 @@ Exit code 1 when the drill fails (a check, the RPO or the projected RTO).`)
         if (opts.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
         else printDrill(report);
         if (report.status !== 'pass') outcome.code = EXIT.failed;
-      } finally {
-        await client.connection.close();
-      }
+      });
     });
 
 
@@ -375,10 +367,7 @@ Exit codes: 0 recovered (or plan shown), 1 failed, rolled back, rejected or expi
       if (!Number.isInteger(timeout) || timeout < 1) throw new CliExit(EXIT.usage, `--approval-timeout must be a whole number of minutes, got "${cmdOpts.approvalTimeout}"`);
       printWarnings(config);
       if (cmdOpts.cloud && !config.cloud) throw new CliExit(EXIT.usage, '-c needs DR_CLOUD_BUCKET in the configuration');
-      const client = await connectClient(config).catch((err: Error) => {
-        throw new CliExit(EXIT.unavailable, err.message);
-      });
-      try {
+      await withTemporal(config, async (client) => {
         const who = operatorIdentity();
         const input: RecoveryInput = {
           mode: cmdOpts.mode as RecoveryMode,
@@ -411,9 +400,7 @@ Exit codes: 0 recovered (or plan shown), 1 failed, rolled back, rejected or expi
         else printRecovery(result);
         const ok = result.state === 'planned' || (result.state === 'done' && Object.values(result.tenants).every((t) => t.state === 'recovered'));
         if (!ok) outcome.code = EXIT.failed;
-      } finally {
-        await client.connection.close();
-      }
+      });
     });
 
   const signalCommand = (name: 'approve' | 'reject') =>
@@ -424,18 +411,13 @@ Exit codes: 0 recovered (or plan shown), 1 failed, rolled back, rejected or expi
       .action(async (workflowId: string, cmdOpts: { reason?: string }, cmd: Command) => {
         const opts = cmd.optsWithGlobals<GlobalOptions>();
         const config = load(opts);
-        const client = await connectClient(config).catch((err: Error) => {
-          throw new CliExit(EXIT.unavailable, err.message);
-        });
-        try {
+        await withTemporal(config, async (client) => {
           const handle = client.workflow.getHandle(workflowId);
           const by = operatorIdentity();
           if (name === 'approve') await handle.signal(approveSignal, { by });
           else await handle.signal(rejectSignal, { by, ...(cmdOpts.reason ? { reason: cmdOpts.reason } : {}) });
           process.stdout.write(`${name === 'approve' ? 'approved' : 'rejected'} ${workflowId} as ${by}\n`);
-        } finally {
-          await client.connection.close();
-        }
+        });
       });
   signalCommand('approve');
   signalCommand('reject');
@@ -445,16 +427,11 @@ Exit codes: 0 recovered (or plan shown), 1 failed, rolled back, rejected or expi
     .action(async (workflowId: string, _: unknown, cmd: Command) => {
       const opts = cmd.optsWithGlobals<GlobalOptions>();
       const config = load(opts);
-      const client = await connectClient(config).catch((err: Error) => {
-        throw new CliExit(EXIT.unavailable, err.message);
-      });
-      try {
+      await withTemporal(config, async (client) => {
         const status = await client.workflow.getHandle(workflowId).query(recoveryStatusQuery);
         if (opts.json) process.stdout.write(`${JSON.stringify(status, null, 2)}\n`);
         else printRecovery(status);
-      } finally {
-        await client.connection.close();
-      }
+      });
     });
 
   const sessions = program.command('sessions').description('Backup sessions.');

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -11,33 +10,15 @@ import { cloudKey, deleteObjects, listObjects } from '../../src/storage/s3';
 import type { BackupResult } from '../../workflows/backup';
 import { backupSessionName } from '../../workflows/definitions';
 import { createTenant, dropTenant, type PgAdminConnection } from '../fixtures/odoo-tenants';
-import { LOCAL_CONFIG_PATH, REPO_ROOT, stackConfig, uniqueSuffix } from '../helpers/config';
+import { runCli, startCliWorker } from '../helpers/cli';
+import { stackConfig, uniqueSuffix } from '../helpers/config';
 import { historyText } from '../helpers/history';
 import { devServer } from '../helpers/temporal';
 
-const BIN = path.join(REPO_ROOT, 'bin/odoo-dr');
 
 function admin(): PgAdminConnection {
   const { host, port, user, password } = stackConfig().postgres;
   return { host, port, user, ...(password ? { password } : {}) };
-}
-
-interface Proc {
-  child: ChildProcessWithoutNullStreams;
-  out: () => string;
-  done: Promise<number | null>;
-}
-
-function spawnCli(args: string[], env: NodeJS.ProcessEnv): Proc {
-  const child = spawn(process.execPath, [BIN, '--config', LOCAL_CONFIG_PATH, ...args], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, DR_CONFIG: '', ...env },
-  });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  const done = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-  return { child, out: () => out, done };
 }
 
 async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs: number): Promise<void> {
@@ -49,11 +30,7 @@ async function waitFor(what: string, check: () => Promise<boolean> | boolean, ti
   throw new Error(`timed out waiting for ${what}`);
 }
 
-async function startWorker(taskQueue: string, env: NodeJS.ProcessEnv): Promise<Proc> {
-  const worker = spawnCli(['worker', '--task-queue', taskQueue], env);
-  await waitFor('the worker to poll', () => worker.out().includes("state: 'RUNNING'"), 60_000);
-  return worker;
-}
+const startWorker = (taskQueue: string, env: NodeJS.ProcessEnv) => startCliWorker(env, ['--task-queue', taskQueue]);
 
 describe('odoo-dr backup (CLI and worker processes)', function () {
   this.timeout(600_000);
@@ -85,9 +62,8 @@ describe('odoo-dr backup (CLI and worker processes)', function () {
     const taskQueue = `cli-bk-${s}`;
     const worker = await startWorker(taskQueue, env);
     try {
-      const run = spawnCli(['--json', 'backup', '--wait', '--tenant', tenant, '--no-cloud'], { ...env, DR_TASK_QUEUE: taskQueue });
-      const code = await run.done;
-      const out = run.out();
+      const run = runCli(['--json', 'backup', '--wait', '--tenant', tenant, '--no-cloud'], { ...env, DR_TASK_QUEUE: taskQueue });
+      const { code, out } = await run.result;
       assert.equal(code, 0, out);
       const json = out.slice(out.indexOf('{'));
       const result = JSON.parse(json) as BackupResult;
@@ -105,7 +81,7 @@ describe('odoo-dr backup (CLI and worker processes)', function () {
       assert.match(line.startedBy, /^[^@]+@.+$/, 'the operator who started it');
     } finally {
       worker.child.kill('SIGTERM');
-      await worker.done;
+      await worker.result;
     }
   });
 
@@ -136,7 +112,7 @@ describe('odoo-dr backup (CLI and worker processes)', function () {
       240_000,
     );
     slow.child.kill('SIGKILL');
-    await slow.done;
+    await slow.result;
     const fast = await startWorker(taskQueue, env);
     try {
       const result = (await handle.result()) as BackupResult;
@@ -151,7 +127,7 @@ describe('odoo-dr backup (CLI and worker processes)', function () {
       assert.match(history, /"partsReused":[1-9]/);
     } finally {
       fast.child.kill('SIGTERM');
-      await fast.done;
+      await fast.result;
     }
   });
 });

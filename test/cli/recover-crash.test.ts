@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -7,34 +6,10 @@ import { withClient } from '../../src/postgres';
 import type { RecoveryResult, RecoveryStatus } from '../../workflows/recovery';
 import { recoveryStatusQuery } from '../../workflows/recovery';
 import { createTenant, dropTenant, type PgAdminConnection } from '../fixtures/odoo-tenants';
-import { LOCAL_CONFIG_PATH, REPO_ROOT, stackConfig, uniqueSuffix } from '../helpers/config';
+import { runCli as cli, startCliWorker as startWorker, workflowIdOf } from '../helpers/cli';
+import { stackConfig, uniqueSuffix } from '../helpers/config';
 import { adminQuery } from '../helpers/pg';
 import { devServer } from '../helpers/temporal';
-
-const BIN = path.join(REPO_ROOT, 'bin/odoo-dr');
-
-function cli(args: string[], env: NodeJS.ProcessEnv): { child: ChildProcessWithoutNullStreams; result: Promise<{ code: number | null; out: string }> } {
-  const child = spawn(process.execPath, [BIN, '--config', LOCAL_CONFIG_PATH, ...args], { cwd: REPO_ROOT, env: { ...process.env, DR_CONFIG: '', ...env } });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  return { child, result: new Promise((resolve) => child.on('close', (code) => resolve({ code, out }))) };
-}
-
-async function startWorker(env: NodeJS.ProcessEnv): Promise<ReturnType<typeof cli>> {
-  const w = cli(['worker'], env);
-  await new Promise<void>((resolve, reject) => {
-    let seen = '';
-    const on = (d: Buffer) => {
-      seen += d.toString();
-      if (seen.includes("state: 'RUNNING'")) resolve();
-    };
-    w.child.stdout.on('data', on);
-    w.child.stderr.on('data', on);
-    w.child.on('close', () => reject(new Error(`worker exited: ${seen}`)));
-  });
-  return w;
-}
 
 describe('recovery survives a worker killed mid-restore', function () {
   this.timeout(600_000);
@@ -65,15 +40,7 @@ describe('recovery survives a worker killed mid-restore', function () {
     await withClient(config.postgres, tenant, (c) => c.query('DELETE FROM account_move_line WHERE id > 500000'));
 
     const run = cli(['--json', 'recover', '-m', 'database-only', '--tenant', tenant, '--yes', '--wait'], env);
-    const id = await new Promise<string>((resolve, reject) => {
-      let text = '';
-      run.child.stderr.on('data', (d: Buffer) => {
-        text += d.toString();
-        const m = /\(workflow (recovery\/[^)\s,]+)/.exec(text);
-        if (m) resolve(m[1]!);
-      });
-      run.child.on('close', () => reject(new Error(`the CLI exited early: ${text}`)));
-    });
+    const id = await workflowIdOf(run, 'recovery/');
     const client = (await devServer()).client;
     assert.ok(id, 'the recovery started');
     const handle = client.workflow.getHandle(id);

@@ -1,36 +1,12 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { withClient } from '../../src/postgres';
 import type { RecoveryResult } from '../../workflows/recovery';
 import { createTenant, dropTenant, type PgAdminConnection } from '../fixtures/odoo-tenants';
-import { LOCAL_CONFIG_PATH, REPO_ROOT, stackConfig, uniqueSuffix } from '../helpers/config';
-
-const BIN = path.join(REPO_ROOT, 'bin/odoo-dr');
-
-function cli(args: string[], env: NodeJS.ProcessEnv): { child: ChildProcessWithoutNullStreams; result: Promise<{ code: number | null; stdout: string; stderr: string }> } {
-  const child = spawn(process.execPath, [BIN, '--config', LOCAL_CONFIG_PATH, ...args], { cwd: REPO_ROOT, env: { ...process.env, DR_CONFIG: '', ...env } });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  return { child, result: new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr }))) };
-}
-
-/** The workflow ID the CLI prints on stderr when it starts a recovery. */
-function workflowIdOf(run: ReturnType<typeof cli>): Promise<string> {
-  return new Promise<string>((resolve, reject) => {
-    let text = '';
-    run.child.stderr.on('data', (d: Buffer) => {
-      text += d.toString();
-      const m = /\(workflow (recovery\/[^)\s,]+)/.exec(text);
-      if (m) resolve(m[1]!);
-    });
-    run.child.on('close', () => reject(new Error(`the CLI exited before printing a workflow id: ${text}`)));
-  });
-}
+import { runCli as cli, startCliWorker, workflowIdOf, type CliRun } from '../helpers/cli';
+import { stackConfig, uniqueSuffix } from '../helpers/config';
 
 describe('odoo-dr recover (CLI, worker process)', function () {
   this.timeout(600_000);
@@ -41,7 +17,7 @@ describe('odoo-dr recover (CLI, worker process)', function () {
   const taskQueue = `cli-rc-${s}`;
   const env = { DR_BACKUP_DIR: dir, DR_LOG_DIR: path.join(dir, 'logs'), ODOO_DATA_DIR: dataDir, DR_TASK_QUEUE: taskQueue };
   const config = stackConfig(env);
-  let worker: ReturnType<typeof cli>;
+  let worker: CliRun;
   const admin = (): PgAdminConnection => {
     const { host, port, user, password } = config.postgres;
     return { host, port, user, ...(password ? { password } : {}) };
@@ -50,17 +26,7 @@ describe('odoo-dr recover (CLI, worker process)', function () {
 
   before(async () => {
     await createTenant(admin(), dataDir, { name: tenant, moveLines: 400, files: 3 });
-    worker = cli(['worker'], env);
-    await new Promise<void>((resolve, reject) => {
-      let seen = '';
-      const on = (d: Buffer) => {
-        seen += d.toString();
-        if (seen.includes("state: 'RUNNING'")) resolve();
-      };
-      worker.child.stdout.on('data', on);
-      worker.child.stderr.on('data', on);
-      worker.child.on('close', () => reject(new Error(`worker exited: ${seen}`)));
-    });
+    worker = await startCliWorker(env);
     const backup = await cli(['backup', '--tenant', tenant, '--no-cloud', '--wait'], env).result;
     assert.equal(backup.code, 0, backup.stdout + backup.stderr);
     await withClient(config.postgres, tenant, (c) => c.query('DELETE FROM account_move_line WHERE id > 100'));
@@ -83,7 +49,7 @@ describe('odoo-dr recover (CLI, worker process)', function () {
 
   it('`recover` waits for `recover approve`, `recover status` shows the plan, and the tenant comes back', async () => {
     const run = cli(['--json', 'recover', '-m', 'database-only', '--tenant', tenant, '--wait'], env);
-    const id = await workflowIdOf(run);
+    const id = await workflowIdOf(run, 'recovery/');
     assert.ok(id, 'the CLI printed the workflow id');
     let status = { code: 1 as number | null, stdout: '', stderr: '' };
     for (let i = 0; i < 100; i++) {
@@ -107,7 +73,7 @@ describe('odoo-dr recover (CLI, worker process)', function () {
   it('`recover reject` ends a recovery without changes, exit 1', async () => {
     await withClient(config.postgres, tenant, (c) => c.query('DELETE FROM account_move_line WHERE id > 200'));
     const run = cli(['recover', '-m', 'database-only', '--tenant', tenant, '--wait'], env);
-    const id = await workflowIdOf(run);
+    const id = await workflowIdOf(run, 'recovery/');
     for (let i = 0; i < 100; i++) {
       const st = await cli(['--json', 'recover', 'status', id], env).result;
       if (st.code === 0 && (JSON.parse(st.stdout) as { state: string }).state === 'waiting-for-approval') break;

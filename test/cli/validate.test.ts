@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync, openSync, readSync, writeSync, closeSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -8,18 +7,8 @@ import { cloudKey, deleteObjects, listObjects } from '../../src/storage/s3';
 import type { DrillReport } from '../../workflows/drill';
 import type { ValidationReport } from '../../workflows/validation';
 import { createTenant, dropTenant, type PgAdminConnection } from '../fixtures/odoo-tenants';
-import { LOCAL_CONFIG_PATH, REPO_ROOT, stackConfig, uniqueSuffix } from '../helpers/config';
-
-const BIN = path.join(REPO_ROOT, 'bin/odoo-dr');
-
-function cli(args: string[], env: NodeJS.ProcessEnv): { child: ChildProcessWithoutNullStreams; result: Promise<{ code: number | null; stdout: string; stderr: string }> } {
-  const child = spawn(process.execPath, [BIN, '--config', LOCAL_CONFIG_PATH, ...args], { cwd: REPO_ROOT, env: { ...process.env, DR_CONFIG: '', ...env } });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  return { child, result: new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr }))) };
-}
+import { runCli as cli, startCliWorker, type CliRun } from '../helpers/cli';
+import { stackConfig, uniqueSuffix } from '../helpers/config';
 
 describe('odoo-dr validate and drill (CLI, worker process)', function () {
   this.timeout(600_000);
@@ -30,23 +19,13 @@ describe('odoo-dr validate and drill (CLI, worker process)', function () {
   const taskQueue = `cli-val-${s}`;
   const env = { DR_BACKUP_DIR: dir, DR_LOG_DIR: path.join(dir, 'logs'), DR_CLOUD_BUCKET: `s3://odoo-dr-local/${prefix}`, DR_TASK_QUEUE: taskQueue };
   const config = stackConfig(env);
-  let worker: ReturnType<typeof cli>;
+  let worker: CliRun;
 
   before(async () => {
     const { host, port, user, password } = config.postgres;
     const admin: PgAdminConnection = { host, port, user, ...(password ? { password } : {}) };
     await createTenant(admin, config.odoo.dataDir, { name: tenant, moveLines: 300, files: 4 });
-    worker = cli(['worker'], env);
-    await new Promise<void>((resolve, reject) => {
-      let seen = '';
-      const on = (d: Buffer) => {
-        seen += d.toString();
-        if (seen.includes("state: 'RUNNING'")) resolve();
-      };
-      worker.child.stdout.on('data', on);
-      worker.child.stderr.on('data', on);
-      worker.child.on('close', () => reject(new Error(`worker exited: ${seen}`)));
-    });
+    worker = await startCliWorker(env);
   });
   after(async () => {
     worker.child.kill('SIGTERM');

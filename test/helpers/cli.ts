@@ -1,0 +1,56 @@
+/** Runs the real `odoo-dr` binary (bin/odoo-dr over dist/) as operators do, with the local stack's configuration. */
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import path from 'node:path';
+import { LOCAL_CONFIG_PATH, REPO_ROOT } from './config';
+
+export const BIN = path.join(REPO_ROOT, 'bin/odoo-dr');
+
+export interface CliRun {
+  child: ChildProcessWithoutNullStreams;
+  /** Everything printed so far (stdout and stderr interleaved). */
+  out: () => string;
+  result: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string; out: string }>;
+}
+
+/** `odoo-dr --config <local stack> ...args`, the environment overriding the file (DR_CONFIG cleared). */
+export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, opts: { config?: string | null } = {}): CliRun {
+  const configArgs = opts.config === null ? [] : ['--config', opts.config ?? LOCAL_CONFIG_PATH];
+  const child = spawn(process.execPath, [BIN, ...configArgs, ...args], { cwd: REPO_ROOT, env: { ...process.env, DR_CONFIG: '', ...env } });
+  let stdout = '';
+  let stderr = '';
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => ((stdout += d.toString()), (out += d.toString())));
+  child.stderr.on('data', (d: Buffer) => ((stderr += d.toString()), (out += d.toString())));
+  const result = new Promise<Awaited<CliRun['result']>>((resolve) =>
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr, out })),
+  );
+  return { child, out: () => out, result };
+}
+
+/** Starts `odoo-dr worker` and resolves once it polls its task queue. */
+export async function startCliWorker(env: NodeJS.ProcessEnv, extraArgs: string[] = []): Promise<CliRun> {
+  const worker = runCli(['worker', ...extraArgs], env);
+  await new Promise<void>((resolve, reject) => {
+    const check = () => {
+      if (worker.out().includes("state: 'RUNNING'")) resolve();
+    };
+    worker.child.stdout.on('data', check);
+    worker.child.stderr.on('data', check);
+    worker.child.on('close', (code) => reject(new Error(`worker exited early (${code}): ${worker.out()}`)));
+  });
+  return worker;
+}
+
+/** The workflow ID a command prints on stderr when it starts one (`(workflow <id>`). */
+export function workflowIdOf(run: CliRun, prefix: string): Promise<string> {
+  const pattern = new RegExp(`\\(workflow (${prefix}[^)\\s,]+)`);
+  return new Promise<string>((resolve, reject) => {
+    const check = () => {
+      const m = pattern.exec(run.out());
+      if (m) resolve(m[1]!);
+    };
+    check();
+    run.child.stderr.on('data', check);
+    run.child.on('close', () => reject(new Error(`the command exited before printing a workflow id: ${run.out()}`)));
+  });
+}
