@@ -54,6 +54,7 @@ describe('recoveryWorkflow (real PostgreSQL, filestore, approval)', function () 
   const etc = mkdtempSync(path.join(tmpdir(), 'odoo-dr-rc-etc-'));
   let health: Server;
   let healthStatus = 200;
+  const hooks: string[] = [];
   let config: DrConfig;
   let session = '';
   let good = '';
@@ -79,7 +80,19 @@ describe('recoveryWorkflow (real PostgreSQL, filestore, approval)', function () 
   };
 
   before(async () => {
-    health = createServer((_req, res) => res.writeHead(healthStatus, { 'content-type': 'application/json' }).end(JSON.stringify({ status: healthStatus === 200 ? 'pass' : 'fail' })));
+    health = createServer((req, res) => {
+      if (req.method === 'POST') {
+        // The alert webhook (Slack-style) shares this receiver.
+        let body = '';
+        req.on('data', (d: Buffer) => (body += d.toString()));
+        req.on('end', () => {
+          hooks.push((JSON.parse(body) as { text: string }).text);
+          res.writeHead(200).end('ok');
+        });
+        return;
+      }
+      res.writeHead(healthStatus, { 'content-type': 'application/json' }).end(JSON.stringify({ status: healthStatus === 200 ? 'pass' : 'fail' }));
+    });
     health.listen(0, '127.0.0.1');
     await once(health, 'listening');
     config = stackConfig({
@@ -337,5 +350,33 @@ describe('recoveryWorkflow (real PostgreSQL, filestore, approval)', function () 
     assert.equal(await fingerprint(config, victim), before);
     const shadows = (await adminQuery('SELECT datname FROM pg_database WHERE datname LIKE $1', [`${victim}_dr_shadow_%`]));
     assert.deepEqual(shadows, []);
+  });
+
+  it('notifies by the configured channel: waiting for approval, started, done', async () => {
+    const port = (health.address() as AddressInfo).port;
+    const notifying = stackConfig({
+      DR_BACKUP_DIR: backupDir,
+      DR_LOG_DIR: path.join(backupDir, 'logs'),
+      ODOO_DATA_DIR: dataDir,
+      DR_ODOO_HEALTH_URL: `http://127.0.0.1:${port}/web/health`,
+      DR_CONFIG_PATHS: etc,
+      DR_WEBHOOK_URL: `http://127.0.0.1:${port}/hook/T0/B0/token`,
+    });
+    hooks.length = 0;
+    const env = await devServer();
+    const result = await recover(
+      { mode: 'database-only', tenants: [victim] },
+      async (id) => {
+        const handle = env.client.workflow.getHandle(id);
+        for (let i = 0; i < 100 && (await handle.query(recoveryStatusQuery)).state !== 'waiting-for-approval'; i++) await new Promise((r) => setTimeout(r, 100));
+        await handle.signal(approveSignal, { by: 'ops@test' });
+      },
+      devServer,
+      { config: notifying },
+    );
+    assert.equal(result.state, 'done', JSON.stringify(result));
+    assert.ok(hooks.some((h) => /recovery waiting for approval: test\/recovery\/.*odoo-dr recover approve/s.test(h)), hooks.join('\n---\n'));
+    assert.ok(hooks.some((h) => /recovery started: .*approved by ops@test/s.test(h)));
+    assert.ok(hooks.some((h) => new RegExp(`recovery done: [\\s\\S]*${victim.replace('.', '\\.')}: recovered`).test(h)));
   });
 });
