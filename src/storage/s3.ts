@@ -349,7 +349,7 @@ export function mapS3Error(err: unknown, cloud: CloudSettings, what: string): Er
 function isSseUnsupported(err: unknown): boolean {
   const code = errorCode(err);
   const status = httpStatus(err);
-  // A client error (4xx) or 501 Not Implemented; never an outage, never a network error.
+  // A client error (4xx) or HTTP 501 (feature missing on the server); never an outage, never a network error.
   if (status === undefined || (status >= 500 && status !== 501)) return false;
   if (code === 'NotImplemented') return true;
   const mentionsSse = /encrypt|\bsse\b|kms/i.test(`${code} ${errorMessage(err)}`);

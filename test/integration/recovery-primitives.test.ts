@@ -47,15 +47,7 @@ import { createTenant, dropTenant, type PgAdminConnection } from '../fixtures/od
 import { loadRealOdooTenant } from '../fixtures/real-odoo';
 import { stackConfig, uniqueSuffix } from '../helpers/config';
 import { adminQuery, dropDatabase } from '../helpers/pg';
-
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (err) {
-    return err as Error;
-  }
-  assert.fail('expected a rejection');
-}
+import { rejection } from '../helpers/assert';
 
 function admin(config: DrConfig): PgAdminConnection {
   const { host, port, user, password } = config.postgres;

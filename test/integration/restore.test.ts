@@ -33,15 +33,7 @@ import { createTenant, dropTenant, type PgAdminConnection } from '../fixtures/od
 import { loadRealOdooTenant } from '../fixtures/real-odoo';
 import { LOCAL_CONFIG_PATH, REPO_ROOT, stackConfig, uniqueSuffix } from '../helpers/config';
 import { adminQuery, dropDatabase } from '../helpers/pg';
-
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (err) {
-    return err as Error;
-  }
-  assert.fail('expected a rejection');
-}
+import { rejection } from '../helpers/assert';
 
 async function databaseExists(name: string): Promise<boolean> {
   return (await adminQuery('SELECT 1 FROM pg_database WHERE datname = $1', [name])).length > 0;

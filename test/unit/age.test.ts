@@ -23,18 +23,10 @@ import { loadConfig } from '../../src/config';
 import { decryptStream, decryptToFile, encryptFile, generateIdentity, readIdentity, recipientsFor } from '../../src/crypto/age';
 import { ArtifactCorruptedError, DiskFullError, EncryptionKeyError, PipelineError } from '../../src/errors';
 import { ageEncryptStage, hashFile, runPipeline } from '../../src/pipeline';
+import { rejection } from '../helpers/assert';
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 const sha1 = (data: Buffer) => createHash('sha1').update(data).digest('hex');
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (err) {
-    return err;
-  }
-  assert.fail('expected a rejection');
-}
 
 /** Everything a stream emits, and its error if any. */
 async function drain(stream: NodeJS.ReadableStream): Promise<{ data: Buffer; error?: unknown }> {
@@ -364,13 +356,13 @@ describe('age', function () {
       const plain = input(5 * 1024 * 1024 + 123);
       const dest = path.join(dir, 'aborted.age');
       const err = await rejection(encryptFile([recipient1], plain, dest, { signal: AbortSignal.abort() }));
-      assert.equal((err as Error).name, 'AbortError');
+      assert.equal((err).name, 'AbortError');
       const controller = new AbortController();
       const pending = encryptFile([recipient1], plain, dest, { signal: controller.signal });
       setImmediate(() => controller.abort(new Error('stop')));
       const late = await rejection(pending).catch(() => undefined);
       // Either it finished first (5 MiB is fast) or it was stopped cleanly.
-      if (late !== undefined) assert.equal((late as Error).message, 'stop');
+      if (late !== undefined) assert.equal((late).message, 'stop');
       assert.ok(!existsSync(`${dest}.partial`));
     }).timeout(30_000);
   });

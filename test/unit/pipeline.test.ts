@@ -13,6 +13,7 @@ import { Readable } from 'node:stream';
 import * as tar from 'tar';
 import { ArtifactCorruptedError, DiskFullError, EncryptionKeyError, InvalidInputError, PipelineError } from '../../src/errors';
 import { ageEncryptStage, hashFile, runPipeline, zstdStage, type Stage } from '../../src/pipeline';
+import { rejection } from '../helpers/assert';
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 const sh = (name: string, script: string, env?: NodeJS.ProcessEnv): Stage => ({ name, command: 'sh', args: ['-c', script], env });
@@ -25,15 +26,6 @@ function alive(pid: number): boolean {
   } catch {
     return false;
   }
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (err) {
-    return err;
-  }
-  assert.fail('expected a rejection');
 }
 
 describe('pipeline', function () {
@@ -305,7 +297,7 @@ describe('pipeline', function () {
           signal: controller.signal,
         }),
       );
-      assert.equal((err as Error).message, 'cancelled by the operator');
+      assert.equal((err).message, 'cancelled by the operator');
       assert.ok(Date.now() - started < 3000, 'SIGTERM was enough');
       const list = readFileSync(pids, 'utf8').trim().split('\n').map(Number);
       assert.equal(list.length, 2);
@@ -335,7 +327,7 @@ describe('pipeline', function () {
     it('an already aborted signal starts nothing', async () => {
       const dest = path.join(dir, 'never.out');
       const err = await rejection(runPipeline({ source: sh('x', 'echo'), stages: [], dest, signal: AbortSignal.abort() }));
-      assert.equal((err as Error).name, 'AbortError');
+      assert.equal((err).name, 'AbortError');
       assert.ok(!existsSync(`${dest}.partial`));
     });
   });
