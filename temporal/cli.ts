@@ -236,7 +236,7 @@ Examples:
           else process.stdout.write(`follow it in the Temporal UI (workflow ${handle.workflowId}) or: temporal workflow result --workflow-id ${handle.workflowId}\n`);
           return;
         }
-        const result = await waitWithProgress(client, handle, !opts.json);
+        const result = await waitWithProgress(handle, !opts.json);
         if (opts.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
         else printBackupResult(result);
         if (result.status !== 'complete') outcome.code = EXIT.failed;
@@ -483,7 +483,6 @@ Exit codes: 0 recovered (or plan shown), 1 failed, rolled back, rejected or expi
 
 /** Waits for a backup, redrawing its progress on a terminal (or printing changes otherwise). */
 async function waitWithProgress(
-  _client: Client,
   handle: WorkflowHandle<(i: BackupInput) => Promise<BackupResult>>,
   show: boolean,
 ): Promise<BackupResult> {

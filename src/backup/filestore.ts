@@ -50,6 +50,7 @@ export interface FilestoreResult {
   blobsStored: number;
   blobsReused: number;
   blobsUploaded: number;
+  /** Files whose content does not match their SHA-1 name (recorded under their real SHA-1). */
   mismatched: string[];
   /** The tenant has no filestore folder (Odoo creates it with the first attachment). */
   missing: boolean;

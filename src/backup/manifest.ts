@@ -7,6 +7,7 @@ import { open, readFile, rename, rm } from 'node:fs/promises';
 import { z } from 'zod';
 import { ArtifactCorruptedError, DiskFullError } from '../errors';
 import type { OdooFacts } from '../odoo/facts';
+import type { FilestoreResult } from './filestore';
 
 export const MANIFEST_FORMAT = 'odoo-dr-session';
 export const MANIFEST_VERSION = 1;
@@ -28,17 +29,8 @@ export interface TenantEntry {
   error?: string;
   durationMs: number;
   database?: Artifact & { pgDump: string };
-  filestore?: {
-    index: Artifact;
-    files: number;
-    bytes: number;
-    /** Blobs newly stored in this session vs already present. */
-    blobsStored: number;
-    blobsReused: number;
-    blobsUploaded: number;
-    /** Files whose content does not match their SHA-1 name (recorded under their real SHA-1). */
-    mismatched: string[];
-  };
+  /** The filestore backup as made (file list artifact, counts, blobs stored/reused/uploaded, name mismatches). */
+  filestore?: Omit<FilestoreResult, 'missing'>;
   odoo?: OdooFacts;
 }
 

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, openSync, readSync, writeSync, closeSync, statSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { localPath, rel } from '../../src/backup/layout';
@@ -9,6 +9,7 @@ import type { ValidationReport } from '../../workflows/validation';
 import { createTenant, dropTenant, type PgAdminConnection } from '../fixtures/odoo-tenants';
 import { runCli as cli, startCliWorker, type CliRun } from '../helpers/cli';
 import { stackConfig, uniqueSuffix } from '../helpers/config';
+import { flipByte } from '../helpers/files';
 
 describe('odoo-dr validate and drill (CLI, worker process)', function () {
   this.timeout(600_000);
@@ -65,13 +66,7 @@ describe('odoo-dr validate and drill (CLI, worker process)', function () {
 
   it('`validate` exits 1 when a check fails, and the JSON names the damaged artifact', async () => {
     const dump = localPath(dir, rel.database(session, tenant));
-    const fd = openSync(dump, 'r+');
-    const b = Buffer.alloc(1);
-    const at = Math.floor(statSync(dump).size / 2);
-    readSync(fd, b, 0, 1, at);
-    b[0] = b[0]! ^ 1;
-    writeSync(fd, b, 0, 1, at);
-    closeSync(fd);
+    flipByte(dump);
     const r = await cli(['--json', 'validate', session, '--tenant', tenant, '--wait'], env).result;
     assert.equal(r.code, 1, r.stderr);
     const report = JSON.parse(r.stdout) as ValidationReport;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, existsSync, writeFileSync, mkdirSync, openSync, readSync, writeSync, closeSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, existsSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
@@ -18,6 +18,7 @@ import { cloudKey, deleteObjects, headObject, listObjects } from '../../src/stor
 import { backupWorkflow } from '../../workflows';
 import { backupSessionName } from '../../workflows/definitions';
 import { stackConfig, uniqueSuffix } from '../helpers/config';
+import { flipByte } from '../helpers/files';
 import { historyText } from '../helpers/history';
 import { dropDatabase } from '../helpers/pg';
 import { devServer, timeSkippingServer, withWorker } from '../helpers/temporal';
@@ -227,14 +228,7 @@ describe('backupWorkflow (real PostgreSQL, S3, age; dev server)', function () {
       ...realActivities,
       // Between the dump and its upload, a bit flips on disk.
       backupTenantFilestore: async (input: Parameters<typeof realActivities.backupTenantFilestore>[0]) => {
-        const dump = localPath(backupDir, rel.database(input.session, input.tenant));
-        const fd = openSync(dump, 'r+');
-        const byte = Buffer.alloc(1);
-        const at = Math.floor(statSync(dump).size / 2);
-        readSync(fd, byte, 0, 1, at);
-        byte[0] = byte[0]! ^ 0x01;
-        writeSync(fd, byte, 0, 1, at);
-        closeSync(fd);
+        flipByte(localPath(backupDir, rel.database(input.session, input.tenant)));
         return realActivities.backupTenantFilestore(input);
       },
     };

@@ -60,6 +60,18 @@ describe('recoveryWorkflow (real PostgreSQL, filestore, approval)', function () 
   let good = '';
   let other = '';
 
+  /** The test's stack configuration: temp folders, service commands logged, health on the local receiver. */
+  const configWith = (extra: NodeJS.ProcessEnv): DrConfig =>
+    stackConfig({
+      DR_BACKUP_DIR: backupDir,
+      DR_LOG_DIR: path.join(backupDir, 'logs'),
+      ODOO_DATA_DIR: dataDir,
+      DR_ODOO_STOP_CMD: `echo stop >> ${serviceLog}`,
+      DR_ODOO_START_CMD: `echo start >> ${serviceLog}`,
+      DR_ODOO_HEALTH_URL: `http://127.0.0.1:${(health.address() as AddressInfo).port}/web/health`,
+      DR_CONFIG_PATHS: etc,
+      ...extra,
+    });
   const admin = (): PgAdminConnection => {
     const { host, port, user, password } = config.postgres;
     return { host, port, user, ...(password ? { password } : {}) };
@@ -95,15 +107,7 @@ describe('recoveryWorkflow (real PostgreSQL, filestore, approval)', function () 
     });
     health.listen(0, '127.0.0.1');
     await once(health, 'listening');
-    config = stackConfig({
-      DR_BACKUP_DIR: backupDir,
-      DR_LOG_DIR: path.join(backupDir, 'logs'),
-      ODOO_DATA_DIR: dataDir,
-      DR_ODOO_STOP_CMD: `echo stop >> ${serviceLog}`,
-      DR_ODOO_START_CMD: `echo start >> ${serviceLog}`,
-      DR_ODOO_HEALTH_URL: `http://127.0.0.1:${(health.address() as AddressInfo).port}/web/health`,
-      DR_CONFIG_PATHS: etc,
-    });
+    config = configWith({});
     writeFileSync(path.join(etc, 'odoo.conf'), '[options]\ndb_user = odoo\nworkers = 4\n');
     await createTenant(admin(), dataDir, { name: victim, moveLines: 3000, files: 10 });
     await createTenant(admin(), dataDir, { name: bystander, moveLines: 500, files: 4 });
@@ -247,17 +251,6 @@ describe('recoveryWorkflow (real PostgreSQL, filestore, approval)', function () 
   });
 
   describe('a failure at each step leaves the tenant exactly as before', () => {
-    const withEnv = (extra: NodeJS.ProcessEnv) =>
-      stackConfig({
-        DR_BACKUP_DIR: backupDir,
-        DR_LOG_DIR: path.join(backupDir, 'logs'),
-        ODOO_DATA_DIR: dataDir,
-        DR_ODOO_STOP_CMD: `echo stop >> ${serviceLog}`,
-        DR_ODOO_START_CMD: `echo start >> ${serviceLog}`,
-        DR_ODOO_HEALTH_URL: `http://127.0.0.1:${(health.address() as AddressInfo).port}/web/health`,
-        DR_CONFIG_PATHS: etc,
-        ...extra,
-      });
     const expectUnchanged = async (run: () => Promise<unknown>) => {
       await withClient(config.postgres, victim, (c) => c.query("UPDATE account_move_line SET name = 'before recovery' WHERE id % 7 = 0"));
       const before = await fingerprint(config, victim);
@@ -281,7 +274,7 @@ describe('recoveryWorkflow (real PostgreSQL, filestore, approval)', function () 
     });
 
     it('Odoo does not stop (retried, time-skipped): shadows dropped, nothing swapped', async () => {
-      const outcome = await expectUnchanged(() => recover({ mode: 'full', tenants: [victim], approvedBy: 'ops@test' }, undefined, timeSkippingServer, { config: withEnv({ DR_ODOO_STOP_CMD: 'echo cannot stop >&2; exit 3' }) }));
+      const outcome = await expectUnchanged(() => recover({ mode: 'full', tenants: [victim], approvedBy: 'ops@test' }, undefined, timeSkippingServer, { config: configWith({ DR_ODOO_STOP_CMD: 'echo cannot stop >&2; exit 3' }) }));
       assert.ok(outcome instanceof WorkflowFailedError);
       assert.match(String((outcome.cause?.cause as Error | undefined)?.message ?? outcome.cause?.message), /DR_ODOO_STOP_CMD|cannot stop|exit/);
     });
@@ -301,7 +294,7 @@ describe('recoveryWorkflow (real PostgreSQL, filestore, approval)', function () 
     });
 
     it('Odoo does not start after the swap (retried, time-skipped): swapped back', async () => {
-      const outcome = await expectUnchanged(() => recover({ mode: 'full', tenants: [victim], approvedBy: 'ops@test' }, undefined, timeSkippingServer, { config: withEnv({ DR_ODOO_START_CMD: 'exit 4' }) }));
+      const outcome = await expectUnchanged(() => recover({ mode: 'full', tenants: [victim], approvedBy: 'ops@test' }, undefined, timeSkippingServer, { config: configWith({ DR_ODOO_START_CMD: 'exit 4' }) }));
       assert.ok(outcome instanceof WorkflowFailedError, String(outcome));
     });
   });
@@ -354,14 +347,7 @@ describe('recoveryWorkflow (real PostgreSQL, filestore, approval)', function () 
 
   it('notifies by the configured channel: waiting for approval, started, done', async () => {
     const port = (health.address() as AddressInfo).port;
-    const notifying = stackConfig({
-      DR_BACKUP_DIR: backupDir,
-      DR_LOG_DIR: path.join(backupDir, 'logs'),
-      ODOO_DATA_DIR: dataDir,
-      DR_ODOO_HEALTH_URL: `http://127.0.0.1:${port}/web/health`,
-      DR_CONFIG_PATHS: etc,
-      DR_WEBHOOK_URL: `http://127.0.0.1:${port}/hook/T0/B0/token`,
-    });
+    const notifying = configWith({ DR_WEBHOOK_URL: `http://127.0.0.1:${port}/hook/T0/B0/token` });
     hooks.length = 0;
     const env = await devServer();
     const result = await recover(

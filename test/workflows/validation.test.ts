@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, closeSync, writeSync, statSync, truncateSync, unlinkSync, writeFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, truncateSync, unlinkSync, writeFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { localPath, rel } from '../../src/backup/layout';
@@ -14,6 +14,7 @@ import type { ValidationReport } from '../../workflows/validation';
 import { createTenant, dropTenant, type PgAdminConnection } from '../fixtures/odoo-tenants';
 import { loadRealOdooTenant } from '../fixtures/real-odoo';
 import { stackConfig, uniqueSuffix } from '../helpers/config';
+import { flipByte } from '../helpers/files';
 import { adminQuery } from '../helpers/pg';
 import { devServer, withWorker } from '../helpers/temporal';
 
@@ -22,14 +23,6 @@ function admin(): PgAdminConnection {
   return { host, port, user, ...(password ? { password } : {}) };
 }
 
-function flipByte(file: string, at = Math.floor(statSync(file).size / 2)): void {
-  const fd = openSync(file, 'r+');
-  const b = Buffer.alloc(1);
-  readSync(fd, b, 0, 1, at);
-  b[0] = b[0]! ^ 0x10;
-  writeSync(fd, b, 0, 1, at);
-  closeSync(fd);
-}
 
 const failed = (r: ValidationReport) => r.checks.filter((c) => c.status === 'fail');
 
