@@ -20,6 +20,8 @@ import type { OdooFacts } from '../src/odoo/facts';
 import { findClientTools } from '../src/pgtools';
 import { serverVersion } from '../src/postgres';
 import { cloudKey, uploadFile, type UploadProgress, type UploadResult } from '../src/storage/s3';
+import { hashFile } from '../src/pipeline';
+import { SessionCatalog } from '../src/sessions/catalog';
 import { mapped } from './errors';
 
 /** Heartbeats at most every `ms` (progress callbacks can fire thousands of times a second). */
@@ -36,8 +38,30 @@ function throttledHeartbeat(ms = 2_000): (details: unknown) => void {
 
 export interface PrepareBackupInput {
   session: string;
-  cloud: boolean;
+  /** Copy to the bucket; default (undefined): whenever DR_CLOUD_BUCKET is set. */
+  cloud?: boolean;
   workflowId: string;
+}
+
+export interface TenantBackupTask extends TenantTaskInput {
+  cloud: boolean;
+}
+
+/** Heartbeat details of backupTenant: where a retry on the same host can resume. */
+export interface TenantBackupProgress {
+  phase: 'dump' | 'filestore' | 'upload' | 'entry';
+  dump?: DumpDatabaseResult;
+  upload?: UploadProgress;
+  bytes?: number;
+  files?: number;
+}
+
+export interface TenantBackupDone {
+  entry: Pick<TenantEntry, 'status' | 'durationMs'>;
+  databaseBytes: number;
+  filestore: Omit<FilestoreResult, 'index'>;
+  /** The dump's upload (cloud copy), for the record: resumed after a crash, parts reused. */
+  upload?: Pick<UploadResult, 'resumed' | 'partsReused' | 'uploadId'>;
 }
 
 export interface TenantTaskInput {
@@ -84,94 +108,130 @@ export interface ManifestSummary {
   warnings: string[];
 }
 
-export function createBackupActivities(config: DrConfig, secrets: Array<string | undefined>) {
-  const tenantEntryPath = (session: string, tenant: string) =>
-    path.join(localPath(config.backupDir, rel.tenantDir(session, tenant)), 'entry.json');
+/** Fault injection for tests only: called with the dump file right after it was written. */
+export interface BackupTestHooks {
+  afterDump?: (file: string) => Promise<void> | void;
+}
+
+export function createBackupActivities(config: DrConfig, secrets: Array<string | undefined>, hooks: BackupTestHooks = {}, workerQueue?: string) {
+  const tenantEntryRel = (session: string, tenant: string) => `${rel.tenantDir(session, tenant)}/entry.json`;
+  const tenantEntryPath = (session: string, tenant: string) => localPath(config.backupDir, tenantEntryRel(session, tenant));
+  const catalog = SessionCatalog.fromConfig(config);
+  const dumpTenant = async (input: TenantTaskInput, onBytes: (bytes: number) => void): Promise<DumpDatabaseResult> => {
+    const server = await serverVersion(config.postgres);
+    const tools = await findClientTools(server.major, config.postgres.binDir ? { binDir: config.postgres.binDir } : {});
+    return dumpDatabase({
+      config,
+      tools,
+      session: input.session,
+      tenant: input.tenant,
+      recipients: input.recipients,
+      signal: Context.current().cancellationSignal,
+      onProgress: onBytes,
+    });
+  };
+  const upload = (artifact: Artifact, resume?: UploadProgress, dump?: DumpDatabaseResult) =>
+    uploadFile({
+      cloud: config.cloud!,
+      key: cloudKey(config.cloud!, artifact.path),
+      file: localPath(config.backupDir, artifact.path),
+      expectedBytes: artifact.bytes,
+      expectedSha256: artifact.sha256,
+      ...(resume?.uploadId ? { resume } : {}),
+      // Every part: the resume point must be as fresh as possible.
+      onProgress: (p) => Context.current().heartbeat({ phase: 'upload', upload: p, ...(dump ? { dump } : {}) } satisfies TenantBackupProgress),
+      signal: Context.current().cancellationSignal,
+    });
 
   return {
     /** Creates the session folder; fails early on what would fail every tenant (tools, keys, server). */
-    prepareBackupSession: mapped(secrets, async (input: PrepareBackupInput): Promise<PreparedSession> => {
+    prepareBackupSession: mapped(secrets, async (input: PrepareBackupInput): Promise<PreparedSession & { workerQueue?: string }> => {
       assertSessionName(input.session);
       if (input.cloud && !config.cloud) {
         throw new InvalidInputError('a cloud copy was requested but DR_CLOUD_BUCKET is not set');
       }
-      const { tools: _tools, ...prepared } = await prepareSession(config, input.session, input);
-      return prepared;
+      // Started with {} (Temporal UI, `temporal` CLI, a schedule): the bucket whenever it is configured.
+      const cloud = input.cloud ?? config.cloud !== undefined;
+      const { tools: _tools, ...prepared } = await prepareSession(config, input.session, { cloud, workflowId: input.workflowId });
+      // Without a cloud copy the session lives on this worker's disk: the workflow pins the rest here.
+      return { ...prepared, ...(workerQueue ? { workerQueue } : {}) };
     }),
 
-    /** pg_dump | zstd | age into the session folder, with the Odoo facts of the same snapshot. */
-    backupTenantDatabase: mapped(secrets, async (input: TenantTaskInput): Promise<DumpDatabaseResult> => {
+    /**
+     * One tenant, whole, in one activity so that no local file crosses workers: the dump (with the
+     * Odoo facts of its snapshot), the filestore blobs, the cloud copies, and the tenant's manifest
+     * entry (kept beside its artifacts, locally and in the bucket, where the finalizer reads it).
+     * A retry on the same host keeps a dump whose bytes still verify and resumes its multipart
+     * upload; on another host it starts the tenant over.
+     */
+    backupTenant: mapped(secrets, async (input: TenantBackupTask): Promise<TenantBackupDone> => {
       assertSessionName(input.session);
       assertTenantName(input.tenant);
-      const server = await serverVersion(config.postgres);
-      const tools = await findClientTools(server.major, config.postgres.binDir ? { binDir: config.postgres.binDir } : {});
+      if (input.cloud && !config.cloud) throw new InvalidInputError('a cloud copy was requested but DR_CLOUD_BUCKET is not set');
+      const started = Date.now();
       const beat = throttledHeartbeat();
-      return dumpDatabase({
-        config,
-        tools,
-        session: input.session,
-        tenant: input.tenant,
-        recipients: input.recipients,
-        signal: Context.current().cancellationSignal,
-        onProgress: (bytes) => beat({ phase: 'dump', bytes }),
-      });
-    }),
-
-    /** Content-addressed filestore backup (and blob upload when `cloud`). Idempotent. */
-    backupTenantFilestore: mapped(secrets, async (input: FilestoreInput): Promise<FilestoreResult> => {
-      assertSessionName(input.session);
-      assertTenantName(input.tenant);
-      const beat = throttledHeartbeat();
-      return backupFilestore({
+      const resume = activityInfo().heartbeatDetails as TenantBackupProgress | undefined;
+      let kept: DumpDatabaseResult | undefined;
+      if (resume?.dump) {
+        // Same host and the dump still reads back as written: keep it (and resume its upload).
+        const file = localPath(config.backupDir, resume.dump.artifact.path);
+        const got = await hashFile(file).catch(() => undefined);
+        if (got && got.bytes === resume.dump.artifact.bytes && got.sha256 === resume.dump.artifact.sha256) kept = resume.dump;
+      }
+      const dump = kept ?? (await dumpTenant(input, (bytes) => beat({ phase: 'dump', bytes } satisfies TenantBackupProgress)));
+      await hooks.afterDump?.(localPath(config.backupDir, dump.artifact.path));
+      Context.current().heartbeat({ phase: 'filestore', dump } satisfies TenantBackupProgress);
+      const filestore = await backupFilestore({
         config,
         session: input.session,
         tenant: input.tenant,
         recipients: input.recipients,
         cloud: input.cloud,
         signal: Context.current().cancellationSignal,
-        onProgress: (p) => beat({ phase: 'filestore', ...p }),
+        onProgress: (p) => beat({ phase: 'filestore', dump, ...p } satisfies TenantBackupProgress),
       });
+      let uploaded: UploadResult | undefined;
+      if (input.cloud) {
+        uploaded = await upload(dump.artifact, kept ? resume?.upload : undefined, dump);
+        await upload(filestore.index, undefined, dump);
+      }
+      const { index, missing: _missing, ...counts } = filestore;
+      const entry: TenantEntry = {
+        status: 'complete',
+        durationMs: Date.now() - started,
+        database: dump.artifact,
+        filestore: { index, ...counts },
+        odoo: dump.facts,
+      };
+      // Beside the tenant's artifacts, in both places: whichever worker finalizes finds it.
+      const entryFile = tenantEntryPath(input.session, input.tenant);
+      await mkdir(path.dirname(entryFile), { recursive: true });
+      await writeFile(entryFile, JSON.stringify(entry));
+      if (input.cloud) await catalog.cloud!.putDocument(tenantEntryRel(input.session, input.tenant), entry);
+      return {
+        entry: { status: 'complete', durationMs: entry.durationMs },
+        databaseBytes: dump.artifact.bytes,
+        filestore: { ...counts, missing: filestore.missing },
+        ...(uploaded ? { upload: { resumed: uploaded.resumed, partsReused: uploaded.partsReused, uploadId: uploaded.uploadId } } : {}),
+      };
     }),
 
-    /**
-     * Uploads one session artifact to the bucket (multipart, bounded memory). After a worker crash
-     * the retry continues the same multipart upload from the last heartbeat's parts.
-     */
-    uploadArtifact: mapped(secrets, async ({ artifact }: UploadArtifactInput): Promise<UploadResult> => {
-      if (!config.cloud) throw new InvalidInputError('uploadArtifact needs DR_CLOUD_BUCKET');
-      const resume = activityInfo().heartbeatDetails as UploadProgress | undefined;
-      return uploadFile({
-        cloud: config.cloud,
-        key: cloudKey(config.cloud, artifact.path),
-        file: localPath(config.backupDir, artifact.path),
-        expectedBytes: artifact.bytes,
-        expectedSha256: artifact.sha256,
-        ...(resume?.uploadId ? { resume } : {}),
-        // Every part: the resume point must be as fresh as possible.
-        onProgress: (p) => Context.current().heartbeat(p),
-        signal: Context.current().cancellationSignal,
-      });
-    }),
-
-    backupClusterGlobals: mapped(secrets, async (input: SessionTaskInput) => {
+    /** pg_dumpall --globals-only, encrypted, and its cloud copy (with `cloud`), in one activity. */
+    backupClusterGlobals: mapped(secrets, async (input: SessionTaskInput & { cloud?: boolean }) => {
       assertSessionName(input.session);
       const server = await serverVersion(config.postgres);
       const tools = await findClientTools(server.major, config.postgres.binDir ? { binDir: config.postgres.binDir } : {});
-      return (await dumpGlobals({ config, tools, session: input.session, recipients: input.recipients, signal: Context.current().cancellationSignal })).artifact;
+      const artifact = (await dumpGlobals({ config, tools, session: input.session, recipients: input.recipients, signal: Context.current().cancellationSignal })).artifact;
+      if (input.cloud) await upload(artifact);
+      return artifact;
     }),
 
-    backupConfiguration: mapped(secrets, async (input: SessionTaskInput) => {
+    /** The DR_CONFIG_PATHS archive, encrypted, and its cloud copy (with `cloud`), in one activity. */
+    backupConfiguration: mapped(secrets, async (input: SessionTaskInput & { cloud?: boolean }) => {
       assertSessionName(input.session);
-      return archiveConfiguration({ config, session: input.session, recipients: input.recipients, signal: Context.current().cancellationSignal });
-    }),
-
-    /** Stores a tenant's manifest entry in the session folder (keeps big facts out of the parent's history). */
-    recordTenantEntry: mapped(secrets, async (input: RecordTenantInput): Promise<void> => {
-      assertSessionName(input.session);
-      assertTenantName(input.tenant);
-      const file = tenantEntryPath(input.session, input.tenant);
-      await mkdir(path.dirname(file), { recursive: true });
-      await writeFile(file, JSON.stringify(input.entry));
+      const archived = await archiveConfiguration({ config, session: input.session, recipients: input.recipients, signal: Context.current().cancellationSignal });
+      if (input.cloud && archived.artifact) await upload(archived.artifact);
+      return archived;
     }),
 
     /** Verifies every artifact (local and cloud), writes the manifest last, uploads it last. */
@@ -180,16 +240,23 @@ export function createBackupActivities(config: DrConfig, secrets: Array<string |
       const tenants: Record<string, TenantEntry> = {};
       for (const [tenant, s] of Object.entries(input.tenants)) {
         if (s.status === 'complete') {
-          tenants[tenant] = JSON.parse(await readFile(tenantEntryPath(input.session, tenant), 'utf8')) as TenantEntry;
+          // This host's copy, else the bucket's (the tenant may have been backed up by another worker).
+          const local = await readFile(tenantEntryPath(input.session, tenant), 'utf8').catch(() => undefined);
+          const entry = local !== undefined ? (JSON.parse(local) as TenantEntry) : ((await catalog.cloud?.getDocument(tenantEntryRel(input.session, tenant))) as TenantEntry | undefined);
+          tenants[tenant] = entry ?? {
+            status: 'failed',
+            error: `its manifest entry is neither in ${config.backupDir} nor in the bucket: without a cloud copy, a session lives on one disk (run one worker, or share DR_BACKUP_DIR between workers)`,
+            durationMs: s.durationMs,
+          };
         } else {
           tenants[tenant] = { status: 'failed', ...(s.error ? { error: s.error } : {}), durationMs: s.durationMs };
         }
       }
-      const manifest = await finalizeSession(config, { ...input, tenants });
+      const { manifest, localCopy } = await finalizeSession(config, { ...input, tenants });
       return {
         session: manifest.session,
         status: manifest.status,
-        manifestPath: localPath(config.backupDir, rel.manifest(manifest.session)),
+        manifestPath: localCopy ? localPath(config.backupDir, rel.manifest(manifest.session)) : `${catalog.cloud!.description}/${rel.manifest(manifest.session)}`,
         tenants: Object.fromEntries(
           Object.entries(manifest.tenants).map(([k, v]) => [k, { status: v.status, ...(v.error ? { error: v.error } : {}) }]),
         ),

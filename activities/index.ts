@@ -4,7 +4,7 @@
  */
 import type { DrConfig } from '../src/config';
 import { discoverTenants as discover, type DiscoveryRequest, type DiscoveryResult } from '../src/tenants';
-import { createBackupActivities } from './backup';
+import { createBackupActivities, type BackupTestHooks } from './backup';
 import { createRecoveryActivities } from './recovery';
 import { createValidationActivities } from './validation';
 import { mapped } from './errors';
@@ -15,19 +15,23 @@ export type * from './recovery';
 
 export interface ActivityDeps {
   config: DrConfig;
+  /** Fault injection (tests only). */
+  backupHooks?: BackupTestHooks;
+  /** This worker process's own task queue (see temporal/worker.ts), for sessions pinned to one disk. */
+  workerQueue?: string;
 }
 
 export type DiscoverTenantsInput = DiscoveryRequest;
 export type DiscoverTenantsResult = DiscoveryResult;
 
-export function createActivities({ config }: ActivityDeps) {
+export function createActivities({ config, backupHooks, workerQueue }: ActivityDeps) {
   const secrets = [config.postgres.password, config.cloud?.secretAccessKey, config.alerts.smtp?.password, config.alerts.webhookUrl];
   return {
     /** Lists the tenants to work on, by Odoo's own rule plus the configured filters. */
     discoverTenants: mapped(secrets, async (input: DiscoverTenantsInput): Promise<DiscoverTenantsResult> => {
       return discover(config, input);
     }),
-    ...createBackupActivities(config, secrets),
+    ...createBackupActivities(config, secrets, backupHooks, workerQueue),
     ...createValidationActivities(config, secrets),
     ...createRecoveryActivities(config, secrets),
   };

@@ -2,11 +2,10 @@
  * Recovery activities: thin adapters over src/recovery. Each is idempotent: a retried or resumed
  * step checks the current state first (a half-done shadow is redone, a half-done swap continues).
  */
-import { rename, rm } from 'node:fs/promises';
+import { mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
-import { localPath, rel } from '../src/backup/layout';
-import { readManifest, type Manifest } from '../src/backup/manifest';
+import { localPath } from '../src/backup/layout';
 import type { DrConfig } from '../src/config';
 import { readIdentity } from '../src/crypto/age';
 import { ArtifactCorruptedError, InvalidInputError } from '../src/errors';
@@ -15,22 +14,20 @@ import { restoreConfigArchive } from '../src/recovery/config-files';
 import { filestorePreRecoveryDir, filestoreShadowDir, preRecoveryName, shadowName } from '../src/recovery/names';
 import { checkHealth, runServiceCommand, type HealthCheck } from '../src/recovery/odoo-service';
 import { swapFilestoreBack, swapFilestoreIn } from '../src/recovery/files-swap';
-import { planRecovery, type RecoveryMode, type RecoveryPlan } from '../src/recovery/plan';
+import { decryptGlobals, restoreGlobals, type GlobalsRestoreResult } from '../src/recovery/globals';
+import { planRecovery, type PlanRequest, type RecoveryPlan } from '../src/recovery/plan';
+import { markRecovered } from '../src/recovery/recovered';
+import { SessionCatalog } from '../src/sessions/catalog';
+import { removeScratch, scratchFolderName } from '../src/sessions/s3-store';
 import { dropShadow, restoreShadow, verifyShadow } from '../src/recovery/shadow';
 import { swapBack, swapIn, type SwapPlan } from '../src/recovery/swap';
 import { restoreFilestore } from '../src/restore/filestore';
-import { fetchTenantFromCloud } from '../src/validate/cloud';
+import { fetchTenantFiles } from '../src/validate/cloud';
 import { mapped } from './errors';
 
 export type RecoveryScope = 'both' | 'database' | 'files';
 
-export interface PlanRecoveryInput {
-  mode: RecoveryMode;
-  session?: string;
-  tenants?: string[];
-  fromCloud: boolean;
-  force: boolean;
-}
+export type PlanRecoveryInput = PlanRequest;
 
 export interface ShadowInput {
   session: string;
@@ -55,6 +52,9 @@ export function createRecoveryActivities(config: DrConfig, secrets: Array<string
     if (!config.encryption.identityFile) throw new InvalidInputError('DR_ENCRYPTION_KEY_FILE is not set: the private identity is needed to restore');
     return readIdentity(config.encryption.identityFile);
   };
+  const catalog = SessionCatalog.fromConfig(config);
+  const open = (session: string, fromCloud: boolean) => catalog.open(session, fromCloud ? 'cloud' : 'auto');
+  const scratchDir = (purpose: string) => path.join(config.backupDir, 'scratch', scratchFolderName(purpose));
   const swapPlan = (input: SwapInput): SwapPlan => ({
     tenant: input.tenant,
     shadowDb: shadowName(input.tenant, input.id),
@@ -74,34 +74,31 @@ export function createRecoveryActivities(config: DrConfig, secrets: Array<string
      * verifies it like the real tenant (not neutralized, same database.uuid). Redone from scratch
      * on retry. A shadow that does not verify is dropped and the failure is permanent.
      */
-    prepareRecoveryShadow: mapped(secrets, async (input: ShadowInput): Promise<{ checks: Array<{ name: string; status: string; message: string }> }> => {
+    prepareRecoveryShadow: mapped(secrets, async (input: ShadowInput): Promise<{ checks: Array<{ name: string; status: string; message: string }>; bytes: number }> => {
       const signal = Context.current().cancellationSignal;
-      const beat = (phase: string) => Context.current().heartbeat({ phase });
-      let root = config.backupDir;
-      let manifest: Manifest;
-      const mirror = path.join(config.backupDir, 'scratch', `recovery-${input.id}-${input.tenant}`);
+      const beat = (phase: string, amount?: number) => Context.current().heartbeat({ phase, ...(amount !== undefined ? { amount } : {}) });
+      // A folder of this attempt alone: a retry never collides with a timed-out attempt still running.
+      const mirror = scratchDir(`recovery-${input.id}-${input.tenant}`);
       try {
-        if (input.fromCloud) {
-          beat('download');
-          manifest = await fetchTenantFromCloud(config, input.session, input.tenant, mirror, signal);
-          root = mirror;
-        } else {
-          manifest = await readManifest(localPath(config.backupDir, rel.manifest(input.session)));
-        }
+        const { manifest, store } = await open(input.session, input.fromCloud);
         const entry = manifest.tenants[input.tenant];
         if (!entry?.database || !entry.filestore || !entry.odoo) throw new InvalidInputError(`session ${input.session} has no complete backup of ${input.tenant}`);
+        beat('download');
+        const { root } = await fetchTenantFiles({ store, manifest, tenant: input.tenant, mirror, signal, onProgress: (n) => beat('download', n) });
+        const bytes = entry.database.bytes + entry.filestore.bytes;
+        await mkdir(config.odoo.filestoreRoot, { recursive: true });
         if (input.scope === 'files') {
           // files-only: the folder alone, every file verified against its SHA-1 and size.
           const dir = filestoreShadowDir(config, input.tenant, input.id);
           await rm(`${dir}.partial`, { recursive: true, force: true });
           await rm(dir, { recursive: true, force: true });
-          const files = await restoreFilestore({ config, indexFile: localPath(root, entry.filestore.index.path), identity: await identity(), destDir: `${dir}.partial`, signal });
+          const files = await restoreFilestore({ config, indexFile: localPath(root, entry.filestore.index.path), identity: await identity(), destDir: `${dir}.partial`, signal, blobRoot: root });
           if (files.problems.length) {
             await rm(`${dir}.partial`, { recursive: true, force: true });
             throw new ArtifactCorruptedError(`the shadow filestore of ${input.tenant} does not verify: ${files.problems.slice(0, 5).join('; ')}`);
           }
           await rename(`${dir}.partial`, dir);
-          return { checks: [{ name: 'restore-filestore', status: 'pass', message: `${files.files} files restored and verified` }] };
+          return { checks: [{ name: 'restore-filestore', status: 'pass', message: `${files.files} files restored and verified` }], bytes };
         }
         const dumpMajor = parseToolVersion(`(PostgreSQL) ${entry.database.pgDump}`)?.major;
         const shadow = await restoreShadow({
@@ -110,9 +107,10 @@ export function createRecoveryActivities(config: DrConfig, secrets: Array<string
           id: input.id,
           encryptedDump: localPath(root, entry.database.path),
           indexFile: localPath(root, entry.filestore.index.path),
+          blobRoot: root,
           identity: await identity(),
           signal,
-          onProgress: (phase) => beat(phase),
+          onProgress: (phase, amount) => beat(phase, amount),
           // database-only keeps today's files: the shadow folder is a hard-linked copy of them.
           filestoreFrom: input.scope === 'database' ? 'live' : 'backup',
           ...(dumpMajor !== undefined ? { dumpPgMajor: dumpMajor } : {}),
@@ -123,11 +121,30 @@ export function createRecoveryActivities(config: DrConfig, secrets: Array<string
           await dropShadow(config, input.tenant, input.id);
           throw new ArtifactCorruptedError(`the shadow copy of ${input.tenant} does not verify: ${failed.slice(0, 5).join('; ')}`);
         }
-        return { checks };
+        return { checks, bytes };
       } finally {
-        if (input.fromCloud) await rm(mirror, { recursive: true, force: true });
+        await removeScratch(mirror);
       }
     }),
+
+    /** Site recovery and full mode: the cluster's roles from the session (missing ones created, existing ones kept and reported). */
+    restoreClusterGlobals: mapped(secrets, async (input: { session: string; fromCloud: boolean }): Promise<GlobalsRestoreResult> => {
+      const { manifest, store } = await open(input.session, input.fromCloud);
+      if (!manifest.globals) throw new InvalidInputError(`session ${input.session} has no cluster globals`);
+      const scratch = scratchDir('globals');
+      try {
+        const file = await store.fetchArtifact(manifest.globals, scratch, Context.current().cancellationSignal);
+        const sql = await decryptGlobals({ encryptedFile: file, identity: await identity(), signal: Context.current().cancellationSignal });
+        return await restoreGlobals({ postgres: config.postgres, sql });
+      } finally {
+        await removeScratch(scratch);
+      }
+    }),
+
+    /** Records on the tenant database that it holds this session's data, verified (a rerun skips it). */
+    markTenantRecovered: mapped(secrets, async (input: { tenant: string; session: string; workflowId: string; site: boolean }): Promise<void> =>
+      markRecovered(config, input.tenant, input),
+    ),
 
     dropRecoveryShadow: mapped(secrets, async (input: { tenant: string; id: string }): Promise<void> => dropShadow(config, input.tenant, input.id)),
 
@@ -151,11 +168,17 @@ export function createRecoveryActivities(config: DrConfig, secrets: Array<string
     checkRecoveryHealth: mapped(secrets, async (input: { tenants: string[] }): Promise<HealthCheck[]> => checkHealth(config, input.tenants)),
 
     /** config-only: the configuration archive back to DR_CONFIG_PATHS, replaced files kept. */
-    restoreConfiguration: mapped(secrets, async (input: { session: string; stamp: string }) => {
-      const manifest = await readManifest(localPath(config.backupDir, rel.manifest(input.session)));
+    restoreConfiguration: mapped(secrets, async (input: { session: string; stamp: string; fromCloud?: boolean; targetRoot?: string }) => {
+      const { manifest, store } = await open(input.session, input.fromCloud ?? false);
       if (!manifest.config) throw new InvalidInputError(`session ${input.session} has no configuration archive`);
-      const r = await restoreConfigArchive({ config, encryptedArchive: localPath(config.backupDir, manifest.config.path), identity: await identity(), stamp: input.stamp });
-      return { restored: r.restored, keptAs: r.keptAs };
+      const scratch = scratchDir('config');
+      try {
+        const file = await store.fetchArtifact(manifest.config, scratch, Context.current().cancellationSignal);
+        const r = await restoreConfigArchive({ config, encryptedArchive: file, identity: await identity(), stamp: input.stamp, ...(input.targetRoot ? { targetRoot: input.targetRoot } : {}) });
+        return { restored: r.restored, keptAs: r.keptAs };
+      } finally {
+        await removeScratch(scratch);
+      }
     }),
   };
 }

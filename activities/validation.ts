@@ -5,33 +5,26 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
-import { localPath, rel } from '../src/backup/layout';
 import type { DrConfig } from '../src/config';
 import { readIdentity } from '../src/crypto/age';
 import { InvalidInputError } from '../src/errors';
+import { assertSessionName } from '../src/backup/layout';
 import { findClientTools } from '../src/pgtools';
 import { serverVersion } from '../src/postgres';
 import { sweepScratch } from '../src/restore/scratch';
+import { SessionCatalog, type SessionResult, type SessionSource } from '../src/sessions/catalog';
+import { removeScratch, scratchFolderName } from '../src/sessions/s3-store';
 import { restoreTestTenant, type RestoreTestResult } from '../src/validate/restore-test';
-import {
-  ageCheck,
-  artifactsOf,
-  cloudArtifactCheck,
-  dumpIntegrityCheck,
-  filestoreBlobsCheck,
-  localArtifactCheck,
-  manifestCheck,
-  resolveSession,
-  type CheckResult,
-} from '../src/validate/session';
-import { readManifest } from '../src/backup/manifest';
+import { ageCheck, artifactCheck, artifactsOf, dumpIntegrityCheck, filestoreBlobsCheck, type CheckResult } from '../src/validate/session';
 import { discoverTenants } from '../src/tenants';
-import { fetchTenantFromCloud } from '../src/validate/cloud';
+import { fetchTenantFiles, withBackupRoot } from '../src/validate/cloud';
 import { mapped } from './errors';
 
 export interface SessionChecksInput {
   session: string;
   tenant?: string;
+  /** Where to read the session: `auto` (default) the local copy when this host has it, else the bucket. */
+  source?: SessionSource;
   /** Also check the cloud copy of every artifact (default: when the session was copied and a bucket is configured). */
   cloud?: boolean;
 }
@@ -43,11 +36,14 @@ export interface SessionChecksResult {
   /** Whether the manifest was readable (later checks need it). */
   manifestOk: boolean;
   sessionCloud: boolean;
+  /** Where the manifest was read from. */
+  readFrom?: 'local' | 'cloud';
 }
 
 export interface TenantChecksInput {
   session: string;
   tenant: string;
+  source?: SessionSource;
 }
 
 export interface RestoreTestInput {
@@ -57,12 +53,15 @@ export interface RestoreTestInput {
   id: string;
   /** Download the tenant's artifacts from the bucket and restore from those, not from local disk. */
   fromCloud?: boolean;
+  source?: SessionSource;
 }
 
 export interface SaveReportInput {
   kind: 'validation' | 'drill';
   name: string;
   report: unknown;
+  /** Kept with the session too (both places), so that `latest` means the same after the host is gone. */
+  result?: SessionResult;
 }
 
 export function createValidationActivities(config: DrConfig, secrets: Array<string | undefined>) {
@@ -72,33 +71,63 @@ export function createValidationActivities(config: DrConfig, secrets: Array<stri
     }
     return readIdentity(config.encryption.identityFile);
   };
-  const manifestOf = (session: string) => readManifest(localPath(config.backupDir, rel.manifest(session)));
+  const catalog = SessionCatalog.fromConfig(config);
+  const open = (session: string, source: SessionSource | undefined) => catalog.open(session, source ?? 'auto');
+  const scratchDir = (purpose: string) => path.join(config.backupDir, 'scratch', scratchFolderName(purpose));
+  const beat = (details: unknown) => Context.current().heartbeat(details);
 
   return {
-    /** `latest` (or nothing) → the newest complete session; a name is checked for shape. */
-    resolveBackupSession: mapped(secrets, async (input: { session?: string }): Promise<string> => resolveSession(config, input.session)),
+    /** `latest` (or nothing) → the newest complete session that did not fail validation; a name is checked. */
+    resolveBackupSession: mapped(secrets, async (input: { session?: string; source?: SessionSource }): Promise<string> => {
+      // A named session is only checked for shape here: what is wrong with it is the checks' to report.
+      if (input.session && input.session !== 'latest') {
+        assertSessionName(input.session);
+        return input.session;
+      }
+      return (await catalog.resolve('latest', input.source ?? 'auto')).session;
+    }),
 
-    /** Manifest, every artifact's size and SHA-256 locally (and in the bucket), age against the RPO. */
+    /** Manifest, every artifact's size and SHA-256 where the session is read (and in the bucket), age against the RPO. */
     checkBackupSession: mapped(secrets, async (input: SessionChecksInput): Promise<SessionChecksResult> => {
-      const { check, manifest } = await manifestCheck(config, input.session);
-      const checks: CheckResult[] = [check];
-      if (!manifest) return { checks, tenants: [], manifestOk: false, sessionCloud: false };
+      let opened;
+      try {
+        opened = await open(input.session, input.source);
+      } catch (err) {
+        const e = err as Error;
+        return {
+          checks: [{ name: 'manifest', status: 'fail', artifact: `sessions/${input.session}/manifest.json`, message: `${e.name === 'Error' ? '' : `${e.name}: `}${e.message}` }],
+          tenants: [],
+          manifestOk: false,
+          sessionCloud: false,
+        };
+      }
+      const { manifest, store } = opened;
+      const checks: CheckResult[] = [
+        {
+          name: 'manifest',
+          status: manifest.status === 'complete' ? 'pass' : 'warn',
+          artifact: `sessions/${input.session}/manifest.json`,
+          message: `manifest version ${manifest.version} read from ${store.description}, checksum verified, session ${manifest.status}`,
+        },
+      ];
+      const base = { manifestOk: true, sessionCloud: manifest.cloud !== null, readFrom: store.location };
       if (input.tenant && !manifest.tenants[input.tenant]) {
         checks.push({ name: 'tenant', status: 'fail', tenant: input.tenant, message: `tenant ${input.tenant} is not in session ${input.session}` });
-        return { checks, tenants: [], manifestOk: true, sessionCloud: manifest.cloud !== null };
+        return { ...base, checks, tenants: [] };
       }
       for (const [name, entry] of Object.entries(manifest.tenants)) {
         if (input.tenant && name !== input.tenant) continue;
         if (entry.status !== 'complete') checks.push({ name: 'tenant', status: 'fail', tenant: name, message: `tenant ${name} failed in this session: ${entry.error ?? 'no detail'}` });
       }
-      const cloud = input.cloud ?? (manifest.cloud !== null && config.cloud !== undefined);
+      // The copy the session is read from, and the bucket's too when the session was copied there.
+      const alsoCloud = store.location === 'local' && (input.cloud ?? (manifest.cloud !== null && catalog.cloud !== undefined));
       for (const { artifact, tenant } of artifactsOf(manifest, input.tenant)) {
-        Context.current().heartbeat({ artifact: artifact.path });
-        checks.push(await localArtifactCheck(config, artifact, tenant));
-        if (cloud) {
+        beat({ artifact: artifact.path });
+        checks.push(await artifactCheck(store, artifact, tenant));
+        if (alsoCloud) {
           checks.push(
-            manifest.cloud
-              ? await cloudArtifactCheck(config, artifact, tenant)
+            manifest.cloud && catalog.cloud
+              ? await artifactCheck(catalog.cloud, artifact, tenant)
               : { name: 'artifact-cloud', status: 'fail', artifact: artifact.path, ...(tenant ? { tenant } : {}), message: 'this session was not copied to the bucket' },
           );
         }
@@ -107,47 +136,61 @@ export function createValidationActivities(config: DrConfig, secrets: Array<stri
       const tenants = Object.entries(manifest.tenants)
         .filter(([name, e]) => e.status === 'complete' && (!input.tenant || name === input.tenant))
         .map(([name]) => name);
-      return { checks, tenants, manifestOk: true, sessionCloud: manifest.cloud !== null };
+      return { ...base, checks, tenants };
     }),
 
     /** Decryption and archive integrity of the dump; every filestore blob decrypted and verified. */
     checkTenantArchives: mapped(secrets, async (input: TenantChecksInput): Promise<CheckResult[]> => {
-      const manifest = await manifestOf(input.session);
+      const { manifest, store } = await open(input.session, input.source);
       const entry = manifest.tenants[input.tenant];
       if (!entry?.database || !entry.filestore) {
         return [{ name: 'tenant', status: 'fail', tenant: input.tenant, message: `tenant ${input.tenant} has no complete backup in ${input.session}` }];
       }
       const key = await identity();
-      const server = await serverVersion(config.postgres).catch(() => ({ major: 15 }));
+      const server = await serverVersion(config.postgres);
       const tools = await findClientTools(server.major, config.postgres.binDir ? { binDir: config.postgres.binDir } : {});
       const signal = Context.current().cancellationSignal;
-      const checks = [await dumpIntegrityCheck(config, tools, key, entry.database, input.tenant, signal)];
-      checks.push(
-        await filestoreBlobsCheck(config, key, entry.filestore.index, input.tenant, {
-          signal,
-          onProgress: (n) => Context.current().heartbeat({ phase: 'filestore', files: n }),
-        }),
-      );
-      return checks;
+      // Downloads from the bucket go to a scratch folder of this attempt alone, removed at the end.
+      const scratch = scratchDir(`check-${input.tenant}`);
+      try {
+        const database = entry.database;
+        const index = entry.filestore.index;
+        const checks = [await dumpIntegrityCheck(tools, key, database, () => store.fetchArtifact(database, scratch, signal), input.tenant, signal)];
+        checks.push(
+          await filestoreBlobsCheck(
+            key,
+            index,
+            {
+              index: () => store.fetchArtifact(index, scratch, signal),
+              blob: async (sha1) => {
+                const got = await store.blobFile(sha1, scratch, signal);
+                if (!got) return undefined;
+                return { file: got.file, done: store.location === 'local' ? () => Promise.resolve() : () => rm(got.file, { force: true }) };
+              },
+            },
+            input.tenant,
+            { signal, onProgress: (n) => beat({ phase: 'filestore', files: n }) },
+          ),
+        );
+        return checks;
+      } finally {
+        await removeScratch(scratch);
+      }
     }),
 
     /** Restores the tenant into a neutralized scratch copy, runs the Odoo checks, drops the copy. */
     restoreTestTenant: mapped(secrets, async (input: RestoreTestInput): Promise<RestoreTestResult> => {
       const signal = Context.current().cancellationSignal;
-      const onProgress = (phase: string) => Context.current().heartbeat({ phase });
-      if (!input.fromCloud) {
-        const manifest = await manifestOf(input.session);
-        return restoreTestTenant({ config, manifest, tenant: input.tenant, identity: await identity(), id: input.id, signal, onProgress });
-      }
-      // A mirror of the session's layout, filled from the bucket only: proves the cloud copy alone restores.
-      const mirror = path.join(config.backupDir, 'scratch', `cloud-${input.id}`);
+      const onProgress = (phase: string) => beat({ phase });
+      // fromCloud: a mirror of the session's layout, filled from the bucket only: proves the cloud copy alone restores.
+      const { manifest, store } = await open(input.session, input.fromCloud ? 'cloud' : input.source);
+      const mirror = scratchDir(`restore-test-${input.id}`);
       try {
         onProgress('download');
-        const manifest = await fetchTenantFromCloud(config, input.session, input.tenant, mirror, signal);
-        const mirrored: DrConfig = { ...config, backupDir: mirror, sessionsDir: path.join(mirror, 'sessions') };
-        return await restoreTestTenant({ config: mirrored, manifest, tenant: input.tenant, identity: await identity(), id: input.id, signal, onProgress });
+        const files = await fetchTenantFiles({ store, manifest, tenant: input.tenant, mirror, signal, onProgress: (n) => beat({ phase: 'download', blobs: n }) });
+        return await restoreTestTenant({ config: withBackupRoot(config, files.root), manifest, tenant: input.tenant, identity: await identity(), id: input.id, signal, onProgress });
       } finally {
-        await rm(mirror, { recursive: true, force: true });
+        await removeScratch(mirror);
       }
     }),
 
@@ -161,8 +204,8 @@ export function createValidationActivities(config: DrConfig, secrets: Array<stri
     ),
 
     /** Current size of the fleet to recover: database sizes now, filestore sizes of the session. */
-    fleetSize: mapped(secrets, async (input: { session: string }): Promise<{ tenants: number; bytes: number }> => {
-      const manifest = await manifestOf(input.session);
+    fleetSize: mapped(secrets, async (input: { session: string; source?: SessionSource }): Promise<{ tenants: number; bytes: number }> => {
+      const { manifest } = await open(input.session, input.source);
       const discovered = await discoverTenants(config);
       let bytes = 0;
       const names = new Set([...discovered.tenants.map((t) => t.name), ...Object.keys(manifest.tenants)]);
@@ -184,6 +227,7 @@ export function createValidationActivities(config: DrConfig, secrets: Array<stri
       const stamp = new Date().toISOString().replace(/[:.]/g, '-');
       const file = path.join(config.logDir, `${input.kind}-${input.name}-${stamp}.json`);
       await writeFile(file, `${JSON.stringify(input.report, null, 2)}\n`, { mode: 0o640 });
+      if (input.result) await catalog.saveResult(input.result);
       return file;
     }),
   };

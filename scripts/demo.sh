@@ -4,7 +4,8 @@
 # real Odoo 17 backup), runs an odoo-dr worker, discovers the tenants and backs them all up
 # (local disk and the local S3 server), validates the session with real restore tests and runs a
 # restore-only drill, then simulates a disaster (a tenant's database dropped) and recovers it from
-# the S3 copy, all through Temporal.
+# the S3 copy, and ends with a site loss: a second, empty cluster and a new Temporal server recover
+# every tenant from the bucket alone. All through Temporal.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here/.."
@@ -53,6 +54,9 @@ node bin/odoo-dr --config "$CONFIG" recover -m database-only -c --tenant globex-
 after_globex=$(checksum globex-eu); after_acme=$(checksum acme)
 echo "globex-eu after:  $after_globex  $([[ "$after_globex" == "$before_globex" ]] && echo '(back as backed up)' || echo '(DIFFERENT!)')"
 echo "acme untouched:   $after_acme  $([[ "$after_acme" == "$before_acme" ]] && echo '(unchanged)' || echo '(CHANGED!)')"
+echo
+echo "== site loss: the whole host is gone. A new host (empty PostgreSQL cluster, empty folders, new Temporal server) gets only the configuration, the bucket and the key"
+node dist/scripts/site-loss-demo.js
 echo
 echo "Temporal Web UI: http://127.0.0.1:$TEMPORAL_UI_PORT/namespaces/default/workflows (workflow IDs backup/<session>, backup/<session>/<tenant>)"
 echo "Stop the stack with: npm run stack:down"

@@ -4,12 +4,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import { hostname, userInfo } from 'node:os';
+import path from 'node:path';
 import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { Command, CommanderError } from 'commander';
 import { loadConfig, redactConfig, type DrConfig } from '../src/config';
 import { ConfigError, DrError } from '../src/errors';
-import { listCloudSessionNames, listLocalSessions } from '../src/backup/session';
+import { SessionCatalog } from '../src/sessions/catalog';
 import type { BackupInput, BackupResult } from '../workflows/backup';
 import {
   DEFAULT_TASK_QUEUE,
@@ -161,7 +162,7 @@ Exit codes: 0 ok, 1 failed, 2 bad usage or configuration, 3 a service is unreach
       const taskQueue = cmdOpts.taskQueue ?? config.taskQueue;
       const worker = await createWorker({ config, connection, namespace, taskQueue });
       process.stderr.write(
-        `odoo-dr worker: namespace ${namespace}, task queue ${taskQueue}, ${temporalSettings(config).connectionOptions.address}\n`,
+        `odoo-dr worker: namespace ${namespace}, task queue ${taskQueue} (and its own ${worker.workerQueue}), ${temporalSettings(config).connectionOptions.address}\n`,
       );
       // Worker.run resolves after SIGINT/SIGTERM once in-flight tasks finished or the grace time passed.
       await worker.run();
@@ -250,16 +251,21 @@ Examples:
     .argument('[session]', 'session name or "latest"', 'latest')
     .option('--tenant <db>', 'only this tenant of the session')
     .option('--restore-test', 'restore each tenant into a scratch database and run the Odoo checks')
-    .option('--no-cloud', 'do not check the cloud copy')
+    .option('-c, --cloud', 'read the session from the bucket only (the local folder is not consulted)')
+    .option('--no-cloud', 'read the local copy only and do not check the bucket')
     .option('--wait', 'wait for the report and print it')
     .addHelpText('after', `
+By default the session is read from this host's folder when it has it (and its cloud copy is
+checked too), else from the bucket.
+
 Examples:
   odoo-dr validate --wait                        the latest complete session
+  odoo-dr validate -c latest --wait              from the bucket alone (the host is gone)
   odoo-dr validate latest --restore-test --tenant acme --wait
   odoo-dr --json validate backup_20261126_021503_k3x9q2 --wait
 
 Exit code 1 when any check fails.`)
-    .action(async (sessionArg: string, cmdOpts: { tenant?: string; restoreTest?: boolean; cloud: boolean; wait?: boolean }, cmd: Command) => {
+    .action(async (sessionArg: string, cmdOpts: { tenant?: string; restoreTest?: boolean; cloud?: boolean; wait?: boolean }, cmd: Command) => {
       const opts = cmd.optsWithGlobals<GlobalOptions>();
       const config = load(opts);
       printWarnings(config);
@@ -268,8 +274,10 @@ Exit code 1 when any check fails.`)
           session: sessionArg,
           ...(cmdOpts.tenant ? { tenant: cmdOpts.tenant } : {}),
           ...(cmdOpts.restoreTest ? { restoreTest: true } : {}),
-          ...(cmdOpts.cloud ? {} : { cloud: false }),
+          ...(cmdOpts.cloud === true ? { source: 'cloud' as const, fromCloud: true } : {}),
+          ...(cmdOpts.cloud === false ? { source: 'local' as const, cloud: false } : {}),
         };
+        if (cmdOpts.cloud && !config.cloud) throw new CliExit(EXIT.usage, '-c needs DR_CLOUD_BUCKET in the configuration');
         const handle = await client.workflow.start<(i: ValidationInput) => Promise<ValidationReport>>(WorkflowNames.validation, {
           taskQueue: config.taskQueue || DEFAULT_TASK_QUEUE,
           workflowId: workflowIds.validation(sessionArg, `${idStamp(new Date())}-${randomBytes(3).toString('hex')}`),
@@ -348,6 +356,9 @@ Exit code 1 when the drill fails (a check, the RPO or the projected RTO).`)
     .option('--force', 'allow a session that failed validation')
     .option('--approval-timeout <minutes>', 'minutes to wait for approval before ending without changes (default: DR_APPROVAL_TIMEOUT_MINUTES)')
     .option('--backup-first', 'back up the tenants (a normal session) before the swap, on top of the pre-recovery copy')
+    .option('--all', 'site recovery (mode full): cluster roles, the configuration, then every tenant of the session')
+    .option('--config-target <dir>', 'put the configuration archive under this folder for review instead of back in DR_CONFIG_PATHS')
+    .option('--resume <workflowId>', 'run an earlier recovery again with its session and options: what it recovered and verified is skipped')
     .option('--wait', 'wait for the end and print the result')
     .addHelpText('after', `
 Examples:
@@ -355,9 +366,11 @@ Examples:
   odoo-dr recover -m database-only --tenant acme --wait      then approve from another terminal:
   odoo-dr recover approve recovery/acme/20261126031500
   odoo-dr recover -m full -c --tenant acme --yes --wait      scripted, from the bucket
+  odoo-dr recover -m full -c --all --yes --wait              site loss: roles, configuration, every tenant
+  odoo-dr recover --resume recovery/fleet/20261126031500 --yes --wait
 
 Exit codes: 0 recovered (or plan shown), 1 failed, rolled back, rejected or expired, 2 bad input.`)
-    .action(async (cmdOpts: { mode: string; cloud?: boolean; session: string; tenant?: string[]; dryRun?: boolean; yes?: boolean; force?: boolean; approvalTimeout?: string; backupFirst?: boolean; wait?: boolean }, cmd: Command) => {
+    .action(async (cmdOpts: { mode: string; cloud?: boolean; session: string; tenant?: string[]; dryRun?: boolean; yes?: boolean; force?: boolean; approvalTimeout?: string; backupFirst?: boolean; all?: boolean; configTarget?: string; resume?: string; wait?: boolean }, cmd: Command) => {
       const opts = cmd.optsWithGlobals<GlobalOptions>();
       if (!RECOVERY_MODES.includes(cmdOpts.mode as RecoveryMode)) {
         throw new CliExit(EXIT.usage, `--mode must be one of ${RECOVERY_MODES.join(', ')}, got "${cmdOpts.mode}"`);
@@ -367,9 +380,13 @@ Exit codes: 0 recovered (or plan shown), 1 failed, rolled back, rejected or expi
       if (!Number.isInteger(timeout) || timeout < 1) throw new CliExit(EXIT.usage, `--approval-timeout must be a whole number of minutes, got "${cmdOpts.approvalTimeout}"`);
       printWarnings(config);
       if (cmdOpts.cloud && !config.cloud) throw new CliExit(EXIT.usage, '-c needs DR_CLOUD_BUCKET in the configuration');
+      if (cmdOpts.all && cmdOpts.tenant) throw new CliExit(EXIT.usage, '--all recovers every tenant of the session: do not name tenants with it');
+      if (cmdOpts.all && cmdOpts.mode !== 'full') throw new CliExit(EXIT.usage, '--all is a site recovery: it goes with -m full');
+      if (cmdOpts.configTarget !== undefined && !path.isAbsolute(cmdOpts.configTarget)) throw new CliExit(EXIT.usage, `--config-target must be an absolute folder, got "${cmdOpts.configTarget}"`);
       await withTemporal(config, async (client) => {
         const who = operatorIdentity();
-        const input: RecoveryInput = {
+        const earlier = cmdOpts.resume ? await resumeInput(client, cmdOpts.resume) : undefined;
+        const input: RecoveryInput = earlier ? { ...earlier, startedBy: who, dryRun: Boolean(cmdOpts.dryRun), ...(cmdOpts.yes ? { approvedBy: who } : {}) } : {
           mode: cmdOpts.mode as RecoveryMode,
           session: cmdOpts.session,
           fromCloud: Boolean(cmdOpts.cloud),
@@ -380,8 +397,11 @@ Exit codes: 0 recovered (or plan shown), 1 failed, rolled back, rejected or expi
           startedBy: who,
           ...(cmdOpts.yes ? { approvedBy: who } : {}),
           ...(cmdOpts.tenant ? { tenants: cmdOpts.tenant } : {}),
+          ...(cmdOpts.all ? { site: true } : {}),
+          ...(cmdOpts.configTarget ? { configTarget: cmdOpts.configTarget } : {}),
         };
-        const target = cmdOpts.tenant?.length === 1 ? cmdOpts.tenant[0]! : cmdOpts.mode === 'config-only' ? 'config' : 'fleet';
+        if (earlier) process.stderr.write(`resuming ${cmdOpts.resume}: ${input.mode} recovery from ${input.session ?? 'latest'}; tenants already recovered and verified are skipped\n`);
+        const target = input.tenants?.length === 1 ? input.tenants[0]! : input.mode === 'config-only' ? 'config' : input.site ? 'site' : 'fleet';
         const handle = await client.workflow.start<(i: RecoveryInput) => Promise<RecoveryResult>>(WorkflowNames.recovery, {
           taskQueue: config.taskQueue || DEFAULT_TASK_QUEUE,
           workflowId: workflowIds.recovery(target, idStamp(new Date()).replace('-', '')),
@@ -438,29 +458,28 @@ Exit codes: 0 recovered (or plan shown), 1 failed, rolled back, rejected or expi
   sessions
     .command('list')
     .description('List backup sessions, newest first; only a verified manifest with status complete makes a session complete.')
-    .option('--cloud', 'also list the sessions present in the bucket')
+    .option('-c, --cloud', 'list the sessions in the bucket (each manifest verified), not the local folder')
     .action(async (cmdOpts: { cloud?: boolean }, cmd: Command) => {
       const opts = cmd.optsWithGlobals<GlobalOptions>();
       const config = load(opts);
       printWarnings(config);
-      const local = await listLocalSessions(config);
-      const cloud = cmdOpts.cloud ? await listCloudSessionNames(config) : undefined;
+      if (cmdOpts.cloud && !config.cloud) throw new CliExit(EXIT.usage, '--cloud needs DR_CLOUD_BUCKET in the configuration');
+      const catalog = SessionCatalog.fromConfig(config);
+      const store = cmdOpts.cloud ? catalog.cloud! : catalog.local;
+      const listed = await catalog.list(store);
       if (opts.json) {
-        process.stdout.write(`${JSON.stringify({ local, cloud: cloud ? Object.fromEntries(cloud) : undefined }, null, 2)}\n`);
+        process.stdout.write(`${JSON.stringify({ location: store.location, where: store.description, sessions: listed }, null, 2)}\n`);
         return;
       }
-      const rows = local.map((s) => [
+      process.stdout.write(`sessions in ${store.description}:\n`);
+      const rows = listed.map((s) => [
         s.session,
         s.status,
-        String(Object.values(s.tenants).filter((t) => t === 'complete').length) + '/' + String(Object.keys(s.tenants).length),
-        cloud ? (cloud.get(s.session)?.hasManifest ? 'yes' : cloud.has(s.session) ? 'incomplete' : 'no') : '-',
+        `${Object.values(s.tenants).filter((t) => t === 'complete').length}/${Object.keys(s.tenants).length}`,
+        s.validation,
         s.problem ?? '',
       ]);
-      process.stdout.write(formatTable(['SESSION', 'STATUS', 'TENANTS OK', 'IN CLOUD', 'PROBLEM'], rows));
-      if (cloud) {
-        const only = [...cloud.keys()].filter((k) => !local.some((s) => s.session === k));
-        if (only.length) process.stdout.write(`only in the bucket: ${only.sort().reverse().join(', ')}\n`);
-      }
+      process.stdout.write(formatTable(['SESSION', 'STATUS', 'TENANTS OK', 'VALIDATION', 'PROBLEM'], rows));
     });
 
   const configCmd = program.command('config').description('Configuration commands.');
@@ -587,7 +606,33 @@ function printRecovery(r: RecoveryStatus): void {
   }
   const rows = Object.entries(r.tenants).map(([t, s]) => [t, s.state, s.downtimeMs !== undefined ? formatDuration(s.downtimeMs) : '-', s.error ?? '']);
   if (rows.length) process.stdout.write(formatTable(['TENANT', 'STATE', 'SWAP', 'DETAIL'], rows));
-  if (r.config) process.stdout.write(`configuration: ${r.config.restored.length} files restored, ${r.config.keptAs.length} replaced files kept as *.pre-recovery-*\n`);
+  if (r.globals) {
+    const g = r.globals;
+    process.stdout.write(g.error ? `roles: NOT restored: ${g.error}\n` : `roles: ${g.created.length} created (${g.passwordsRestored} with their password), ${g.existing.length} already existed (kept unchanged), ${g.memberships.length} memberships\n`);
+    for (const w of [...g.warnings, ...g.skipped]) process.stdout.write(`  roles: ${w}\n`);
+  }
+  if (r.config) process.stdout.write(r.config.error ? `configuration: NOT restored: ${r.config.error}\n` : `configuration: ${r.config.restored.length} files restored, ${r.config.keptAs.length} replaced files kept as *.pre-recovery-*\n`);
+  if (r.report) {
+    const p = r.report;
+    process.stdout.write(
+      `report: ${p.tenantsRecovered} tenant(s) recovered (${formatBytes(p.bytes)}), ${p.tenantsFailed} not; achieved RTO ${p.achievedRtoMinutes.toFixed(1)} min against ${p.rtoMinutes} min: ${p.rtoMet ? 'met' : 'MISSED'}; achieved RPO ${Object.values(p.achievedRpoHours)[0]?.toFixed(2) ?? '-'} h (age of ${p.session})\n`,
+    );
+  }
+}
+
+/** The input of an earlier recovery (from its history), with the session it resolved to. */
+async function resumeInput(client: Client, workflowId: string): Promise<RecoveryInput> {
+  const handle = client.workflow.getHandle(workflowId);
+  const history = await handle.fetchHistory().catch((err: Error) => {
+    throw new CliExit(EXIT.usage, `cannot resume ${workflowId}: ${err.message}`);
+  });
+  const payload = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0]?.data;
+  if (!payload) throw new CliExit(EXIT.usage, `cannot resume ${workflowId}: its input is not readable`);
+  const input = JSON.parse(Buffer.from(payload).toString('utf8')) as RecoveryInput;
+  // The session it chose ("latest" then) must stay the same: a newer one may exist by now.
+  const status = await handle.query(recoveryStatusQuery).catch(() => undefined);
+  const { approvedBy: _a, dryRun: _d, ...rest } = input;
+  return { ...rest, resumeOf: [...(input.resumeOf ?? []), workflowId], ...(status?.plan?.session ? { session: status.plan.session } : {}) };
 }
 
 /** Runs the CLI; resolves to the process exit code. */

@@ -2,7 +2,13 @@
  * The odoo-dr worker: registers every workflow and the activities built from the configuration.
  * Runtime installs SIGINT/SIGTERM handlers that shut the worker down gracefully: running
  * activities get `shutdownGraceTime` to finish or heartbeat their progress.
+ *
+ * Each worker process also polls a task queue of its own (`<queue>/worker/<host>/<pid>-<random>`,
+ * activities only): a backup without a cloud copy lives on one disk, so its workflow pins every
+ * activity of the session to the worker that prepared it (the worker-specific task queue pattern).
  */
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities';
@@ -22,16 +28,69 @@ export interface WorkerSetup {
   activities?: object;
 }
 
-export async function createWorker(setup: WorkerSetup): Promise<Worker> {
+/** This process's own task queue: readable in the Temporal UI, unique per process. */
+export function workerQueueName(taskQueue: string): string {
+  return `${taskQueue}/worker/${hostname()}/${process.pid}-${randomBytes(3).toString('hex')}`;
+}
+
+export interface OdooDrWorker {
+  taskQueue: string;
+  workerQueue: string;
+  /** Runs both pollers until SIGINT/SIGTERM (or `shutdown()`), then drains. */
+  run(): Promise<void>;
+  /** Runs until `promise` settles, then shuts down and drains; resolves to its value. */
+  runUntil<T>(promise: Promise<T>): Promise<T>;
+  shutdown(): void;
+}
+
+export async function createWorker(setup: WorkerSetup): Promise<OdooDrWorker> {
   const { config } = setup;
-  return Worker.create({
+  const taskQueue = setup.taskQueue ?? config.taskQueue;
+  const workerQueue = workerQueueName(taskQueue);
+  const activities = setup.activities ?? createActivities({ config, workerQueue });
+  // Backups are long and I/O bound: a few at once per worker, like DR_MAX_PARALLEL_BACKUPS.
+  const concurrency = Math.max(4, config.performance.maxParallelBackups * 2);
+  // Resume points (upload parts, phases) reach the server at most this stale: a retry after a crash
+  // redoes at most a few seconds of work (the SDK's default is up to 48 s with a 60 s timeout).
+  const heartbeats = { maxHeartbeatThrottleInterval: '5 seconds', defaultHeartbeatThrottleInterval: '5 seconds' } as const;
+  const shared = await Worker.create({
     connection: setup.connection,
     namespace: setup.namespace,
-    taskQueue: setup.taskQueue ?? config.taskQueue,
+    taskQueue,
     ...(setup.workflowBundle ? { workflowBundle: setup.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
-    activities: setup.activities ?? createActivities({ config }),
-    // Backups are long and I/O bound: a few at once per worker, like DR_MAX_PARALLEL_BACKUPS.
-    maxConcurrentActivityTaskExecutions: Math.max(4, config.performance.maxParallelBackups * 2),
+    activities,
+    maxConcurrentActivityTaskExecutions: concurrency,
     shutdownGraceTime: '30 seconds',
+    ...heartbeats,
   });
+  const own = await Worker.create({
+    connection: setup.connection,
+    namespace: setup.namespace,
+    taskQueue: workerQueue,
+    activities,
+    maxConcurrentActivityTaskExecutions: concurrency,
+    shutdownGraceTime: '30 seconds',
+    ...heartbeats,
+  });
+  const run = async () => {
+    await Promise.all([shared.run(), own.run()]);
+  };
+  const shutdown = () => {
+    for (const w of [shared, own]) if (w.getState() === 'RUNNING') w.shutdown();
+  };
+  return {
+    taskQueue,
+    workerQueue,
+    run,
+    shutdown,
+    runUntil: async <T>(promise: Promise<T>): Promise<T> => {
+      const running = run();
+      try {
+        return await promise;
+      } finally {
+        shutdown();
+        await running;
+      }
+    },
+  };
 }

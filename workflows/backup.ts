@@ -4,7 +4,6 @@ import {
   executeChild,
   log,
   proxyActivities,
-  proxyLocalActivities,
   setHandler,
   uuid4,
   workflowInfo,
@@ -19,19 +18,17 @@ import {
   workflowIds,
   type BackupProgress,
 } from './definitions';
-import { longActivity, notifyActivity, quickActivity, sessionActivity } from './options';
+import { longActivity, notifyActivity, pinnedActivity, quickActivity, sessionActivity } from './options';
 
 const quick = proxyActivities<Activities>(quickActivity);
 const long = proxyActivities<Activities>(longActivity);
 const session = proxyActivities<Activities>(sessionActivity);
 const notify = proxyActivities<Activities>(notifyActivity);
-// Small local file writes: no round trip through the server.
-const local = proxyLocalActivities<Activities>({ startToCloseTimeout: '1 minute', retry: { maximumAttempts: 5 } });
 
 export interface BackupInput {
   /** Only these tenants (default: every tenant, by Odoo's rule and DR_TENANTS/DR_EXCLUDE_TENANTS). */
   tenants?: string[];
-  /** Copy to the bucket (default: true when DR_CLOUD_BUCKET is set, decided by the CLI; false here). */
+  /** Copy to the bucket (default: whenever DR_CLOUD_BUCKET is set); `false` is the explicit opt-out. */
   cloud?: boolean;
   /** Session name; default `backup_<start time>_<random>`. */
   session?: string;
@@ -46,6 +43,8 @@ export interface TenantBackupInput {
   tenant: string;
   recipients: string[];
   cloud: boolean;
+  /** Run on this worker's own task queue (a session without a cloud copy lives on its disk). */
+  workerQueue?: string;
 }
 
 export interface TenantBackupSummary {
@@ -85,44 +84,20 @@ function failureMessage(err: unknown): string {
  * copies of the session artifacts, then its manifest entry. Fails as a whole; the parent records it.
  */
 export async function tenantBackupWorkflow(input: TenantBackupInput): Promise<TenantBackupSummary> {
-  const started = Date.now();
-  const task = { session: input.session, tenant: input.tenant, recipients: input.recipients };
-  const dump = await long.backupTenantDatabase(task);
-  const filestore = await long.backupTenantFilestore({ ...task, cloud: input.cloud });
-  if (input.cloud) {
-    await long.uploadArtifact({ artifact: dump.artifact });
-    await long.uploadArtifact({ artifact: filestore.index });
-  }
-  const durationMs = Date.now() - started;
-  await local.recordTenantEntry({
-    session: input.session,
-    tenant: input.tenant,
-    entry: {
-      status: 'complete',
-      durationMs,
-      database: dump.artifact,
-      filestore: {
-        index: filestore.index,
-        files: filestore.files,
-        bytes: filestore.bytes,
-        blobsStored: filestore.blobsStored,
-        blobsReused: filestore.blobsReused,
-        blobsUploaded: filestore.blobsUploaded,
-        mismatched: filestore.mismatched,
-      },
-      odoo: dump.facts,
-    },
-  });
+  // One activity: every local file it writes is read back by itself, so any worker on any host can
+  // run it (and a retry elsewhere starts the tenant over).
+  const run = input.workerQueue ? proxyActivities<Activities>(pinnedActivity(longActivity, input.workerQueue)) : long;
+  const done = await run.backupTenant({ session: input.session, tenant: input.tenant, recipients: input.recipients, cloud: input.cloud });
   return {
     tenant: input.tenant,
     status: 'complete',
-    durationMs,
-    databaseBytes: dump.artifact.bytes,
-    filestoreFiles: filestore.files,
-    filestoreBytes: filestore.bytes,
-    blobsStored: filestore.blobsStored,
-    blobsReused: filestore.blobsReused,
-    blobsUploaded: filestore.blobsUploaded,
+    durationMs: done.entry.durationMs,
+    databaseBytes: done.databaseBytes,
+    filestoreFiles: done.filestore.files,
+    filestoreBytes: done.filestore.bytes,
+    blobsStored: done.filestore.blobsStored,
+    blobsReused: done.filestore.blobsReused,
+    blobsUploaded: done.filestore.blobsUploaded,
   };
 }
 
@@ -135,7 +110,6 @@ export async function backupWorkflow(input: BackupInput = {}): Promise<BackupRes
   const info = workflowInfo();
   const startedAt = new Date(Date.now());
   const sessionName = input.session ?? backupSessionName(startedAt, uuid4().replace(/-/g, '').slice(0, 8));
-  const cloud = input.cloud ?? false;
   const startedBy = input.startedBy ?? 'temporal';
   const progress: BackupProgress = { session: sessionName, phase: 'preparing', tenants: {} };
   setHandler(backupProgressQuery, () => progress);
@@ -148,7 +122,7 @@ export async function backupWorkflow(input: BackupInput = {}): Promise<BackupRes
 
   let prepared;
   try {
-    prepared = await quick.prepareBackupSession({ session: sessionName, cloud, workflowId: info.workflowId });
+    prepared = await quick.prepareBackupSession({ session: sessionName, ...(input.cloud !== undefined ? { cloud: input.cloud } : {}), workflowId: info.workflowId });
   } catch (err) {
     const message = failureMessage(err);
     await audit('failed', { error: message });
@@ -158,6 +132,12 @@ export async function backupWorkflow(input: BackupInput = {}): Promise<BackupRes
     throw ApplicationFailure.nonRetryable(`backup ${sessionName} could not start: ${message}`, 'BackupNotStarted');
   }
 
+  const cloud = prepared.cloud !== null;
+  // Without a cloud copy the session is one folder on one disk: every step goes to the worker that
+  // prepared it. With one, each step is self-contained and any worker may take it.
+  const workerQueue = cloud ? undefined : prepared.workerQueue;
+  const sessionSteps = workerQueue ? proxyActivities<Activities>(pinnedActivity(sessionActivity, workerQueue)) : session;
+  const longSteps = workerQueue ? proxyActivities<Activities>(pinnedActivity(longActivity, workerQueue)) : long;
   progress.phase = 'discovering';
   const discovery = await quick.discoverTenants(input.tenants?.length ? { include: input.tenants } : {});
   const summaries: TenantBackupSummary[] = [];
@@ -179,7 +159,7 @@ export async function backupWorkflow(input: BackupInput = {}): Promise<BackupRes
     children.push(
       executeChild(tenantBackupWorkflow, {
         workflowId: workflowIds.tenantBackup(sessionName, tenant),
-        args: [{ session: sessionName, tenant, recipients: prepared.recipients, cloud }],
+        args: [{ session: sessionName, tenant, recipients: prepared.recipients, cloud, ...(workerQueue ? { workerQueue } : {}) }],
       })
         .then((summary) => {
           summaries.push(summary);
@@ -203,17 +183,15 @@ export async function backupWorkflow(input: BackupInput = {}): Promise<BackupRes
   let globals: FinalizeInput['globals'];
   let configArchive: FinalizeInput['config'];
   try {
-    globals = await long.backupClusterGlobals(sessionTask);
-    if (cloud) await long.uploadArtifact({ artifact: globals });
+    globals = await longSteps.backupClusterGlobals({ ...sessionTask, cloud });
   } catch (err) {
     warnings.push(`cluster globals failed: ${failureMessage(err)}`);
     globals = undefined;
   }
   try {
-    const archived = await long.backupConfiguration(sessionTask);
+    const archived = await longSteps.backupConfiguration({ ...sessionTask, cloud });
     warnings.push(...archived.warnings);
     configArchive = archived.artifact;
-    if (cloud && configArchive) await long.uploadArtifact({ artifact: configArchive });
   } catch (err) {
     warnings.push(`configuration archive failed: ${failureMessage(err)}`);
     configArchive = undefined;
@@ -222,7 +200,7 @@ export async function backupWorkflow(input: BackupInput = {}): Promise<BackupRes
   progress.phase = 'finalizing';
   let manifest: ManifestSummary;
   try {
-    manifest = await session.finalizeBackupSession({
+    manifest = await sessionSteps.finalizeBackupSession({
     session: sessionName,
     startedAt: startedAt.toISOString(),
     startedBy,
@@ -257,7 +235,7 @@ export async function backupWorkflow(input: BackupInput = {}): Promise<BackupRes
   if (input.retention ?? true) {
     progress.phase = 'retention';
     try {
-      const retention = await session.applyBackupRetention({ protect: [sessionName], cloud });
+      const retention = await sessionSteps.applyBackupRetention({ protect: [sessionName], cloud });
       if (retention.localDeleted.length || retention.cloudDeleted.length) {
         log.info('retention', { localDeleted: retention.localDeleted, cloudDeleted: retention.cloudDeleted });
       }

@@ -4,7 +4,7 @@ import type { CheckResult } from '../src/validate/session';
 import { backupWorkflow, type BackupResult } from './backup';
 import { backupSessionName, workflowIds } from './definitions';
 import { quickActivity } from './options';
-import { validateSession, type RestoreMeasure } from './validation';
+import { sessionResult, validateSession, type RestoreMeasure } from './validation';
 
 const quick = proxyActivities<Activities>(quickActivity);
 
@@ -93,7 +93,7 @@ export async function drillWorkflow(input: DrillInput): Promise<DrillReport> {
   }
 
   if (input.mode !== 'backup-only') {
-    const session = report.session ?? (await quick.resolveBackupSession({}));
+    const session = report.session ?? (await quick.resolveBackupSession({ source: cloud ? 'cloud' : 'auto' }));
     report.session = session;
     const restoreTest = input.mode === 'full' || input.mode === 'restore-only';
     const tenants = input.tenants?.length ? input.tenants : [undefined];
@@ -103,6 +103,7 @@ export async function drillWorkflow(input: DrillInput): Promise<DrillReport> {
         session,
         restoreTest,
         fromCloud: cloud,
+        source: cloud ? 'cloud' : 'auto',
         ...(cloud ? { cloud: true } : {}),
         ...(tenant ? { tenant } : {}),
         // restore-only skips the checks that do not restore
@@ -135,7 +136,7 @@ export async function drillWorkflow(input: DrillInput): Promise<DrillReport> {
       const totalSeconds = measures.reduce((a, m) => a + (m.databaseMs + m.filestoreMs) / 1000, 0);
       const totalBytes = measures.reduce((a, m) => a + m.databaseBytes + m.filestoreBytes, 0);
       const secondsPerGiB = totalBytes > 0 ? totalSeconds / (totalBytes / GiB) : 0;
-      const fleet = await quick.fleetSize({ session });
+      const fleet = await quick.fleetSize({ session, source: cloud ? 'cloud' : 'auto' });
       const minutes = ((fleet.bytes / GiB) * secondsPerGiB) / settings.maxParallel / 60;
       report.projectedRto = {
         minutes,
@@ -157,7 +158,15 @@ export async function drillWorkflow(input: DrillInput): Promise<DrillReport> {
   }
   report.tenants.sort((a, b) => (a.tenant < b.tenant ? -1 : 1));
   report.finishedAt = new Date(Date.now()).toISOString();
-  report.reportPath = await quick.saveReport({ kind: 'drill', name: input.mode, report });
+  const measured = report.tenants.flatMap((t) => (t.restore ? [t.restore] : []));
+  report.reportPath = await quick.saveReport({
+    kind: 'drill',
+    name: input.mode,
+    report,
+    ...(report.session && input.mode !== 'backup-only'
+      ? { result: sessionResult('drill', { session: report.session, status: report.status, checks: report.checks, restores: measured, finishedAt: report.finishedAt }, input.mode !== 'validation-only') }
+      : {}),
+  });
   return report;
 }
 

@@ -38,3 +38,12 @@ export const notifyActivity: ActivityOptions = {
   startToCloseTimeout: '1 minute',
   retry: { initialInterval: '5 seconds', maximumAttempts: 3 },
 };
+
+/**
+ * Long work pinned to one worker's own task queue (a session without a cloud copy lives on that
+ * worker's disk). If that worker is gone, nothing else can do the work: fail after a while rather
+ * than wait for ever.
+ */
+export function pinnedActivity(base: ActivityOptions, workerQueue: string): ActivityOptions {
+  return { ...base, taskQueue: workerQueue, scheduleToStartTimeout: '10 minutes' };
+}

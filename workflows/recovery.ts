@@ -45,6 +45,15 @@ export interface RecoveryInput {
   force?: boolean;
   /** Back up the tenants (a normal session, child backupWorkflow) before the swap. */
   backupFirst?: boolean;
+  /**
+   * Site recovery (`--all`, mode full): cluster roles, then the configuration archive, then every
+   * tenant of the session, DR_MAX_PARALLEL_BACKUPS at a time.
+   */
+  site?: boolean;
+  /** Site recovery and config-only: extract the configuration under this folder (for review) instead of DR_CONFIG_PATHS. */
+  configTarget?: string;
+  /** Earlier runs of this recovery (`recover --resume`): the tenants they recovered and verified are skipped. */
+  resumeOf?: string[];
   startedBy?: string;
 }
 
@@ -63,10 +72,27 @@ export interface RecoveryStatus {
   plan?: RecoveryPlan;
   approvedBy?: string;
   rejectedBy?: string;
-  tenants: Record<string, { state: TenantRecoveryState; error?: string; downtimeMs?: number }>;
-  config?: { restored: string[]; keptAs: string[] };
+  tenants: Record<string, { state: TenantRecoveryState; error?: string; downtimeMs?: number; bytes?: number; skipped?: string }>;
+  config?: { restored: string[]; keptAs: string[]; error?: string };
+  /** Cluster roles restored before the tenants (full mode). */
+  globals?: { created: string[]; existing: string[]; memberships: string[]; skipped: string[]; warnings: string[]; passwordsRestored: number; error?: string };
+  /** The final figures: what came back, how old it is (achieved RPO), how long it took (achieved RTO). */
+  report?: RecoveryReport;
   /** The session made by --backup-first. */
   backupFirst?: { session: string; status: string };
+}
+
+export interface RecoveryReport {
+  session: string;
+  tenantsRecovered: number;
+  tenantsFailed: number;
+  bytes: number;
+  /** Per tenant: the session's age when its data came back. */
+  achievedRpoHours: Record<string, number>;
+  /** Wall time from approval to the end. */
+  achievedRtoMinutes: number;
+  rtoMinutes: number;
+  rtoMet: boolean;
 }
 
 export interface RecoveryResult extends RecoveryStatus {
@@ -118,11 +144,15 @@ export async function recoveryWorkflow(input: RecoveryInput): Promise<RecoveryRe
     mode: input.mode,
     fromCloud: input.fromCloud ?? false,
     force: input.force ?? false,
+    ...(input.site ? { site: true } : {}),
+    ...(input.configTarget ? { configTarget: input.configTarget } : {}),
+    ...(input.resumeOf?.length ? { resumeOf: input.resumeOf } : {}),
     ...(input.session ? { session: input.session } : {}),
     ...(input.tenants?.length ? { tenants: input.tenants } : {}),
   });
   status.plan = plan;
   for (const t of plan.tenants) status.tenants[t.tenant] = { state: 'planned' };
+  for (const t of plan.alreadyRecovered) status.tenants[t.tenant] = { state: 'recovered', skipped: `already recovered from ${plan.session} by ${t.by}` };
   if (input.dryRun) {
     status.state = 'planned';
     return result();
@@ -150,11 +180,13 @@ export async function recoveryWorkflow(input: RecoveryInput): Promise<RecoveryRe
   }
   status.approvedBy = decision.by;
   status.state = 'recovering';
+  const approvedAt = Date.now();
   await audit('approved', { session: plan.session, approvedBy: decision.by, tenants: plan.tenants.map((t) => t.tenant) });
   await alert('info', `recovery started: ${info.workflowId}`, `${what}, approved by ${decision.by}`);
 
+  const fromCloud = plan.fromCloud;
   if (input.mode === 'config-only') {
-    status.config = await critical.restoreConfiguration({ session: plan.session, stamp: stampOf(started) });
+    status.config = await critical.restoreConfiguration({ session: plan.session, stamp: stampOf(started), fromCloud, ...(input.configTarget ? { targetRoot: input.configTarget } : {}) });
     status.state = 'done';
     await audit('done', { session: plan.session, config: status.config });
     await alert('info', `recovery done: ${info.workflowId}`, `configuration restored: ${status.config.restored.length} files`);
@@ -163,6 +195,23 @@ export async function recoveryWorkflow(input: RecoveryInput): Promise<RecoveryRe
 
   const id = uuid4().replace(/-/g, '').slice(0, 8);
   const stamp = stampOf(started);
+
+  // Site recovery order: roles first (tenant owners must exist), then the configuration.
+  if (plan.globals) {
+    try {
+      status.globals = await critical.restoreClusterGlobals({ session: plan.session, fromCloud });
+    } catch (err) {
+      // Tenants whose owners exist can still come back; the others fail their shadow restore, by name.
+      status.globals = { created: [], existing: [], memberships: [], skipped: [], warnings: [], passwordsRestored: 0, error: failureMessage(err) };
+    }
+  }
+  if (plan.site && plan.configTarget) {
+    try {
+      status.config = await critical.restoreConfiguration({ session: plan.session, stamp, fromCloud, ...(input.configTarget ? { targetRoot: input.configTarget } : {}) });
+    } catch (err) {
+      status.config = { restored: [], keptAs: [], error: failureMessage(err) };
+    }
+  }
   const scope: RecoveryScope = input.mode === 'database-only' ? 'database' : input.mode === 'files-only' ? 'files' : 'both';
   const compensations: Array<{ tenant: string; undo: () => Promise<void> }> = [];
   const runCompensations = async (tenants?: Set<string>) => {
@@ -182,20 +231,34 @@ export async function recoveryWorkflow(input: RecoveryInput): Promise<RecoveryRe
 
   try {
     // 1. Shadow copies, restored and verified while Odoo still serves the old state.
-    const ready: string[] = [];
+    // DR_MAX_PARALLEL_BACKUPS at a time; a tenant that fails is reported and the others go on.
+    const readySet = new Set<string>();
+    let running = 0;
+    const shadows: Array<Promise<void>> = [];
     for (const t of plan.tenants) {
+      await condition(() => running < plan.parallelism);
+      running++;
       status.tenants[t.tenant] = { state: 'restoring-shadow' };
       compensations.push({ tenant: t.tenant, undo: () => critical.dropRecoveryShadow({ tenant: t.tenant, id }) });
-      try {
-        await long.prepareRecoveryShadow({ session: plan.session, tenant: t.tenant, id, scope, fromCloud: plan.fromCloud });
-        status.tenants[t.tenant] = { state: 'verified' };
-        ready.push(t.tenant);
-      } catch (err) {
-        status.tenants[t.tenant] = { state: 'failed-before-swap', error: failureMessage(err) };
-        await critical.dropRecoveryShadow({ tenant: t.tenant, id }).catch(() => undefined);
-      }
+      shadows.push(
+        long
+          .prepareRecoveryShadow({ session: plan.session, tenant: t.tenant, id, scope, fromCloud })
+          .then((shadow) => {
+            status.tenants[t.tenant] = { state: 'verified', bytes: shadow.bytes };
+            readySet.add(t.tenant);
+          })
+          .catch(async (err: unknown) => {
+            status.tenants[t.tenant] = { state: 'failed-before-swap', error: failureMessage(err) };
+            await critical.dropRecoveryShadow({ tenant: t.tenant, id }).catch(() => undefined);
+          })
+          .finally(() => {
+            running--;
+          }),
+      );
     }
-    if (ready.length === 0) throw ApplicationFailure.nonRetryable('no tenant could be prepared for recovery', 'RecoveryNotPrepared');
+    await Promise.all(shadows);
+    const ready = plan.tenants.map((t) => t.tenant).filter((t) => readySet.has(t));
+    if (plan.tenants.length > 0 && ready.length === 0) throw ApplicationFailure.nonRetryable('no tenant could be prepared for recovery', 'RecoveryNotPrepared');
 
     if (input.backupFirst) {
       // A full session of today's state, on top of the pre-recovery copy the swap keeps.
@@ -208,43 +271,53 @@ export async function recoveryWorkflow(input: RecoveryInput): Promise<RecoveryRe
       if (pre.status === 'failed') throw ApplicationFailure.nonRetryable(`the pre-recovery backup ${pre.session} failed`, 'PreRecoveryBackupFailed');
     }
 
-    // 2. The swap, Odoo stopped: its downtime is the time between stop and start.
-    await critical.stopOdoo({});
-    compensations.push({ tenant: '*', undo: async () => void (await critical.startOdoo({})) });
-    const swapInput = (tenant: string) => {
-      const planned = plan.tenants.find((t) => t.tenant === tenant)!;
-      return { tenant, id, stamp, scope, tenantExisted: planned.exists, tenantDirExisted: planned.filestoreExists };
-    };
-    for (const tenant of ready) {
-      compensations.push({ tenant, undo: () => critical.swapBackTenant(swapInput(tenant)) });
-      try {
-        const swapped = await critical.swapInTenant(swapInput(tenant));
-        status.tenants[tenant] = { state: 'swapped', downtimeMs: swapped.downtimeMs };
-      } catch (err) {
-        status.tenants[tenant] = { state: 'rolled-back', error: `swap: ${failureMessage(err)}` };
-        await critical.swapBackTenant(swapInput(tenant));
-        await critical.dropRecoveryShadow({ tenant, id }).catch(() => undefined);
-      }
-    }
-    await critical.startOdoo({});
-
-    // 3. Health: a tenant that does not answer is swapped back (Odoo stopped again for it).
-    const swapped = ready.filter((t) => status.tenants[t]?.state === 'swapped');
-    const health = await critical.checkRecoveryHealth({ tenants: swapped });
-    const sick = swapped.filter((t) => health.some((h) => h.name === `tenant:${t}` && h.status === 'fail'));
-    const serviceDown = health.some((h) => h.name === 'odoo-http' && h.status === 'fail');
-    const toRollBack = new Set(serviceDown ? swapped : sick);
-    if (toRollBack.size) {
+    // Nothing left to swap (every tenant already recovered by an earlier run): Odoo is not touched.
+    if (ready.length > 0) {
+      // 2. The swap, Odoo stopped: its downtime is the time between stop and start.
       await critical.stopOdoo({});
-      for (const tenant of toRollBack) {
-        await critical.swapBackTenant(swapInput(tenant));
-        await critical.dropRecoveryShadow({ tenant, id }).catch(() => undefined);
-        const why = health.filter((h) => h.status === 'fail' && (h.name === `tenant:${tenant}` || h.name === 'odoo-http')).map((h) => h.message).join('; ');
-        status.tenants[tenant] = { state: 'rolled-back', error: `health check failed: ${why}` };
+      compensations.push({ tenant: '*', undo: async () => void (await critical.startOdoo({})) });
+      const swapInput = (tenant: string) => {
+        const planned = plan.tenants.find((t) => t.tenant === tenant)!;
+        return { tenant, id, stamp, scope, tenantExisted: planned.exists, tenantDirExisted: planned.filestoreExists };
+      };
+      for (const tenant of ready) {
+        compensations.push({ tenant, undo: () => critical.swapBackTenant(swapInput(tenant)) });
+        try {
+          const swapped = await critical.swapInTenant(swapInput(tenant));
+          status.tenants[tenant] = { ...status.tenants[tenant], state: 'swapped', downtimeMs: swapped.downtimeMs };
+        } catch (err) {
+          status.tenants[tenant] = { state: 'rolled-back', error: `swap: ${failureMessage(err)}` };
+          await critical.swapBackTenant(swapInput(tenant));
+          await critical.dropRecoveryShadow({ tenant, id }).catch(() => undefined);
+        }
       }
       await critical.startOdoo({});
+
+      // 3. Health: a tenant that does not answer is swapped back (Odoo stopped again for it).
+      const swapped = ready.filter((t) => status.tenants[t]?.state === 'swapped');
+      const health = await critical.checkRecoveryHealth({ tenants: swapped });
+      const sick = swapped.filter((t) => health.some((h) => h.name === `tenant:${t}` && h.status === 'fail'));
+      const serviceDown = health.some((h) => h.name === 'odoo-http' && h.status === 'fail');
+      const toRollBack = new Set(serviceDown ? swapped : sick);
+      if (toRollBack.size) {
+        await critical.stopOdoo({});
+        for (const tenant of toRollBack) {
+          await critical.swapBackTenant(swapInput(tenant));
+          await critical.dropRecoveryShadow({ tenant, id }).catch(() => undefined);
+          const why = health.filter((h) => h.status === 'fail' && (h.name === `tenant:${tenant}` || h.name === 'odoo-http')).map((h) => h.message).join('; ');
+          status.tenants[tenant] = { state: 'rolled-back', error: `health check failed: ${why}` };
+        }
+        await critical.startOdoo({});
+      }
+      for (const t of swapped) {
+        if (toRollBack.has(t)) continue;
+        status.tenants[t] = { ...status.tenants[t]!, state: 'recovered' };
+        // Verified and serving: a rerun of this recovery skips it. Not fatal if it cannot be written.
+        await critical.markTenantRecovered({ tenant: t, session: plan.session, workflowId: info.workflowId, site: plan.site }).catch((err: unknown) =>
+          log.warn('recovered marker not written', { tenant: t, error: failureMessage(err) }),
+        );
+      }
     }
-    for (const t of swapped) if (!toRollBack.has(t)) status.tenants[t] = { ...status.tenants[t]!, state: 'recovered' };
   } catch (err) {
     // Anything unexpected (or a cancellation): undo everything done, in reverse.
     await runCompensations();
@@ -254,7 +327,8 @@ export async function recoveryWorkflow(input: RecoveryInput): Promise<RecoveryRe
     throw err;
   }
   const states = Object.values(status.tenants).map((t) => t.state);
-  status.state = states.every((s) => s === 'rolled-back' || s === 'failed-before-swap') ? 'rolled-back' : 'done';
+  status.state = states.length > 0 && states.every((s) => s === 'rolled-back' || s === 'failed-before-swap') ? 'rolled-back' : 'done';
+  status.report = recoveryReport(plan, status, Date.now() - approvedAt);
   await audit(status.state, { session: plan.session, tenants: status.tenants });
   await alert(
     status.state === 'done' && states.every((s) => s === 'recovered') ? 'info' : 'critical',
@@ -262,6 +336,23 @@ export async function recoveryWorkflow(input: RecoveryInput): Promise<RecoveryRe
     Object.entries(status.tenants).map(([t, s]) => `- ${t}: ${s.state}${s.error ? ` (${s.error})` : ''}`).join('\n'),
   );
   return result();
+}
+
+/** What came back, its age (achieved RPO) and the wall time from approval (achieved RTO). */
+function recoveryReport(plan: RecoveryPlan, status: RecoveryStatus, wallMs: number): RecoveryReport {
+  const ageHours = (Date.now() - Date.parse(plan.sessionStartedAt)) / 3_600_000;
+  const recovered = Object.entries(status.tenants).filter(([, t]) => t.state === 'recovered');
+  const achievedRtoMinutes = wallMs / 60_000;
+  return {
+    session: plan.session,
+    tenantsRecovered: recovered.length,
+    tenantsFailed: Object.values(status.tenants).filter((t) => t.state !== 'recovered').length,
+    bytes: recovered.reduce((a, [, t]) => a + (t.bytes ?? 0), 0),
+    achievedRpoHours: Object.fromEntries(recovered.map(([tenant]) => [tenant, ageHours])),
+    achievedRtoMinutes,
+    rtoMinutes: plan.rtoMinutes,
+    rtoMet: achievedRtoMinutes <= plan.rtoMinutes,
+  };
 }
 
 /** `20261126031500` from a time in ms. */

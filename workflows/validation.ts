@@ -2,6 +2,7 @@ import { log, proxyActivities, uuid4, workflowInfo } from '@temporalio/workflow'
 import type { Activities } from '../activities';
 import type { RestoreTestResult } from '../src/validate/restore-test';
 import type { CheckResult } from '../src/validate/session';
+import type { SessionResult, SessionSource } from '../src/sessions/catalog';
 import { longActivity, quickActivity, sessionActivity } from './options';
 
 const quick = proxyActivities<Activities>(quickActivity);
@@ -9,8 +10,13 @@ const session = proxyActivities<Activities>(sessionActivity);
 const long = proxyActivities<Activities>(longActivity);
 
 export interface ValidationInput {
-  /** Session name, or `latest` (default): the newest complete local session. */
+  /** Session name, or `latest` (default): the newest complete session that did not fail validation. */
   session?: string;
+  /**
+   * Where to read the session: `auto` (default) the local copy when the worker's host has it, else
+   * the bucket; `cloud` the bucket only (the local folder is not consulted); `local` the folder only.
+   */
+  source?: SessionSource;
   /** Only this tenant of the session. */
   tenant?: string;
   /** Also restore each tenant into a neutralized scratch copy and run the Odoo checks. */
@@ -63,8 +69,10 @@ export function measureRestore(r: RestoreTestResult): RestoreMeasure {
 
 /** Validates one session (shared by validationWorkflow and drillWorkflow). */
 export async function validateSession(input: ValidationInput & { session: string }): Promise<Omit<ValidationReport, 'workflowId' | 'startedAt' | 'finishedAt' | 'reportPath'>> {
+  const source: SessionSource = input.source ?? (input.fromCloud ? 'cloud' : 'auto');
   const structure = await session.checkBackupSession({
     session: input.session,
+    source,
     ...(input.cloud !== undefined ? { cloud: input.cloud } : {}),
     ...(input.tenant ? { tenant: input.tenant } : {}),
   });
@@ -72,13 +80,14 @@ export async function validateSession(input: ValidationInput & { session: string
   const restores: RestoreMeasure[] = [];
   if (structure.manifestOk) {
     for (const tenant of structure.tenants) {
-      if (!input.restoreOnly) checks.push(...(await long.checkTenantArchives({ session: input.session, tenant })));
+      if (!input.restoreOnly) checks.push(...(await long.checkTenantArchives({ session: input.session, tenant, source })));
       if (input.restoreTest) {
         const result = await long.restoreTestTenant({
           session: input.session,
           tenant,
           id: uuid4().replace(/-/g, '').slice(0, 8),
           fromCloud: input.fromCloud ?? false,
+          source,
         });
         checks.push(...result.checks);
         if (result.checks.every((c) => c.status !== 'fail')) restores.push(measureRestore(result));
@@ -101,13 +110,30 @@ export async function validationWorkflow(input: ValidationInput = {}): Promise<V
     const swept = await quick.sweepScratchCopies({});
     if (swept.length) log.info('swept scratch copies', { swept });
   }
-  const name = await quick.resolveBackupSession({ ...(input.session ? { session: input.session } : {}) });
+  const name = await quick.resolveBackupSession({ ...(input.session ? { session: input.session } : {}), source: input.source ?? (input.fromCloud ? 'cloud' : 'auto') });
   const report: ValidationReport = {
     ...(await validateSession({ ...input, session: name })),
     workflowId: workflowInfo().workflowId,
     startedAt,
     finishedAt: new Date(Date.now()).toISOString(),
   };
-  report.reportPath = await quick.saveReport({ kind: 'validation', name, report });
+  report.reportPath = await quick.saveReport({ kind: 'validation', name, report, result: sessionResult('validation', report, input.restoreTest ?? false) });
   return report;
+}
+
+/** The summary kept with the session (it decides what `latest` means). */
+export function sessionResult(kind: SessionResult['kind'], report: Omit<ValidationReport, 'workflowId' | 'startedAt' | 'finishedAt'> & { finishedAt?: string }, restoreTest: boolean): SessionResult {
+  const GiBs = report.restores.reduce((a, m) => a + (m.databaseBytes + m.filestoreBytes) / GiB, 0);
+  const seconds = report.restores.reduce((a, m) => a + (m.databaseMs + m.filestoreMs) / 1000, 0);
+  return {
+    kind,
+    session: report.session,
+    status: report.status,
+    finishedAt: report.finishedAt ?? new Date(Date.now()).toISOString(),
+    workflowId: workflowInfo().workflowId,
+    ...(report.tenant ? { tenant: report.tenant } : {}),
+    restoreTest,
+    ...(GiBs > 0 ? { secondsPerGiB: seconds / GiBs } : {}),
+    failures: report.checks.filter((c) => c.status === 'fail').slice(0, 20).map((c) => `${c.tenant ? `${c.tenant}: ` : ''}${c.name}: ${c.message}`.slice(0, 500)),
+  };
 }

@@ -7,10 +7,10 @@
 import { readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { DrConfig } from '../config';
-import { abortStaleUploads, cloudKey, deleteObjects, listObjects } from '../storage/s3';
+import { abortStaleUploads } from '../storage/s3';
 import { dropPreRecovery } from '../recovery/swap';
-import { rel, sessionTime } from './layout';
-import { listCloudSessionNames, listLocalSessions } from './session';
+import { SessionCatalog } from '../sessions/catalog';
+import { sessionTime } from './layout';
 
 export interface RetentionResult {
   localDeleted: string[];
@@ -28,14 +28,15 @@ export async function applyRetention(config: DrConfig, opts: { now: Date; cloud:
   const protect = new Set(opts.protect ?? []);
   const result: RetentionResult = { localDeleted: [], cloudDeleted: [], kept: [], staleUploadsAborted: 0, preRecoveryDropped: [] };
 
-  const local = await listLocalSessions(config);
+  const catalog = SessionCatalog.fromConfig(config);
+  const local = await catalog.list(catalog.local);
   const newestComplete = local.find((s) => s.status === 'complete')?.session;
   const localCutoff = opts.now.getTime() - config.retention.localDays * DAY;
   for (const s of local) {
     const old = sessionTime(s.session).getTime() < localCutoff;
     // An incomplete session may be running: only remove it once it is older than the retention too.
     if (!old || s.session === newestComplete || protect.has(s.session)) continue;
-    await rm(path.join(config.sessionsDir, s.session), { recursive: true, force: true });
+    await catalog.local.deleteSession(s.session);
     result.localDeleted.push(s.session);
   }
   // Encrypted blob temp files of crashed runs.
@@ -46,19 +47,16 @@ export async function applyRetention(config: DrConfig, opts: { now: Date; cloud:
     if (st && st.mtimeMs < opts.now.getTime() - DAY) await rm(file, { force: true });
   }
 
-  if (opts.cloud && config.cloud) {
+  if (opts.cloud && config.cloud && catalog.cloud) {
     const cloud = config.cloud;
-    const sessions = [...(await listCloudSessionNames(config)).entries()].sort(([a], [b]) => (a < b ? 1 : -1));
-    const newestCloud = sessions.find(([, v]) => v.hasManifest)?.[0];
+    const sessions = await catalog.list(catalog.cloud);
+    // The newest *complete* session (verified manifest), never merely the newest with a manifest.
+    const newestCloud = sessions.find((s) => s.status === 'complete')?.session;
     const cutoff = opts.now.getTime() - config.retention.cloudDays * DAY;
-    for (const [session] of sessions) {
+    for (const { session } of sessions) {
       if (sessionTime(session).getTime() >= cutoff || session === newestCloud || protect.has(session)) continue;
-      const keys: string[] = [];
-      for await (const obj of listObjects(cloud, cloudKey(cloud, rel.session(session)) + '/')) keys.push(obj.key);
-      // The manifest first: a half-deleted session must never look complete.
-      const manifestKey = cloudKey(cloud, rel.manifest(session));
-      await deleteObjects(cloud, keys.filter((k) => k === manifestKey));
-      await deleteObjects(cloud, keys.filter((k) => k !== manifestKey));
+      // deleteSession removes the manifest first: a half-deleted session never looks complete.
+      await catalog.cloud.deleteSession(session);
       result.cloudDeleted.push(session);
     }
     // A worker killed mid-upload leaves its parts for the retry to resume; after a day nobody will.
@@ -66,6 +64,6 @@ export async function applyRetention(config: DrConfig, opts: { now: Date; cloud:
   }
   // Recovered tenants' old state: kept for DR_PRE_RECOVERY_RETENTION_DAYS, then dropped (only marked copies).
   result.preRecoveryDropped = await dropPreRecovery(config, undefined, config.retention.preRecoveryDays, opts.now);
-  result.kept = (await listLocalSessions(config)).map((s) => s.session);
+  result.kept = await catalog.local.sessionNames();
   return result;
 }

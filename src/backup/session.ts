@@ -5,19 +5,19 @@
  * marked complete that was not verified.
  */
 import { hostname } from 'node:os';
-import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { DrConfig } from '../config';
 import { recipientsFor } from '../crypto/age';
 import { hashFile } from '../pipeline';
 import { findClientTools, type PgTools } from '../pgtools';
 import { serverVersion } from '../postgres';
-import { cloudKey, listObjects, uploadFile, verifyObject } from '../storage/s3';
-import { INCOMPLETE_MARKER, MANIFEST_FILE, SESSION_NAME, localPath, rel, sessionTime } from './layout';
+import { cloudKey, listObjects, verifyObject } from '../storage/s3';
+import { S3SessionStore } from '../sessions/s3-store';
+import { INCOMPLETE_MARKER, MANIFEST_FILE, localPath, rel } from './layout';
 import {
   MANIFEST_FORMAT,
   MANIFEST_VERSION,
-  readManifest,
   sealManifest,
   writeManifest,
   type Artifact,
@@ -74,16 +74,23 @@ export interface FinalizeRequest {
   warnings: string[];
 }
 
-/** Verifies one artifact locally (and in the bucket); returns the problem, if any, naming it. */
-async function verifyArtifact(config: DrConfig, artifact: Artifact, cloud: boolean): Promise<string | undefined> {
+/**
+ * Verifies one artifact locally (and in the bucket); returns the problem, if any, naming it. With a
+ * cloud copy, an artifact made by another worker (not on this host's disk) is checked in the bucket
+ * alone and `notHere` records that this host's copy of the session is not whole.
+ */
+async function verifyArtifact(config: DrConfig, artifact: Artifact, cloud: boolean, notHere: string[]): Promise<string | undefined> {
   const file = localPath(config.backupDir, artifact.path);
   let local;
   try {
     local = await hashFile(file);
   } catch (err) {
-    return `${artifact.path}: cannot be read back (${(err as NodeJS.ErrnoException).code ?? String(err)})`;
+    if (!(cloud && (err as NodeJS.ErrnoException).code === 'ENOENT')) {
+      return `${artifact.path}: cannot be read back (${(err as NodeJS.ErrnoException).code ?? String(err)})`;
+    }
+    notHere.push(artifact.path);
   }
-  if (local.bytes !== artifact.bytes || local.sha256 !== artifact.sha256) {
+  if (local && (local.bytes !== artifact.bytes || local.sha256 !== artifact.sha256)) {
     return `${artifact.path}: local copy does not match what was written (${local.bytes} bytes, sha256 ${local.sha256.slice(0, 12)}…; expected ${artifact.bytes} bytes, ${artifact.sha256.slice(0, 12)}…)`;
   }
   if (cloud && config.cloud) {
@@ -95,15 +102,20 @@ async function verifyArtifact(config: DrConfig, artifact: Artifact, cloud: boole
   return undefined;
 }
 
-export async function finalizeSession(config: DrConfig, req: FinalizeRequest): Promise<Manifest> {
+/**
+ * `localCopy`: the whole session is on this host's disk and its manifest was written there too;
+ * false when other workers made some of it (the bucket then holds the complete session).
+ */
+export async function finalizeSession(config: DrConfig, req: FinalizeRequest): Promise<{ manifest: Manifest; localCopy: boolean }> {
   const warnings = [...req.warnings];
+  const notHere: string[] = [];
   const tenants: Record<string, TenantEntry> = {};
   for (const [name, entry] of Object.entries(req.tenants)) {
     const copy: TenantEntry = structuredClone(entry);
     if (copy.status === 'complete') {
       const artifacts = [copy.database, copy.filestore?.index].filter((a): a is Artifact => a !== undefined);
       for (const a of artifacts) {
-        const problem = await verifyArtifact(config, a, req.cloud);
+        const problem = await verifyArtifact(config, a, req.cloud, notHere);
         if (problem) {
           copy.status = 'failed';
           copy.error = `verification failed: ${problem}`;
@@ -115,7 +127,7 @@ export async function finalizeSession(config: DrConfig, req: FinalizeRequest): P
   }
   let globals = req.globals && structuredClone(req.globals);
   if (globals) {
-    const problem = await verifyArtifact(config, globals, req.cloud);
+    const problem = await verifyArtifact(config, globals, req.cloud, notHere);
     if (problem) {
       warnings.push(`globals ${problem}`);
       globals = undefined;
@@ -123,7 +135,7 @@ export async function finalizeSession(config: DrConfig, req: FinalizeRequest): P
   } else warnings.push('cluster globals are missing from this session');
   let configArchive = req.config && structuredClone(req.config);
   if (configArchive) {
-    const problem = await verifyArtifact(config, configArchive, req.cloud);
+    const problem = await verifyArtifact(config, configArchive, req.cloud, notHere);
     if (problem) {
       warnings.push(`configuration archive ${problem}`);
       configArchive = undefined;
@@ -155,71 +167,21 @@ export async function finalizeSession(config: DrConfig, req: FinalizeRequest): P
     ...(configArchive ? { config: configArchive } : {}),
     warnings,
   });
+  if (notHere.length) {
+    manifest.warnings.push(
+      `${notHere.length} artifact(s) were made by other workers and are not on ${hostname()}'s disk: the bucket holds the complete session (share DR_BACKUP_DIR between workers to keep a whole local copy)`,
+    );
+  }
+  const sealed = sealManifest((({ checksum: _c, ...body }) => body)(manifest));
   const dir = localPath(config.backupDir, rel.session(req.session));
-  const file = path.join(dir, MANIFEST_FILE);
-  await writeManifest(file, manifest);
+  const localCopy = notHere.length === 0;
+  // A local manifest only where the whole session is: a local reader never finds a manifest
+  // whose artifacts are elsewhere.
+  if (localCopy) await writeManifest(path.join(dir, MANIFEST_FILE), sealed);
   if (req.cloud && config.cloud) {
     // The manifest goes up last: a cloud session without one is incomplete by definition.
-    const { bytes, sha256 } = await hashFile(file);
-    const key = cloudKey(config.cloud, rel.manifest(req.session));
-    await uploadFile({ cloud: config.cloud, key, file, expectedBytes: bytes, expectedSha256: sha256, contentType: 'application/json' });
-    const check = await verifyObject(config.cloud, key, { bytes, sha256 });
-    if (!check.ok) throw new Error(`manifest upload to s3://${config.cloud.bucket}/${key} did not verify: ${check.message}`);
+    await new S3SessionStore(config.cloud).putManifest(req.session, `${JSON.stringify(sealed, null, 2)}\n`);
   }
   await rm(path.join(dir, INCOMPLETE_MARKER), { force: true });
-  return manifest;
-}
-
-export interface SessionSummary {
-  session: string;
-  startedAt: string;
-  /** From a verified manifest; `incomplete` = no manifest (running or crashed); `corrupt` = manifest does not verify. */
-  status: SessionStatus | 'incomplete' | 'corrupt';
-  tenants: Record<string, 'complete' | 'failed'>;
-  problem?: string;
-  location: 'local' | 'cloud';
-}
-
-/** Local sessions, newest first. Only a verified manifest with status complete means complete. */
-export async function listLocalSessions(config: DrConfig): Promise<SessionSummary[]> {
-  let names: string[];
-  try {
-    names = (await readdir(config.sessionsDir)).filter((n) => SESSION_NAME.test(n));
-  } catch {
-    return [];
-  }
-  names.sort().reverse();
-  const out: SessionSummary[] = [];
-  for (const session of names) {
-    const dir = path.join(config.sessionsDir, session);
-    const base = { session, startedAt: sessionTime(session).toISOString(), location: 'local' as const };
-    const hasManifest = await stat(path.join(dir, MANIFEST_FILE)).then(() => true, () => false);
-    if (!hasManifest) {
-      out.push({ ...base, status: 'incomplete', tenants: {} });
-      continue;
-    }
-    try {
-      const m = await readManifest(path.join(dir, MANIFEST_FILE));
-      out.push({ ...base, status: m.status, tenants: Object.fromEntries(Object.entries(m.tenants).map(([k, v]) => [k, v.status])) });
-    } catch (err) {
-      out.push({ ...base, status: 'corrupt', tenants: {}, problem: (err as Error).message });
-    }
-  }
-  return out;
-}
-
-/** Session names present in the bucket with whether their manifest exists (not verified here). */
-export async function listCloudSessionNames(config: DrConfig): Promise<Map<string, { hasManifest: boolean }>> {
-  const found = new Map<string, { hasManifest: boolean }>();
-  if (!config.cloud) return found;
-  const prefix = cloudKey(config.cloud, 'sessions/');
-  for await (const obj of listObjects(config.cloud, prefix)) {
-    const rest = obj.key.slice(prefix.length);
-    const [session, ...tail] = rest.split('/');
-    if (!session || !SESSION_NAME.test(session)) continue;
-    const entry = found.get(session) ?? { hasManifest: false };
-    if (tail.join('/') === MANIFEST_FILE) entry.hasManifest = true;
-    found.set(session, entry);
-  }
-  return found;
+  return { manifest: sealed, localCopy };
 }

@@ -34,6 +34,11 @@ export interface RestoreConfigOptions {
   stamp: string;
   /** Report what would be restored and kept, change nothing. */
   dryRun?: boolean;
+  /**
+   * Put every archived file under this folder (`<targetRoot>/etc/odoo/odoo.conf`) for review,
+   * instead of back in place under DR_CONFIG_PATHS.
+   */
+  targetRoot?: string;
 }
 
 export interface RestoreConfigResult {
@@ -108,8 +113,11 @@ function inside(target: string, roots: string[]): boolean {
 export async function restoreConfigArchive(opts: RestoreConfigOptions): Promise<RestoreConfigResult> {
   const { config, encryptedArchive, identity, stamp } = opts;
   if (!STAMP.test(stamp)) throw new InvalidInputError(`recovery stamp ${JSON.stringify(stamp)} must be YYYYMMDDHHMMSS`);
-  if (config.configPaths.length === 0) throw new InvalidInputError('DR_CONFIG_PATHS is empty: there is nowhere to restore the configuration to');
-  const roots = config.configPaths.map((p) => path.resolve(p));
+  if (opts.targetRoot === undefined && config.configPaths.length === 0) {
+    throw new InvalidInputError('DR_CONFIG_PATHS is empty: there is nowhere to restore the configuration to (or give --config-target DIR)');
+  }
+  const base = opts.targetRoot === undefined ? '/' : path.resolve(opts.targetRoot);
+  const roots = opts.targetRoot === undefined ? config.configPaths.map((p) => path.resolve(p)) : [base];
   const work = await mkdtemp(path.join(await ensureScratchRoot(config), 'config-restore-'));
   const result: RestoreConfigResult = { restored: [], keptAs: [], unchanged: [], skipped: [] };
   try {
@@ -144,7 +152,7 @@ export async function restoreConfigArchive(opts: RestoreConfigOptions): Promise<
 
     for await (const relPath of walk(tree)) {
       const restored = path.join(tree, relPath);
-      const target = path.join('/', relPath);
+      const target = path.join(base, relPath);
       if (!inside(target, roots)) {
         result.skipped.push(target);
         continue;

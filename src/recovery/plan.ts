@@ -4,14 +4,15 @@
  * measured restore rate). Computed before anything changes; `--dry-run` prints only this.
  */
 import { existsSync } from 'node:fs';
-import { readdir, readFile, statfs } from 'node:fs/promises';
+import { statfs } from 'node:fs/promises';
 import path from 'node:path';
 import type { DrConfig } from '../config';
-import { MANIFEST_FILE, SESSION_NAME, assertSessionName, localPath, rel } from '../backup/layout';
-import { readManifest, type Manifest } from '../backup/manifest';
+import { sessionTime } from '../backup/layout';
 import { InvalidInputError } from '../errors';
 import { withClient } from '../postgres';
+import { SessionCatalog } from '../sessions/catalog';
 import { discoverTenants } from '../tenants';
+import { recoveredMark } from './recovered';
 
 export type RecoveryMode = 'full' | 'database-only' | 'files-only' | 'config-only';
 export const RECOVERY_MODES: RecoveryMode[] = ['full', 'database-only', 'files-only', 'config-only'];
@@ -33,6 +34,22 @@ export interface RecoveryPlan {
   session: string;
   mode: RecoveryMode;
   fromCloud: boolean;
+  /** Where the session is read from (the bucket when the local copy is missing, or with -c). */
+  readFrom: 'local' | 'cloud';
+  /** When the session was made: the recovered state's age is the achieved RPO. */
+  sessionStartedAt: string;
+  /** Site recovery (`--all`): cluster roles and the configuration archive are restored first. */
+  site: boolean;
+  /** Cluster roles restored (missing ones only) before the tenants: full mode, when the session has them. */
+  globals: boolean;
+  /** Where the configuration archive goes (site recovery or config-only): DR_CONFIG_PATHS or --config-target. */
+  configTarget?: string;
+  /** Shadows restored at once (DR_MAX_PARALLEL_BACKUPS). */
+  parallelism: number;
+  /** DR_RTO_MINUTES, for the final report. */
+  rtoMinutes: number;
+  /** Tenants already recovered from this session (by an earlier run): skipped. */
+  alreadyRecovered: Array<{ tenant: string; by: string }>;
   tenants: PlannedTenant[];
   /** Space for the shadow copies: database (on the PostgreSQL server's disk, when visible from here) and filestore. */
   space: Array<{ what: string; path: string; neededBytes: number; availableBytes: number | undefined; ok: boolean | undefined }>;
@@ -41,79 +58,6 @@ export interface RecoveryPlan {
   warnings: string[];
   /** Validation of this session, if it was validated: its status. */
   validation: 'pass' | 'fail' | 'never';
-}
-
-interface ReportLike {
-  session?: string;
-  status?: string;
-  restores?: Array<{ secondsPerGiB: number }>;
-  projectedRto?: { secondsPerGiB: number };
-}
-
-/** `…-2026-11-26T03-23-32-760Z.json` → the time stamp, which sorts chronologically. */
-function stampOf(file: string): string {
-  return /(\d{4}-\d{2}-\d{2}T[\d-]+Z)\.json$/.exec(file)?.[1] ?? '';
-}
-
-/** Newest validation/drill reports first. */
-async function reports(config: DrConfig): Promise<Array<{ file: string; report: ReportLike }>> {
-  const files = (await readdir(config.logDir).catch(() => [] as string[]))
-    .filter((f) => /^(validation|drill)-.*\.json$/.test(f))
-    .sort((a, b) => (stampOf(a) < stampOf(b) ? 1 : -1));
-  const out = [];
-  for (const f of files) {
-    try {
-      out.push({ file: f, report: JSON.parse(await readFile(path.join(config.logDir, f), 'utf8')) as ReportLike });
-    } catch {
-      /* unreadable report: ignore */
-    }
-  }
-  return out;
-}
-
-function validationOf(all: Array<{ file: string; report: ReportLike }>, session: string): 'pass' | 'fail' | 'never' {
-  const found = all.find((r) => r.file.startsWith('validation-') && r.report.session === session);
-  return found ? (found.report.status === 'pass' ? 'pass' : 'fail') : 'never';
-}
-
-/** `latest`: the newest complete session whose newest validation did not fail. */
-export async function chooseSession(config: DrConfig, wanted: string | undefined, force: boolean): Promise<{ session: string; manifest: Manifest; validation: 'pass' | 'fail' | 'never'; warnings: string[] }> {
-  const all = await reports(config);
-  const warnings: string[] = [];
-  if (wanted && wanted !== 'latest') {
-    assertSessionName(wanted);
-    let manifest: Manifest;
-    try {
-      manifest = await readManifest(localPath(config.backupDir, rel.manifest(wanted)));
-    } catch (err) {
-      throw new InvalidInputError(`session ${wanted} cannot be used: ${(err as Error).message}`);
-    }
-    const validation = validationOf(all, wanted);
-    if (validation === 'fail') {
-      if (!force) throw new InvalidInputError(`session ${wanted} failed validation: refused (use --force to recover from it anyway)`);
-      warnings.push(`session ${wanted} FAILED validation; recovering from it because --force was given`);
-    }
-    if (manifest.status !== 'complete') warnings.push(`session ${wanted} is ${manifest.status}: only its complete tenants can be recovered`);
-    return { session: wanted, manifest, validation, warnings };
-  }
-  const names = (await readdir(config.sessionsDir).catch(() => [] as string[])).filter((n) => SESSION_NAME.test(n)).sort().reverse();
-  for (const name of names) {
-    let manifest: Manifest;
-    try {
-      manifest = await readManifest(path.join(config.sessionsDir, name, MANIFEST_FILE));
-    } catch {
-      continue;
-    }
-    if (manifest.status !== 'complete') continue;
-    const validation = validationOf(all, name);
-    if (validation === 'fail') {
-      warnings.push(`skipped ${name}: it failed validation`);
-      continue;
-    }
-    if (validation === 'never') warnings.push(`session ${name} was never validated (run odoo-dr validate ${name} --restore-test)`);
-    return { session: name, manifest, validation, warnings };
-  }
-  throw new InvalidInputError(`no complete, non-failed backup session in ${config.sessionsDir}`);
 }
 
 async function available(dir: string): Promise<number | undefined> {
@@ -125,15 +69,30 @@ async function available(dir: string): Promise<number | undefined> {
   }
 }
 
-export async function planRecovery(
-  config: DrConfig,
-  input: { session?: string; mode: RecoveryMode; tenants?: string[]; fromCloud: boolean; force: boolean },
-): Promise<RecoveryPlan> {
+export interface PlanRequest {
+  session?: string;
+  mode: RecoveryMode;
+  tenants?: string[];
+  fromCloud: boolean;
+  force: boolean;
+  /** Site recovery: roles, configuration, then every tenant. */
+  site?: boolean;
+  /** Configuration archive extracted under this folder (for review) instead of DR_CONFIG_PATHS. */
+  configTarget?: string;
+  /** Workflow IDs of the earlier runs of this recovery (`--resume`): what they recovered is skipped. */
+  resumeOf?: string[];
+}
+
+export async function planRecovery(config: DrConfig, input: PlanRequest): Promise<RecoveryPlan> {
   if (!RECOVERY_MODES.includes(input.mode)) throw new InvalidInputError(`mode must be one of ${RECOVERY_MODES.join(', ')}, got "${input.mode}"`);
-  const chosen = await chooseSession(config, input.session, input.force);
+  if (input.site && input.tenants?.length) throw new InvalidInputError('--all recovers every tenant of the session: do not name tenants with it');
+  if (input.configTarget !== undefined && !path.isAbsolute(input.configTarget)) throw new InvalidInputError(`--config-target must be an absolute folder, got "${input.configTarget}"`);
+  const catalog = SessionCatalog.fromConfig(config);
+  const chosen = await catalog.resolve(input.session, input.fromCloud ? 'cloud' : 'auto', { force: input.force });
   const { manifest } = chosen;
   const warnings = [...chosen.warnings];
-  const inSession = Object.entries(manifest.tenants).filter(([, e]) => e.status === 'complete').map(([t]) => t);
+  if (chosen.store.location === 'cloud' && !input.fromCloud) warnings.push(`session ${chosen.session} is not on this host's disk: it is read from the bucket`);
+  const inSession: string[] = Object.entries(manifest.tenants).filter(([, e]) => e.status === 'complete').map(([t]) => t);
   let tenants: string[] = [];
   if (input.mode !== 'config-only') {
     tenants = input.tenants?.length ? input.tenants : inSession;
@@ -144,6 +103,26 @@ export async function planRecovery(
   } else if (!manifest.config) {
     throw new InvalidInputError(`session ${chosen.session} has no configuration archive`);
   }
+  const site = Boolean(input.site) && input.mode === 'full';
+  const globals = input.mode === 'full' && manifest.globals !== undefined;
+  if (input.mode === 'full' && !manifest.globals) warnings.push(`session ${chosen.session} has no cluster globals: roles cannot be restored (tenant owners must exist)`);
+  let configTarget: string | undefined;
+  if (site || input.mode === 'config-only') {
+    if (manifest.config) configTarget = input.configTarget ?? 'DR_CONFIG_PATHS';
+    else warnings.push(`session ${chosen.session} has no configuration archive: the configuration is not restored`);
+  }
+  // What an earlier run of this recovery (resumed, or a site recovery from the same session)
+  // already recovered and verified is skipped.
+  const alreadyRecovered: RecoveryPlan['alreadyRecovered'] = [];
+  if (input.mode !== 'config-only' && (site || input.resumeOf?.length)) {
+    for (const t of tenants) {
+      const mark = await recoveredMark(config, t);
+      if (mark?.session === chosen.session && ((site && mark.site) || input.resumeOf?.includes(mark.workflowId))) {
+        alreadyRecovered.push({ tenant: t, by: `${mark.workflowId} at ${mark.at}` });
+      }
+    }
+    tenants = tenants.filter((t) => !alreadyRecovered.some((a) => a.tenant === t));
+  }
   const current = await discoverTenants(config, tenants.length ? { include: tenants } : {});
   const planned: PlannedTenant[] = tenants.map((tenant) => {
     const entry = manifest.tenants[tenant]!;
@@ -151,7 +130,7 @@ export async function planRecovery(
     const db = input.mode === 'full' || input.mode === 'database-only';
     const files = input.mode === 'full' || input.mode === 'files-only';
     const steps = [
-      ...(input.fromCloud ? ['download the tenant artifacts from the bucket'] : []),
+      ...(chosen.store.location === 'cloud' ? ['download the tenant artifacts from the bucket'] : []),
       ...(db ? ['restore the dump into a shadow database (owners kept, not listed by Odoo)'] : []),
       ...(files ? ['restore the filestore into a shadow folder, every file verified'] : []),
       ...(db ? ['verify the shadow copy (modules, row counts, attachments, admin, database.uuid kept)'] : []),
@@ -193,11 +172,27 @@ export async function planRecovery(
   }
   for (const s of space) if (s.ok === false) warnings.push(`not enough space for ${s.what} in ${s.path}`);
 
-  const rate = (await reports(config))
-    .map((r) => r.report.projectedRto?.secondsPerGiB ?? r.report.restores?.[0]?.secondsPerGiB)
-    .find((x): x is number => typeof x === 'number' && x > 0);
-  const bytes = planned.reduce((a, t) => a + t.currentDatabaseBytes + t.filestoreBytes, 0);
+  // The restore rate measured by the newest drill or restore test of this session (kept with it).
+  const rate = await catalog.restoreRate(chosen.session);
+  const bytes = planned.reduce((a, t) => a + Math.max(t.currentDatabaseBytes, t.dumpBytes * 8) + t.filestoreBytes, 0);
   const expectedMinutes = rate === undefined ? undefined : ((bytes / 1024 ** 3) * rate) / 60;
   if (rate === undefined) warnings.push('no measured restore rate yet (run odoo-dr drill -m restore-only): duration unknown');
-  return { session: chosen.session, mode: input.mode, fromCloud: input.fromCloud, tenants: planned, space, expectedMinutes, warnings, validation: chosen.validation };
+  return {
+    session: chosen.session,
+    mode: input.mode,
+    fromCloud: input.fromCloud,
+    readFrom: chosen.store.location,
+    sessionStartedAt: sessionTime(chosen.session).toISOString(),
+    site,
+    globals,
+    ...(configTarget ? { configTarget } : {}),
+    alreadyRecovered,
+    parallelism: config.performance.maxParallelBackups,
+    rtoMinutes: config.objectives.rtoMinutes,
+    tenants: planned,
+    space,
+    expectedMinutes,
+    warnings,
+    validation: chosen.validation,
+  };
 }

@@ -35,6 +35,8 @@ export interface RestoreShadowOptions {
   encryptedDump: string;
   /** The session's `filestore.jsonl`. */
   indexFile: string;
+  /** Folder in the session layout holding the blobs (default DR_BACKUP_DIR). */
+  blobRoot?: string;
   /** age private key text. */
   identity: string;
   /** Major version of the pg_dump that made the dump (manifest). */
@@ -134,6 +136,7 @@ export async function restoreShadow(opts: RestoreShadowOptions): Promise<Restore
           indexFile: opts.indexFile,
           identity: opts.identity,
           destDir: partial,
+          ...(opts.blobRoot ? { blobRoot: opts.blobRoot } : {}),
           ...(signal ? { signal } : {}),
           ...(opts.onProgress ? { onProgress: (n: number) => opts.onProgress?.('filestore', n) } : {}),
         });

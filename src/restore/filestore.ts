@@ -33,6 +33,8 @@ export interface RestoreFilestoreOptions {
   concurrency?: number;
   /** Files restored so far. */
   onProgress?: (files: number) => void;
+  /** Folder in the session layout holding the blobs (default DR_BACKUP_DIR; a mirror of the bucket). */
+  blobRoot?: string;
 }
 
 export interface RestoreFilestoreResult {
@@ -128,7 +130,7 @@ export async function restoreFilestore(opts: RestoreFilestoreOptions): Promise<R
       return;
     }
     const blobRel = rel.blob(entry.sha1);
-    const blob = localPath(config.backupDir, blobRel);
+    const blob = localPath(opts.blobRoot ?? config.backupDir, blobRel);
     const dest = path.join(destDir, ...entry.path.split('/'));
     const dir = path.dirname(dest);
     if (!madeDirs.has(dir)) {

@@ -41,6 +41,7 @@ import {
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
   ListPartsCommand,
+  PutObjectCommand,
   S3Client,
   UploadPartCommand,
   type CompletedPart,
@@ -1190,4 +1191,80 @@ export async function abortStaleUploads(cloud: CloudSettings, prefix: string, ol
   } catch (err) {
     throw mapS3Error(err, cloud, what);
   }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Small documents (validation results, tenant entries): one request each, checksummed.
+
+/** Puts a small object in one request, with the server checking its SHA-256 and `x-amz-meta-sha256` set. */
+export async function putSmallObject(cloud: CloudSettings, key: string, body: Buffer, contentType = 'application/json'): Promise<void> {
+  const sha256 = createHash('sha256').update(body).digest('hex');
+  try {
+    await clientFor(cloud).send(
+      new PutObjectCommand({
+        Bucket: cloud.bucket,
+        Key: key,
+        Body: body,
+        ContentType: contentType,
+        ChecksumSHA256: sha256Base64(sha256),
+        Metadata: { [SHA256_METADATA_KEY]: sha256 },
+        ...(cloud.serverSideEncryption ? { ServerSideEncryption: cloud.serverSideEncryption } : {}),
+      }),
+    );
+  } catch (err) {
+    throw mapS3Error(err, cloud, `upload of ${s3Url(cloud, key)}`);
+  }
+}
+
+/** Reads a small object whole (refused above `maxBytes`); undefined when it does not exist. */
+export async function getSmallObject(cloud: CloudSettings, key: string, maxBytes = 16 * MiB, signal?: AbortSignal): Promise<Buffer | undefined> {
+  const what = `download of ${s3Url(cloud, key)}`;
+  let body: Readable;
+  try {
+    const out = await clientFor(cloud).send(new GetObjectCommand({ Bucket: cloud.bucket, Key: key }), { abortSignal: signal });
+    if (!(out.Body instanceof Readable)) throw new Error(`${what}: the SDK returned no Node stream`);
+    if ((out.ContentLength ?? 0) > maxBytes) {
+      out.Body.destroy();
+      throw new ArtifactCorruptedError(`${s3Url(cloud, key)} has ${out.ContentLength} bytes, more than the ${maxBytes} expected at most`);
+    }
+    body = out.Body;
+  } catch (err) {
+    if (err instanceof DrError) throw err;
+    if (errorCode(err) === 'NoSuchKey' || (httpStatus(err) === 404 && errorCode(err) !== 'NoSuchBucket')) return undefined;
+    throw mapS3Error(err, cloud, what);
+  }
+  const chunks: Buffer[] = [];
+  let total = 0;
+  try {
+    for await (const chunk of body) {
+      total += (chunk as Buffer).length;
+      if (total > maxBytes) {
+        body.destroy();
+        throw new ArtifactCorruptedError(`${s3Url(cloud, key)} is larger than the ${maxBytes} bytes expected at most`);
+      }
+      chunks.push(chunk as Buffer);
+    }
+  } catch (err) {
+    if (err instanceof DrError) throw err;
+    throw mapS3Error(err, cloud, what);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** The "folders" directly under a key prefix (S3 common prefixes with delimiter '/'), names only. */
+export async function listFolders(cloud: CloudSettings, prefix: string): Promise<string[]> {
+  const client = clientFor(cloud);
+  const out: string[] = [];
+  let token: string | undefined;
+  do {
+    let page;
+    try {
+      page = await client.send(new ListObjectsV2Command({ Bucket: cloud.bucket, Prefix: prefix, Delimiter: '/', ContinuationToken: token }));
+    } catch (err) {
+      throw mapS3Error(err, cloud, `listing of ${s3Url(cloud, prefix)}`);
+    }
+    for (const p of page.CommonPrefixes ?? []) if (p.Prefix) out.push(p.Prefix.slice(prefix.length).replace(/\/$/, ''));
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
+  return out;
 }

@@ -1,45 +1,78 @@
 /**
- * Fetches what a tenant's restore needs from the bucket alone (manifest, dump, filestore index,
- * blobs) into a folder with the same layout, each object verified against the manifest.
+ * What one tenant's restore needs (dump, filestore index, blobs), as local files in the session
+ * layout: the local store's own folder, or a mirror filled from the bucket alone, every object
+ * verified against the manifest (size and SHA-256 of the bytes downloaded).
  */
 import { mkdir } from 'node:fs/promises';
-import path from 'node:path';
 import type { DrConfig } from '../config';
 import { readFilestoreIndex } from '../backup/filestore';
-import { localPath, rel } from '../backup/layout';
-import { readManifest, type Manifest } from '../backup/manifest';
+import { rel } from '../backup/layout';
+import type { Manifest } from '../backup/manifest';
 import { InvalidInputError } from '../errors';
-import { cloudKey, downloadFile } from '../storage/s3';
+import { LocalSessionStore } from '../sessions/local-store';
+import type { SessionStore } from '../sessions/store';
 
-export async function fetchTenantFromCloud(
-  config: DrConfig,
-  session: string,
-  tenant: string,
-  mirror: string,
-  signal?: AbortSignal,
-): Promise<Manifest> {
-  const cloud = config.cloud;
-  if (!cloud) throw new InvalidInputError('restoring from the cloud copy needs DR_CLOUD_BUCKET');
-  const get = async (relative: string, expect?: { bytes: number; sha256: string }) => {
-    const dest = localPath(mirror, relative);
-    await mkdir(path.dirname(dest), { recursive: true });
-    await downloadFile(cloud, cloudKey(cloud, relative), dest, {
-      ...(signal ? { signal } : {}),
-      ...(expect ? { expectedBytes: expect.bytes, expectedSha256: expect.sha256 } : {}),
-    });
-    return dest;
-  };
-  // The cloud manifest verifies itself (checksum), independently of the local one.
-  const manifest = await readManifest(await get(rel.manifest(session)));
+export interface TenantFiles {
+  /** Root of a folder in the session layout holding the tenant's artifacts and blobs. */
+  root: string;
+  /** Bytes downloaded (0 for the local store). */
+  downloadedBytes: number;
+}
+
+/**
+ * Local store: its folder, nothing copied. Bucket: downloads into `mirror` (which the caller
+ * removes) with at most `concurrency` blob downloads at once.
+ */
+export async function fetchTenantFiles(opts: {
+  store: SessionStore;
+  manifest: Manifest;
+  tenant: string;
+  mirror: string;
+  signal?: AbortSignal;
+  onProgress?: (files: number) => void;
+  concurrency?: number;
+}): Promise<TenantFiles> {
+  const { store, manifest, tenant, mirror, signal } = opts;
   const entry = manifest.tenants[tenant];
-  if (!entry?.database || !entry.filestore) throw new InvalidInputError(`tenant ${tenant} has no complete backup in ${session} (cloud copy)`);
-  await get(entry.database.path, entry.database);
-  const index = await get(entry.filestore.index.path, entry.filestore.index);
+  if (!entry?.database || !entry.filestore) throw new InvalidInputError(`tenant ${tenant} has no complete backup in ${manifest.session}`);
+  if (store instanceof LocalSessionStore) return { root: store.root, downloadedBytes: 0 };
+  await mkdir(mirror, { recursive: true, mode: 0o700 });
+  let downloadedBytes = 0;
+  await store.fetchArtifact(entry.database, mirror, signal);
+  downloadedBytes += entry.database.bytes;
+  const index = await store.fetchArtifact(entry.filestore.index, mirror, signal);
+  downloadedBytes += entry.filestore.index.bytes;
+  // Blob sizes are not in the index (it lists plaintext sizes): a blob is verified by decryption
+  // (age authenticates it) and its plaintext SHA-1 where it is used.
   const seen = new Set<string>();
+  const running = new Set<Promise<void>>();
+  let failure: Error | undefined;
+  let done = 0;
   for await (const file of readFilestoreIndex(index)) {
+    if (failure) break;
+    signal?.throwIfAborted();
     if (seen.has(file.sha1)) continue;
     seen.add(file.sha1);
-    await get(rel.blob(file.sha1));
+    const p: Promise<void> = store
+      .blobFile(file.sha1, mirror, signal)
+      .then((got) => {
+        if (!got) throw new InvalidInputError(`blob ${rel.blob(file.sha1)} of ${tenant} is missing from ${store.description}`);
+        downloadedBytes += got.bytes;
+        opts.onProgress?.(++done);
+      })
+      .catch((err: unknown) => {
+        failure ??= err instanceof Error ? err : new Error(String(err));
+      })
+      .finally(() => running.delete(p));
+    running.add(p);
+    if (running.size >= (opts.concurrency ?? 8)) await Promise.race(running);
   }
-  return manifest;
+  await Promise.all(running);
+  if (failure) throw failure;
+  return { root: mirror, downloadedBytes };
+}
+
+/** The configuration with its backup root moved to `root` (restore code reads artifacts from there). */
+export function withBackupRoot(config: DrConfig, root: string): DrConfig {
+  return root === config.backupDir ? config : { ...config, backupDir: root, sessionsDir: `${root}/${rel.session('x').split('/')[0]}` };
 }

@@ -7,17 +7,13 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readdir, stat } from 'node:fs/promises';
-import path from 'node:path';
 import type { DrConfig } from '../config';
 import { decryptStream } from '../crypto/age';
 import { readFilestoreIndex } from '../backup/filestore';
-import { INCOMPLETE_MARKER, MANIFEST_FILE, SESSION_NAME, assertSessionName, localPath, rel, sessionTime } from '../backup/layout';
-import { readManifest, type Artifact, type Manifest } from '../backup/manifest';
-import { InvalidInputError } from '../errors';
-import { hashFile } from '../pipeline';
+import { rel, sessionTime } from '../backup/layout';
+import type { Artifact, Manifest } from '../backup/manifest';
 import type { PgTools } from '../pgtools';
-import { cloudKey, verifyObject } from '../storage/s3';
+import type { SessionStore } from '../sessions/store';
 
 export type CheckStatus = 'pass' | 'fail' | 'warn' | 'skip';
 
@@ -46,62 +42,6 @@ export async function runCheck(
   }
 }
 
-/** `latest` → the newest local session whose manifest verifies and says complete. */
-export async function resolveSession(config: DrConfig, wanted: string | undefined): Promise<string> {
-  if (wanted && wanted !== 'latest') {
-    assertSessionName(wanted);
-    return wanted;
-  }
-  const names = (await readdir(config.sessionsDir).catch(() => [] as string[])).filter((n) => SESSION_NAME.test(n)).sort().reverse();
-  for (const name of names) {
-    try {
-      const m = await readManifest(path.join(config.sessionsDir, name, MANIFEST_FILE));
-      if (m.status === 'complete') return name;
-    } catch {
-      /* not complete: keep looking */
-    }
-  }
-  throw new InvalidInputError(`no complete backup session in ${config.sessionsDir}`);
-}
-
-/** Loads and verifies the manifest; a session without one is in progress or crashed. */
-export async function manifestCheck(config: DrConfig, session: string): Promise<{ check: CheckResult; manifest?: Manifest }> {
-  const dir = localPath(config.backupDir, rel.session(session));
-  const file = path.join(dir, MANIFEST_FILE);
-  const exists = await stat(file).then(() => true, () => false);
-  if (!exists) {
-    const inProgress = await stat(path.join(dir, INCOMPLETE_MARKER)).then(() => true, () => false);
-    const present = await stat(dir).then(() => true, () => false);
-    return {
-      check: {
-        name: 'manifest',
-        status: 'fail',
-        artifact: rel.manifest(session),
-        message: !present
-          ? `session ${session} does not exist in ${config.sessionsDir}`
-          : inProgress
-            ? `session ${session} has no manifest: it is still in progress, or it crashed`
-            : `session ${session} has no manifest`,
-      },
-    };
-  }
-  try {
-    const manifest = await readManifest(file);
-    const status = manifest.status === 'complete' ? 'pass' : 'warn';
-    return {
-      manifest,
-      check: {
-        name: 'manifest',
-        status,
-        artifact: rel.manifest(session),
-        message: `manifest version ${manifest.version}, checksum verified, session ${manifest.status}`,
-      },
-    };
-  } catch (err) {
-    return { check: { name: 'manifest', status: 'fail', artifact: rel.manifest(session), message: messageOf(err) } };
-  }
-}
-
 /** Every artifact of the manifest (optionally one tenant's), with the tenant it belongs to. */
 export function artifactsOf(manifest: Manifest, tenant?: string): Array<{ artifact: Artifact; tenant?: string }> {
   const out: Array<{ artifact: Artifact; tenant?: string }> = [];
@@ -117,29 +57,13 @@ export function artifactsOf(manifest: Manifest, tenant?: string): Array<{ artifa
   return out;
 }
 
-export async function localArtifactCheck(config: DrConfig, artifact: Artifact, tenant?: string): Promise<CheckResult> {
+/** `artifact-local` or `artifact-cloud`: the stored artifact's size and SHA-256 against the manifest. */
+export async function artifactCheck(store: SessionStore, artifact: Artifact, tenant?: string, signal?: AbortSignal): Promise<CheckResult> {
   return runCheck(
-    'artifact-local',
+    store.location === 'local' ? 'artifact-local' : 'artifact-cloud',
     async () => {
-      const got = await hashFile(localPath(config.backupDir, artifact.path));
-      if (got.bytes !== artifact.bytes) return { status: 'fail', message: `${artifact.path}: ${got.bytes} bytes, manifest says ${artifact.bytes}` };
-      if (got.sha256 !== artifact.sha256) return { status: 'fail', message: `${artifact.path}: SHA-256 ${got.sha256} differs from the manifest's ${artifact.sha256}` };
-      return { status: 'pass', message: `${artifact.path}: ${got.bytes} bytes, SHA-256 matches` };
-    },
-    { artifact: artifact.path, ...(tenant ? { tenant } : {}) },
-  );
-}
-
-export async function cloudArtifactCheck(config: DrConfig, artifact: Artifact, tenant?: string): Promise<CheckResult> {
-  return runCheck(
-    'artifact-cloud',
-    async () => {
-      if (!config.cloud) return { status: 'skip', message: 'DR_CLOUD_BUCKET is not set' };
-      const key = cloudKey(config.cloud, artifact.path);
-      const check = await verifyObject(config.cloud, key, { bytes: artifact.bytes, sha256: artifact.sha256 });
-      return check.ok
-        ? { status: 'pass', message: `s3://${config.cloud.bucket}/${key}: ${check.message}` }
-        : { status: 'fail', message: `s3://${config.cloud.bucket}/${key}: ${check.message}` };
+      const check = await store.checkArtifact(artifact, signal);
+      return { status: check.ok ? 'pass' : 'fail', message: store.location === 'local' ? check.message : `${store.description}: ${check.message}` };
     },
     { artifact: artifact.path, ...(tenant ? { tenant } : {}) },
   );
@@ -160,17 +84,18 @@ export function ageCheck(config: DrConfig, session: string, now: Date): CheckRes
  * checksum) while pg_restore reads its table of contents from the same stream.
  */
 export async function dumpIntegrityCheck(
-  config: DrConfig,
   tools: PgTools,
   identity: string,
   artifact: Artifact,
+  /** Where the artifact's bytes are, locally (a download for the bucket). */
+  fetch: () => Promise<string>,
   tenant: string,
   signal?: AbortSignal,
 ): Promise<CheckResult> {
   return runCheck(
     'dump-integrity',
     async () => {
-      const file = localPath(config.backupDir, artifact.path);
+      const file = await fetch();
       const plain = decryptStream(identity, file);
       const zstd = spawn('zstd', ['-d', '-q', '-c'], { stdio: ['pipe', 'pipe', 'pipe'], signal });
       const list = spawn(tools.pgRestore, ['--list'], { stdio: ['pipe', 'pipe', 'pipe'], signal });
@@ -226,9 +151,14 @@ export async function dumpIntegrityCheck(
 
 /** Every file of a tenant's filestore index: its blob exists, decrypts, and has the right SHA-1 and size. */
 export async function filestoreBlobsCheck(
-  config: DrConfig,
   identity: string,
   artifact: Artifact,
+  files: {
+    /** The index file, locally. */
+    index: () => Promise<string>;
+    /** A local file holding the blob, or undefined when the store has none; `done` releases it. */
+    blob: (sha1: string) => Promise<{ file: string; done: () => Promise<void> } | undefined>;
+  },
   tenant: string,
   opts: { concurrency?: number; signal?: AbortSignal; onProgress?: (n: number) => void } = {},
 ): Promise<CheckResult> {
@@ -238,18 +168,24 @@ export async function filestoreBlobsCheck(
       const problems: string[] = [];
       let checked = 0;
       const verify = async (entry: { path: string; sha1: string; size: number }) => {
-        const blob = localPath(config.backupDir, rel.blob(entry.sha1));
-        const exists = await stat(blob).then(() => true, () => false);
-        if (!exists) return problems.push(`${entry.path}: blob ${rel.blob(entry.sha1)} is missing`);
+        let blob;
+        try {
+          blob = await files.blob(entry.sha1);
+        } catch (err) {
+          return problems.push(`${entry.path}: blob ${rel.blob(entry.sha1)} cannot be read (${messageOf(err)})`);
+        }
+        if (!blob) return problems.push(`${entry.path}: blob ${rel.blob(entry.sha1)} is missing`);
         const hash = createHash('sha1');
         let size = 0;
         try {
-          for await (const chunk of decryptStream(identity, blob)) {
+          for await (const chunk of decryptStream(identity, blob.file)) {
             hash.update(chunk as Buffer);
             size += (chunk as Buffer).length;
           }
         } catch (err) {
           return problems.push(`${entry.path}: blob ${rel.blob(entry.sha1)} cannot be decrypted (${messageOf(err)})`);
+        } finally {
+          await blob.done();
         }
         const sha1 = hash.digest('hex');
         if (sha1 !== entry.sha1) return problems.push(`${entry.path}: blob ${rel.blob(entry.sha1)} holds content with SHA-1 ${sha1}`);
@@ -257,7 +193,7 @@ export async function filestoreBlobsCheck(
         return undefined;
       };
       const running = new Set<Promise<unknown>>();
-      for await (const entry of readFilestoreIndex(localPath(config.backupDir, artifact.path))) {
+      for await (const entry of readFilestoreIndex(await files.index())) {
         opts.signal?.throwIfAborted();
         const p: Promise<unknown> = verify(entry).finally(() => {
           running.delete(p);

@@ -103,11 +103,11 @@ describe('odoo-dr backup (CLI and worker processes)', function () {
       'the dump upload to have sent a part',
       async () => {
         const d = await child.describe().catch(() => undefined);
-        const pending = d?.raw.pendingActivities?.find((a) => a.activityType?.name === 'uploadArtifact');
+        const pending = d?.raw.pendingActivities?.find((a) => a.activityType?.name === 'backupTenant');
         const payload = pending?.heartbeatDetails?.payloads?.[0]?.data;
         if (!payload) return false;
-        progress = JSON.parse(Buffer.from(payload).toString()) as UploadProgress;
-        return progress.partsDone.length >= 1;
+        progress = (JSON.parse(Buffer.from(payload).toString()) as { upload?: UploadProgress }).upload;
+        return (progress?.partsDone.length ?? 0) >= 1;
       },
       240_000,
     );

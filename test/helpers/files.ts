@@ -1,4 +1,6 @@
-import { closeSync, openSync, readSync, statSync, writeSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync, writeSync } from 'node:fs';
+import path from 'node:path';
 
 /** Damages a file in place: one bit flipped (by default in its middle), as a disk or a hand might. */
 export function flipByte(file: string, at = Math.floor(statSync(file).size / 2), mask = 0x01): void {
@@ -11,4 +13,17 @@ export function flipByte(file: string, at = Math.floor(statSync(file).size / 2),
   } finally {
     closeSync(fd);
   }
+}
+
+/** Every file of a filestore as `<path>:<sha1>`, sorted; Odoo's `checklist/` GC markers left out (not tenant data). */
+export function filestoreFiles(dir: string): string[] {
+  const walk = (d: string, prefix = ''): string[] =>
+    existsSync(d)
+      ? readdirSync(d, { withFileTypes: true })
+          .filter((e) => !(prefix === '' && e.name === 'checklist'))
+          .flatMap((e) =>
+            e.isDirectory() ? walk(path.join(d, e.name), `${prefix}${e.name}/`) : [`${prefix}${e.name}:${createHash('sha1').update(readFileSync(path.join(d, e.name))).digest('hex')}`],
+          )
+      : [];
+  return walk(dir).sort();
 }

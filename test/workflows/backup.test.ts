@@ -12,7 +12,7 @@ import { recipientsFor } from '../../src/crypto/age';
 import { findClientTools } from '../../src/pgtools';
 import { localPath, rel } from '../../src/backup/layout';
 import { readManifest } from '../../src/backup/manifest';
-import { listLocalSessions } from '../../src/backup/session';
+import { SessionCatalog } from '../../src/sessions/catalog';
 import type { DrConfig } from '../../src/config';
 import { cloudKey, deleteObjects, headObject, listObjects } from '../../src/storage/s3';
 import { backupWorkflow } from '../../workflows';
@@ -183,7 +183,8 @@ describe('backupWorkflow (real PostgreSQL, S3, age; dev server)', function () {
     assert.match(absent.error!, /not a tenant/);
     const manifest = await readManifest(localPath(backupDir, rel.manifest(session)));
     assert.equal(manifest.status, 'partial');
-    const listed = (await listLocalSessions(config)).find((x) => x.session === session)!;
+    const catalog = SessionCatalog.fromConfig(config);
+    const listed = (await catalog.list(catalog.local)).find((x) => x.session === session)!;
     assert.equal(listed.status, 'partial');
   });
 
@@ -223,15 +224,8 @@ describe('backupWorkflow (real PostgreSQL, S3, age; dev server)', function () {
   });
 
   it('never uploads a local artifact that was corrupted after it was written', async () => {
-    const realActivities = createActivities({ config });
-    const activities = {
-      ...realActivities,
-      // Between the dump and its upload, a bit flips on disk.
-      backupTenantFilestore: async (input: Parameters<typeof realActivities.backupTenantFilestore>[0]) => {
-        flipByte(localPath(backupDir, rel.database(input.session, input.tenant)));
-        return realActivities.backupTenantFilestore(input);
-      },
-    };
+    // Between the dump and its upload, a bit flips on disk.
+    const activities = createActivities({ config, backupHooks: { afterDump: (file) => flipByte(file) } });
     const { result, session } = await run(config, { tenants: [tenants[1]!], cloud: true }, activities);
     assert.equal(result.status, 'failed');
     assert.match(result.tenants[0]!.error!, /ArtifactCorruptedError/);

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -11,11 +10,13 @@ import { ApplicationFailure } from '@temporalio/common';
 import { createActivities } from '../../activities';
 import type { DrConfig } from '../../src/config';
 import { withClient } from '../../src/postgres';
+import { SessionCatalog } from '../../src/sessions/catalog';
 import { backupWorkflow, recoveryWorkflow } from '../../workflows';
 import { backupSessionName } from '../../workflows/definitions';
 import { approveSignal, recoveryStatusQuery, rejectSignal } from '../../workflows/recovery';
 import { createTenant, dropTenant, type PgAdminConnection } from '../fixtures/odoo-tenants';
 import { stackConfig, uniqueSuffix } from '../helpers/config';
+import { filestoreFiles } from '../helpers/files';
 import { adminQuery } from '../helpers/pg';
 import { devServer, timeSkippingServer, withWorker } from '../helpers/temporal';
 
@@ -29,17 +30,7 @@ async function fingerprint(config: DrConfig, tenant: string): Promise<string> {
       parts.push(`${t}:${rows[0]!.n}:${rows[0]!.h}`);
     }
   });
-  const dir = path.join(config.odoo.filestoreRoot, tenant);
-  const walk = (d: string, prefix = ''): string[] =>
-    existsSync(d)
-      ? readdirSync(d, { withFileTypes: true })
-          // checklist/ holds Odoo's empty GC markers: not tenant data, not backed up.
-          .filter((e) => !(prefix === '' && e.name === 'checklist'))
-          .flatMap((e) =>
-          e.isDirectory() ? walk(path.join(d, e.name), `${prefix}${e.name}/`) : [`${prefix}${e.name}:${createHash('sha1').update(readFileSync(path.join(d, e.name))).digest('hex')}`],
-        )
-      : [];
-  parts.push(...walk(dir).sort());
+  parts.push(...filestoreFiles(path.join(config.odoo.filestoreRoot, tenant)));
   return parts.join('\n');
 }
 
@@ -307,9 +298,10 @@ describe('recoveryWorkflow (real PostgreSQL, filestore, approval)', function () 
   });
 
   it('refuses a session that failed validation unless forced, with a warning', async () => {
-    const logs = path.join(backupDir, 'logs');
-    const report = path.join(logs, `validation-${session}-2999-01-01T00-00-00-000Z.json`);
-    writeFileSync(report, JSON.stringify({ session, status: 'fail', checks: [] }));
+    // A failed validation, kept with the session as validationWorkflow keeps it.
+    const catalog = SessionCatalog.fromConfig(config);
+    const [written] = await catalog.saveResult({ kind: 'validation', session, status: 'fail', finishedAt: '2999-01-01T00:00:00.000Z', workflowId: 'test', restoreTest: false, failures: ['test'] });
+    const report = written!.slice(catalog.local.description.length + 1).split('/').reduce((p, part) => path.join(p, part), backupDir);
     try {
       const err = await recover({ mode: 'full', tenants: [victim], session, dryRun: true }).then(() => assert.fail('expected a refusal'), (e: unknown) => e);
       assert.ok(err instanceof WorkflowFailedError);

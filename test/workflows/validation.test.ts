@@ -161,7 +161,7 @@ describe('validationWorkflow and drillWorkflow (real stack)', function () {
     writeFileSync(path.join(localPath(dir, rel.session(session)), '.incomplete'), '{}');
     const report = await validate(config, { session });
     assert.equal(report.status, 'fail');
-    assert.match(failed(report)[0]!.message, /has no manifest: it is still in progress, or it crashed/);
+    assert.match(failed(report)[0]!.message, /has no manifest in .*: it is still in progress, or it crashed/);
   });
 
   it('removes scratch copies a dead restore left behind, and leaves production tenants untouched', async () => {

@@ -1,0 +1,208 @@
+/**
+ * Which session, from where: the local folder, the bucket, or (`auto`) whichever holds the
+ * session's manifest, local first. `latest` means the newest complete session whose newest
+ * validation did not fail; validation and drill results are stored with the session in both
+ * places, so `latest` means the same thing after the host (and its local folder) is gone.
+ */
+import { randomBytes } from 'node:crypto';
+import type { DrConfig } from '../config';
+import { assertSessionName, rel, sessionTime } from '../backup/layout';
+import { parseManifest, type Manifest } from '../backup/manifest';
+import { ArtifactCorruptedError, InvalidInputError } from '../errors';
+import { LocalSessionStore } from './local-store';
+import { S3SessionStore } from './s3-store';
+import type { SessionStore } from './store';
+
+/** `auto`: the local copy when this host has the session's manifest, else the bucket. */
+export type SessionSource = 'auto' | 'local' | 'cloud';
+
+/** A validation's or drill's outcome, kept with the session (`sessions/<s>/results/…json`). */
+export interface SessionResult {
+  kind: 'validation' | 'drill';
+  session: string;
+  status: 'pass' | 'fail';
+  finishedAt: string;
+  workflowId: string;
+  tenant?: string;
+  restoreTest: boolean;
+  /** Measured restore time per GiB, when restores ran. */
+  secondsPerGiB?: number;
+  /** The first failed checks, readable. */
+  failures: string[];
+}
+
+export type ValidationState = 'pass' | 'fail' | 'never';
+
+export interface SessionSummary {
+  session: string;
+  startedAt: string;
+  /** From a verified manifest; `incomplete` = no manifest (running or crashed); `corrupt` = it does not verify. */
+  status: Manifest['status'] | 'incomplete' | 'corrupt';
+  tenants: Record<string, 'complete' | 'failed'>;
+  validation: ValidationState;
+  location: 'local' | 'cloud';
+  problem?: string;
+}
+
+export interface OpenedSession {
+  session: string;
+  store: SessionStore;
+  manifest: Manifest;
+}
+
+export interface ResolvedSession extends OpenedSession {
+  validation: ValidationState;
+  warnings: string[];
+}
+
+export class SessionCatalog {
+  constructor(
+    readonly local: SessionStore,
+    readonly cloud: SessionStore | undefined,
+  ) {}
+
+  static fromConfig(config: Pick<DrConfig, 'backupDir' | 'cloud'>): SessionCatalog {
+    return new SessionCatalog(new LocalSessionStore(config.backupDir), config.cloud ? new S3SessionStore(config.cloud) : undefined);
+  }
+
+  /** The stores `source` allows, in order of preference. */
+  stores(source: SessionSource): SessionStore[] {
+    if (source === 'cloud') {
+      if (!this.cloud) throw new InvalidInputError('reading sessions from the bucket needs DR_CLOUD_BUCKET');
+      return [this.cloud];
+    }
+    if (source === 'local' || !this.cloud) return [this.local];
+    return [this.local, this.cloud];
+  }
+
+  private where(source: SessionSource): string {
+    return this.stores(source).map((s) => s.description).join(' nor in ');
+  }
+
+  /** The session's verified manifest and the store it came from; clear errors otherwise. */
+  async open(session: string, source: SessionSource): Promise<OpenedSession> {
+    assertSessionName(session);
+    let seen: SessionStore | undefined;
+    for (const store of this.stores(source)) {
+      const text = await store.manifestText(session);
+      if (text === undefined) {
+        if (!seen && (await store.hasSession(session))) seen = store;
+        continue;
+      }
+      const manifest = parseManifest(text, `${store.description}/${rel.manifest(session)}`);
+      if (manifest.session !== session) {
+        throw new ArtifactCorruptedError(`${store.description}/${rel.manifest(session)} describes session ${manifest.session}, not ${session}`);
+      }
+      return { session, store, manifest };
+    }
+    if (seen) {
+      throw new InvalidInputError(`session ${session} has no manifest in ${seen.description}: it is still in progress, or it crashed`);
+    }
+    throw new InvalidInputError(`session ${session} does not exist in ${this.where(source)}`);
+  }
+
+  /** Validation and drill results of the session from every store that has them, newest first. */
+  async results(session: string): Promise<SessionResult[]> {
+    const byName = new Map<string, SessionResult>();
+    for (const store of this.stores('auto')) {
+      let paths: string[];
+      try {
+        paths = await store.listDocuments(session, 'results');
+      } catch {
+        continue; // an unreachable bucket must not hide the local results
+      }
+      for (const p of paths) {
+        const name = p.slice(p.lastIndexOf('/') + 1);
+        if (byName.has(name)) continue;
+        const doc = (await store.getDocument(p).catch(() => undefined)) as SessionResult | undefined;
+        if (doc && (doc.status === 'pass' || doc.status === 'fail') && (doc.kind === 'validation' || doc.kind === 'drill')) byName.set(name, doc);
+      }
+    }
+    return [...byName.values()].sort((a, b) => (a.finishedAt < b.finishedAt ? 1 : a.finishedAt > b.finishedAt ? -1 : 0));
+  }
+
+  async validationOf(session: string): Promise<ValidationState> {
+    const newest = (await this.results(session)).find((r) => r.kind === 'validation');
+    return newest ? newest.status : 'never';
+  }
+
+  /** Keeps a result with the session, in every store that holds the session. Returns where it went. */
+  async saveResult(result: SessionResult): Promise<string[]> {
+    const stamp = result.finishedAt.replace(/[-:.]/g, '');
+    const relPath = `${rel.session(result.session)}/results/${result.kind}-${stamp}-${randomBytes(3).toString('hex')}.json`;
+    const written: string[] = [];
+    for (const store of this.stores('auto')) {
+      if (!(await store.hasSession(result.session))) continue;
+      await store.putDocument(relPath, result);
+      written.push(`${store.description}/${relPath}`);
+    }
+    return written;
+  }
+
+  /**
+   * `latest` (or nothing): the newest complete session whose newest validation did not fail. A
+   * named session is opened; one that failed validation is refused unless `force`.
+   */
+  async resolve(wanted: string | undefined, source: SessionSource, opts: { force?: boolean } = {}): Promise<ResolvedSession> {
+    const warnings: string[] = [];
+    if (wanted && wanted !== 'latest') {
+      const opened = await this.open(wanted, source);
+      const validation = await this.validationOf(wanted);
+      if (validation === 'fail') {
+        if (!opts.force) throw new InvalidInputError(`session ${wanted} failed validation: refused (use --force to use it anyway)`);
+        warnings.push(`session ${wanted} FAILED validation; used anyway because --force was given`);
+      }
+      if (opened.manifest.status !== 'complete') warnings.push(`session ${wanted} is ${opened.manifest.status}: only its complete tenants can be used`);
+      return { ...opened, validation, warnings };
+    }
+    const names = new Set<string>();
+    for (const store of this.stores(source)) for (const n of await store.sessionNames()) names.add(n);
+    for (const name of [...names].sort().reverse()) {
+      let opened: OpenedSession;
+      try {
+        opened = await this.open(name, source);
+      } catch {
+        continue; // in progress, crashed or corrupt: not a candidate
+      }
+      if (opened.manifest.status !== 'complete') continue;
+      const validation = await this.validationOf(name);
+      if (validation === 'fail') {
+        warnings.push(`skipped ${name}: it failed validation`);
+        continue;
+      }
+      if (validation === 'never') warnings.push(`session ${name} was never validated (run odoo-dr validate ${name} --restore-test)`);
+      return { ...opened, validation, warnings };
+    }
+    throw new InvalidInputError(`no complete, non-failed backup session in ${this.where(source)}`);
+  }
+
+  /** Sessions of one place, newest first, each with its verified status and validation. */
+  async list(store: SessionStore): Promise<SessionSummary[]> {
+    const out: SessionSummary[] = [];
+    for (const session of await store.sessionNames()) {
+      const base = { session, startedAt: sessionTime(session).toISOString(), location: store.location, tenants: {} };
+      try {
+        const text = await store.manifestText(session);
+        if (text === undefined) {
+          out.push({ ...base, status: 'incomplete', validation: 'never' });
+          continue;
+        }
+        const m = parseManifest(text, `${store.description}/${rel.manifest(session)}`);
+        out.push({
+          ...base,
+          status: m.status,
+          tenants: Object.fromEntries(Object.entries(m.tenants).map(([k, v]) => [k, v.status])),
+          validation: await this.validationOf(session),
+        });
+      } catch (err) {
+        out.push({ ...base, status: 'corrupt', validation: 'never', problem: (err as Error).message });
+      }
+    }
+    return out;
+  }
+
+  /** The newest verified restore rate (seconds per GiB) from the session's results, if any. */
+  async restoreRate(session: string): Promise<number | undefined> {
+    return (await this.results(session)).map((r) => r.secondsPerGiB).find((x): x is number => typeof x === 'number' && x > 0);
+  }
+}

@@ -1,0 +1,190 @@
+/**
+ * The session store conformance suite: the same tests for every place a session can live (a local
+ * folder, the S3 bucket on versitygw), so that every reader behaves the same from either.
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { rel } from '../../src/backup/layout';
+import { sealManifest, MANIFEST_FORMAT, MANIFEST_VERSION } from '../../src/backup/manifest';
+import { SessionCatalog, type SessionResult } from '../../src/sessions/catalog';
+import { LocalSessionStore } from '../../src/sessions/local-store';
+import { S3SessionStore } from '../../src/sessions/s3-store';
+import type { SessionStore } from '../../src/sessions/store';
+import { rejection } from '../helpers/assert';
+import { stackConfig, uniqueSuffix } from '../helpers/config';
+
+const OLD = 'backup_20260101_010101_aaaaaa';
+const NEW = 'backup_20261126_020000_bbbbbb';
+
+function manifestText(session: string, status: 'complete' | 'partial' = 'complete'): string {
+  const m = sealManifest({
+    format: MANIFEST_FORMAT,
+    version: MANIFEST_VERSION,
+    session,
+    status,
+    startedAt: '2026-01-01T00:00:00.000Z',
+    finishedAt: '2026-01-01T00:01:00.000Z',
+    startedBy: 'test',
+    workflowId: `backup/${session}`,
+    host: 'test',
+    postgres: { server: '15.0', pgDump: '15.0' },
+    encryption: { format: 'age', recipients: [] },
+    compression: { format: 'zstd', level: 1 },
+    cloud: null,
+    tenants: { acme: { status: 'complete', durationMs: 1 } },
+    warnings: [],
+  });
+  return `${JSON.stringify(m, null, 2)}\n`;
+}
+
+const backends: Array<{ name: string; make: () => { store: SessionStore; catalog: (s: SessionStore) => SessionCatalog; cleanup: () => Promise<void> } }> = [
+  {
+    name: 'local folder',
+    make: () => {
+      const dir = mkdtempSync(path.join(tmpdir(), 'odoo-dr-store-'));
+      const store = new LocalSessionStore(dir);
+      return { store, catalog: (s) => new SessionCatalog(s, undefined), cleanup: () => Promise.resolve(rmSync(dir, { recursive: true, force: true })) };
+    },
+  },
+  {
+    name: 'S3 bucket',
+    make: () => {
+      const cloud = { ...stackConfig().cloud!, prefix: `conformance-${uniqueSuffix()}` };
+      const store = new S3SessionStore(cloud);
+      const empty = new LocalSessionStore(mkdtempSync(path.join(tmpdir(), 'odoo-dr-empty-')));
+      return {
+        store,
+        // The bucket as the only holder of sessions: an empty local folder beside it.
+        catalog: (s) => new SessionCatalog(empty, s),
+        cleanup: async () => {
+          for (const s of await store.sessionNames()) await store.deleteSession(s);
+        },
+      };
+    },
+  },
+];
+
+for (const backend of backends) {
+  describe(`session store conformance: ${backend.name}`, function () {
+    this.timeout(60_000);
+    let store: SessionStore;
+    let catalog: SessionCatalog;
+    let cleanup: () => Promise<void>;
+    let work: string;
+    const artifactBody = Buffer.from('encrypted bytes of a dump '.repeat(1000));
+    const artifact = {
+      path: rel.database(NEW, 'acme'),
+      bytes: artifactBody.length,
+      sha256: createHash('sha256').update(artifactBody).digest('hex'),
+    };
+
+    before(() => {
+      const made = backend.make();
+      store = made.store;
+      catalog = made.catalog(store);
+      cleanup = made.cleanup;
+      work = mkdtempSync(path.join(tmpdir(), 'odoo-dr-conf-'));
+    });
+    after(async () => {
+      await cleanup();
+      rmSync(work, { recursive: true, force: true });
+    });
+
+    it('an empty store has no sessions, and says so by name', async () => {
+      assert.deepEqual(await store.sessionNames(), []);
+      assert.equal(await store.hasSession(NEW), false);
+      assert.equal(await store.manifestText(NEW), undefined);
+      const err = await rejection(catalog.resolve('latest', 'auto'));
+      assert.match(err.message, /no complete, non-failed backup session in/);
+      const named = await rejection(catalog.open(NEW, 'auto'));
+      assert.match(named.message, new RegExp(`session ${NEW} does not exist in`));
+    });
+
+    it('stores an artifact and gives back exactly its bytes; a wrong expectation fails the check', async () => {
+      const src = path.join(work, 'dump.age');
+      writeFileSync(src, artifactBody);
+      await store.putArtifact(src, artifact);
+      assert.equal(await store.hasSession(NEW), true);
+      const check = await store.checkArtifact(artifact);
+      assert.equal(check.ok, true, check.message);
+      const bad = await store.checkArtifact({ ...artifact, sha256: '0'.repeat(64) });
+      assert.equal(bad.ok, false);
+      const fetched = await store.fetchArtifact(artifact, path.join(work, 'scratch'));
+      assert.deepEqual(readFileSync(fetched), artifactBody);
+      const wrong = await rejection(store.fetchArtifact({ ...artifact, bytes: artifact.bytes + 1 }, path.join(work, 'scratch2')));
+      assert.equal(wrong.name, 'ArtifactCorruptedError');
+    });
+
+    it('a session without a manifest is in progress or crashed, never a candidate for latest', async () => {
+      const err = await rejection(catalog.open(NEW, 'auto'));
+      assert.match(err.message, /has no manifest in .*still in progress, or it crashed/);
+      await rejection(catalog.resolve('latest', 'auto'));
+    });
+
+    it('manifests round-trip; latest is the newest complete one; a corrupt manifest is refused by name', async () => {
+      await store.putManifest(OLD, manifestText(OLD));
+      await store.putManifest(NEW, manifestText(NEW, 'partial'));
+      assert.deepEqual(await store.sessionNames(), [NEW, OLD]);
+      assert.equal(await store.manifestText(OLD), manifestText(OLD));
+      const latest = await catalog.resolve('latest', 'auto');
+      assert.equal(latest.session, OLD, 'a partial session is not "latest"');
+      assert.equal(latest.store.location, store.location);
+      await store.putManifest(NEW, manifestText(NEW).replace('"acme"', '"evil"'));
+      const err = await rejection(catalog.open(NEW, 'auto'));
+      assert.equal(err.name, 'ArtifactCorruptedError');
+      assert.match(err.message, /modified after it was written/);
+      const listed = await catalog.list(store);
+      assert.deepEqual(listed.map((s) => [s.session, s.status]), [[NEW, 'corrupt'], [OLD, 'complete']]);
+    });
+
+    it('validation results are kept with the session and decide what latest means', async () => {
+      await store.putManifest(NEW, manifestText(NEW));
+      assert.equal((await catalog.resolve('latest', 'auto')).session, NEW);
+      const failed: SessionResult = { kind: 'validation', session: NEW, status: 'fail', finishedAt: new Date().toISOString(), workflowId: 'w', restoreTest: true, failures: ['x'] };
+      const written = await catalog.saveResult(failed);
+      assert.equal(written.length, 1);
+      assert.equal(await catalog.validationOf(NEW), 'fail');
+      const latest = await catalog.resolve('latest', 'auto');
+      assert.equal(latest.session, OLD, 'a session whose newest validation failed is skipped');
+      assert.match(latest.warnings.join(' '), new RegExp(`skipped ${NEW}: it failed validation`));
+      await rejection(catalog.resolve(NEW, 'auto'));
+      assert.equal((await catalog.resolve(NEW, 'auto', { force: true })).session, NEW);
+      await catalog.saveResult({ ...failed, status: 'pass', secondsPerGiB: 42, finishedAt: new Date(Date.now() + 1000).toISOString() });
+      assert.equal(await catalog.validationOf(NEW), 'pass');
+      assert.equal(await catalog.restoreRate(NEW), 42);
+      assert.equal((await catalog.resolve('latest', 'auto')).session, NEW);
+    });
+
+    it('documents and blobs', async () => {
+      await store.putDocument(`${rel.tenantDir(NEW, 'acme')}/entry.json`, { a: 1 });
+      assert.deepEqual(await store.getDocument(`${rel.tenantDir(NEW, 'acme')}/entry.json`), { a: 1 });
+      assert.equal(await store.getDocument(`${rel.tenantDir(NEW, 'other')}/entry.json`), undefined);
+      const sha1 = 'ab'.padEnd(40, '0');
+      assert.equal(await store.hasBlob(sha1), false);
+      const blob = path.join(work, 'blob');
+      writeFileSync(blob, 'x');
+      await store.putArtifact(blob, { path: rel.blob(sha1), bytes: 1, sha256: createHash('sha256').update('x').digest('hex') });
+      assert.equal(await store.hasBlob(sha1), true);
+    });
+
+    it('paths outside the layout are refused before anything is read or written', async () => {
+      for (const bad of ['sessions/../../etc/passwd', `sessions/${NEW}/../../x`, '/etc/passwd', 'blobs/ab/../../x', `sessions/${NEW}/a//b`, 'other/file']) {
+        const err = await rejection(store.getDocument(bad));
+        assert.equal(err.name, 'InvalidInputError', bad);
+      }
+      const err = await rejection(store.fetchArtifact({ path: '../outside', bytes: 1, sha256: '0'.repeat(64) }, work));
+      assert.equal(err.name, 'InvalidInputError');
+      await rejection(catalog.open('../evil', 'auto'));
+    });
+
+    it('deleting a session removes all of it, and only it', async () => {
+      await store.deleteSession(NEW);
+      assert.equal(await store.hasSession(NEW), false);
+      assert.equal(await store.manifestText(NEW), undefined);
+      assert.deepEqual(await store.sessionNames(), [OLD]);
+    });
+  });
+}
