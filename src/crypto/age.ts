@@ -157,6 +157,12 @@ export async function readIdentity(file: string): Promise<string> {
   }
 }
 
+/** The public recipients of identities read by readIdentity (one per line). */
+export async function identityRecipients(identity: string): Promise<string[]> {
+  const lib = await ageLib();
+  return Promise.all(identity.split('\n').filter(Boolean).map((key) => lib.identityToRecipient(key)));
+}
+
 /** Writes a new X25519 identity to `file` (mode 0600, like age-keygen's output); never overwrites. */
 export async function generateIdentity(file: string): Promise<{ recipient: string }> {
   const lib = await ageLib();

@@ -8,7 +8,8 @@ import { statfs } from 'node:fs/promises';
 import path from 'node:path';
 import type { DrConfig } from '../config';
 import { sessionTime } from '../backup/layout';
-import { InvalidInputError } from '../errors';
+import { EncryptionKeyError, InvalidInputError } from '../errors';
+import { identityRecipients, readIdentity } from '../crypto/age';
 import { withClient } from '../postgres';
 import { SessionCatalog } from '../sessions/catalog';
 import { discoverTenants } from '../tenants';
@@ -83,6 +84,18 @@ export interface PlanRequest {
   resumeOf?: string[];
 }
 
+/** The private identity must be one the session was encrypted to: found now, before anything changes. */
+async function assertCanDecrypt(config: DrConfig, session: string, recipients: string[]): Promise<void> {
+  if (!config.encryption.identityFile) throw new EncryptionKeyError('DR_ENCRYPTION_KEY_FILE is not set: the private identity is needed to restore');
+  const mine = await identityRecipients(await readIdentity(config.encryption.identityFile));
+  if (!mine.some((r) => recipients.includes(r))) {
+    throw new EncryptionKeyError(
+      `the age identity in ${config.encryption.identityFile} (recipient ${mine.join(', ')}) cannot decrypt session ${session}, ` +
+        `which was encrypted to ${recipients.join(', ')}: point DR_ENCRYPTION_KEY_FILE at that identity. Nothing was changed.`,
+    );
+  }
+}
+
 export async function planRecovery(config: DrConfig, input: PlanRequest): Promise<RecoveryPlan> {
   if (!RECOVERY_MODES.includes(input.mode)) throw new InvalidInputError(`mode must be one of ${RECOVERY_MODES.join(', ')}, got "${input.mode}"`);
   if (input.site && input.tenants?.length) throw new InvalidInputError('--all recovers every tenant of the session: do not name tenants with it');
@@ -92,6 +105,7 @@ export async function planRecovery(config: DrConfig, input: PlanRequest): Promis
   const { manifest } = chosen;
   const warnings = [...chosen.warnings];
   if (chosen.store.location === 'cloud' && !input.fromCloud) warnings.push(`session ${chosen.session} is not on this host's disk: it is read from the bucket`);
+  await assertCanDecrypt(config, chosen.session, manifest.encryption.recipients);
   const inSession: string[] = Object.entries(manifest.tenants).filter(([, e]) => e.status === 'complete').map(([t]) => t);
   let tenants: string[] = [];
   if (input.mode !== 'config-only') {

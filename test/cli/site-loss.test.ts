@@ -8,10 +8,12 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import type { DrConfig } from '../../src/config';
 import { withClient } from '../../src/postgres';
+import { S3SessionStore } from '../../src/sessions/s3-store';
 import type { BackupResult } from '../../workflows/backup';
 import type { DrillReport } from '../../workflows/drill';
 import type { RecoveryResult, RecoveryStatus } from '../../workflows/recovery';
@@ -137,15 +139,39 @@ describe('site loss: the bucket alone brings the platform back on a fresh host (
   });
 
   it('bad input fails with a clear error before anything changes', async () => {
+    // The worker's configuration is what counts (the bucket, the key): one worker per case.
+    const withWorker = async (extra: Record<string, string>, args: string[]) => {
+      const e = { ...env, ...extra, DR_TASK_QUEUE: `site-bad-${s}-${uniqueSuffix()}` };
+      const w = await startCliWorker(e);
+      try {
+        return await runCli(['--json', ...args], e).result;
+      } finally {
+        await stopWorker(w);
+      }
+    };
     const unknown = await runCli(['--json', 'recover', '-m', 'full', '-c', '--all', '-s', 'backup_20200101_000000_zzzzzz', '-t'], env).result;
-    assert.notEqual(unknown.code, 0);
+    assert.equal(unknown.code, 1);
     assert.match(unknown.out, /session backup_20200101_000000_zzzzzz does not exist in s3:\/\/odoo-dr-local\/site-/);
-    const empty = await runCli(['--json', 'recover', '-m', 'full', '-c', '--all', '-t'], { ...env, DR_CLOUD_BUCKET: `s3://odoo-dr-local/empty-${s}` }).result;
-    assert.notEqual(empty.code, 0);
+    const empty = await withWorker({ DR_CLOUD_BUCKET: `s3://odoo-dr-local/empty-${s}` }, ['recover', '-m', 'full', '-c', '--all', '-t']);
+    assert.equal(empty.code, 1);
     assert.match(empty.out, /no complete, non-failed backup session in s3:\/\/odoo-dr-local\/empty-/);
     const bad = await runCli(['recover', '-m', 'full', '--all', '--tenant', tenants[0]!, '-t'], env).result;
     assert.equal(bad.code, 2);
     assert.match(bad.out, /--all recovers every tenant/);
+    // A session whose manifest cannot be read (here: not JSON at all).
+    const garbage = { ...stackConfig().cloud!, prefix: `garbage-${s}` };
+    const broken = 'backup_20200202_000000_garbage';
+    await new S3SessionStore(garbage).putManifest(broken, 'this is not a manifest');
+    const unreadable = await withWorker({ DR_CLOUD_BUCKET: `s3://odoo-dr-local/garbage-${s}` }, ['recover', '-m', 'full', '-c', '--all', '-s', broken, '-t']);
+    await new S3SessionStore(garbage).deleteSession(broken);
+    assert.equal(unreadable.code, 1);
+    assert.match(unreadable.out, new RegExp(`${broken}/manifest.json is not valid JSON`));
+    // An identity the session was not encrypted to: refused at planning, before anything changes.
+    const otherKey = path.join(root, 'other.key');
+    execFileSync('age-keygen', ['-o', otherKey], { stdio: 'ignore' });
+    const wrongKey = await withWorker({ DR_ENCRYPTION_KEY_FILE: otherKey }, ['recover', '-m', 'full', '-c', '--all', '--yes', '--wait']);
+    assert.equal(wrongKey.code, 1);
+    assert.match(wrongKey.out, new RegExp(`EncryptionKeyError: the age identity in ${otherKey} .* cannot decrypt session ${session}.*Nothing was changed`));
   });
 
   describe('on a fresh host', function () {
