@@ -71,6 +71,10 @@ describe('odoo-dr backup (CLI and worker processes)', function () {
       assert.equal(result.tenants[0]!.tenant, tenant);
       assert.ok(result.tenants[0]!.databaseBytes > 1_000_000);
       assert.match(out, /started backup session backup_\d{8}_\d{6}_[a-z0-9]+ \(workflow backup\/backup_.*local only\)/);
+      // Without a cloud copy the session lives on one disk: its steps ran on the worker's own queue.
+      const history = await (await devServer()).client.workflow.getHandle(`backup/${result.session}/${tenant}`).fetchHistory();
+      const scheduled = (history.events ?? []).find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'backupTenant');
+      assert.match(scheduled?.activityTaskScheduledEventAttributes?.taskQueue?.name ?? '', new RegExp(`^${taskQueue}/worker/`));
       const audit = readFileSync(path.join(backupDir, 'logs/audit.jsonl'), 'utf8')
         .trim()
         .split('\n')

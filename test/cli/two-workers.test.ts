@@ -53,7 +53,7 @@ describe('two workers on two hosts (different DR_BACKUP_DIRs, one task queue)', 
     for (const d of [data, hostA, hostB]) rmSync(d, { recursive: true, force: true });
   });
 
-  it('a fleet backup completes and verifies, its tenants spread over both hosts', async () => {
+  it('a fleet backup served by both workers completes, and validates from the bucket', async () => {
     a = await startCliWorker(envA);
     b = await startCliWorker(envB);
     const run = await runCli(['--json', 'backup', '--wait', '--tenant', ...tenants], envA).result;
