@@ -2,7 +2,7 @@
  * Activities: thin adapters over src/. Created from a factory so tests and the worker inject the
  * configuration (which holds the secrets: they stay in the worker process, never in histories).
  */
-import type { DrConfig } from '../src/config';
+import { configSecrets, type DrConfig } from '../src/config';
 import { discoverTenants as discover, type DiscoveryRequest, type DiscoveryResult } from '../src/tenants';
 import { createBackupActivities, type BackupTestHooks } from './backup';
 import { createRecoveryActivities } from './recovery';
@@ -25,7 +25,7 @@ export type DiscoverTenantsInput = DiscoveryRequest;
 export type DiscoverTenantsResult = DiscoveryResult;
 
 export function createActivities({ config, backupHooks, workerQueue }: ActivityDeps) {
-  const secrets = [config.postgres.password, config.cloud?.secretAccessKey, config.alerts.smtp?.password, config.alerts.webhookUrl];
+  const secrets = configSecrets(config);
   return {
     /** Lists the tenants to work on, by Odoo's own rule plus the configured filters. */
     discoverTenants: mapped(secrets, async (input: DiscoverTenantsInput): Promise<DiscoverTenantsResult> => {

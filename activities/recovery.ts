@@ -2,7 +2,7 @@
  * Recovery activities: thin adapters over src/recovery. Each is idempotent: a retried or resumed
  * step checks the current state first (a half-done shadow is redone, a half-done swap continues).
  */
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { localPath } from '../src/backup/layout';
@@ -11,7 +11,8 @@ import { readIdentity } from '../src/crypto/age';
 import { ArtifactCorruptedError, InvalidInputError } from '../src/errors';
 import { parseToolVersion } from '../src/pgtools';
 import { restoreConfigArchive } from '../src/recovery/config-files';
-import { filestorePreRecoveryDir, filestoreShadowDir, preRecoveryName, shadowName } from '../src/recovery/names';
+import { filestoreDir, filestorePreRecoveryDir, filestoreShadowDir, preRecoveryName, shadowName } from '../src/recovery/names';
+import { applyOwnership, ownershipOf } from '../src/restore/ownership';
 import { checkHealth, runServiceCommand, type HealthCheck } from '../src/recovery/odoo-service';
 import { swapFilestoreBack, swapFilestoreIn } from '../src/recovery/files-swap';
 import { decryptGlobals, restoreGlobals, type GlobalsRestoreResult } from '../src/recovery/globals';
@@ -19,6 +20,7 @@ import { planRecovery, type PlanRequest, type RecoveryPlan } from '../src/recove
 import { markRecovered } from '../src/recovery/recovered';
 import { SessionCatalog } from '../src/sessions/catalog';
 import { removeScratch, scratchFolderName } from '../src/sessions/s3-store';
+import { ensureScratchRoot } from '../src/restore/scratch';
 import { dropShadow, restoreShadow, verifyShadow } from '../src/recovery/shadow';
 import { swapBack, swapIn, type SwapPlan } from '../src/recovery/swap';
 import { restoreFilestore } from '../src/restore/filestore';
@@ -30,6 +32,7 @@ export type RecoveryScope = 'both' | 'database' | 'files';
 export type PlanRecoveryInput = PlanRequest;
 
 export interface ShadowInput {
+  allowUnsigned?: boolean;
   session: string;
   tenant: string;
   id: string;
@@ -53,8 +56,9 @@ export function createRecoveryActivities(config: DrConfig, secrets: Array<string
     return readIdentity(config.encryption.identityFile);
   };
   const catalog = SessionCatalog.fromConfig(config);
-  const open = (session: string, fromCloud: boolean) => catalog.open(session, fromCloud ? 'cloud' : 'auto');
-  const scratchDir = (purpose: string) => path.join(config.backupDir, 'scratch', scratchFolderName(purpose));
+  const permissive = SessionCatalog.fromConfig(config, { allowUnsigned: true });
+  const open = (session: string, fromCloud: boolean, allowUnsigned?: boolean) => (allowUnsigned ? permissive : catalog).open(session, fromCloud ? 'cloud' : 'auto');
+  const scratchDir = async (purpose: string) => path.join(await ensureScratchRoot(config), scratchFolderName(purpose));
   const swapPlan = (input: SwapInput): SwapPlan => ({
     tenant: input.tenant,
     shadowDb: shadowName(input.tenant, input.id),
@@ -78,15 +82,20 @@ export function createRecoveryActivities(config: DrConfig, secrets: Array<string
       const signal = Context.current().cancellationSignal;
       const beat = (phase: string, amount?: number) => Context.current().heartbeat({ phase, ...(amount !== undefined ? { amount } : {}) });
       // A folder of this attempt alone: a retry never collides with a timed-out attempt still running.
-      const mirror = scratchDir(`recovery-${input.id}-${input.tenant}`);
+      const mirror = await scratchDir(`recovery-${input.id}-${input.tenant}`);
       try {
-        const { manifest, store } = await open(input.session, input.fromCloud);
+        const { manifest, store } = await open(input.session, input.fromCloud, input.allowUnsigned);
         const entry = manifest.tenants[input.tenant];
         if (!entry?.database || !entry.filestore || !entry.odoo) throw new InvalidInputError(`session ${input.session} has no complete backup of ${input.tenant}`);
         beat('download');
         const { root } = await fetchTenantFiles({ store, manifest, tenant: input.tenant, mirror, signal, onProgress: (n) => beat('download', n) });
         const bytes = entry.database.bytes + entry.filestore.bytes;
-        await mkdir(config.odoo.filestoreRoot, { recursive: true });
+        if (!(await stat(config.odoo.filestoreRoot).catch(() => undefined))) {
+          // A fresh host: the filestore root Odoo will write into belongs to ODOO_DATA_DIR's owner.
+          await mkdir(config.odoo.filestoreRoot, { recursive: true });
+          const owner = await ownershipOf([config.odoo.dataDir]);
+          if (owner) await applyOwnership(config.odoo.filestoreRoot, owner);
+        }
         if (input.scope === 'files') {
           // files-only: the folder alone, every file verified against its SHA-1 and size.
           const dir = filestoreShadowDir(config, input.tenant, input.id);
@@ -97,6 +106,8 @@ export function createRecoveryActivities(config: DrConfig, secrets: Array<string
             await rm(`${dir}.partial`, { recursive: true, force: true });
             throw new ArtifactCorruptedError(`the shadow filestore of ${input.tenant} does not verify: ${files.problems.slice(0, 5).join('; ')}`);
           }
+          const owner = await ownershipOf([filestoreDir(config, input.tenant), config.odoo.filestoreRoot, config.odoo.dataDir]);
+          if (owner) await applyOwnership(`${dir}.partial`, owner);
           await rename(`${dir}.partial`, dir);
           return { checks: [{ name: 'restore-filestore', status: 'pass', message: `${files.files} files restored and verified` }], bytes };
         }
@@ -128,10 +139,10 @@ export function createRecoveryActivities(config: DrConfig, secrets: Array<string
     }),
 
     /** Site recovery and full mode: the cluster's roles from the session (missing ones created, existing ones kept and reported). */
-    restoreClusterGlobals: mapped(secrets, async (input: { session: string; fromCloud: boolean }): Promise<GlobalsRestoreResult> => {
-      const { manifest, store } = await open(input.session, input.fromCloud);
+    restoreClusterGlobals: mapped(secrets, async (input: { session: string; fromCloud: boolean; allowUnsigned?: boolean }): Promise<GlobalsRestoreResult> => {
+      const { manifest, store } = await open(input.session, input.fromCloud, input.allowUnsigned);
       if (!manifest.globals) throw new InvalidInputError(`session ${input.session} has no cluster globals`);
-      const scratch = scratchDir('globals');
+      const scratch = await scratchDir('globals');
       try {
         const file = await store.fetchArtifact(manifest.globals, scratch, Context.current().cancellationSignal);
         const sql = await decryptGlobals({ encryptedFile: file, identity: await identity(), signal: Context.current().cancellationSignal });
@@ -168,10 +179,10 @@ export function createRecoveryActivities(config: DrConfig, secrets: Array<string
     checkRecoveryHealth: mapped(secrets, async (input: { tenants: string[] }): Promise<HealthCheck[]> => checkHealth(config, input.tenants)),
 
     /** config-only: the configuration archive back to DR_CONFIG_PATHS, replaced files kept. */
-    restoreConfiguration: mapped(secrets, async (input: { session: string; stamp: string; fromCloud?: boolean; targetRoot?: string }) => {
-      const { manifest, store } = await open(input.session, input.fromCloud ?? false);
+    restoreConfiguration: mapped(secrets, async (input: { session: string; stamp: string; fromCloud?: boolean; targetRoot?: string; allowUnsigned?: boolean }) => {
+      const { manifest, store } = await open(input.session, input.fromCloud ?? false, input.allowUnsigned);
       if (!manifest.config) throw new InvalidInputError(`session ${input.session} has no configuration archive`);
-      const scratch = scratchDir('config');
+      const scratch = await scratchDir('config');
       try {
         const file = await store.fetchArtifact(manifest.config, scratch, Context.current().cancellationSignal);
         const r = await restoreConfigArchive({ config, encryptedArchive: file, identity: await identity(), stamp: input.stamp, ...(input.targetRoot ? { targetRoot: input.targetRoot } : {}) });

@@ -14,6 +14,7 @@ import { serverVersion } from '../src/postgres';
 import { sweepScratch } from '../src/restore/scratch';
 import { SessionCatalog, type SessionResult, type SessionSource } from '../src/sessions/catalog';
 import { removeScratch, scratchFolderName } from '../src/sessions/s3-store';
+import { ensureScratchRoot } from '../src/restore/scratch';
 import { restoreTestTenant, type RestoreTestResult } from '../src/validate/restore-test';
 import { ageCheck, artifactCheck, artifactsOf, dumpIntegrityCheck, filestoreBlobsCheck, type CheckResult } from '../src/validate/session';
 import { discoverTenants } from '../src/tenants';
@@ -25,6 +26,8 @@ export interface SessionChecksInput {
   tenant?: string;
   /** Where to read the session: `auto` (default) the local copy when this host has it, else the bucket. */
   source?: SessionSource;
+  /** Accept an unsigned session (made before signing was set up); reported loudly. */
+  allowUnsigned?: boolean;
   /** Also check the cloud copy of every artifact (default: when the session was copied and a bucket is configured). */
   cloud?: boolean;
 }
@@ -44,6 +47,7 @@ export interface TenantChecksInput {
   session: string;
   tenant: string;
   source?: SessionSource;
+  allowUnsigned?: boolean;
 }
 
 export interface RestoreTestInput {
@@ -54,6 +58,7 @@ export interface RestoreTestInput {
   /** Download the tenant's artifacts from the bucket and restore from those, not from local disk. */
   fromCloud?: boolean;
   source?: SessionSource;
+  allowUnsigned?: boolean;
 }
 
 export interface SaveReportInput {
@@ -72,26 +77,29 @@ export function createValidationActivities(config: DrConfig, secrets: Array<stri
     return readIdentity(config.encryption.identityFile);
   };
   const catalog = SessionCatalog.fromConfig(config);
-  const open = (session: string, source: SessionSource | undefined) => catalog.open(session, source ?? 'auto');
-  const scratchDir = (purpose: string) => path.join(config.backupDir, 'scratch', scratchFolderName(purpose));
+  const permissive = SessionCatalog.fromConfig(config, { allowUnsigned: true });
+  /** `--allow-unsigned` (sessions made before signing) is the caller's explicit, reported choice. */
+  const catalogFor = (input: { allowUnsigned?: boolean }) => (input.allowUnsigned ? permissive : catalog);
+  const open = (session: string, source: SessionSource | undefined, allowUnsigned?: boolean) => catalogFor({ allowUnsigned }).open(session, source ?? 'auto');
+  const scratchDir = async (purpose: string) => path.join(await ensureScratchRoot(config), scratchFolderName(purpose));
   const beat = (details: unknown) => Context.current().heartbeat(details);
 
   return {
     /** `latest` (or nothing) → the newest complete session that did not fail validation; a name is checked. */
-    resolveBackupSession: mapped(secrets, async (input: { session?: string; source?: SessionSource }): Promise<string> => {
+    resolveBackupSession: mapped(secrets, async (input: { session?: string; source?: SessionSource; allowUnsigned?: boolean }): Promise<string> => {
       // A named session is only checked for shape here: what is wrong with it is the checks' to report.
       if (input.session && input.session !== 'latest') {
         assertSessionName(input.session);
         return input.session;
       }
-      return (await catalog.resolve('latest', input.source ?? 'auto')).session;
+      return (await catalogFor(input).resolve('latest', input.source ?? 'auto')).session;
     }),
 
     /** Manifest, every artifact's size and SHA-256 where the session is read (and in the bucket), age against the RPO. */
     checkBackupSession: mapped(secrets, async (input: SessionChecksInput): Promise<SessionChecksResult> => {
       let opened;
       try {
-        opened = await open(input.session, input.source);
+        opened = await open(input.session, input.source, input.allowUnsigned);
       } catch (err) {
         const e = err as Error;
         return {
@@ -105,9 +113,11 @@ export function createValidationActivities(config: DrConfig, secrets: Array<stri
       const checks: CheckResult[] = [
         {
           name: 'manifest',
-          status: manifest.status === 'complete' ? 'pass' : 'warn',
+          status: manifest.status === 'complete' && opened.signedBy ? 'pass' : 'warn',
           artifact: `sessions/${input.session}/manifest.json`,
-          message: `manifest version ${manifest.version} read from ${store.description}, checksum verified, session ${manifest.status}`,
+          message:
+            `manifest version ${manifest.version} read from ${store.description}, ` +
+            `${opened.signedBy ? `signature by ${opened.signedBy} verified` : 'NOT SIGNED (accepted because of --allow-unsigned)'}, checksum verified, session ${manifest.status}`,
         },
       ];
       const base = { manifestOk: true, sessionCloud: manifest.cloud !== null, readFrom: store.location };
@@ -141,7 +151,7 @@ export function createValidationActivities(config: DrConfig, secrets: Array<stri
 
     /** Decryption and archive integrity of the dump; every filestore blob decrypted and verified. */
     checkTenantArchives: mapped(secrets, async (input: TenantChecksInput): Promise<CheckResult[]> => {
-      const { manifest, store } = await open(input.session, input.source);
+      const { manifest, store } = await open(input.session, input.source, input.allowUnsigned);
       const entry = manifest.tenants[input.tenant];
       if (!entry?.database || !entry.filestore) {
         return [{ name: 'tenant', status: 'fail', tenant: input.tenant, message: `tenant ${input.tenant} has no complete backup in ${input.session}` }];
@@ -151,7 +161,7 @@ export function createValidationActivities(config: DrConfig, secrets: Array<stri
       const tools = await findClientTools(server.major, config.postgres.binDir ? { binDir: config.postgres.binDir } : {});
       const signal = Context.current().cancellationSignal;
       // Downloads from the bucket go to a scratch folder of this attempt alone, removed at the end.
-      const scratch = scratchDir(`check-${input.tenant}`);
+      const scratch = await scratchDir(`check-${input.tenant}`);
       try {
         const database = entry.database;
         const index = entry.filestore.index;
@@ -183,8 +193,8 @@ export function createValidationActivities(config: DrConfig, secrets: Array<stri
       const signal = Context.current().cancellationSignal;
       const onProgress = (phase: string) => beat({ phase });
       // fromCloud: a mirror of the session's layout, filled from the bucket only: proves the cloud copy alone restores.
-      const { manifest, store } = await open(input.session, input.fromCloud ? 'cloud' : input.source);
-      const mirror = scratchDir(`restore-test-${input.id}`);
+      const { manifest, store } = await open(input.session, input.fromCloud ? 'cloud' : input.source, input.allowUnsigned);
+      const mirror = await scratchDir(`restore-test-${input.id}`);
       try {
         onProgress('download');
         const files = await fetchTenantFiles({ store, manifest, tenant: input.tenant, mirror, signal, onProgress: (n) => beat({ phase: 'download', blobs: n }) });
@@ -204,8 +214,8 @@ export function createValidationActivities(config: DrConfig, secrets: Array<stri
     ),
 
     /** Current size of the fleet to recover: database sizes now, filestore sizes of the session. */
-    fleetSize: mapped(secrets, async (input: { session: string; source?: SessionSource }): Promise<{ tenants: number; bytes: number }> => {
-      const { manifest } = await open(input.session, input.source);
+    fleetSize: mapped(secrets, async (input: { session: string; source?: SessionSource; allowUnsigned?: boolean }): Promise<{ tenants: number; bytes: number }> => {
+      const { manifest } = await open(input.session, input.source, input.allowUnsigned);
       const discovered = await discoverTenants(config);
       let bytes = 0;
       const names = new Set([...discovered.tenants.map((t) => t.name), ...Object.keys(manifest.tenants)]);

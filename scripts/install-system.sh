@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Debian packages the stack needs: PostgreSQL 15 (server and clients), age, zstd.
+# Debian packages the stack needs: PostgreSQL 15 (server and clients), age, zstd, ssh-keygen.
 # Idempotent: apt is only called when something is missing.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -8,6 +8,8 @@ need=()
 [[ -x "$PG_BIN/postgres" && -x "$PG_BIN/pg_dump" ]] || need+=("postgresql-$PG_MAJOR" "postgresql-client-$PG_MAJOR")
 command -v age >/dev/null && command -v age-keygen >/dev/null || need+=(age)
 command -v zstd >/dev/null || need+=(zstd)
+# ssh-keygen verifies session signatures without odoo-dr (break-glass, tests).
+command -v ssh-keygen >/dev/null || need+=(openssh-client)
 for tool in go java mvn node npm; do
   command -v "$tool" >/dev/null || { log "missing $tool: this machine image is expected to provide it"; exit 1; }
 done

@@ -48,6 +48,26 @@ ensure_secrets() {
     mv "$SECRETS/encryption.key.tmp" "$SECRETS/encryption.key"
   fi
   chmod 600 "$SECRETS/encryption.key"
+  # The backup host signs session manifests (Ed25519, PKCS#8 PEM); readers trust its public key.
+  if [[ ! -s "$SECRETS/signing.key" ]]; then
+    node -e '
+      const c = require("node:crypto"), fs = require("node:fs");
+      const { privateKey } = c.generateKeyPairSync("ed25519");
+      fs.writeFileSync(process.argv[1], privateKey.export({ type: "pkcs8", format: "pem" }), { mode: 0o600, flag: "wx" });
+    ' "$SECRETS/signing.key.tmp"
+    mv "$SECRETS/signing.key.tmp" "$SECRETS/signing.key"
+  fi
+  chmod 600 "$SECRETS/signing.key"
+}
+
+# `ssh-ed25519 AAAA… comment` of the signing key (what DR_TRUSTED_SIGNERS lists).
+signing_public_key() {
+  node -e '
+    const c = require("node:crypto"), fs = require("node:fs");
+    const x = Buffer.from(c.createPrivateKey(fs.readFileSync(process.argv[1])).export({ format: "jwk" }).x, "base64url");
+    const str = (b) => { const l = Buffer.alloc(4); l.writeUInt32BE(b.length); return Buffer.concat([l, b]); };
+    process.stdout.write("ssh-ed25519 " + Buffer.concat([str(Buffer.from("ssh-ed25519")), str(x)]).toString("base64") + " odoo-dr-local-stack");
+  ' "$SECRETS/signing.key"
 }
 
 # --- PostgreSQL -------------------------------------------------------------------------------
@@ -199,6 +219,8 @@ AWS_SECRET_ACCESS_KEY="$S3_SECRET_KEY"
 
 DR_AGE_RECIPIENTS="$recipient"
 DR_ENCRYPTION_KEY_FILE="$SECRETS/encryption.key"
+DR_SIGNING_KEY_FILE="$SECRETS/signing.key"
+DR_TRUSTED_SIGNERS="$(signing_public_key)"
 
 TEMPORAL_ADDRESS="127.0.0.1:$TEMPORAL_PORT"
 TEMPORAL_NAMESPACE="default"

@@ -4,14 +4,19 @@
  * Every problem is reported at once, each naming its variable. Secret values never appear in
  * errors, warnings or the printable form of the configuration.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseDotenv } from 'dotenv';
 import { expand as expandDotenv } from 'dotenv-expand';
 import { z } from 'zod';
-import { ConfigError } from './errors';
+import { ageRecipientProblem } from './crypto/age';
+import { ConfigError, hideUrlCredentials, looksLikePrivateKey, scrubSecrets } from './errors';
 
-/** Variables whose values are secrets: never printed, never put into workflow inputs. */
+/**
+ * Variables whose values are secrets: never printed, never put into workflow inputs. Beside these,
+ * isSecretVariable treats as secret every TEMPORAL_GRPC_META_* header and every name containing KEY,
+ * SECRET, TOKEN, PASSWORD or PASSWD, except NON_SECRET_VARIABLES and names of files (see there).
+ */
 export const SECRET_VARIABLES = new Set([
   'POSTGRES_PASSWORD',
   'AWS_SECRET_ACCESS_KEY',
@@ -19,7 +24,67 @@ export const SECRET_VARIABLES = new Set([
   'DR_SMTP_PASSWORD',
   'DR_WEBHOOK_URL', // Slack-style webhook URLs embed their token
   'TEMPORAL_API_KEY',
+  'TEMPORAL_TLS_CLIENT_KEY_DATA', // the TLS client's private key itself (PEM)
+  'TEMPORAL_CODEC_AUTH', // Authorization header sent to the remote codec server
 ]);
+
+/**
+ * Names that look secret but hold none, so they stay readable in errors and `config check`:
+ * - `AWS_ACCESS_KEY_ID`: the public half of an S3 key pair (AWS prints it in its own errors and
+ *   CloudTrail); operators need it to see which key is configured.
+ * - `DR_ENCRYPTION_KEY`: the seed's name of DR_ENCRYPTION_KEY_FILE, a file name. (A key pasted there
+ *   by mistake is still hidden: values shaped like private keys are hidden whatever their name.)
+ * - every name ending in `_FILE`, `_PATH` or `_DIR` (DR_ENCRYPTION_KEY_FILE, POSTGRES_PASSWORD_FILE,
+ *   DR_SIGNING_KEY_FILE, TEMPORAL_TLS_CLIENT_KEY_PATH, the seed's GDRIVE_TOKEN_FILE…): they name the file
+ *   holding the secret, which is what an operator must see to fix it. A value that is not an absolute
+ *   path (the secret itself, set in the wrong variable) is hidden all the same (printableValue).
+ */
+export const NON_SECRET_VARIABLES = new Set(['AWS_ACCESS_KEY_ID', 'DR_ENCRYPTION_KEY']);
+const FILE_NAME_VARIABLE = /_(FILE|PATH|DIR)$/i;
+const SECRET_NAME = /KEY|SECRET|TOKEN|PASSWORD|PASSWD/i;
+const TEMPORAL_GRPC_META = /^TEMPORAL_GRPC_META_/i;
+const HIDDEN = '(set, hidden)';
+
+/** The one rule deciding whether a variable's value is a secret (never printed, only its length). */
+export function isSecretVariable(name: string): boolean {
+  if (SECRET_VARIABLES.has(name) || TEMPORAL_GRPC_META.test(name)) return true;
+  if (NON_SECRET_VARIABLES.has(name) || FILE_NAME_VARIABLE.test(name)) return false;
+  return SECRET_NAME.test(name);
+}
+
+/** A value that must be hidden whatever the variable's name: a private key, or what should be a file name but is not. */
+function secretByValue(name: string, value: string): boolean {
+  if (looksLikePrivateKey(value)) return true;
+  // `POSTGRES_PASSWORD_FILE=hunter2`: the secret itself in a variable meant for its file name.
+  return FILE_NAME_VARIABLE.test(name) && SECRET_NAME.test(name.replace(FILE_NAME_VARIABLE, '')) && !path.isAbsolute(value.trim());
+}
+
+/** How a value appears in an error message: quoted, or only its length when it is secret. */
+export function printableValue(name: string, raw: string): string {
+  if (isSecretVariable(name) || secretByValue(name, raw)) return `a value of ${raw.length} characters (hidden)`;
+  const shown = hideUrlCredentials(raw);
+  // Userinfo a URL parser would not recognise (e.g. an unencoded "/" in the password): hide the whole value.
+  if (/:\/\/[^\s]*@/.test(shown.replace(/:\/\/\*\*\*@/g, ''))) return `a value of ${raw.length} characters (hidden: it looks like a URL with credentials)`;
+  return JSON.stringify(shown);
+}
+
+/** Scheme and host of a webhook URL, enough to recognise it; its path and query (the token) are hidden. */
+function webhookShown(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}/… ${HIDDEN}`;
+  } catch {
+    return HIDDEN;
+  }
+}
+
+/** How a value appears in `config check --json`: the same rule as printableValue. */
+export function redactValue(name: string, value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (name === 'DR_WEBHOOK_URL') return webhookShown(value);
+  if (isSecretVariable(name) || secretByValue(name, value)) return HIDDEN;
+  return hideUrlCredentials(value);
+}
 
 /**
  * Variables of the seed's `dr-config.env` that odoo-dr accepts and ignores (their job is done
@@ -39,8 +104,11 @@ const TEMPORAL_VARIABLE = /^TEMPORAL_/;
 
 type Check = z.ZodType<unknown, string>;
 
-function describeValue(name: string, raw: string): string {
-  return SECRET_VARIABLES.has(name) ? `a value of ${raw.length} characters (hidden)` : JSON.stringify(raw);
+const describeValue = printableValue;
+
+/** Returned by a parser to report specific problems (each naming the variable) instead of "must be …". */
+class Refused {
+  constructor(readonly problems: string[]) {}
 }
 
 /** A field: its zod schema over the raw string, a default, and whether it is optional. */
@@ -50,16 +118,30 @@ interface Field {
   doc: string;
 }
 
-function custom<T>(what: string, parse: (raw: string) => T | undefined): (name: string) => z.ZodType<T, string> {
+function custom<T>(
+  what: string,
+  parse: (raw: string, name: string) => T | Refused | undefined,
+): (name: string) => z.ZodType<T, string> {
   return (name) =>
     z.string().transform((raw, ctx) => {
-      const value = parse(raw.trim());
+      const value = parse(raw.trim(), name);
+      if (value instanceof Refused) {
+        for (const message of value.problems) ctx.addIssue({ code: 'custom', message });
+        return z.NEVER;
+      }
       if (value === undefined) {
         ctx.addIssue({ code: 'custom', message: `${name} must be ${what}, got ${describeValue(name, raw)}` });
         return z.NEVER;
       }
       return value;
     });
+}
+
+/** A NUL or a line break in a path: refused (the path would be cut short, or split in two by a shell or a log line). */
+function pathCharacterProblem(what: string, name: string, value: string): string | undefined {
+  if (value.includes('\0')) return `${what} must not contain a NUL character, got ${describeValue(name, value)}`;
+  if (/[\n\r]/.test(value)) return `${what} must not contain a line break, got ${describeValue(name, value)}`;
+  return undefined;
 }
 
 const wholeNumber = (min: number, max: number) =>
@@ -79,12 +161,18 @@ const boolean = custom('true or false', (raw) => {
 const text = custom('a non-empty text', (raw) => (raw === '' ? undefined : raw));
 const optionalText = custom('a text', (raw) => raw);
 
-const absolutePath = custom('an absolute path', (raw) => (path.isAbsolute(raw) ? path.normalize(raw) : undefined));
+const absolutePath = custom('an absolute path', (raw, name) => {
+  const bad = pathCharacterProblem(name, name, raw);
+  if (bad) return new Refused([bad]);
+  return path.isAbsolute(raw) ? path.normalize(raw) : undefined;
+});
 
 const list = custom('a comma- or space-separated list', (raw) => raw.split(/[\s,]+/).filter(Boolean));
 
-const pathList = custom('a comma-separated list of absolute paths', (raw) => {
+const pathList = custom('a comma-separated list of absolute paths', (raw, name) => {
   const items = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  const bad = items.flatMap((p, i) => pathCharacterProblem(`${name} entry #${i + 1}`, name, p) ?? []);
+  if (bad.length) return new Refused(bad);
   return items.every((p) => path.isAbsolute(p)) ? items.map((p) => path.normalize(p)) : undefined;
 });
 
@@ -103,12 +191,57 @@ const httpUrl = custom('an http(s) URL', (raw) => {
   }
 });
 
-/** `s3://bucket/optional/prefix` → bucket and prefix (no leading or trailing slash). */
-const s3Location = custom('empty or an S3 location like s3://bucket/prefix', (raw) => {
+const S3_BUCKET_RULES = 'S3 bucket names are 3 to 63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit';
+
+/** What is wrong with an S3 bucket name (AWS general-purpose bucket naming rules), or undefined. */
+function s3BucketProblem(bucket: string): string | undefined {
+  const problems: string[] = [];
+  if (bucket.length < 3 || bucket.length > 63) problems.push(`has ${bucket.length} characters`);
+  const bad = [...new Set(bucket.replace(/[a-z0-9.-]/g, ''))];
+  if (bad.length) problems.push(`contains ${bad.map((c) => JSON.stringify(c)).join(', ')}`);
+  if (bucket !== '' && (!/^[a-z0-9]/.test(bucket) || !/[a-z0-9]$/.test(bucket))) problems.push('does not start and end with a letter or digit');
+  if (bucket.includes('..')) problems.push('has two dots in a row');
+  if (/^\d+\.\d+\.\d+\.\d+$/.test(bucket)) problems.push('is formatted like an IP address');
+  const reservedPrefix = ['xn--', 'sthree-', 'amzn-s3-demo-'].find((x) => bucket.startsWith(x));
+  if (reservedPrefix) problems.push(`starts with the reserved prefix "${reservedPrefix}"`);
+  const reservedSuffix = ['-s3alias', '--ol-s3', '.mrap', '--x-s3', '--table-s3'].find((x) => bucket.endsWith(x));
+  if (reservedSuffix) problems.push(`ends with the reserved suffix "${reservedSuffix}"`);
+  return problems.length ? problems.join(', ') : undefined;
+}
+
+/**
+ * `s3://bucket/optional/prefix` → bucket and prefix (no leading or trailing slash). The prefix is a
+ * folder-like key prefix: empty segments (`//`), `.` and `..` segments and control characters are
+ * refused, since S3 keeps them literally and listings, the console and `aws s3 sync` disagree about them.
+ */
+const s3Location = custom('empty or an S3 location like s3://bucket/prefix', (raw, name) => {
   if (raw === '') return null;
-  const m = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:\/(.*))?$/.exec(raw);
+  const m = /^s3:\/\/([^/]*)(?:\/([\s\S]*))?$/.exec(raw);
   if (!m) return undefined;
-  return { bucket: m[1]!, prefix: (m[2] ?? '').replace(/^\/+|\/+$/g, '') };
+  const bucket = m[1]!;
+  const rest = m[2] ?? '';
+  const problems: string[] = [];
+  if (bucket === '') problems.push(`${name} has no bucket name, got ${describeValue(name, raw)} (expected s3://bucket/prefix)`);
+  else {
+    const problem = s3BucketProblem(bucket);
+    if (problem) problems.push(`${name} bucket name ${JSON.stringify(bucket)} ${problem} (${S3_BUCKET_RULES})`);
+  }
+  const prefix = rest.endsWith('/') ? rest.slice(0, -1) : rest; // one trailing slash is harmless
+  if (prefix !== '') {
+    const segments = prefix.split('/');
+    if (segments.includes('')) {
+      problems.push(`${name} prefix ${JSON.stringify(rest)} has an empty segment (a leading "/" or "//"); write it without`);
+    }
+    const dots = [...new Set(segments.filter((x) => x === '.' || x === '..'))];
+    if (dots.length) {
+      problems.push(
+        `${name} prefix ${JSON.stringify(rest)} has ${dots.map((d) => `a "${d}" segment`).join(' and ')}; S3 keys are not paths (the dots are kept literally), write the prefix without them`,
+      );
+    }
+    // eslint-disable-next-line no-control-regex
+    if (/[\u0000-\u001f\u007f]/.test(prefix)) problems.push(`${name} prefix must not contain control characters (line breaks, NUL, tabs…), got ${describeValue(name, raw)}`);
+  }
+  return problems.length ? new Refused(problems) : { bucket, prefix };
 });
 
 /** `10M`, `512K`, `1G`, `1048576` (bytes per second); empty = unlimited. */
@@ -121,10 +254,23 @@ const bandwidth = custom('empty (unlimited) or a rate in bytes per second like 1
   return value > 0 ? value : undefined;
 });
 
-/** age X25519 recipients (`age1…`, bech32). */
-const ageRecipients = custom('a comma- or space-separated list of age recipients (age1…)', (raw) => {
+/** age X25519 recipients (`age1…`, bech32 with a valid checksum); each bad one is reported with its position. */
+const ageRecipients = custom('a comma- or space-separated list of age recipients (age1…)', (raw, name) => {
   const items = raw.split(/[\s,]+/).filter(Boolean);
-  return items.every((r) => /^age1[02-9ac-hj-np-z]{58}$/.test(r)) ? items : undefined;
+  const problems = items.flatMap((r, i) => {
+    const problem = ageRecipientProblem(r);
+    if (!problem) return [];
+    // Recipients are public, so the bad one is quoted; something shaped like a private key never is.
+    const shown = /^AGE-/i.test(r) || looksLikePrivateKey(r) ? '' : ` ${JSON.stringify(r)}`;
+    return [`${name} recipient #${i + 1} of ${items.length}${shown} ${problem}`];
+  });
+  return problems.length ? new Refused(problems) : items;
+});
+
+/** OpenSSH Ed25519 public keys (`ssh-ed25519 AAAA… [comment]`), separated by commas or newlines. */
+const sshPublicKeys = custom('a comma-separated list of public keys like "ssh-ed25519 AAAAC3Nza… comment"', (raw) => {
+  const items = raw.split(/[,\n]+/).map((k) => k.trim()).filter(Boolean);
+  return items.length > 0 && items.every((k) => /^ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI[A-Za-z0-9+/]{43}=?(?: .*)?$/.test(k)) ? items : undefined;
 });
 
 const oneOf = <T extends string>(...values: T[]) =>
@@ -134,6 +280,28 @@ const oneOf = <T extends string>(...values: T[]) =>
 const pgName = custom('a PostgreSQL name of at most 63 bytes', (raw) =>
   raw !== '' && Buffer.byteLength(raw) <= 63 && !raw.includes('\0') ? raw : undefined,
 );
+
+/** Longest scratch suffix: `<tenant><suffix>_<id>` (id up to 24) must leave the tenant name room in 63 bytes. */
+const MAX_SCRATCH_SUFFIX = 32;
+
+/** The scratch database suffix: only the characters Odoo accepts in database names (odoo/service/db.py DB_NAME_RE). */
+const scratchSuffix = custom('a database name suffix', (raw, name) => {
+  const problems: string[] = [];
+  const bad = [...new Set(raw.replace(/[A-Za-z0-9_.-]/g, ''))];
+  if (raw === '') return undefined;
+  if (bad.length) {
+    problems.push(
+      `${name} may contain only letters, digits, "_", "." and "-" (Odoo refuses other characters in database names), ` +
+        `got ${describeValue(name, raw)} with ${bad.map((c) => JSON.stringify(c)).join(', ')}`,
+    );
+  }
+  if (Buffer.byteLength(raw) > MAX_SCRATCH_SUFFIX) {
+    problems.push(
+      `${name} must be at most ${MAX_SCRATCH_SUFFIX} characters (scratch databases are named <tenant><suffix>_<id> within PostgreSQL's 63 bytes), got ${Buffer.byteLength(raw)}`,
+    );
+  }
+  return problems.length ? new Refused(problems) : raw;
+});
 
 /**
  * Every variable odoo-dr reads, with the seed's defaults. The order here is the order of
@@ -168,6 +336,8 @@ export const FIELDS = {
   DR_ODOO_HEALTH_URL: { schema: httpUrl, doc: 'Odoo health URL, e.g. http://127.0.0.1:8069/web/health.' },
   // --- Encryption (age)
   DR_AGE_RECIPIENTS: { schema: ageRecipients, doc: 'age public recipients (age1…) backups are encrypted to. Default: the recipient of DR_ENCRYPTION_KEY_FILE.' },
+  DR_SIGNING_KEY_FILE: { schema: absolutePath, doc: 'Ed25519 key (PKCS#8 PEM, mode 0600) the backup host signs session manifests with; created by `odoo-dr setup`. Unset: sessions are not signed (readers refuse them).' },
+  DR_TRUSTED_SIGNERS: { schema: sshPublicKeys, doc: 'Public keys (ssh-ed25519 AAAA…, comma-separated) whose signatures validation, drills and recovery accept. Default: the public key of DR_SIGNING_KEY_FILE.' },
   DR_ENCRYPTION_KEY_FILE: { schema: absolutePath, doc: 'age identity file (private key, mode 0600); needed only to validate and restore. Seed name: DR_ENCRYPTION_KEY.' },
   DR_COMPRESSION_LEVEL: { schema: wholeNumber(1, 19), default: '1', doc: 'zstd compression level (1 fastest … 19 smallest). The seed used 9 for gzip; zstd 1 is faster than gzip -6 at a similar size (README, Performance).' },
   // --- Cloud copy (S3 or compatible)
@@ -185,7 +355,7 @@ export const FIELDS = {
   DR_MAX_PARALLEL_BACKUPS: { schema: wholeNumber(1, 64), default: '3', doc: 'Tenants backed up at once.' },
   DR_IO_NICE_LEVEL: { schema: wholeNumber(0, 7), default: '7', doc: 'ionice best-effort level of pg_dump (0 highest … 7 lowest).' },
   DR_CPU_NICE_LEVEL: { schema: wholeNumber(0, 19), default: '19', doc: 'CPU nice level of pg_dump and compression.' },
-  DR_TEST_DATABASE_SUFFIX: { schema: pgName, default: '_dr_test', doc: 'Suffix of scratch databases of restore tests.' },
+  DR_TEST_DATABASE_SUFFIX: { schema: scratchSuffix, default: '_dr_test', doc: 'Suffix of scratch databases of restore tests.' },
   DR_TEST_RETENTION_HOURS: { schema: wholeNumber(1, 720), default: '24', doc: 'Leftover scratch databases older than this are dropped.' },
   DR_PRE_RECOVERY_RETENTION_DAYS: { schema: wholeNumber(0, 3650), default: '7', doc: 'Days the pre-recovery copy of a recovered tenant (database and filestore) is kept before retention drops it.' },
   DR_APPROVAL_TIMEOUT_MINUTES: { schema: wholeNumber(1, 10080), default: '60', doc: 'Minutes a recovery waits for approval before ending without changes.' },
@@ -227,6 +397,8 @@ export interface DrConfig {
   tenants: { include: string[]; exclude: string[] };
   configPaths: string[];
   encryption: { recipients: string[]; identityFile: string | undefined; compressionLevel: number };
+  /** Session signatures: the key the backup host signs with, the public keys readers trust. */
+  signing: { keyFile: string | undefined; trusted: string[] };
   cloud:
     | {
         bucket: string;
@@ -317,6 +489,124 @@ function editDistance(a: string, b: string): number {
 
 const KNOWN = new Set<string>([...Object.keys(FIELDS), 'DR_ENCRYPTION_KEY', 'DR_CONFIG', 'AWS_SESSION_TOKEN']);
 
+/**
+ * Secret files that other code reads at run time (here only checked): variable → what the file holds.
+ * TEMPORAL_TLS_CLIENT_KEY_PATH is read by @temporalio/envconfig in temporal/connection.ts.
+ */
+const SECRET_FILES_USED_ELSEWHERE: Record<string, string> = {
+  TEMPORAL_TLS_CLIENT_KEY_PATH: 'the private key of the Temporal TLS client certificate',
+};
+
+/** What each secret file read here holds, for the permission message. */
+const SECRET_FILE_CONTENT: Record<string, string> = {
+  POSTGRES_PASSWORD_FILE: 'the PostgreSQL password',
+};
+
+/**
+ * The problem with a secret file's mode, worded like readIdentity's (src/crypto/age.ts): refused when
+ * group or others may access it, as ssh refuses a private key, with the exact fix.
+ */
+export function secretFileModeProblem(name: string, file: string, mode: number, what: string): string | undefined {
+  if ((mode & 0o077) === 0) return undefined;
+  return (
+    `${name} ${file} is accessible by group or others (mode ${(mode & 0o777).toString(8).padStart(4, '0')}); ` +
+    `it holds ${what}, so it must be private to its owner: run \`chmod 600 ${file}\``
+  );
+}
+
+/** Checks a secret file exists, is a regular file and is private to its owner; true when it is fine. */
+function checkSecretFile(name: string, file: string, what: string, problems: string[]): boolean {
+  const bad = pathCharacterProblem(name, name, file);
+  if (bad) {
+    problems.push(bad);
+    return false;
+  }
+  let st;
+  try {
+    st = statSync(file);
+  } catch (err) {
+    problems.push(`${name} must name a readable file, got ${JSON.stringify(file)} (${(err as NodeJS.ErrnoException).code})`);
+    return false;
+  }
+  if (!st.isFile()) {
+    problems.push(`${name} must name a regular file, got ${JSON.stringify(file)} (${st.isDirectory() ? 'a directory' : 'not a file'})`);
+    return false;
+  }
+  const problem = secretFileModeProblem(name, file, st.mode, what);
+  if (problem) problems.push(problem);
+  return problem === undefined;
+}
+
+/** Reads a secret from a file (one trailing newline dropped), refusing a file group or others may access. */
+function readSecretFile(name: string, file: string, problems: string[]): string | undefined {
+  const what = SECRET_FILE_CONTENT[name] ?? 'a secret';
+  if (!checkSecretFile(name, file, what, problems)) return undefined;
+  let fd: number | undefined;
+  try {
+    fd = openSync(file, 'r');
+    // Re-checked on the open file: the file may have been replaced since the stat.
+    const problem = secretFileModeProblem(name, file, fstatSync(fd).mode, what);
+    if (problem) {
+      problems.push(problem);
+      return undefined;
+    }
+    return readFileSync(fd, 'utf8').replace(/\r?\n$/, '');
+  } catch (err) {
+    problems.push(`${name} must name a readable file, got ${JSON.stringify(file)} (${(err as NodeJS.ErrnoException).code})`);
+    return undefined;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/** Secrets inside a URL: its userinfo, and for the webhook (whose path is its token) the path and query too. */
+function urlSecrets(name: string, value: string | undefined): string[] {
+  if (!value) return [];
+  let url: URL;
+  try {
+    url = new URL(value.trim());
+  } catch {
+    return [];
+  }
+  let decoded = url.password;
+  try {
+    decoded = decodeURIComponent(url.password);
+  } catch {
+    // malformed escape: the raw form is enough
+  }
+  const out = [url.username, url.password, decoded];
+  if (isSecretVariable(name)) {
+    out.push(value.trim(), url.pathname + url.search, url.search);
+    const last = url.pathname.split('/').filter(Boolean).pop();
+    if (last) out.push(last);
+  }
+  return out.filter((s) => s.length >= 8 || (s.length >= 4 && (s === url.password || s === decoded)));
+}
+
+/** Secrets found while loading (from the file and the environment), by configuration. */
+const LOADED_SECRETS = new WeakMap<DrConfig, string[]>();
+
+/**
+ * Every secret value of a configuration, for scrubSecrets: the passwords and keys it holds, the
+ * webhook URL and its token, URL credentials, secret TEMPORAL_* values (API key, TLS key, codec
+ * auth, gRPC metadata), and any other secret-named variable of the file or the environment seen by
+ * loadConfig. Activities, notifications and the CLI scrub their messages with this one list.
+ */
+export function configSecrets(config: DrConfig): string[] {
+  const out = new Set<string>(LOADED_SECRETS.get(config) ?? []);
+  const add = (v: string | undefined) => {
+    if (v && v.length >= 4) out.add(v);
+  };
+  add(config.postgres.password);
+  add(config.cloud?.secretAccessKey);
+  add(config.alerts.smtp?.password);
+  for (const v of urlSecrets('DR_WEBHOOK_URL', config.alerts.webhookUrl)) add(v);
+  for (const v of urlSecrets('DR_S3_ENDPOINT', config.cloud?.endpoint)) add(v);
+  for (const v of urlSecrets('DR_ODOO_HEALTH_URL', config.odoo.healthUrl)) add(v);
+  for (const [k, v] of Object.entries(config.temporalEnv)) if (isSecretVariable(k) || secretByValue(k, v)) add(v);
+  return [...out];
+}
+
 /** Loads, validates and returns the configuration, or throws one ConfigError listing every problem. */
 export function loadConfig(options: LoadConfigOptions = {}): DrConfig {
   const env = options.env ?? process.env;
@@ -365,13 +655,14 @@ export function loadConfig(options: LoadConfigOptions = {}): DrConfig {
   }
   let postgresPassword = p.POSTGRES_PASSWORD;
   if (p.POSTGRES_PASSWORD_FILE !== undefined && postgresPassword === undefined) {
-    try {
-      postgresPassword = readFileSync(p.POSTGRES_PASSWORD_FILE, 'utf8').replace(/\r?\n$/, '');
-    } catch (err) {
-      problems.push(
-        `POSTGRES_PASSWORD_FILE must name a readable file, got ${JSON.stringify(p.POSTGRES_PASSWORD_FILE)} (${(err as NodeJS.ErrnoException).code})`,
-      );
-    }
+    postgresPassword = readSecretFile('POSTGRES_PASSWORD_FILE', p.POSTGRES_PASSWORD_FILE, problems);
+  }
+  // Secret files read by others at run time, checked here so a wrong mode fails `config check`, not a backup at 3 am.
+  // (DR_ENCRYPTION_KEY_FILE and DR_SIGNING_KEY_FILE are checked by readIdentity / the signing code when used:
+  // production hosts need not have them.)
+  for (const [name, what] of Object.entries(SECRET_FILES_USED_ELSEWHERE)) {
+    const file = lookup(name);
+    if (file) checkSecretFile(name, file, what, problems);
   }
   if (p.AWS_SECRET_ACCESS_KEY !== undefined && p.AWS_ACCESS_KEY_ID === undefined) {
     problems.push('AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not; set both or neither');
@@ -387,11 +678,32 @@ export function loadConfig(options: LoadConfigOptions = {}): DrConfig {
     warnings.push('DR_NOTIFICATION_EMAIL is set but DR_SMTP_HOST is not: no alert e-mail can be sent');
   }
 
-  if (problems.length) {
+  // Every secret this configuration holds, whatever variable it came from: scrubbed from every
+  // problem and warning (defence in depth: e.g. `DR_RPO_HOURS="${POSTGRES_PASSWORD}"` echoes it).
+  const secrets = new Set<string>();
+  for (const [k, v] of Object.entries(fromFile)) if (v && (isSecretVariable(k) || secretByValue(k, v))) secrets.add(v);
+  for (const [k, v] of Object.entries(env)) {
+    const ours = KNOWN.has(k) || SEED_VARIABLES_IGNORED.has(k) || TEMPORAL_VARIABLE.test(k);
+    if (v && ours && (isSecretVariable(k) || secretByValue(k, v))) secrets.add(v);
+  }
+  if (postgresPassword) secrets.add(postgresPassword);
+  for (const name of ['DR_S3_ENDPOINT', 'DR_ODOO_HEALTH_URL', 'DR_WEBHOOK_URL'] as const) {
+    for (const secret of urlSecrets(name, raw[name])) secrets.add(secret);
+  }
+  if (p.DR_S3_ENDPOINT && hideUrlCredentials(p.DR_S3_ENDPOINT) !== p.DR_S3_ENDPOINT) {
+    warnings.push(
+      'DR_S3_ENDPOINT has credentials in its URL (hidden); S3 requests are signed with AWS_ACCESS_KEY_ID and ' +
+        'AWS_SECRET_ACCESS_KEY, not URL credentials: remove them from the URL',
+    );
+  }
+  const scrubbed = problems.map((m) => scrubSecrets(m, secrets));
+  warnings.splice(0, warnings.length, ...warnings.map((w) => scrubSecrets(w, secrets)));
+
+  if (scrubbed.length) {
     throw new ConfigError(
-      `invalid configuration (${source}), ${problems.length} problem${problems.length > 1 ? 's' : ''}:\n` +
-        problems.map((m) => `  - ${m}`).join('\n'),
-      problems,
+      `invalid configuration (${source}), ${scrubbed.length} problem${scrubbed.length > 1 ? 's' : ''}:\n` +
+        scrubbed.map((m) => `  - ${m}`).join('\n'),
+      scrubbed,
     );
   }
 
@@ -404,7 +716,7 @@ export function loadConfig(options: LoadConfigOptions = {}): DrConfig {
   const temporalEnv: Record<string, string> = {};
   for (const [k, v] of Object.entries(fromFile)) if (TEMPORAL_VARIABLE.test(k)) temporalEnv[k] = v;
 
-  return {
+  const config: DrConfig = {
     source,
     backupDir,
     sessionsDir: path.join(backupDir, 'sessions'),
@@ -434,6 +746,7 @@ export function loadConfig(options: LoadConfigOptions = {}): DrConfig {
     },
     tenants: { include, exclude },
     configPaths,
+    signing: { keyFile: p.DR_SIGNING_KEY_FILE, trusted: p.DR_TRUSTED_SIGNERS ?? [] },
     encryption: {
       recipients: p.DR_AGE_RECIPIENTS ?? [],
       identityFile: p.DR_ENCRYPTION_KEY_FILE,
@@ -478,22 +791,48 @@ export function loadConfig(options: LoadConfigOptions = {}): DrConfig {
     temporalEnv,
     warnings,
   };
+  LOADED_SECRETS.set(config, [...secrets]);
+  return config;
 }
 
-/** The configuration with secrets replaced, safe to print or log. */
+function scrubDeep(value: unknown, secrets: string[]): unknown {
+  if (typeof value === 'string') return scrubSecrets(value, secrets);
+  if (Array.isArray(value)) return value.map((v) => scrubDeep(v, secrets));
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, scrubDeep(v, secrets)]));
+  }
+  return value;
+}
+
+/**
+ * The configuration with secrets replaced, safe to print or log (`config check --json`). Each field
+ * that comes from a variable goes through redactValue (the same rule as error messages: secrets
+ * become "(set, hidden)", the webhook keeps only its scheme and host, URLs lose their userinfo); then
+ * every string is scrubbed of every secret value of the configuration, so a secret that ends up in
+ * another field (a command line, a new field) is hidden all the same.
+ */
 export function redactConfig(config: DrConfig): unknown {
-  const hidden = (v: string | undefined) => (v === undefined ? undefined : '(set, hidden)');
-  return {
+  const shaped = {
     ...config,
-    postgres: { ...config.postgres, password: hidden(config.postgres.password) },
-    cloud: config.cloud && { ...config.cloud, secretAccessKey: hidden(config.cloud.secretAccessKey) },
+    postgres: { ...config.postgres, password: redactValue('POSTGRES_PASSWORD', config.postgres.password) },
+    odoo: {
+      ...config.odoo,
+      healthUrl: redactValue('DR_ODOO_HEALTH_URL', config.odoo.healthUrl),
+      stopCommand: redactValue('DR_ODOO_STOP_CMD', config.odoo.stopCommand),
+      startCommand: redactValue('DR_ODOO_START_CMD', config.odoo.startCommand),
+    },
+    cloud: config.cloud && {
+      ...config.cloud,
+      endpoint: redactValue('DR_S3_ENDPOINT', config.cloud.endpoint),
+      accessKeyId: redactValue('AWS_ACCESS_KEY_ID', config.cloud.accessKeyId),
+      secretAccessKey: redactValue('AWS_SECRET_ACCESS_KEY', config.cloud.secretAccessKey),
+    },
     alerts: {
       ...config.alerts,
-      smtp: config.alerts.smtp && { ...config.alerts.smtp, password: hidden(config.alerts.smtp.password) },
-      webhookUrl: hidden(config.alerts.webhookUrl),
+      smtp: config.alerts.smtp && { ...config.alerts.smtp, password: redactValue('DR_SMTP_PASSWORD', config.alerts.smtp.password) },
+      webhookUrl: redactValue('DR_WEBHOOK_URL', config.alerts.webhookUrl),
     },
-    temporalEnv: Object.fromEntries(
-      Object.entries(config.temporalEnv).map(([k, v]) => [k, SECRET_VARIABLES.has(k) ? '(set, hidden)' : v]),
-    ),
+    temporalEnv: Object.fromEntries(Object.entries(config.temporalEnv).map(([k, v]) => [k, redactValue(k, v)])),
   };
+  return scrubDeep(shaped, configSecrets(config));
 }

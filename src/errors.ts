@@ -103,11 +103,47 @@ export const PERMANENT_ERROR_TYPES = [
   'EncryptionKeyError',
 ] as const;
 
-/** Removes any of the given secret values from a message (defence in depth for logs and failures). */
-export function scrubSecrets(message: string, secrets: Array<string | undefined>): string {
-  let out = message;
+/**
+ * `scheme://user:password@host…` → `scheme://***@host…`, wherever it occurs in a text. The userinfo runs to
+ * the last `@` before the end of the authority (`/ ? #`, whitespace or a quote), as URL parsers read it.
+ */
+const URL_USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#"'<>`]*@/gi;
+/** Private keys recognisable by their shape, whatever variable or file they came from. */
+const PRIVATE_KEY_TEXTS: Array<[RegExp, string]> = [
+  [/AGE-SECRET-KEY-[0-9A-Z-]+/gi, 'AGE-SECRET-KEY-***'],
+  [/-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----[\s\S]*?(?:-----END \1PRIVATE KEY-----|$)/g, '-----BEGIN $1PRIVATE KEY----- *** -----END $1PRIVATE KEY-----'],
+];
+
+/** Replaces the userinfo (`user:password@`) of every URL in a text by `***@`. */
+export function hideUrlCredentials(text: string): string {
+  return text.replace(URL_USERINFO, '$1***@');
+}
+
+/** True when a text holds something shaped like a private key (age identity, PEM private key). */
+export function looksLikePrivateKey(text: string): boolean {
+  return PRIVATE_KEY_TEXTS.some(([re]) => {
+    re.lastIndex = 0;
+    return re.test(text);
+  });
+}
+
+/**
+ * Removes secrets from a message (defence in depth for logs, failures and printed errors): the given
+ * secret values (also in their URL-encoded form, longest first so a secret containing another is
+ * removed whole), the userinfo of every URL, and anything shaped like a private key. Values shorter
+ * than 4 characters are not searched for (they would blank out ordinary words).
+ */
+export function scrubSecrets(message: string, secrets: Iterable<string | undefined>): string {
+  const values = new Set<string>();
   for (const secret of secrets) {
-    if (secret && secret.length >= 4) out = out.split(secret).join('***');
+    if (!secret || secret.length < 4) continue;
+    values.add(secret);
+    const encoded = encodeURIComponent(secret);
+    if (encoded !== secret) values.add(encoded);
   }
+  let out = message;
+  for (const value of [...values].sort((a, b) => b.length - a.length)) out = out.split(value).join('***');
+  out = hideUrlCredentials(out);
+  for (const [re, replacement] of PRIVATE_KEY_TEXTS) out = out.replace(re, replacement);
   return out;
 }

@@ -5,7 +5,7 @@
  */
 import { hostname } from 'node:os';
 import nodemailer from 'nodemailer';
-import type { DrConfig } from './config';
+import { configSecrets, type DrConfig } from './config';
 import { scrubSecrets } from './errors';
 
 export type Severity = 'info' | 'warning' | 'critical';
@@ -22,7 +22,7 @@ export interface AlertDelivery {
 }
 
 export async function sendAlert(config: DrConfig, alert: Alert): Promise<AlertDelivery> {
-  const secrets = [config.postgres.password, config.cloud?.secretAccessKey, config.alerts.smtp?.password, config.alerts.webhookUrl];
+  const secrets = configSecrets(config);
   const subject = `[odoo-dr ${alert.severity}] ${alert.subject}`;
   const text = scrubSecrets(alert.text, secrets);
   const delivery: AlertDelivery = { email: 'not configured', webhook: 'not configured' };

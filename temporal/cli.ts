@@ -9,7 +9,7 @@ import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporal
 import { ApplicationFailure } from '@temporalio/common';
 import { Command, CommanderError } from 'commander';
 import { loadConfig, redactConfig, type DrConfig } from '../src/config';
-import { ConfigError, DrError } from '../src/errors';
+import { ConfigError, DrError, scrubSecrets } from '../src/errors';
 import { SessionCatalog } from '../src/sessions/catalog';
 import type { BackupInput, BackupResult } from '../workflows/backup';
 import {
@@ -90,6 +90,15 @@ async function withTemporal<T>(config: DrConfig, fn: (client: Client) => Promise
   }
 }
 
+/** `--allow-unsigned` is a loud, explicit choice: say what it means every time. */
+function warnUnsigned(): true {
+  process.stderr.write(
+    'WARNING: --allow-unsigned: an unsigned session is accepted. Anyone who could write to the backup folder or the bucket could have made it. ' +
+      'Use it only for sessions made before signing was set up.\n',
+  );
+  return true;
+}
+
 /** Who started something, for the audit trail and workflow memo. */
 export function operatorIdentity(): string {
   let user = 'unknown';
@@ -161,6 +170,7 @@ Exit codes: 0 ok, 1 failed, 2 bad usage or configuration, 3 a service is unreach
       });
       const taskQueue = cmdOpts.taskQueue ?? config.taskQueue;
       const worker = await createWorker({ config, connection, namespace, taskQueue });
+      for (const left of worker.swept) process.stderr.write(`odoo-dr worker: removed what a dead worker left: ${left}\n`);
       process.stderr.write(
         `odoo-dr worker: namespace ${namespace}, task queue ${taskQueue} (and its own ${worker.workerQueue}), ${temporalSettings(config).connectionOptions.address}\n`,
       );
@@ -253,6 +263,7 @@ Examples:
     .option('--restore-test', 'restore each tenant into a scratch database and run the Odoo checks')
     .option('-c, --cloud', 'read the session from the bucket only (the local folder is not consulted)')
     .option('--no-cloud', 'read the local copy only and do not check the bucket')
+    .option('--allow-unsigned', 'accept an UNSIGNED session (only for sessions made before signing was set up: anyone who can write to the backups could have made it)')
     .option('--wait', 'wait for the report and print it')
     .addHelpText('after', `
 By default the session is read from this host's folder when it has it (and its cloud copy is
@@ -265,7 +276,7 @@ Examples:
   odoo-dr --json validate backup_20261126_021503_k3x9q2 --wait
 
 Exit code 1 when any check fails.`)
-    .action(async (sessionArg: string, cmdOpts: { tenant?: string; restoreTest?: boolean; cloud?: boolean; wait?: boolean }, cmd: Command) => {
+    .action(async (sessionArg: string, cmdOpts: { tenant?: string; restoreTest?: boolean; cloud?: boolean; allowUnsigned?: boolean; wait?: boolean }, cmd: Command) => {
       const opts = cmd.optsWithGlobals<GlobalOptions>();
       const config = load(opts);
       printWarnings(config);
@@ -276,6 +287,7 @@ Exit code 1 when any check fails.`)
           ...(cmdOpts.restoreTest ? { restoreTest: true } : {}),
           ...(cmdOpts.cloud === true ? { source: 'cloud' as const, fromCloud: true } : {}),
           ...(cmdOpts.cloud === false ? { source: 'local' as const, cloud: false } : {}),
+          ...(cmdOpts.allowUnsigned ? { allowUnsigned: warnUnsigned() } : {}),
         };
         if (cmdOpts.cloud && !config.cloud) throw new CliExit(EXIT.usage, '-c needs DR_CLOUD_BUCKET in the configuration');
         const handle = await client.workflow.start<(i: ValidationInput) => Promise<ValidationReport>>(WorkflowNames.validation, {
@@ -302,6 +314,7 @@ Exit code 1 when any check fails.`)
     .requiredOption('-m, --mode <mode>', 'full | backup-only | restore-only | validation-only')
     .option('-c, --cloud', 'use the cloud copy (restore from S3, not local disk)')
     .option('--tenant <db...>', 'only these tenants')
+    .option('--allow-unsigned', 'accept an UNSIGNED session (only for sessions made before signing was set up: anyone who can write to the backups could have made it)')
     .option('--wait', 'wait for the report and print it')
     .addHelpText('after', `
 Examples:
@@ -309,7 +322,7 @@ Examples:
   odoo-dr drill -m full -c --tenant acme --wait  back up, validate and restore acme from the bucket
 
 Exit code 1 when the drill fails (a check, the RPO or the projected RTO).`)
-    .action(async (cmdOpts: { mode: string; cloud?: boolean; tenant?: string[]; wait?: boolean }, cmd: Command) => {
+    .action(async (cmdOpts: { mode: string; cloud?: boolean; tenant?: string[]; allowUnsigned?: boolean; wait?: boolean }, cmd: Command) => {
       const opts = cmd.optsWithGlobals<GlobalOptions>();
       const modes: DrillMode[] = ['full', 'backup-only', 'restore-only', 'validation-only'];
       if (!modes.includes(cmdOpts.mode as DrillMode)) {
@@ -324,6 +337,7 @@ Exit code 1 when the drill fails (a check, the RPO or the projected RTO).`)
           cloud: Boolean(cmdOpts.cloud),
           startedBy: operatorIdentity(),
           ...(cmdOpts.tenant ? { tenants: cmdOpts.tenant } : {}),
+          ...(cmdOpts.allowUnsigned ? { allowUnsigned: warnUnsigned() } : {}),
         };
         const handle = await client.workflow.start<(i: DrillInput) => Promise<DrillReport>>(WorkflowNames.drill, {
           taskQueue: config.taskQueue || DEFAULT_TASK_QUEUE,
@@ -359,6 +373,7 @@ Exit code 1 when the drill fails (a check, the RPO or the projected RTO).`)
     .option('--all', 'site recovery (mode full): cluster roles, the configuration, then every tenant of the session')
     .option('--config-target <dir>', 'put the configuration archive under this folder for review instead of back in DR_CONFIG_PATHS')
     .option('--resume <workflowId>', 'run an earlier recovery again with its session and options: what it recovered and verified is skipped')
+    .option('--allow-unsigned', 'accept an UNSIGNED session (only for sessions made before signing was set up: anyone who can write to the backups could have made it)')
     .option('--wait', 'wait for the end and print the result')
     .addHelpText('after', `
 Examples:
@@ -370,7 +385,7 @@ Examples:
   odoo-dr recover --resume recovery/fleet/20261126031500 --yes --wait
 
 Exit codes: 0 recovered (or plan shown), 1 failed, rolled back, rejected or expired, 2 bad input.`)
-    .action(async (cmdOpts: { mode: string; cloud?: boolean; session: string; tenant?: string[]; dryRun?: boolean; yes?: boolean; force?: boolean; approvalTimeout?: string; backupFirst?: boolean; all?: boolean; configTarget?: string; resume?: string; wait?: boolean }, cmd: Command) => {
+    .action(async (cmdOpts: { mode: string; cloud?: boolean; session: string; tenant?: string[]; dryRun?: boolean; yes?: boolean; force?: boolean; approvalTimeout?: string; backupFirst?: boolean; all?: boolean; configTarget?: string; resume?: string; allowUnsigned?: boolean; wait?: boolean }, cmd: Command) => {
       const opts = cmd.optsWithGlobals<GlobalOptions>();
       if (!RECOVERY_MODES.includes(cmdOpts.mode as RecoveryMode)) {
         throw new CliExit(EXIT.usage, `--mode must be one of ${RECOVERY_MODES.join(', ')}, got "${cmdOpts.mode}"`);
@@ -399,6 +414,7 @@ Exit codes: 0 recovered (or plan shown), 1 failed, rolled back, rejected or expi
           ...(cmdOpts.tenant ? { tenants: cmdOpts.tenant } : {}),
           ...(cmdOpts.all ? { site: true } : {}),
           ...(cmdOpts.configTarget ? { configTarget: cmdOpts.configTarget } : {}),
+          ...(cmdOpts.allowUnsigned ? { allowUnsigned: warnUnsigned() } : {}),
         };
         if (earlier) process.stderr.write(`resuming ${cmdOpts.resume}: ${input.mode} recovery from ${input.session ?? 'latest'}; tenants already recovered and verified are skipped\n`);
         const target = input.tenants?.length === 1 ? input.tenants[0]! : input.mode === 'config-only' ? 'config' : input.site ? 'site' : 'fleet';
@@ -647,11 +663,11 @@ export async function main(argv: string[]): Promise<number> {
       return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
     }
     if (err instanceof CliExit) {
-      process.stderr.write(`odoo-dr: ${err.message}\n`);
+      process.stderr.write(`odoo-dr: ${scrubSecrets(err.message, [])}\n`);
       return err.code;
     }
     if (err instanceof DrError) {
-      process.stderr.write(`odoo-dr: ${err.name}: ${err.message}\n`);
+      process.stderr.write(`odoo-dr: ${err.name}: ${scrubSecrets(err.message, [])}\n`);
       return err.permanent ? EXIT.failed : EXIT.unavailable;
     }
     if (err instanceof WorkflowFailedError) {
@@ -659,10 +675,10 @@ export async function main(argv: string[]): Promise<number> {
       let cause: unknown = err.cause;
       while (cause instanceof Error && cause.cause instanceof Error && !(cause instanceof ApplicationFailure)) cause = cause.cause;
       const root = cause as { type?: string; message?: string } | undefined;
-      process.stderr.write(`odoo-dr: workflow failed: ${root?.type ? `${root.type}: ` : ''}${root?.message ?? err.message}\n`);
+      process.stderr.write(`odoo-dr: workflow failed: ${root?.type ? `${root.type}: ` : ''}${scrubSecrets(root?.message ?? err.message, [])}\n`);
       return EXIT.failed;
     }
-    process.stderr.write(`odoo-dr: ${(err as Error).message ?? String(err)}\n`);
+    process.stderr.write(`odoo-dr: ${scrubSecrets((err as Error).message ?? String(err), [])}\n`);
     return EXIT.failed;
   }
 }

@@ -13,6 +13,8 @@ import path from 'node:path';
 import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import type { DrConfig } from '../src/config';
+import { sweepRestoreRoles } from '../src/restore/restore-role';
+import { sweepDeadProcesses } from '../src/restore/scratch';
 
 /** Compiled workflows entry (dist/workflows/index.js next to dist/temporal/). */
 export const WORKFLOWS_PATH = path.resolve(__dirname, '../workflows/index.js');
@@ -36,6 +38,8 @@ export function workerQueueName(taskQueue: string): string {
 export interface OdooDrWorker {
   taskQueue: string;
   workerQueue: string;
+  /** What dead workers of this host left (plaintext scratch, scratch copies, restore roles), removed at start. */
+  swept: string[];
   /** Runs both pollers until SIGINT/SIGTERM (or `shutdown()`), then drains. */
   run(): Promise<void>;
   /** Runs until `promise` settles, then shuts down and drains; resolves to its value. */
@@ -43,8 +47,21 @@ export interface OdooDrWorker {
   shutdown(): void;
 }
 
+/**
+ * Plaintext never outlives its step: what dead worker processes of this host left is removed before
+ * this one takes work. PostgreSQL or a disk being unreachable must not stop the worker from starting.
+ */
+async function sweepLeftovers(config: DrConfig): Promise<string[]> {
+  const swept: string[] = [];
+  for (const sweep of [sweepDeadProcesses, sweepRestoreRoles]) {
+    swept.push(...(await sweep(config).catch((err: Error) => [`(sweep skipped: ${err.message})`])));
+  }
+  return swept;
+}
+
 export async function createWorker(setup: WorkerSetup): Promise<OdooDrWorker> {
   const { config } = setup;
+  const swept = await sweepLeftovers(config);
   const taskQueue = setup.taskQueue ?? config.taskQueue;
   const workerQueue = workerQueueName(taskQueue);
   const activities = setup.activities ?? createActivities({ config, workerQueue });
@@ -81,6 +98,7 @@ export async function createWorker(setup: WorkerSetup): Promise<OdooDrWorker> {
   return {
     taskQueue,
     workerQueue,
+    swept,
     run,
     shutdown,
     runUntil: async <T>(promise: Promise<T>): Promise<T> => {

@@ -16,6 +16,8 @@ export interface DrillInput {
   cloud?: boolean;
   /** Only these tenants (default: every tenant of the session). */
   tenants?: string[];
+  /** Accept an unsigned session (made before signing was set up). */
+  allowUnsigned?: boolean;
   startedBy?: string;
 }
 
@@ -93,7 +95,7 @@ export async function drillWorkflow(input: DrillInput): Promise<DrillReport> {
   }
 
   if (input.mode !== 'backup-only') {
-    const session = report.session ?? (await quick.resolveBackupSession({ source: cloud ? 'cloud' : 'auto' }));
+    const session = report.session ?? (await quick.resolveBackupSession({ source: cloud ? 'cloud' : 'auto', ...(input.allowUnsigned ? { allowUnsigned: true } : {}) }));
     report.session = session;
     const restoreTest = input.mode === 'full' || input.mode === 'restore-only';
     const tenants = input.tenants?.length ? input.tenants : [undefined];
@@ -104,6 +106,7 @@ export async function drillWorkflow(input: DrillInput): Promise<DrillReport> {
         restoreTest,
         fromCloud: cloud,
         source: cloud ? 'cloud' : 'auto',
+        ...(input.allowUnsigned ? { allowUnsigned: true } : {}),
         ...(cloud ? { cloud: true } : {}),
         ...(tenant ? { tenant } : {}),
         // restore-only skips the checks that do not restore
@@ -136,7 +139,7 @@ export async function drillWorkflow(input: DrillInput): Promise<DrillReport> {
       const totalSeconds = measures.reduce((a, m) => a + (m.databaseMs + m.filestoreMs) / 1000, 0);
       const totalBytes = measures.reduce((a, m) => a + m.databaseBytes + m.filestoreBytes, 0);
       const secondsPerGiB = totalBytes > 0 ? totalSeconds / (totalBytes / GiB) : 0;
-      const fleet = await quick.fleetSize({ session, source: cloud ? 'cloud' : 'auto' });
+      const fleet = await quick.fleetSize({ session, source: cloud ? 'cloud' : 'auto', ...(input.allowUnsigned ? { allowUnsigned: true } : {}) });
       const minutes = ((fleet.bytes / GiB) * secondsPerGiB) / settings.maxParallel / 60;
       report.projectedRto = {
         minutes,

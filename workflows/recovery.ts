@@ -54,6 +54,8 @@ export interface RecoveryInput {
   configTarget?: string;
   /** Earlier runs of this recovery (`recover --resume`): the tenants they recovered and verified are skipped. */
   resumeOf?: string[];
+  /** Accept an unsigned session (made before signing was set up); the plan warns loudly. */
+  allowUnsigned?: boolean;
   startedBy?: string;
 }
 
@@ -147,6 +149,7 @@ export async function recoveryWorkflow(input: RecoveryInput): Promise<RecoveryRe
     ...(input.site ? { site: true } : {}),
     ...(input.configTarget ? { configTarget: input.configTarget } : {}),
     ...(input.resumeOf?.length ? { resumeOf: input.resumeOf } : {}),
+    ...(input.allowUnsigned ? { allowUnsigned: true } : {}),
     ...(input.session ? { session: input.session } : {}),
     ...(input.tenants?.length ? { tenants: input.tenants } : {}),
   });
@@ -185,8 +188,9 @@ export async function recoveryWorkflow(input: RecoveryInput): Promise<RecoveryRe
   await alert('info', `recovery started: ${info.workflowId}`, `${what}, approved by ${decision.by}`);
 
   const fromCloud = plan.fromCloud;
+  const trust = input.allowUnsigned ? { allowUnsigned: true } : {};
   if (input.mode === 'config-only') {
-    status.config = await critical.restoreConfiguration({ session: plan.session, stamp: stampOf(started), fromCloud, ...(input.configTarget ? { targetRoot: input.configTarget } : {}) });
+    status.config = await critical.restoreConfiguration({ session: plan.session, stamp: stampOf(started), fromCloud, ...trust, ...(input.configTarget ? { targetRoot: input.configTarget } : {}) });
     status.state = 'done';
     await audit('done', { session: plan.session, config: status.config });
     await alert('info', `recovery done: ${info.workflowId}`, `configuration restored: ${status.config.restored.length} files`);
@@ -199,7 +203,7 @@ export async function recoveryWorkflow(input: RecoveryInput): Promise<RecoveryRe
   // Site recovery order: roles first (tenant owners must exist), then the configuration.
   if (plan.globals) {
     try {
-      status.globals = await critical.restoreClusterGlobals({ session: plan.session, fromCloud });
+      status.globals = await critical.restoreClusterGlobals({ session: plan.session, fromCloud, ...trust });
     } catch (err) {
       // Tenants whose owners exist can still come back; the others fail their shadow restore, by name.
       status.globals = { created: [], existing: [], memberships: [], skipped: [], warnings: [], passwordsRestored: 0, error: failureMessage(err) };
@@ -207,7 +211,7 @@ export async function recoveryWorkflow(input: RecoveryInput): Promise<RecoveryRe
   }
   if (plan.site && plan.configTarget) {
     try {
-      status.config = await critical.restoreConfiguration({ session: plan.session, stamp, fromCloud, ...(input.configTarget ? { targetRoot: input.configTarget } : {}) });
+      status.config = await critical.restoreConfiguration({ session: plan.session, stamp, fromCloud, ...trust, ...(input.configTarget ? { targetRoot: input.configTarget } : {}) });
     } catch (err) {
       status.config = { restored: [], keptAs: [], error: failureMessage(err) };
     }
@@ -242,7 +246,7 @@ export async function recoveryWorkflow(input: RecoveryInput): Promise<RecoveryRe
       compensations.push({ tenant: t.tenant, undo: () => critical.dropRecoveryShadow({ tenant: t.tenant, id }) });
       shadows.push(
         long
-          .prepareRecoveryShadow({ session: plan.session, tenant: t.tenant, id, scope, fromCloud })
+          .prepareRecoveryShadow({ session: plan.session, tenant: t.tenant, id, scope, fromCloud, ...trust })
           .then((shadow) => {
             status.tenants[t.tenant] = { state: 'verified', bytes: shadow.bytes };
             readySet.add(t.tenant);

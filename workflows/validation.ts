@@ -27,6 +27,8 @@ export interface ValidationInput {
   fromCloud?: boolean;
   /** Skip the decryption/integrity checks that a restore test repeats anyway (restore-only drills). */
   restoreOnly?: boolean;
+  /** Accept an unsigned session (made before signing was set up); the manifest check warns. */
+  allowUnsigned?: boolean;
 }
 
 export interface RestoreMeasure {
@@ -70,9 +72,11 @@ export function measureRestore(r: RestoreTestResult): RestoreMeasure {
 /** Validates one session (shared by validationWorkflow and drillWorkflow). */
 export async function validateSession(input: ValidationInput & { session: string }): Promise<Omit<ValidationReport, 'workflowId' | 'startedAt' | 'finishedAt' | 'reportPath'>> {
   const source: SessionSource = input.source ?? (input.fromCloud ? 'cloud' : 'auto');
+  const trust = input.allowUnsigned ? { allowUnsigned: true } : {};
   const structure = await session.checkBackupSession({
     session: input.session,
     source,
+    ...trust,
     ...(input.cloud !== undefined ? { cloud: input.cloud } : {}),
     ...(input.tenant ? { tenant: input.tenant } : {}),
   });
@@ -80,7 +84,7 @@ export async function validateSession(input: ValidationInput & { session: string
   const restores: RestoreMeasure[] = [];
   if (structure.manifestOk) {
     for (const tenant of structure.tenants) {
-      if (!input.restoreOnly) checks.push(...(await long.checkTenantArchives({ session: input.session, tenant, source })));
+      if (!input.restoreOnly) checks.push(...(await long.checkTenantArchives({ session: input.session, tenant, source, ...trust })));
       if (input.restoreTest) {
         const result = await long.restoreTestTenant({
           session: input.session,
@@ -88,6 +92,7 @@ export async function validateSession(input: ValidationInput & { session: string
           id: uuid4().replace(/-/g, '').slice(0, 8),
           fromCloud: input.fromCloud ?? false,
           source,
+          ...trust,
         });
         checks.push(...result.checks);
         if (result.checks.every((c) => c.status !== 'fail')) restores.push(measureRestore(result));
@@ -110,7 +115,7 @@ export async function validationWorkflow(input: ValidationInput = {}): Promise<V
     const swept = await quick.sweepScratchCopies({});
     if (swept.length) log.info('swept scratch copies', { swept });
   }
-  const name = await quick.resolveBackupSession({ ...(input.session ? { session: input.session } : {}), source: input.source ?? (input.fromCloud ? 'cloud' : 'auto') });
+  const name = await quick.resolveBackupSession({ ...(input.session ? { session: input.session } : {}), source: input.source ?? (input.fromCloud ? 'cloud' : 'auto'), ...(input.allowUnsigned ? { allowUnsigned: true } : {}) });
   const report: ValidationReport = {
     ...(await validateSession({ ...input, session: name })),
     workflowId: workflowInfo().workflowId,

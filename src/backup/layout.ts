@@ -2,6 +2,7 @@
  * Where backups live, locally and in the bucket. One layout for both:
  *
  *   <root>/sessions/backup_YYYYMMDD_HHMMSS_<id>/manifest.json           written last
+ *   <root>/sessions/<session>/manifest.json.sig                          its signature (backup host's key)
  *   <root>/sessions/<session>/globals.sql.zst.age                        cluster roles (password hashes)
  *   <root>/sessions/<session>/config.tar.zst.age                         DR_CONFIG_PATHS archive
  *   <root>/sessions/<session>/tenants/<db>/database.dump.zst.age         pg_dump -Fc | zstd | age
@@ -44,6 +45,8 @@ export function assertTenantName(name: string): void {
 export const rel = {
   session: (session: string) => `sessions/${session}`,
   manifest: (session: string) => `sessions/${session}/${MANIFEST_FILE}`,
+  /** OpenSSH signature of the manifest's exact bytes (src/crypto/signing.ts), written just before it. */
+  signature: (session: string) => `sessions/${session}/${MANIFEST_FILE}.sig`,
   globals: (session: string) => `sessions/${session}/globals.sql.zst.age`,
   config: (session: string) => `sessions/${session}/config.tar.zst.age`,
   tenantDir: (session: string, tenant: string) => `sessions/${session}/tenants/${tenant}`,

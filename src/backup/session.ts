@@ -14,12 +14,13 @@ import { findClientTools, type PgTools } from '../pgtools';
 import { serverVersion } from '../postgres';
 import { cloudKey, listObjects, verifyObject } from '../storage/s3';
 import { S3SessionStore } from '../sessions/s3-store';
-import { INCOMPLETE_MARKER, MANIFEST_FILE, localPath, rel } from './layout';
+import { LocalSessionStore } from '../sessions/local-store';
+import { readSigningKey, signMessage } from '../crypto/signing';
+import { INCOMPLETE_MARKER, localPath, rel } from './layout';
 import {
   MANIFEST_FORMAT,
   MANIFEST_VERSION,
   sealManifest,
-  writeManifest,
   type Artifact,
   type Manifest,
   type SessionStatus,
@@ -172,15 +173,21 @@ export async function finalizeSession(config: DrConfig, req: FinalizeRequest): P
       `${notHere.length} artifact(s) were made by other workers and are not on ${hostname()}'s disk: the bucket holds the complete session (share DR_BACKUP_DIR between workers to keep a whole local copy)`,
     );
   }
+  if (!config.signing.keyFile) {
+    manifest.warnings.push('this session is not signed (DR_SIGNING_KEY_FILE is not set): validation, drills and recovery refuse it unless --allow-unsigned');
+  }
   const sealed = sealManifest((({ checksum: _c, ...body }) => body)(manifest));
+  const text = `${JSON.stringify(sealed, null, 2)}\n`;
+  // Signed by the backup host: readers verify the exact bytes before reading anything else.
+  const signature = config.signing.keyFile ? signMessage(text, await readSigningKey(config.signing.keyFile)) : undefined;
   const dir = localPath(config.backupDir, rel.session(req.session));
   const localCopy = notHere.length === 0;
   // A local manifest only where the whole session is: a local reader never finds a manifest
   // whose artifacts are elsewhere.
-  if (localCopy) await writeManifest(path.join(dir, MANIFEST_FILE), sealed);
+  if (localCopy) await new LocalSessionStore(config.backupDir).putManifest(req.session, text, signature);
   if (req.cloud && config.cloud) {
     // The manifest goes up last: a cloud session without one is incomplete by definition.
-    await new S3SessionStore(config.cloud).putManifest(req.session, `${JSON.stringify(sealed, null, 2)}\n`);
+    await new S3SessionStore(config.cloud).putManifest(req.session, text, signature);
   }
   await rm(path.join(dir, INCOMPLETE_MARKER), { force: true });
   return { manifest: sealed, localCopy };

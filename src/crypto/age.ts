@@ -43,7 +43,6 @@ const READ_SIZE = 1024 * 1024;
 /** A header larger than this is not an age header we wrote (each recipient adds ~100 bytes). */
 const MAX_HEADER = 1024 * 1024;
 const MAX_IDENTITY_FILE = 1024 * 1024;
-const X25519_RECIPIENT = /^age1[02-9ac-hj-np-z]{58}$/;
 const X25519_IDENTITY = /^AGE-SECRET-KEY-1[02-9AC-HJ-NP-Z]{58}$/;
 const SECRET_KEY_TEXT = /AGE-SECRET-KEY-[0-9A-Z-]+/gi;
 
@@ -53,6 +52,66 @@ function messageOf(err: unknown): string {
 
 function errnoCode(err: unknown): string | undefined {
   return typeof err === 'object' && err !== null ? (err as NodeJS.ErrnoException).code : undefined;
+}
+
+// --- recipients (synchronous checks, usable while loading the configuration) ------------------------
+
+const BECH32_CHARSET = 'qpzry9x8gf2tvdw0s3jn54khce6mua7l';
+const BECH32_GENERATOR = [0x3b6a57b2, 0x26508e6d, 0x1ea119fa, 0x3d4233dd, 0x2a1462b3];
+
+function bech32Polymod(values: number[]): number {
+  let chk = 1;
+  for (const v of values) {
+    const top = chk >>> 25;
+    chk = ((chk & 0x1ffffff) << 5) ^ v;
+    for (let i = 0; i < 5; i++) if ((top >>> i) & 1) chk ^= BECH32_GENERATOR[i]!;
+  }
+  return chk;
+}
+
+/** True when the bech32 (BIP-173, not bech32m) checksum of `hrp` + `data` (5-bit values) holds. */
+function bech32ChecksumValid(hrp: string, data: number[]): boolean {
+  const expanded = [...hrp].map((c) => c.charCodeAt(0) >> 5);
+  expanded.push(0, ...[...hrp].map((c) => c.charCodeAt(0) & 31));
+  return bech32Polymod([...expanded, ...data]) === 1;
+}
+
+/**
+ * What is wrong with an X25519 age recipient (`age1…` as printed by `age-keygen -y`), or undefined if it
+ * is valid: right shape, bech32 checksum, 32-byte key with zero padding. The same decoding as the
+ * age-encryption library (checked against it in test/unit/config-values.test.ts), but synchronous, so
+ * loadConfig can refuse a mistyped recipient before any backup is encrypted to it.
+ * The text never repeats the input: a private key pasted by mistake must not end up in a message.
+ */
+export function ageRecipientProblem(recipient: string): string | undefined {
+  if (/^AGE-SECRET-KEY-/i.test(recipient)) {
+    return 'is a private key (AGE-SECRET-KEY-…), not a recipient: use its public key (`age-keygen -y <key file>`) and keep the private key off this host';
+  }
+  if (/^AGE-PLUGIN-/i.test(recipient)) return 'is a plugin identity, not a recipient';
+  if (/^ssh-|^ecdsa-/.test(recipient)) return 'is an SSH public key; odoo-dr encrypts to X25519 age recipients only (age1…, from age-keygen)';
+  if (recipient !== recipient.toLowerCase()) {
+    return recipient.toLowerCase().startsWith('age1') ? 'must be written in lower case, as age-keygen prints it' : 'is not an age recipient (expected age1…, as printed by `age-keygen -y`)';
+  }
+  const separator = recipient.lastIndexOf('1');
+  if (!recipient.startsWith('age1') || separator < 3) return 'is not an age recipient (expected age1…, as printed by `age-keygen -y`)';
+  const hrp = recipient.slice(0, separator);
+  if (hrp !== 'age') {
+    const kind = hrp === 'age1pq' ? 'post-quantum' : `plugin (${hrp.slice(4)})`;
+    return `is a ${kind} recipient; only X25519 recipients (age-keygen) are supported`;
+  }
+  const chars = recipient.slice(separator + 1);
+  const bad = [...chars].filter((c) => !BECH32_CHARSET.includes(c));
+  if (bad.length > 0) {
+    return `contains ${[...new Set(bad)].map((c) => JSON.stringify(c)).join(', ')}, which never appear in an age recipient (mistyped?)`;
+  }
+  if (chars.length !== 58) {
+    return `has ${recipient.length} characters; an X25519 age recipient has 62 (truncated or extra characters?)`;
+  }
+  const data = [...chars].map((c) => BECH32_CHARSET.indexOf(c));
+  if (!bech32ChecksumValid(hrp, data)) return 'has a bad checksum: a character is mistyped or two are swapped (copy it again from `age-keygen -y`)';
+  // 52 five-bit groups = 260 bits: a 32-byte key and 4 padding bits that must be zero.
+  if ((data[51]! & 0x0f) !== 0) return 'is not a valid X25519 key (non-zero padding bits)';
+  return undefined;
 }
 
 // --- keys -------------------------------------------------------------------------------------------
@@ -297,8 +356,11 @@ function checkRecipients(recipients: string[]): void {
   if (recipients.length === 0) {
     throw new EncryptionKeyError('age encryption needs at least one recipient: set DR_AGE_RECIPIENTS or DR_ENCRYPTION_KEY_FILE');
   }
-  for (const r of recipients) {
-    if (!X25519_RECIPIENT.test(r)) throw new EncryptionKeyError(`not an X25519 age recipient: ${JSON.stringify(r)} (expected age1…, 62 characters)`);
+  for (const [i, r] of recipients.entries()) {
+    const problem = ageRecipientProblem(r);
+    // Never echo something shaped like a private key.
+    const shown = /^AGE-(SECRET|PLUGIN)-/i.test(r) ? `recipient #${i + 1}` : JSON.stringify(r);
+    if (problem) throw new EncryptionKeyError(`not an X25519 age recipient: ${shown} ${problem}`);
   }
 }
 

@@ -82,6 +82,8 @@ export interface PlanRequest {
   configTarget?: string;
   /** Workflow IDs of the earlier runs of this recovery (`--resume`): what they recovered is skipped. */
   resumeOf?: string[];
+  /** Accept an unsigned session (made before signing was set up); a loud warning in the plan. */
+  allowUnsigned?: boolean;
 }
 
 /** The private identity must be one the session was encrypted to: found now, before anything changes. */
@@ -100,10 +102,11 @@ export async function planRecovery(config: DrConfig, input: PlanRequest): Promis
   if (!RECOVERY_MODES.includes(input.mode)) throw new InvalidInputError(`mode must be one of ${RECOVERY_MODES.join(', ')}, got "${input.mode}"`);
   if (input.site && input.tenants?.length) throw new InvalidInputError('--all recovers every tenant of the session: do not name tenants with it');
   if (input.configTarget !== undefined && !path.isAbsolute(input.configTarget)) throw new InvalidInputError(`--config-target must be an absolute folder, got "${input.configTarget}"`);
-  const catalog = SessionCatalog.fromConfig(config);
+  const catalog = SessionCatalog.fromConfig(config, { allowUnsigned: input.allowUnsigned ?? false });
   const chosen = await catalog.resolve(input.session, input.fromCloud ? 'cloud' : 'auto', { force: input.force });
   const { manifest } = chosen;
   const warnings = [...chosen.warnings];
+  if (!chosen.signedBy) warnings.push(`session ${chosen.session} is NOT SIGNED: recovering from it only because --allow-unsigned was given`);
   if (chosen.store.location === 'cloud' && !input.fromCloud) warnings.push(`session ${chosen.session} is not on this host's disk: it is read from the bucket`);
   await assertCanDecrypt(config, chosen.session, manifest.encryption.recipients);
   const inSession: string[] = Object.entries(manifest.tenants).filter(([, e]) => e.status === 'complete').map(([t]) => t);

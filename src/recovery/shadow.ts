@@ -15,7 +15,8 @@ import { execFile } from 'node:child_process';
 import { access, mkdir, rename, rm } from 'node:fs/promises';
 import type { DrConfig } from '../config';
 import { InvalidInputError } from '../errors';
-import { withClient } from '../postgres';
+import { withClient, type PostgresSettings } from '../postgres';
+import { createRestoreRole, dropRestoreRole } from '../restore/restore-role';
 import type { Check } from '../odoo/checks';
 import { odooChecks } from '../odoo/checks';
 import type { OdooFacts } from '../odoo/facts';
@@ -23,6 +24,7 @@ import { restoreDump } from '../restore/database';
 import { restoreFilestore } from '../restore/filestore';
 import { dropScratchDatabase, readScratchMarker } from '../restore/scratch';
 import { filestoreDir, filestoreShadowDir, shadowName } from './names';
+import { applyOwnership, ownershipOf } from '../restore/ownership';
 
 export const SHADOW_PURPOSE = 'recovery-shadow';
 
@@ -141,6 +143,11 @@ export async function restoreShadow(opts: RestoreShadowOptions): Promise<Restore
           ...(opts.onProgress ? { onProgress: (n: number) => opts.onProgress?.('filestore', n) } : {}),
         });
   signal?.throwIfAborted();
+  // The files Odoo will serve belong to whoever owned the tenant's files (or the data dir) before.
+  if (opts.filestoreFrom !== 'live') {
+    const owner = await ownershipOf([filestoreDir(config, tenant), config.odoo.filestoreRoot, config.odoo.dataDir]);
+    if (owner) await applyOwnership(partial, owner);
+  }
   await rename(partial, dir);
   return {
     database,
@@ -171,7 +178,17 @@ export async function verifyShadow(opts: VerifyShadowOptions): Promise<Check[]> 
   const complete: Check = (await exists(filestoreDir))
     ? { name: 'complete', status: 'pass', message: `the shadow filestore ${filestoreDir} is complete` }
     : { name: 'complete', status: 'fail', message: `the shadow filestore ${filestoreDir} does not exist (the restore did not finish)` };
-  return withClient(config.postgres, database, async (client) => {
+  // Read as the tenant's own role, never as a superuser: a view or function in the copy runs with its rights.
+  const role = await createRestoreRole(config, { memberOf: config.odoo.dbUser });
+  try {
+    return await verifyAs(role.settings, database, filestoreDir, expected, complete);
+  } finally {
+    await dropRestoreRole(config, role.name).catch(() => undefined);
+  }
+}
+
+async function verifyAs(settings: PostgresSettings, database: string, filestoreDir: string, expected: OdooFacts, complete: Check): Promise<Check[]> {
+  return withClient(settings, database, async (client) => {
     const checks = await odooChecks({ client, expected, filestoreDir });
     let identity: Check;
     const table = await client.query<{ r: string | null }>("SELECT to_regclass('public.ir_config_parameter') AS r");

@@ -15,7 +15,8 @@
  * The PostgreSQL password reaches pg_restore only through its environment (libpq), never argv.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, rm, stat } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { chmod, mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import type { DrConfig } from '../config';
@@ -37,6 +38,7 @@ import { quoteIdent, serverVersion, withClient } from '../postgres';
 import { ODOO_DB_NAME } from '../tenants';
 import { libpqEnv, niced } from '../backup/database';
 import { ensureScratchRoot, scratchMarker, unmarkScratch } from './scratch';
+import { createRestoreRole, dropRestoreRole, extensionsInToc, prepareDatabaseFor, tocWithoutExtensions, type RestoreRole } from './restore-role';
 
 export interface RestoreDbResult {
   database: string;
@@ -75,6 +77,13 @@ export interface RestoreDbOptions {
   scratch?: { tenant: string; purpose: string };
   /** Run pg_restore under ionice/nice (DR_IO_NICE_LEVEL, DR_CPU_NICE_LEVEL). Default: false. */
   lowPriority?: boolean;
+  /**
+   * The non-superuser role pg_restore connects as (see restore-role.ts), for a caller that goes on
+   * using the copy with it (neutralization, checks) and drops it afterwards. Default: one made for
+   * this restore alone — a member of the Odoo role with `keepOwnership`, of nothing otherwise —
+   * and dropped at the end.
+   */
+  asRole?: RestoreRole;
   signal?: AbortSignal;
   /** 'decrypt' with plaintext bytes written so far; 'restore' at its start and then with the database size. */
   onProgress?: (phase: 'decrypt' | 'restore', bytes?: number) => void;
@@ -89,6 +98,7 @@ const CORRUPT_ARCHIVE =
 const NEWER_ARCHIVE = /unsupported version \([\d.]+\) in file header/i;
 const SPACE = /No space left on device|could not extend file|disk full/i;
 const UNREACHABLE = /could not connect to server|connection to server .* failed|server closed the connection unexpectedly|terminating connection due to administrator command|Connection refused/i;
+const PRIVILEGE = /must be superuser|permission denied|must be owner of|must be member of|must have privileges of/i;
 const AUTH = /password authentication failed|no pg_hba\.conf entry|permission denied to create database|must be owner of database/i;
 
 function messageOf(err: unknown): string {
@@ -149,6 +159,10 @@ function restoreError(err: unknown, artifact: string, database: string, tools: P
   if (CORRUPT_ARCHIVE.test(message)) return new ArtifactCorruptedError(`${where}: the archive is truncated or damaged: ${message}`, { cause: err });
   if (SPACE.test(message)) return new DiskFullError(`${where}: the PostgreSQL server ran out of disk space: ${message}`, { cause: err });
   if (AUTH.test(message)) return new DatabaseAuthError(`${where}: ${message}`, { cause: err });
+  if (PRIVILEGE.test(message)) {
+    // The dump asked for more than the tenant's own rights (restores never run as a superuser).
+    return new ArtifactCorruptedError(`${where}: the dump does something only a superuser or another role may do, refused: ${message}`, { cause: err });
+  }
   if (UNREACHABLE.test(message)) return new DatabaseUnavailableError(`${where}: ${message}`, { cause: err });
   if (err instanceof DrError && !(err instanceof PipelineError)) return err;
   return new PipelineError(`${where}: ${message}`, { cause: err });
@@ -191,6 +205,7 @@ export async function restoreDump(opts: RestoreDbOptions): Promise<RestoreDbResu
   await mkdir(work, { mode: 0o700 });
   const plain = path.join(work, 'database.dump');
   let created = false;
+  let ownRole: RestoreRole | undefined;
   try {
     // --- 2. decrypt + decompress to a seekable file -------------------------------------------------
     const decryptStarted = Date.now();
@@ -241,11 +256,27 @@ export async function restoreDump(opts: RestoreDbOptions): Promise<RestoreDbResu
     signal?.throwIfAborted();
     opts.onProgress?.('restore');
 
+    // Least privilege: the dump's SQL runs as a role that is never a superuser (restore-role.ts);
+    // the extensions it needs come from odoo-dr's allow-list, created here, and are skipped in it.
+    const role = opts.asRole ?? (ownRole = await createRestoreRole(config, opts.keepOwnership ? { memberOf: config.odoo.dbUser } : {}));
+    let listing: string;
+    try {
+      listing = await new Promise<string>((resolve, reject) =>
+        execFile(tools.pgRestore, ['--list', plain], { maxBuffer: 256 * 1024 * 1024 }, (err, out, errOut) => (err ? reject(new Error(errOut || err.message)) : resolve(out))),
+      );
+    } catch (err) {
+      throw restoreError(err, encryptedDump, database, tools);
+    }
+    await prepareDatabaseFor(config, database, role, extensionsInToc(listing));
+    const tocFile = path.join(work, 'toc.list');
+    await writeFile(tocFile, tocWithoutExtensions(listing), { mode: 0o600 });
+
     const args = [
       `--dbname=${database}`,
       `--jobs=${jobs}`,
       '--exit-on-error',
       '--no-password',
+      `--use-list=${tocFile}`,
       ...(opts.keepOwnership ? [] : ['--no-owner']),
       plain,
     ];
@@ -263,11 +294,11 @@ export async function restoreDump(opts: RestoreDbOptions): Promise<RestoreDbResu
     }
     try {
       await runPipeline({
-        source: { name: 'pg_restore', command: command.command, args: command.args, env: libpqEnv(config) },
+        source: { name: 'pg_restore', command: command.command, args: command.args, env: libpqEnv({ ...config, postgres: role.settings }) },
         stages: [],
         dest: path.join(work, 'pg_restore.out'),
         ...(signal ? { signal } : {}),
-        secrets: [config.postgres.password ?? ''].filter(Boolean),
+        secrets: [config.postgres.password ?? '', role.settings.password ?? ''].filter(Boolean),
       });
     } catch (err) {
       if (signal?.aborted) throw err;
@@ -304,5 +335,6 @@ export async function restoreDump(opts: RestoreDbOptions): Promise<RestoreDbResu
     throw err;
   } finally {
     await rm(work, { recursive: true, force: true });
+    if (ownRole) await dropRestoreRole(config, ownRole.name, [database]).catch(() => undefined);
   }
 }

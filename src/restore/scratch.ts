@@ -14,6 +14,8 @@ import type { DrConfig } from '../config';
 import { InvalidInputError } from '../errors';
 import { quoteIdent, withClient } from '../postgres';
 import { ODOO_DB_NAME } from '../tenants';
+import { PROCESS_OWNER, deadOwnerHere } from './process-owner';
+import { dropRestoreRole, restoreRolesOfDeadProcesses } from './restore-role';
 
 export const SCRATCH_MARKER_PREFIX = 'odoo-dr-scratch:';
 /** PostgreSQL's identifier limit (NAMEDATALEN - 1). */
@@ -28,6 +30,8 @@ export interface ScratchInfo {
 
 export interface ScratchMarker extends ScratchInfo {
   database: string;
+  /** `<host>.<pid>` of the worker process that made it (start-up sweeps of dead processes). */
+  owner?: string;
 }
 
 /** `<DR_BACKUP_DIR>/scratch`: temporary decrypted dumps and scratch filestores live below it. */
@@ -35,11 +39,46 @@ export function scratchRoot(config: DrConfig): string {
   return path.join(config.backupDir, 'scratch');
 }
 
-/** Creates the scratch root (mode 0700: decrypted tenant data goes below it) and returns it. */
+/**
+ * `<DR_BACKUP_DIR>/scratch/<host>.<pid>` (mode 0700: decrypted tenant data goes below it), this
+ * process's own: the next worker on this host removes it at start-up once this process is gone.
+ */
 export async function ensureScratchRoot(config: DrConfig): Promise<string> {
-  const root = scratchRoot(config);
-  await mkdir(root, { recursive: true, mode: 0o700 });
-  return root;
+  await mkdir(scratchRoot(config), { recursive: true, mode: 0o700 });
+  const own = path.join(scratchRoot(config), PROCESS_OWNER);
+  await mkdir(own, { recursive: true, mode: 0o700 });
+  return own;
+}
+
+/**
+ * At worker start-up: what dead worker processes of this host left — their scratch folders
+ * (decrypted dumps, scratch filestores, downloads) and their restore-test copies — is removed now,
+ * not after DR_TEST_RETENTION_HOURS. Recovery shadows are kept: their recovery goes on and redoes
+ * or swaps them. Returns what was removed.
+ */
+export async function sweepDeadProcesses(config: DrConfig): Promise<string[]> {
+  const removed: string[] = [];
+  for (const name of await readdir(scratchRoot(config)).catch(() => [] as string[])) {
+    if (!deadOwnerHere(name)) continue;
+    await rm(path.join(scratchRoot(config), name), { recursive: true, force: true });
+    removed.push(path.join(scratchRoot(config), name));
+  }
+  await withClient(config.postgres, config.postgres.maintenanceDb, async (client) => {
+    const { rows } = await client.query<{ datname: string; c: string | null }>(
+      `SELECT datname, shobj_description(oid, 'pg_database') AS c FROM pg_database WHERE shobj_description(oid, 'pg_database') LIKE $1`,
+      [`${SCRATCH_MARKER_PREFIX}%`],
+    );
+    for (const row of rows) {
+      const marker = parseScratchMarker(row.c);
+      if (!marker || marker.database !== row.datname || marker.purpose === 'recovery-shadow' || !deadOwnerHere(marker.owner)) continue;
+      if (await dropMarked(client, config, row.datname)) removed.push(row.datname);
+    }
+  });
+  // Their one-time restore roles last (what they owned went with the databases).
+  for (const role of await restoreRolesOfDeadProcesses(config)) {
+    if (await dropRestoreRole(config, role).then(() => true, () => false)) removed.push(`role ${role}`);
+  }
+  return removed;
 }
 
 /** Cuts a string to at most `max` UTF-8 bytes without splitting a character. */
@@ -80,7 +119,7 @@ export function scratchName(config: DrConfig, tenant: string, id: string): strin
 
 /** The marker's comment text. */
 export function scratchMarker(database: string, info: ScratchInfo): string {
-  const marker: ScratchMarker = { database, tenant: info.tenant, purpose: info.purpose, createdAt: info.createdAt };
+  const marker: ScratchMarker = { database, tenant: info.tenant, purpose: info.purpose, createdAt: info.createdAt, owner: PROCESS_OWNER };
   return `${SCRATCH_MARKER_PREFIX}${JSON.stringify(marker)}`;
 }
 
@@ -99,7 +138,7 @@ export function parseScratchMarker(comment: string | null | undefined): ScratchM
     return undefined;
   }
   if (Number.isNaN(Date.parse(m.createdAt))) return undefined;
-  return { database: m.database, tenant: m.tenant, purpose: m.purpose, createdAt: m.createdAt };
+  return { database: m.database, tenant: m.tenant, purpose: m.purpose, createdAt: m.createdAt, ...(typeof m.owner === 'string' ? { owner: m.owner } : {}) };
 }
 
 /** Marks `database` as an odoo-dr scratch copy (replaces any previous comment). */

@@ -6,12 +6,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { DrConfig } from '../config';
-import { assertSessionName, rel, sessionTime } from '../backup/layout';
+import { assertSessionName, assertTenantName, rel, sessionTime } from '../backup/layout';
 import { parseManifest, type Manifest } from '../backup/manifest';
 import { ArtifactCorruptedError, InvalidInputError } from '../errors';
+import { formatPublicKey, readSigningKey, verifyMessage } from '../crypto/signing';
 import { LocalSessionStore } from './local-store';
 import { S3SessionStore } from './s3-store';
-import type { SessionStore } from './store';
+import { assertStorePath, type SessionStore } from './store';
 
 /** `auto`: the local copy when this host has the session's manifest, else the bucket. */
 export type SessionSource = 'auto' | 'local' | 'cloud';
@@ -41,6 +42,8 @@ export interface SessionSummary {
   tenants: Record<string, 'complete' | 'failed'>;
   validation: ValidationState;
   location: 'local' | 'cloud';
+  /** Fingerprint of the key that signed it (verified). */
+  signedBy?: string;
   problem?: string;
 }
 
@@ -48,6 +51,22 @@ export interface OpenedSession {
   session: string;
   store: SessionStore;
   manifest: Manifest;
+  /** Fingerprint of the trusted key whose signature verified; undefined: unsigned, accepted by --allow-unsigned. */
+  signedBy?: string;
+}
+
+/** Whose signatures are accepted, and whether unsigned sessions (made before signing) are. */
+export interface TrustSettings {
+  /** `ssh-ed25519 AAAA…` lines. */
+  signers: () => Promise<string[]>;
+  allowUnsigned: boolean;
+}
+
+/** DR_TRUSTED_SIGNERS, or else the public key of DR_SIGNING_KEY_FILE (a single backup host). */
+export async function trustedSigners(config: Pick<DrConfig, 'signing'>): Promise<string[]> {
+  if (config.signing.trusted.length) return config.signing.trusted;
+  if (config.signing.keyFile) return [formatPublicKey(await readSigningKey(config.signing.keyFile))];
+  return [];
 }
 
 export interface ResolvedSession extends OpenedSession {
@@ -55,14 +74,67 @@ export interface ResolvedSession extends OpenedSession {
   warnings: string[];
 }
 
+/**
+ * Every name and path a manifest gives is checked against the layout before anything uses it: tenant
+ * names are Odoo database names, and every artifact lies inside the session's own folder.
+ */
+export function assertManifestPaths(manifest: Manifest, where: string): void {
+  const inSession = `${rel.session(manifest.session)}/`;
+  const check = (p: string, what: string) => {
+    try {
+      assertStorePath(p);
+    } catch (err) {
+      throw new ArtifactCorruptedError(`${where}: ${what} ${(err as Error).message}`);
+    }
+    if (!p.startsWith(inSession)) throw new ArtifactCorruptedError(`${where}: ${what} ${JSON.stringify(p)} is outside the session's folder ${inSession}`);
+  };
+  for (const [tenant, entry] of Object.entries(manifest.tenants)) {
+    try {
+      assertTenantName(tenant);
+    } catch (err) {
+      throw new ArtifactCorruptedError(`${where}: ${(err as Error).message}`);
+    }
+    if (entry.database) check(entry.database.path, `the dump of ${tenant}`);
+    if (entry.filestore) check(entry.filestore.index.path, `the filestore index of ${tenant}`);
+  }
+  if (manifest.globals) check(manifest.globals.path, 'the cluster globals');
+  if (manifest.config) check(manifest.config.path, 'the configuration archive');
+}
+
 export class SessionCatalog {
   constructor(
     readonly local: SessionStore,
     readonly cloud: SessionStore | undefined,
+    readonly trust: TrustSettings = { signers: () => Promise.resolve([]), allowUnsigned: false },
   ) {}
 
-  static fromConfig(config: Pick<DrConfig, 'backupDir' | 'cloud'>): SessionCatalog {
-    return new SessionCatalog(new LocalSessionStore(config.backupDir), config.cloud ? new S3SessionStore(config.cloud) : undefined);
+  static fromConfig(config: Pick<DrConfig, 'backupDir' | 'cloud' | 'signing'>, opts: { allowUnsigned?: boolean } = {}): SessionCatalog {
+    let signers: Promise<string[]> | undefined;
+    return new SessionCatalog(new LocalSessionStore(config.backupDir), config.cloud ? new S3SessionStore(config.cloud) : undefined, {
+      signers: () => (signers ??= trustedSigners(config)),
+      allowUnsigned: opts.allowUnsigned ?? false,
+    });
+  }
+
+  /**
+   * The manifest's text, its signature verified against the trusted keys before anything of it is
+   * parsed. Unsigned: refused unless `allowUnsigned` (sessions made before signing existed).
+   */
+  private async verifiedText(store: SessionStore, session: string, text: string): Promise<{ text: string; signedBy?: string }> {
+    const where = `${store.description}/${rel.manifest(session)}`;
+    const signature = await store.signatureText(session);
+    if (signature === undefined) {
+      if (this.trust.allowUnsigned) return { text };
+      throw new ArtifactCorruptedError(
+        `${where} is not signed: refused (anyone who can write to the backups could have made it). ` +
+          'For a session made before signing was set up, and only then, use --allow-unsigned',
+      );
+    }
+    const signers = await this.trust.signers();
+    if (signers.length === 0) {
+      throw new ArtifactCorruptedError(`${where} is signed, but no key is trusted to verify it: set DR_TRUSTED_SIGNERS (or DR_SIGNING_KEY_FILE)`);
+    }
+    return { text, signedBy: verifyMessage(text, signature, signers, where) };
   }
 
   /** The stores `source` allows, in order of preference. */
@@ -89,11 +161,13 @@ export class SessionCatalog {
         if (!seen && (await store.hasSession(session))) seen = store;
         continue;
       }
-      const manifest = parseManifest(text, `${store.description}/${rel.manifest(session)}`);
+      const verified = await this.verifiedText(store, session, text);
+      const manifest = parseManifest(verified.text, `${store.description}/${rel.manifest(session)}`);
       if (manifest.session !== session) {
         throw new ArtifactCorruptedError(`${store.description}/${rel.manifest(session)} describes session ${manifest.session}, not ${session}`);
       }
-      return { session, store, manifest };
+      assertManifestPaths(manifest, `${store.description}/${rel.manifest(session)}`);
+      return { session, store, manifest, ...(verified.signedBy ? { signedBy: verified.signedBy } : {}) };
     }
     if (seen) {
       throw new InvalidInputError(`session ${session} has no manifest in ${seen.description}: it is still in progress, or it crashed`);
@@ -187,8 +261,10 @@ export class SessionCatalog {
           out.push({ ...base, status: 'incomplete', validation: 'never' });
           continue;
         }
-        const m = parseManifest(text, `${store.description}/${rel.manifest(session)}`);
+        const verified = await this.verifiedText(store, session, text);
+        const m = parseManifest(verified.text, `${store.description}/${rel.manifest(session)}`);
         out.push({
+          ...(verified.signedBy ? { signedBy: verified.signedBy } : {}),
           ...base,
           status: m.status,
           tenants: Object.fromEntries(Object.entries(m.tenants).map(([k, v]) => [k, v.status])),

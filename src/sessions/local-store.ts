@@ -61,8 +61,16 @@ export class LocalSessionStore implements SessionStore {
     });
   }
 
-  async putManifest(session: string, text: string): Promise<void> {
+  async signatureText(session: string): Promise<string | undefined> {
+    return readFile(this.file(rel.signature(session)), 'utf8').catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return undefined;
+      throw err;
+    });
+  }
+
+  async putManifest(session: string, text: string, signature?: string): Promise<void> {
     const file = this.file(rel.manifest(session));
+    if (signature !== undefined) await writeAtomic(this.file(rel.signature(session)), signature);
     await writeAtomic(file, text);
     if ((await readFile(file, 'utf8')) !== text) throw new ArtifactCorruptedError(`${file} did not read back as written`);
   }
@@ -81,11 +89,14 @@ export class LocalSessionStore implements SessionStore {
     await rename(tmp, dest);
   }
 
+  /** The stored file itself, once its bytes hash to the (signed) manifest's SHA-256. */
   async fetchArtifact(expect: ExpectedArtifact): Promise<string> {
     const file = this.file(expect.path);
     const st = await stat(file).catch(() => undefined);
     if (!st) throw new ArtifactCorruptedError(`${expect.path} is missing from ${this.root}`);
     if (st.size !== expect.bytes) throw new ArtifactCorruptedError(`${file} has ${st.size} bytes, the manifest says ${expect.bytes}`);
+    const got = await hashFile(file);
+    if (got.sha256 !== expect.sha256) throw new ArtifactCorruptedError(`${file} has SHA-256 ${got.sha256}, the manifest says ${expect.sha256}`);
     return file;
   }
 

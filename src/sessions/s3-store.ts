@@ -51,7 +51,12 @@ export class S3SessionStore implements SessionStore {
     return body?.toString('utf8');
   }
 
-  async putManifest(session: string, text: string): Promise<void> {
+  async signatureText(session: string): Promise<string | undefined> {
+    return (await getSmallObject(this.cloud, this.key(rel.signature(session)), 64 * 1024))?.toString('utf8');
+  }
+
+  async putManifest(session: string, text: string, signature?: string): Promise<void> {
+    if (signature !== undefined) await putSmallObject(this.cloud, this.key(rel.signature(session)), Buffer.from(signature, 'utf8'), 'text/plain');
     const key = this.key(rel.manifest(session));
     await putSmallObject(this.cloud, key, Buffer.from(text, 'utf8'));
     const back = await getSmallObject(this.cloud, key);
@@ -72,9 +77,14 @@ export class S3SessionStore implements SessionStore {
     return dest;
   }
 
+  /**
+   * Downloads and hashes the bytes (never trusts uploader-set metadata: `x-amz-meta-sha256` is
+   * whatever the last writer said). S3's own checksums cannot stand in for it: for multipart
+   * uploads they are composite (a hash of part hashes), not the object's SHA-256.
+   */
   async checkArtifact(expect: ExpectedArtifact, signal?: AbortSignal): Promise<ArtifactCheck> {
     const key = this.key(expect.path);
-    const check = await verifyObject(this.cloud, key, { bytes: expect.bytes, sha256: expect.sha256 }, signal ? { signal } : {});
+    const check = await verifyObject(this.cloud, key, { bytes: expect.bytes, sha256: expect.sha256 }, { deep: true, ...(signal ? { signal } : {}) });
     return { ok: check.ok, message: check.message };
   }
 

@@ -34,8 +34,10 @@ export interface SessionStore {
   hasSession(session: string): Promise<boolean>;
   /** The manifest's text, or undefined when the session has none here (absent, in progress, crashed). */
   manifestText(session: string): Promise<string | undefined>;
-  /** Stores the manifest (written last by a backup: its presence means finished). */
-  putManifest(session: string, text: string): Promise<void>;
+  /** The manifest's signature (armored OpenSSH signature), or undefined when there is none. */
+  signatureText(session: string): Promise<string | undefined>;
+  /** Stores the manifest, its signature first (written last by a backup: its presence means finished). */
+  putManifest(session: string, text: string, signature?: string): Promise<void>;
   /** Copies a local file into the store under `relPath`, verified against `expect`. */
   putArtifact(file: string, expect: ExpectedArtifact): Promise<void>;
   /**

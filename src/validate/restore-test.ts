@@ -16,7 +16,8 @@ import { neutralizeDatabase, neutralizationState } from '../odoo/neutralize';
 import { odooChecks } from '../odoo/checks';
 import { restoreDump } from '../restore/database';
 import { restoreFilestore } from '../restore/filestore';
-import { dropScratchDatabase, scratchName } from '../restore/scratch';
+import { dropScratchDatabase, ensureScratchRoot, scratchName } from '../restore/scratch';
+import { createRestoreRole, dropRestoreRole } from '../restore/restore-role';
 import { runCheck, type CheckResult } from './session';
 
 export interface RestoreTestResult {
@@ -60,8 +61,10 @@ export async function restoreTestTenant(opts: {
     result.checks.push({ name: 'restore', tenant, status: 'fail', message: `tenant ${tenant} has no complete backup in session ${manifest.session}` });
     return result;
   }
-  const scratchDir = path.join(config.backupDir, 'scratch', scratch);
+  const scratchDir = path.join(await ensureScratchRoot(config), scratch);
   const dumpMajor = parseToolVersion(`(PostgreSQL) ${entry.database.pgDump}`)?.major;
+  // The copy is restored, neutralized and checked by a role with no rights beyond it (never a superuser).
+  const role = await createRestoreRole(config);
   try {
     const restored = await runCheck(
       'restore-database',
@@ -75,6 +78,7 @@ export async function restoreTestTenant(opts: {
           database: scratch,
           owner: config.postgres.user,
           keepOwnership: false,
+          asRole: role,
           // Marked as scratch from its creation: a worker dying mid-restore leaves something the sweep removes.
           scratch: { tenant, purpose: 'restore-test' },
           ...(dumpMajor !== undefined ? { dumpPgMajor: dumpMajor } : {}),
@@ -113,7 +117,7 @@ export async function restoreTestTenant(opts: {
     result.checks.push(files);
 
     // Neutralize before anything else can look at the copy, then check it like Odoo would.
-    await withClient(config.postgres, scratch, async (client) => {
+    await withClient(role.settings, scratch, async (client) => {
       result.checks.push(
         await runCheck(
           'neutralize',
@@ -148,6 +152,7 @@ export async function restoreTestTenant(opts: {
   } finally {
     opts.onProgress?.('cleanup');
     await dropScratchDatabase(config, scratch).catch(() => undefined);
+    await dropRestoreRole(config, role.name).catch(() => undefined);
     await rm(scratchDir, { recursive: true, force: true });
   }
 }

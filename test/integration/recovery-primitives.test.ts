@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -207,6 +207,38 @@ describe('recovery primitives (real PostgreSQL, real backups)', function () {
     if (downtimes.length) {
       const sorted = [...downtimes].sort((a, b) => a - b);
       console.log(`      swap downtime: ${sorted.length} full swaps, median ${sorted[Math.floor(sorted.length / 2)]} ms, max ${sorted[sorted.length - 1]} ms`);
+    }
+  });
+
+  it("a restored shadow filestore takes the owner and modes of the tenant's filestore it replaces", async () => {
+    assert.equal(process.getuid?.(), 0, 'this test changes file owners: it runs as root (as CI and the developer machines do)');
+    const tenant = gen;
+    const id = `own${s}`;
+    const live = tenantDir(tenant);
+    // Odoo runs as its own user (uid 4242 here); its folders are 0750.
+    const chownR = (dir: string) => {
+      for (const e of readdirSync(dir, { withFileTypes: true })) {
+        const p = path.join(dir, e.name);
+        chownSync(p, 4242, 4242);
+        if (e.isDirectory()) chownR(p);
+      }
+    };
+    chownSync(live, 4242, 4242);
+    chmodSync(live, 0o750);
+    chownR(live);
+    try {
+      const r = await shadowOf(tenant, id);
+      const files = readdirSync(r.filestoreDir, { recursive: true, withFileTypes: true });
+      assert.ok(files.length > 0);
+      for (const e of [{ p: r.filestoreDir, dir: true }, ...files.map((f) => ({ p: path.join(f.parentPath, f.name), dir: f.isDirectory() }))]) {
+        const st = statSync(e.p);
+        assert.deepEqual([st.uid, st.gid], [4242, 4242], `${e.p} owned by the tenant's user`);
+        assert.equal(st.mode & 0o7777, e.dir ? 0o750 : 0o640, `${e.p} mode`);
+      }
+    } finally {
+      await dropShadow(config, tenant, id);
+      chownSync(live, 0, 0);
+      chownR(live);
     }
   });
 

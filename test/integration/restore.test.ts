@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync, openSync, readSync, writeSync, closeSync, existsSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { dumpDatabase, type DumpResult } from '../../src/backup/database';
 import { backupFilestore, type FilestoreResult } from '../../src/backup/filestore';
@@ -26,6 +26,7 @@ import {
   markScratch,
   readScratchMarker,
   scratchName,
+  sweepDeadProcesses,
   sweepScratch,
   unmarkScratch,
 } from '../../src/restore/scratch';
@@ -489,17 +490,19 @@ readIdentity(config.encryption.identityFile).then((identity) => restoreDump({
       assert.equal(await databaseExists(db), true, 'the killed restore left its database');
       const marker = await readScratchMarker(config, db);
       assert.equal(marker?.purpose, 'restore in progress');
-      const leftovers = readdirSync(path.join(backupDir, 'scratch')).filter((n) => n.startsWith(`restore-${db}`));
+      // Its plaintext sits in the dead process's own scratch folder.
+      const own = path.join(backupDir, 'scratch', `${hostname()}.${child.pid}`);
+      const leftovers = readdirSync(own).filter((n) => n.startsWith(`restore-${db}`));
       assert.equal(leftovers.length, 1, 'and its decrypted dump folder');
 
-      // Time passes (the marker and the folder age by a day), then the sweep removes both.
-      const dayAgo = new Date(Date.now() - 25 * 3_600_000);
-      await markScratch(config, db, { ...marker, createdAt: dayAgo.toISOString() });
-      utimesSync(path.join(backupDir, 'scratch', leftovers[0]!), dayAgo, dayAgo);
-      const swept = await sweepScratch(config, { olderThanHours: 24, now: new Date() });
+      // The next worker to start on this host removes all of it at once, not a day later.
+      const swept = await sweepDeadProcesses(config);
       assert.ok(swept.includes(db), JSON.stringify(swept));
+      assert.ok(swept.includes(own), JSON.stringify(swept));
       assert.equal(await databaseExists(db), false);
-      assert.equal(existsSync(path.join(backupDir, 'scratch', leftovers[0]!)), false);
+      assert.equal(existsSync(own), false, 'no plaintext left');
+      const roles = (await adminQuery("SELECT rolname FROM pg_roles WHERE shobj_description(oid, 'pg_authid') = $1", [`odoo-dr-restore:${hostname()}.${child.pid}`]));
+      assert.deepEqual(roles, [], 'nor its restore role');
     });
   });
 });

@@ -10,6 +10,8 @@ import path from 'node:path';
 import { rel } from '../../src/backup/layout';
 import { sealManifest, MANIFEST_FORMAT, MANIFEST_VERSION } from '../../src/backup/manifest';
 import { SessionCatalog, type SessionResult } from '../../src/sessions/catalog';
+import { formatPublicKey, signMessage } from '../../src/crypto/signing';
+import { generateKeyPairSync } from 'node:crypto';
 import { LocalSessionStore } from '../../src/sessions/local-store';
 import { S3SessionStore } from '../../src/sessions/s3-store';
 import type { SessionStore } from '../../src/sessions/store';
@@ -17,6 +19,12 @@ import { rejection } from '../helpers/assert';
 import { stackConfig, uniqueSuffix } from '../helpers/config';
 
 const OLD = 'backup_20260101_010101_aaaaaa';
+// The backup host's key (trusted) and another one (not trusted).
+const signer = generateKeyPairSync('ed25519').privateKey;
+const stranger = generateKeyPairSync('ed25519').privateKey;
+const trust = { signers: () => Promise.resolve([formatPublicKey(signer, 'backup-host')]), allowUnsigned: false };
+/** Stores a manifest as a backup does: signed by the backup host. */
+const putSigned = (store: SessionStore, session: string, text: string) => store.putManifest(session, text, signMessage(text, signer));
 const NEW = 'backup_20261126_020000_bbbbbb';
 
 function manifestText(session: string, status: 'complete' | 'partial' = 'complete'): string {
@@ -46,7 +54,7 @@ const backends: Array<{ name: string; make: () => { store: SessionStore; catalog
     make: () => {
       const dir = mkdtempSync(path.join(tmpdir(), 'odoo-dr-store-'));
       const store = new LocalSessionStore(dir);
-      return { store, catalog: (s) => new SessionCatalog(s, undefined), cleanup: () => Promise.resolve(rmSync(dir, { recursive: true, force: true })) };
+      return { store, catalog: (s) => new SessionCatalog(s, undefined, trust), cleanup: () => Promise.resolve(rmSync(dir, { recursive: true, force: true })) };
     },
   },
   {
@@ -58,7 +66,7 @@ const backends: Array<{ name: string; make: () => { store: SessionStore; catalog
       return {
         store,
         // The bucket as the only holder of sessions: an empty local folder beside it.
-        catalog: (s) => new SessionCatalog(empty, s),
+        catalog: (s) => new SessionCatalog(empty, s, trust),
         cleanup: async () => {
           for (const s of await store.sessionNames()) await store.deleteSession(s);
         },
@@ -125,14 +133,16 @@ for (const backend of backends) {
     });
 
     it('manifests round-trip; latest is the newest complete one; a corrupt manifest is refused by name', async () => {
-      await store.putManifest(OLD, manifestText(OLD));
-      await store.putManifest(NEW, manifestText(NEW, 'partial'));
+      await putSigned(store, OLD, manifestText(OLD));
+      await putSigned(store, NEW, manifestText(NEW, 'partial'));
       assert.deepEqual(await store.sessionNames(), [NEW, OLD]);
       assert.equal(await store.manifestText(OLD), manifestText(OLD));
       const latest = await catalog.resolve('latest', 'auto');
       assert.equal(latest.session, OLD, 'a partial session is not "latest"');
       assert.equal(latest.store.location, store.location);
-      await store.putManifest(NEW, manifestText(NEW).replace('"acme"', '"evil"'));
+      // Edited and re-sealed (the checksum recomputed), signed by nobody trusted.
+      const edited = manifestText(NEW).replace('"acme"', '"evil"');
+      await putSigned(store, NEW, edited);
       const err = await rejection(catalog.open(NEW, 'auto'));
       assert.equal(err.name, 'ArtifactCorruptedError');
       assert.match(err.message, /modified after it was written/);
@@ -140,8 +150,30 @@ for (const backend of backends) {
       assert.deepEqual(listed.map((s) => [s.session, s.status]), [[NEW, 'corrupt'], [OLD, 'complete']]);
     });
 
+    it('only a manifest signed by a trusted key is read; unsigned ones only with --allow-unsigned', async () => {
+      const text = manifestText(NEW);
+      // Signed by another key: refused, naming the signer.
+      await store.putManifest(NEW, text, signMessage(text, stranger));
+      const foreign = await rejection(catalog.open(NEW, 'auto'));
+      assert.match(foreign.message, /signed by SHA256:.*which is not in DR_TRUSTED_SIGNERS/);
+      // The right key, but the manifest changed after signing (and its checksum recomputed).
+      await store.putManifest(NEW, manifestText(NEW).replace('"test"', '"evil"'), signMessage(text, signer));
+      const changed = await rejection(catalog.open(NEW, 'auto'));
+      assert.match(changed.message, /does not match: the manifest was changed after it was signed/);
+      // No signature at all (a session made before signing, or forged without the key).
+      await store.deleteSession(NEW);
+      await store.putManifest(NEW, text);
+      const unsigned = await rejection(catalog.open(NEW, 'auto'));
+      assert.match(unsigned.message, /is not signed: refused.*--allow-unsigned/);
+      const permissive = new SessionCatalog(catalog.local, catalog.cloud, { ...trust, allowUnsigned: true });
+      const opened = await permissive.open(NEW, 'auto');
+      assert.equal(opened.signedBy, undefined);
+      await putSigned(store, NEW, text);
+      assert.match((await catalog.open(NEW, 'auto')).signedBy ?? '', /^SHA256:/);
+    });
+
     it('validation results are kept with the session and decide what latest means', async () => {
-      await store.putManifest(NEW, manifestText(NEW));
+      await putSigned(store, NEW, manifestText(NEW));
       assert.equal((await catalog.resolve('latest', 'auto')).session, NEW);
       const failed: SessionResult = { kind: 'validation', session: NEW, status: 'fail', finishedAt: new Date().toISOString(), workflowId: 'w', restoreTest: true, failures: ['x'] };
       const written = await catalog.saveResult(failed);
