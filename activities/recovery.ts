@@ -160,10 +160,10 @@ export function createRecoveryActivities(config: DrConfig, secrets: Array<string
     dropRecoveryShadow: mapped(secrets, async (input: { tenant: string; id: string }): Promise<void> => dropShadow(config, input.tenant, input.id)),
 
     /** DR_ODOO_STOP_CMD (nothing when unset). */
-    stopOdoo: mapped(secrets, async (_: Record<string, never>) => runServiceCommand(config.odoo.stopCommand, 'stop')),
+    stopOdoo: mapped(secrets, async (_: Record<string, never>) => runServiceCommand(config.odoo.stopCommand, 'stop', { outputFile: path.join(config.logDir, 'odoo-stop.out') })),
 
     /** DR_ODOO_START_CMD (nothing when unset). */
-    startOdoo: mapped(secrets, async (_: Record<string, never>) => runServiceCommand(config.odoo.startCommand, 'start')),
+    startOdoo: mapped(secrets, async (_: Record<string, never>) => runServiceCommand(config.odoo.startCommand, 'start', { outputFile: path.join(config.logDir, 'odoo-start.out') })),
 
     /** The shadow takes the tenant's place by renames; the tenant is kept as the pre-recovery copy. Idempotent. */
     swapInTenant: mapped(secrets, async (input: SwapInput): Promise<{ downtimeMs: number }> =>

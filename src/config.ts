@@ -336,7 +336,7 @@ export const FIELDS = {
   DR_ODOO_HEALTH_URL: { schema: httpUrl, doc: 'Odoo health URL, e.g. http://127.0.0.1:8069/web/health.' },
   // --- Encryption (age)
   DR_AGE_RECIPIENTS: { schema: ageRecipients, doc: 'age public recipients (age1…) backups are encrypted to. Default: the recipient of DR_ENCRYPTION_KEY_FILE.' },
-  DR_SIGNING_KEY_FILE: { schema: absolutePath, doc: 'Ed25519 key (PKCS#8 PEM, mode 0600) the backup host signs session manifests with; created by `odoo-dr setup`. Unset: sessions are not signed (readers refuse them).' },
+  DR_SIGNING_KEY_FILE: { schema: absolutePath, doc: 'Ed25519 key (PKCS#8 PEM, mode 0600) the backup host signs session manifests with; create it with `odoo-dr keys signing FILE --create`. Unset: sessions are not signed (readers refuse them).' },
   DR_TRUSTED_SIGNERS: { schema: sshPublicKeys, doc: 'Public keys (ssh-ed25519 AAAA…, comma-separated) whose signatures validation, drills and recovery accept. Default: the public key of DR_SIGNING_KEY_FILE.' },
   DR_ENCRYPTION_KEY_FILE: { schema: absolutePath, doc: 'age identity file (private key, mode 0600); needed only to validate and restore. Seed name: DR_ENCRYPTION_KEY.' },
   DR_COMPRESSION_LEVEL: { schema: wholeNumber(1, 19), default: '1', doc: 'zstd compression level (1 fastest … 19 smallest). The seed used 9 for gzip; zstd 1 is faster than gzip -6 at a similar size (README, Performance).' },

@@ -11,6 +11,9 @@ import { Command, CommanderError } from 'commander';
 import { loadConfig, redactConfig, type DrConfig } from '../src/config';
 import { ConfigError, DrError, scrubSecrets } from '../src/errors';
 import { SessionCatalog } from '../src/sessions/catalog';
+import { formatPublicKey, generateSigningKey, readSigningKey } from '../src/crypto/signing';
+import { existsSync } from 'node:fs';
+import { assertSessionName, assertTenantName } from '../src/backup/layout';
 import type { BackupInput, BackupResult } from '../workflows/backup';
 import {
   DEFAULT_TASK_QUEUE,
@@ -87,6 +90,16 @@ async function withTemporal<T>(config: DrConfig, fn: (client: Client) => Promise
     return await fn(client);
   } finally {
     await client.connection.close();
+  }
+}
+
+/** Tenant and session names are checked before anything starts (exit 2): they become workflow IDs and paths. */
+function checkNames(opts: { tenants?: string[]; session?: string }): void {
+  try {
+    for (const t of opts.tenants ?? []) assertTenantName(t);
+    if (opts.session !== undefined && opts.session !== 'latest') assertSessionName(opts.session);
+  } catch (err) {
+    throw new CliExit(EXIT.usage, (err as Error).message);
   }
 }
 
@@ -224,6 +237,7 @@ Examples:
   odoo-dr --json backup --wait                summary as JSON (exit 1 if not complete)`)
     .action(async (cmdOpts: { tenant?: string[]; cloud: boolean; wait?: boolean; retention: boolean }, cmd: Command) => {
       const opts = cmd.optsWithGlobals<GlobalOptions>();
+      checkNames({ ...(cmdOpts.tenant ? { tenants: cmdOpts.tenant } : {}) });
       const config = load(opts);
       printWarnings(config);
       await withTemporal(config, async (client) => {
@@ -278,6 +292,7 @@ Examples:
 Exit code 1 when any check fails.`)
     .action(async (sessionArg: string, cmdOpts: { tenant?: string; restoreTest?: boolean; cloud?: boolean; allowUnsigned?: boolean; wait?: boolean }, cmd: Command) => {
       const opts = cmd.optsWithGlobals<GlobalOptions>();
+      checkNames({ session: sessionArg, ...(cmdOpts.tenant ? { tenants: [cmdOpts.tenant] } : {}) });
       const config = load(opts);
       printWarnings(config);
       await withTemporal(config, async (client) => {
@@ -324,6 +339,7 @@ Examples:
 Exit code 1 when the drill fails (a check, the RPO or the projected RTO).`)
     .action(async (cmdOpts: { mode: string; cloud?: boolean; tenant?: string[]; allowUnsigned?: boolean; wait?: boolean }, cmd: Command) => {
       const opts = cmd.optsWithGlobals<GlobalOptions>();
+      checkNames({ ...(cmdOpts.tenant ? { tenants: cmdOpts.tenant } : {}) });
       const modes: DrillMode[] = ['full', 'backup-only', 'restore-only', 'validation-only'];
       if (!modes.includes(cmdOpts.mode as DrillMode)) {
         throw new CliExit(EXIT.usage, `--mode must be one of ${modes.join(', ')}, got "${cmdOpts.mode}"`);
@@ -387,6 +403,7 @@ Examples:
 Exit codes: 0 recovered (or plan shown), 1 failed, rolled back, rejected or expired, 2 bad input.`)
     .action(async (cmdOpts: { mode: string; cloud?: boolean; session: string; tenant?: string[]; dryRun?: boolean; yes?: boolean; force?: boolean; approvalTimeout?: string; backupFirst?: boolean; all?: boolean; configTarget?: string; resume?: string; allowUnsigned?: boolean; wait?: boolean }, cmd: Command) => {
       const opts = cmd.optsWithGlobals<GlobalOptions>();
+      checkNames({ session: cmdOpts.session, ...(cmdOpts.tenant ? { tenants: cmdOpts.tenant } : {}) });
       if (!RECOVERY_MODES.includes(cmdOpts.mode as RecoveryMode)) {
         throw new CliExit(EXIT.usage, `--mode must be one of ${RECOVERY_MODES.join(', ')}, got "${cmdOpts.mode}"`);
       }
@@ -496,6 +513,21 @@ Exit codes: 0 recovered (or plan shown), 1 failed, rolled back, rejected or expi
         s.problem ?? '',
       ]);
       process.stdout.write(formatTable(['SESSION', 'STATUS', 'TENANTS OK', 'VALIDATION', 'PROBLEM'], rows));
+    });
+
+  const keys = program.command('keys').description('Keys odoo-dr uses.');
+  keys
+    .command('signing <file>')
+    .description('Print the public key line (ssh-ed25519 …) of a session signing key, for DR_TRUSTED_SIGNERS; --create makes the key first when it does not exist (never overwrites).')
+    .option('--create', 'create the key (Ed25519, PKCS#8 PEM, mode 0600) if the file does not exist')
+    .action(async (file: string, cmdOpts: { create?: boolean }) => {
+      if (!path.isAbsolute(file)) throw new CliExit(EXIT.usage, `the key file must be an absolute path, got "${file}"`);
+      if (cmdOpts.create && !existsSync(file)) {
+        process.stdout.write(`${await generateSigningKey(file, `odoo-dr@${hostname()}`)}\n`);
+        process.stderr.write(`created ${file} (mode 0600): set DR_SIGNING_KEY_FILE to it on the backup host, and the line above in DR_TRUSTED_SIGNERS where sessions are read\n`);
+        return;
+      }
+      process.stdout.write(`${formatPublicKey(await readSigningKey(file), `odoo-dr@${hostname()}`)}\n`);
     });
 
   const configCmd = program.command('config').description('Configuration commands.');

@@ -120,9 +120,13 @@ export async function backupWorkflow(input: BackupInput = {}): Promise<BackupRes
       .catch((err: unknown) => log.warn('audit line not written', { error: failureMessage(err) }));
   };
 
-  let prepared;
+  let prepared: Awaited<ReturnType<typeof quick.prepareBackupSession>> | undefined;
+  let discovery: Awaited<ReturnType<typeof quick.discoverTenants>>;
   try {
-    prepared = await quick.prepareBackupSession({ session: sessionName, ...(input.cloud !== undefined ? { cloud: input.cloud } : {}), workflowId: info.workflowId });
+    discovery = await quick.discoverTenants(input.tenants?.length ? { include: input.tenants } : {});
+    // Names asked for that are not tenants: refused below, before a session exists (no FAILED session, no alert).
+    const refused = Boolean(input.tenants?.length) && discovery.missing.length > 0;
+    if (!refused) prepared = await quick.prepareBackupSession({ session: sessionName, ...(input.cloud !== undefined ? { cloud: input.cloud } : {}), workflowId: info.workflowId });
   } catch (err) {
     const message = failureMessage(err);
     await audit('failed', { error: message });
@@ -131,6 +135,11 @@ export async function backupWorkflow(input: BackupInput = {}): Promise<BackupRes
       .catch(() => undefined);
     throw ApplicationFailure.nonRetryable(`backup ${sessionName} could not start: ${message}`, 'BackupNotStarted');
   }
+  if (!prepared) {
+    const message = `not tenants (absent, not owned by the Odoo role, or templates): ${discovery.missing.join(', ')}; nothing was backed up`;
+    await audit('refused', { error: message });
+    throw ApplicationFailure.nonRetryable(message, 'TenantNotFoundError');
+  }
 
   const cloud = prepared.cloud !== null;
   // Without a cloud copy the session is one folder on one disk: every step goes to the worker that
@@ -138,8 +147,6 @@ export async function backupWorkflow(input: BackupInput = {}): Promise<BackupRes
   const workerQueue = cloud ? undefined : prepared.workerQueue;
   const sessionSteps = workerQueue ? proxyActivities<Activities>(pinnedActivity(sessionActivity, workerQueue)) : session;
   const longSteps = workerQueue ? proxyActivities<Activities>(pinnedActivity(longActivity, workerQueue)) : long;
-  progress.phase = 'discovering';
-  const discovery = await quick.discoverTenants(input.tenants?.length ? { include: input.tenants } : {});
   const summaries: TenantBackupSummary[] = [];
   for (const t of discovery.tenants) progress.tenants[t.name] = { state: 'pending' };
   for (const name of discovery.missing) {

@@ -6,7 +6,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, type Dirent } from 'node:fs';
-import { mkdir, open, opendir, rename, rm, stat } from 'node:fs/promises';
+import { link, mkdir, open, opendir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { DrConfig } from '../config';
@@ -172,14 +172,19 @@ export async function backupFilestore(req: FilestoreRequest): Promise<FilestoreR
       sha1 = encrypted.plainSha1;
       size = encrypted.plainBytes;
       const blob = localPath(config.backupDir, rel.blob(sha1));
-      if (await exists(blob)) {
-        await rm(tmp, { force: true });
-        result.blobsReused++;
-      } else {
-        await mkdir(path.dirname(blob), { recursive: true });
-        await rename(tmp, blob);
-        result.blobsStored++;
-      }
+      await mkdir(path.dirname(blob), { recursive: true });
+      // link() never replaces: when two backups store the same content at once, the first blob
+      // stays (equal plaintext, content-addressed) and nobody's verified bytes change under them.
+      const stored = await link(tmp, blob).then(
+        () => true,
+        (err: NodeJS.ErrnoException) => {
+          if (err.code === 'EEXIST') return false;
+          throw wrapDiskError(err, blob);
+        },
+      );
+      await rm(tmp, { force: true });
+      if (stored) result.blobsStored++;
+      else result.blobsReused++;
     }
     if (cloud) {
       const key = cloudKey(cloud, rel.blob(sha1));

@@ -1,7 +1,7 @@
 /**
  * Session retention: local sessions older than DR_LOCAL_RETENTION_DAYS and cloud sessions older
- * than DR_RETENTION_DAYS are deleted, but never the newest complete session of either place, and
- * never a session still being written. Filestore blobs are shared between sessions and are not
+ * than DR_RETENTION_DAYS are deleted, but never, in either place, a tenant's newest complete (nor
+ * newest validated) session, and never a session still being written. Filestore blobs are shared between sessions and are not
  * collected here (that needs a reference sweep that knows about running backups).
  */
 import { readdir, rm, stat } from 'node:fs/promises';
@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { DrConfig } from '../config';
 import { abortStaleUploads } from '../storage/s3';
 import { dropPreRecovery } from '../recovery/swap';
-import { SessionCatalog } from '../sessions/catalog';
+import { SessionCatalog, type SessionSummary } from '../sessions/catalog';
 import { sessionTime } from './layout';
 
 export interface RetentionResult {
@@ -24,18 +24,39 @@ export interface RetentionResult {
 
 const DAY = 24 * 60 * 60 * 1000;
 
+/**
+ * The sessions retention never deletes, whatever their age: for every tenant, the newest session
+ * (newest first in `sessions`) in which it is complete, and the newest such session whose newest
+ * validation passed. A partial or unvalidated newer session never makes the last good one expire.
+ */
+export function sessionsToKeep(sessions: SessionSummary[]): Set<string> {
+  const keep = new Set<string>();
+  const newest = new Map<string, string>();
+  const newestValidated = new Map<string, string>();
+  for (const s of sessions) {
+    if (s.status !== 'complete' && s.status !== 'partial') continue;
+    for (const [tenant, state] of Object.entries(s.tenants)) {
+      if (state !== 'complete') continue;
+      if (!newest.has(tenant)) newest.set(tenant, s.session);
+      if (s.validation === 'pass' && !newestValidated.has(tenant)) newestValidated.set(tenant, s.session);
+    }
+  }
+  for (const v of [...newest.values(), ...newestValidated.values()]) keep.add(v);
+  return keep;
+}
+
 export async function applyRetention(config: DrConfig, opts: { now: Date; cloud: boolean; protect?: string[] }): Promise<RetentionResult> {
   const protect = new Set(opts.protect ?? []);
   const result: RetentionResult = { localDeleted: [], cloudDeleted: [], kept: [], staleUploadsAborted: 0, preRecoveryDropped: [] };
 
   const catalog = SessionCatalog.fromConfig(config);
   const local = await catalog.list(catalog.local);
-  const newestComplete = local.find((s) => s.status === 'complete')?.session;
+  const keepLocal = sessionsToKeep(local);
   const localCutoff = opts.now.getTime() - config.retention.localDays * DAY;
   for (const s of local) {
     const old = sessionTime(s.session).getTime() < localCutoff;
     // An incomplete session may be running: only remove it once it is older than the retention too.
-    if (!old || s.session === newestComplete || protect.has(s.session)) continue;
+    if (!old || keepLocal.has(s.session) || protect.has(s.session)) continue;
     await catalog.local.deleteSession(s.session);
     result.localDeleted.push(s.session);
   }
@@ -50,11 +71,11 @@ export async function applyRetention(config: DrConfig, opts: { now: Date; cloud:
   if (opts.cloud && config.cloud && catalog.cloud) {
     const cloud = config.cloud;
     const sessions = await catalog.list(catalog.cloud);
-    // The newest *complete* session (verified manifest), never merely the newest with a manifest.
-    const newestCloud = sessions.find((s) => s.status === 'complete')?.session;
+    // Per tenant, the newest complete (and the newest validated) session: never merely the newest with a manifest.
+    const keepCloud = sessionsToKeep(sessions);
     const cutoff = opts.now.getTime() - config.retention.cloudDays * DAY;
     for (const { session } of sessions) {
-      if (sessionTime(session).getTime() >= cutoff || session === newestCloud || protect.has(session)) continue;
+      if (sessionTime(session).getTime() >= cutoff || keepCloud.has(session) || protect.has(session)) continue;
       // deleteSession removes the manifest first: a half-deleted session never looks complete.
       await catalog.cloud.deleteSession(session);
       result.cloudDeleted.push(session);

@@ -148,7 +148,7 @@ export async function readSigningKey(file: string): Promise<KeyObject> {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     throw new EncryptionKeyError(
-      code === 'ENOENT' ? `signing key ${file} does not exist: create it with \`odoo-dr setup\`` : `cannot read signing key ${file} (${code ?? String(err)})`,
+      code === 'ENOENT' ? `signing key ${file} does not exist: create it with \`odoo-dr keys signing FILE --create\`` : `cannot read signing key ${file} (${code ?? String(err)})`,
     );
   }
   try {

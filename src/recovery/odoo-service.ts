@@ -11,6 +11,9 @@
  * installed, is there an active user to log in with.
  */
 import { spawn } from 'node:child_process';
+import { mkdir, open, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import type { DrConfig } from '../config';
 import { ServiceCommandError, TenantNotFoundError } from '../errors';
 import { withClient } from '../postgres';
@@ -36,21 +39,23 @@ function tail(text: string, max: number): string {
 export async function runServiceCommand(
   command: string | undefined,
   what: 'stop' | 'start',
-  opts: { timeoutMs?: number; signal?: AbortSignal } = {},
+  opts: { timeoutMs?: number; signal?: AbortSignal; outputFile?: string } = {},
 ): Promise<ServiceCommandResult> {
   const started = Date.now();
   if (command === undefined || command.trim() === '') return { ran: false, output: '', durationMs: 0 };
   opts.signal?.throwIfAborted();
   const timeoutMs = opts.timeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
   const variable = what === 'stop' ? 'DR_ODOO_STOP_CMD' : 'DR_ODOO_START_CMD';
+  // The command's output goes to a file, not a pipe: a daemon it starts (an init script,
+  // `odoo-bin … &`) may keep the inherited stdout for ever, and must neither hang us nor die of a
+  // closed pipe. We resolve on the command's own exit and read what it wrote.
+  const outputFile = opts.outputFile ?? path.join(tmpdir(), `odoo-dr-${what}-${process.pid}-${Date.now()}.out`);
+  await mkdir(path.dirname(outputFile), { recursive: true });
+  const out = await open(outputFile, 'w', 0o600);
+  const readOutput = async () => tail((await readFile(outputFile, 'utf8').catch(() => '')).trim(), OUTPUT_TAIL_CHARS);
   return new Promise<ServiceCommandResult>((resolve, reject) => {
-    const child = spawn('sh', ['-c', command], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    let output = '';
-    const collect = (chunk: Buffer) => {
-      output = tail(output + chunk.toString('utf8'), OUTPUT_TAIL_CHARS);
-    };
-    child.stdout.on('data', collect);
-    child.stderr.on('data', collect);
+    const child = spawn('sh', ['-c', command], { stdio: ['ignore', out.fd, out.fd], detached: true });
+    void out.close();
     let reason: 'timeout' | 'abort' | undefined;
     let killTimer: NodeJS.Timeout | undefined;
     const killGroup = (sig: NodeJS.Signals) => {
@@ -60,6 +65,7 @@ export async function runServiceCommand(
         // already gone
       }
     };
+    // Only while the command itself runs: what it left running after it exited is never killed.
     const stop = (why: 'timeout' | 'abort') => {
       if (reason) return;
       reason = why;
@@ -78,25 +84,26 @@ export async function runServiceCommand(
       finish();
       reject(new ServiceCommandError(`the Odoo ${what} command (${variable}) \`${command}\` could not be started: ${err.message}`, { cause: err }));
     });
-    child.on('close', (code, sig) => {
+    child.on('exit', (code, sig) => {
       finish();
       const durationMs = Date.now() - started;
-      const out = output.trim();
-      const quoted = out ? `; output: ${tail(out, MESSAGE_TAIL_CHARS)}` : '; no output';
-      if (reason === 'abort') {
-        reject(opts.signal?.reason instanceof Error ? opts.signal.reason : new ServiceCommandError(`the Odoo ${what} command \`${command}\` was cancelled`));
-        return;
-      }
-      if (reason === 'timeout') {
-        reject(new ServiceCommandError(`the Odoo ${what} command (${variable}) \`${command}\` did not finish within ${Math.round(timeoutMs / 1000)} s and was killed${quoted}`));
-        return;
-      }
-      if (code !== 0) {
-        const how = sig ? `was killed by ${sig}` : `exited with code ${code}`;
-        reject(new ServiceCommandError(`the Odoo ${what} command (${variable}) \`${command}\` ${how}${quoted}`));
-        return;
-      }
-      resolve({ ran: true, output: out, durationMs });
+      void readOutput().then((output) => {
+        const quoted = output ? `; output: ${tail(output, MESSAGE_TAIL_CHARS)}` : '; no output';
+        if (reason === 'abort') {
+          reject(opts.signal?.reason instanceof Error ? opts.signal.reason : new ServiceCommandError(`the Odoo ${what} command \`${command}\` was cancelled`));
+          return;
+        }
+        if (reason === 'timeout') {
+          reject(new ServiceCommandError(`the Odoo ${what} command (${variable}) \`${command}\` did not finish within ${Math.round(timeoutMs / 1000)} s and was killed${quoted}`));
+          return;
+        }
+        if (code !== 0) {
+          const how = sig ? `was killed by ${sig}` : `exited with code ${code}`;
+          reject(new ServiceCommandError(`the Odoo ${what} command (${variable}) \`${command}\` ${how}${quoted}`));
+          return;
+        }
+        resolve({ ran: true, output, durationMs });
+      });
     });
   });
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { LOCAL_CONFIG_PATH, REPO_ROOT, uniqueSuffix } from '../helpers/config';
@@ -70,6 +70,34 @@ describe('odoo-dr CLI', () => {
     const r = await run(['frobnicate']);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /unknown command 'frobnicate'/);
+  });
+
+  it('refuses tenant and session names that cannot be, with exit code 2, before anything starts', async () => {
+    for (const args of [
+      ['backup', '--tenant', '../etc'],
+      ['validate', 'not-a-session'],
+      ['validate', 'latest', '--tenant', 'a b'],
+      ['drill', '-m', 'full', '--tenant', 'x/y'],
+      ['recover', '-s', 'backup_2026', '-t'],
+    ]) {
+      const r = await run(args);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, /is not a valid Odoo database name|is not a backup session name/, args.join(' '));
+      assert.doesNotMatch(r.stderr, /started/);
+    }
+  });
+
+  it('`keys signing --create` makes a signing key (0600) once and prints its public key line', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'odoo-dr-keys-'));
+    const file = path.join(dir, 'signing.key');
+    const first = await run(['keys', 'signing', file, '--create']);
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stdout, /^ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI\S+ /);
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+    const again = await run(['keys', 'signing', file, '--create']);
+    assert.equal(again.code, 0);
+    assert.equal(again.stdout, first.stdout, 'the existing key is kept');
+    rmSync(dir, { recursive: true, force: true });
   });
 
   describe('worker', () => {

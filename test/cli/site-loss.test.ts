@@ -158,14 +158,14 @@ describe('site loss: the bucket alone brings the platform back on a fresh host (
     const bad = await runCli(['recover', '-m', 'full', '--all', '--tenant', tenants[0]!, '-t'], env).result;
     assert.equal(bad.code, 2);
     assert.match(bad.out, /--all recovers every tenant/);
-    // A session whose manifest cannot be read (here: not JSON at all).
+    // A session whose manifest cannot be read (damaged bytes under the backup host's signature).
     const garbage = { ...stackConfig().cloud!, prefix: `garbage-${s}` };
-    const broken = 'backup_20200202_000000_garbage';
-    await new S3SessionStore(garbage).putManifest(broken, 'this is not a manifest');
-    const unreadable = await withWorker({ DR_CLOUD_BUCKET: `s3://odoo-dr-local/garbage-${s}` }, ['recover', '-m', 'full', '-c', '--all', '-s', broken, '-t']);
-    await new S3SessionStore(garbage).deleteSession(broken);
+    const real = new S3SessionStore(config.cloud!);
+    await new S3SessionStore(garbage).putManifest(session, 'this is not a manifest', await real.signatureText(session));
+    const unreadable = await withWorker({ DR_CLOUD_BUCKET: `s3://odoo-dr-local/garbage-${s}` }, ['recover', '-m', 'full', '-c', '--all', '-s', session, '-t']);
+    await new S3SessionStore(garbage).deleteSession(session);
     assert.equal(unreadable.code, 1);
-    assert.match(unreadable.out, new RegExp(`${broken}/manifest.json is not valid JSON`));
+    assert.match(unreadable.out, new RegExp(`${session}/manifest.json: the signature by SHA256:\\S+ does not match: the manifest was changed after it was signed`));
     // An identity the session was not encrypted to: refused at planning, before anything changes.
     const otherKey = path.join(root, 'other.key');
     execFileSync('age-keygen', ['-o', otherKey], { stdio: 'ignore' });

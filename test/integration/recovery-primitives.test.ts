@@ -470,6 +470,20 @@ describe('recovery primitives (real PostgreSQL, real backups)', function () {
     assert.ok(Date.now() - t0 < 10_000, 'the command group was killed');
   });
 
+  it('runServiceCommand: a start command that leaves a daemon holding its stdout resolves on its own exit, and the daemon lives on', async () => {
+    const pidFile = path.join(work, 'daemon.pid');
+    // As an init script or `odoo-bin … &` does: the daemon inherits stdout and outlives the command.
+    const started = await runServiceCommand(`sh -c 'echo daemon up; exec sleep 60' & echo $! > ${pidFile}; echo started`, 'start', {
+      timeoutMs: 20_000,
+      outputFile: path.join(work, 'odoo-start.out'),
+    });
+    assert.equal(started.ran, true);
+    assert.match(started.output, /started/);
+    const pid = Number(readFileSync(pidFile, 'utf8'));
+    assert.doesNotThrow(() => process.kill(pid, 0), 'the daemon it started is not killed');
+    process.kill(pid, 'SIGKILL');
+  });
+
   it('checkHealth: health URL pass, HTTP 500, JSON status fail, unreachable; a tenant that is missing or hidden from Odoo fails', async () => {
     const server = http.createServer((req, res) => {
       if (req.url === '/ok') res.writeHead(200, { 'content-type': 'application/json' }).end('{"status": "pass"}');

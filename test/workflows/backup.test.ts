@@ -175,17 +175,16 @@ describe('backupWorkflow (real PostgreSQL, S3, age; dev server)', function () {
     assert.equal(mine.workflowId, first.workflowId);
   });
 
-  it('marks the session partial when a tenant is not there, and the others still complete', async () => {
-    const { result, session } = await run(config, { tenants: [tenants[1]!, `absent_${s}`], cloud: false });
-    assert.equal(result.status, 'partial');
-    const absent = result.tenants.find((t) => t.tenant === `absent_${s}`)!;
-    assert.equal(absent.status, 'failed');
-    assert.match(absent.error!, /not a tenant/);
-    const manifest = await readManifest(localPath(backupDir, rel.manifest(session)));
-    assert.equal(manifest.status, 'partial');
+  it('refuses a backup of a name that is not a tenant before a session is created (no failed session, no alert)', async () => {
     const catalog = SessionCatalog.fromConfig(config);
-    const listed = (await catalog.list(catalog.local)).find((x) => x.session === session)!;
-    assert.equal(listed.status, 'partial');
+    const before = await catalog.local.sessionNames();
+    const err = await run(config, { tenants: [tenants[1]!, `absent_${s}`], cloud: false }).then(
+      () => assert.fail('expected a refusal'),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof WorkflowFailedError, String(err));
+    assert.match(String(err.cause?.message), new RegExp(`not tenants .*: absent_${s}; nothing was backed up`));
+    assert.deepEqual(await catalog.local.sessionNames(), before, 'no session folder was created');
   });
 
   it('fails only the tenant dropped between discovery and dump (TenantNotFoundError, not retried)', async () => {

@@ -106,7 +106,8 @@ describe('validationWorkflow and drillWorkflow (real stack)', function () {
     assert.equal(report.status, 'fail');
     const bad = failed(report);
     assert.ok(bad.some((c) => c.name === 'artifact-local' && c.message.includes('database.dump.zst.age')), JSON.stringify(bad));
-    assert.ok(bad.some((c) => c.name === 'dump-integrity' && /database\.dump\.zst\.age: cannot be decrypted/.test(c.message)), JSON.stringify(bad));
+    // The bytes no longer hash to the (signed) manifest's SHA-256: refused before decryption is tried.
+    assert.ok(bad.some((c) => c.name === 'dump-integrity' && /database\.dump\.zst\.age has SHA-256 \w+, the manifest says/.test(c.message)), JSON.stringify(bad));
   });
 
   it('a truncated dump fails, naming the dump', async () => {
@@ -139,7 +140,8 @@ describe('validationWorkflow and drillWorkflow (real stack)', function () {
     writeFileSync(file, readFileSync(file, 'utf8').replace('"status": "complete"', '"status": "complete" ').replace(/"files": (\d+)/, (_m, n: string) => `"files": ${Number(n) + 1}`));
     const report = await validate(config, { session });
     assert.equal(report.status, 'fail');
-    assert.match(failed(report)[0]!.message, /manifest\.json was modified after it was written/);
+    // Caught by the signature before the self-checksum is even read.
+    assert.match(failed(report)[0]!.message, /manifest\.json: the signature by SHA256:\S+ does not match: the manifest was changed after it was signed/);
   });
 
   it('the wrong private key fails the decryption checks, never passes', async () => {
