@@ -15,6 +15,10 @@ CONFIG=config/dr-config.local.env
 "$here/stack.sh" up
 timed build npx tsc -p tsconfig.json
 
+# The configuration odoo-dr archives with every session (DR_CONFIG_PATHS of the local stack).
+mkdir -p "$ODOO_DR_STACK/odoo-config"
+[[ -f "$ODOO_DR_STACK/odoo-config/odoo.conf" ]] || printf '[options]\ndb_user = odoo\nworkers = 4\n' > "$ODOO_DR_STACK/odoo-config/odoo.conf"
+
 log "loading the sample tenants (generated Odoo-like tenants + the real Odoo 17 backup)"
 node dist/scripts/fixtures.js --config "$CONFIG" sample
 

@@ -61,12 +61,15 @@ export interface RecoveryPlan {
   validation: 'pass' | 'fail' | 'never';
 }
 
+/** Free space where `dir` is or will be (its nearest existing parent: a fresh host has no filestore yet). */
 async function available(dir: string): Promise<number | undefined> {
-  try {
-    const s = await statfs(dir);
-    return s.bavail * s.bsize;
-  } catch {
-    return undefined;
+  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
+    try {
+      const s = await statfs(d);
+      return s.bavail * s.bsize;
+    } catch {
+      if (d === path.dirname(d)) return undefined;
+    }
   }
 }
 
