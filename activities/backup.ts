@@ -23,6 +23,7 @@ import { cloudKey, uploadFile, type UploadProgress, type UploadResult } from '..
 import { hashFile } from '../src/pipeline';
 import { SessionCatalog } from '../src/sessions/catalog';
 import { mapped } from './errors';
+import { whileHeartbeating } from './heartbeat';
 
 /** Heartbeats at most every `ms` (progress callbacks can fire thousands of times a second). */
 function throttledHeartbeat(ms = 2_000): (details: unknown) => void {
@@ -235,7 +236,7 @@ export function createBackupActivities(config: DrConfig, secrets: Array<string |
     }),
 
     /** Verifies every artifact (local and cloud), writes the manifest last, uploads it last. */
-    finalizeBackupSession: mapped(secrets, async (input: FinalizeInput): Promise<ManifestSummary> => {
+    finalizeBackupSession: mapped(secrets, async (input: FinalizeInput): Promise<ManifestSummary> => whileHeartbeating(async () => {
       assertSessionName(input.session);
       const tenants: Record<string, TenantEntry> = {};
       for (const [tenant, s] of Object.entries(input.tenants)) {
@@ -262,11 +263,11 @@ export function createBackupActivities(config: DrConfig, secrets: Array<string |
         ),
         warnings: manifest.warnings,
       };
-    }),
+    })),
 
-    applyBackupRetention: mapped(secrets, async (input: { protect: string[]; cloud: boolean }): Promise<RetentionResult> => {
-      return applyRetention(config, { now: new Date(), cloud: input.cloud, protect: input.protect });
-    }),
+    applyBackupRetention: mapped(secrets, async (input: { protect: string[]; cloud: boolean }): Promise<RetentionResult> =>
+      whileHeartbeating(() => applyRetention(config, { now: new Date(), cloud: input.cloud, protect: input.protect })),
+    ),
 
     appendAuditRecord: mapped(secrets, async (record: AuditRecord): Promise<void> => appendAudit(config, record)),
 

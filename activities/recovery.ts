@@ -6,6 +6,7 @@ import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { localPath } from '../src/backup/layout';
+import { withClient } from '../src/postgres';
 import type { DrConfig } from '../src/config';
 import { readIdentity } from '../src/crypto/age';
 import { ArtifactCorruptedError, InvalidInputError } from '../src/errors';
@@ -26,6 +27,7 @@ import { swapBack, swapIn, type SwapPlan } from '../src/recovery/swap';
 import { restoreFilestore } from '../src/restore/filestore';
 import { fetchTenantFiles } from '../src/validate/cloud';
 import { mapped } from './errors';
+import { whileHeartbeating } from './heartbeat';
 
 export type RecoveryScope = 'both' | 'database' | 'files';
 
@@ -89,7 +91,7 @@ export function createRecoveryActivities(config: DrConfig, secrets: Array<string
         if (!entry?.database || !entry.filestore || !entry.odoo) throw new InvalidInputError(`session ${input.session} has no complete backup of ${input.tenant}`);
         beat('download');
         const { root } = await fetchTenantFiles({ store, manifest, tenant: input.tenant, mirror, signal, onProgress: (n) => beat('download', n) });
-        const bytes = entry.database.bytes + entry.filestore.bytes;
+        const bytes = entry.filestore.bytes;
         if (!(await stat(config.odoo.filestoreRoot).catch(() => undefined))) {
           // A fresh host: the filestore root Odoo will write into belongs to ODOO_DATA_DIR's owner.
           await mkdir(config.odoo.filestoreRoot, { recursive: true });
@@ -127,12 +129,16 @@ export function createRecoveryActivities(config: DrConfig, secrets: Array<string
           ...(dumpMajor !== undefined ? { dumpPgMajor: dumpMajor } : {}),
         });
         const checks = await verifyShadow({ config, database: shadow.database, filestoreDir: shadow.filestoreDir, expected: entry.odoo });
+        // What comes back, as it will sit on the server: the restored database and the files.
+        const restoredBytes =
+          (await withClient(config.postgres, config.postgres.maintenanceDb, async (c) => Number((await c.query<{ s: string }>('SELECT pg_database_size($1) AS s', [shadow.database])).rows[0]!.s))) +
+          entry.filestore.bytes;
         const failed = [...checks.filter((c) => c.status === 'fail').map((c) => `${c.name}: ${c.message}`), ...shadow.problems];
         if (failed.length) {
           await dropShadow(config, input.tenant, input.id);
           throw new ArtifactCorruptedError(`the shadow copy of ${input.tenant} does not verify: ${failed.slice(0, 5).join('; ')}`);
         }
-        return { checks, bytes };
+        return { checks, bytes: restoredBytes };
       } finally {
         await removeScratch(mirror);
       }
@@ -160,10 +166,10 @@ export function createRecoveryActivities(config: DrConfig, secrets: Array<string
     dropRecoveryShadow: mapped(secrets, async (input: { tenant: string; id: string }): Promise<void> => dropShadow(config, input.tenant, input.id)),
 
     /** DR_ODOO_STOP_CMD (nothing when unset). */
-    stopOdoo: mapped(secrets, async (_: Record<string, never>) => runServiceCommand(config.odoo.stopCommand, 'stop', { outputFile: path.join(config.logDir, 'odoo-stop.out') })),
+    stopOdoo: mapped(secrets, async (_: Record<string, never>) => whileHeartbeating(() => runServiceCommand(config.odoo.stopCommand, 'stop', { outputFile: path.join(config.logDir, 'odoo-stop.out'), signal: Context.current().cancellationSignal }))),
 
     /** DR_ODOO_START_CMD (nothing when unset). */
-    startOdoo: mapped(secrets, async (_: Record<string, never>) => runServiceCommand(config.odoo.startCommand, 'start', { outputFile: path.join(config.logDir, 'odoo-start.out') })),
+    startOdoo: mapped(secrets, async (_: Record<string, never>) => whileHeartbeating(() => runServiceCommand(config.odoo.startCommand, 'start', { outputFile: path.join(config.logDir, 'odoo-start.out'), signal: Context.current().cancellationSignal }))),
 
     /** The shadow takes the tenant's place by renames; the tenant is kept as the pre-recovery copy. Idempotent. */
     swapInTenant: mapped(secrets, async (input: SwapInput): Promise<{ downtimeMs: number }> =>

@@ -20,6 +20,7 @@ import { ageCheck, artifactCheck, artifactsOf, dumpIntegrityCheck, filestoreBlob
 import { discoverTenants } from '../src/tenants';
 import { fetchTenantFiles, withBackupRoot } from '../src/validate/cloud';
 import { mapped } from './errors';
+import { whileHeartbeating } from './heartbeat';
 
 export interface SessionChecksInput {
   session: string;
@@ -96,7 +97,7 @@ export function createValidationActivities(config: DrConfig, secrets: Array<stri
     }),
 
     /** Manifest, every artifact's size and SHA-256 where the session is read (and in the bucket), age against the RPO. */
-    checkBackupSession: mapped(secrets, async (input: SessionChecksInput): Promise<SessionChecksResult> => {
+    checkBackupSession: mapped(secrets, async (input: SessionChecksInput): Promise<SessionChecksResult> => whileHeartbeating(async () => {
       let opened;
       try {
         opened = await open(input.session, input.source, input.allowUnsigned);
@@ -132,7 +133,6 @@ export function createValidationActivities(config: DrConfig, secrets: Array<stri
       // The copy the session is read from, and the bucket's too when the session was copied there.
       const alsoCloud = store.location === 'local' && (input.cloud ?? (manifest.cloud !== null && catalog.cloud !== undefined));
       for (const { artifact, tenant } of artifactsOf(manifest, input.tenant)) {
-        beat({ artifact: artifact.path });
         checks.push(await artifactCheck(store, artifact, tenant));
         if (alsoCloud) {
           checks.push(
@@ -147,7 +147,7 @@ export function createValidationActivities(config: DrConfig, secrets: Array<stri
         .filter(([name, e]) => e.status === 'complete' && (!input.tenant || name === input.tenant))
         .map(([name]) => name);
       return { ...base, checks, tenants };
-    }),
+    })),
 
     /** Decryption and archive integrity of the dump; every filestore blob decrypted and verified. */
     checkTenantArchives: mapped(secrets, async (input: TenantChecksInput): Promise<CheckResult[]> => {

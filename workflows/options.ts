@@ -27,9 +27,10 @@ export const longActivity: ActivityOptions = {
   },
 };
 
-/** Session bookkeeping: verification re-reads every artifact, so give it time. */
+/** Session bookkeeping: verification re-reads every artifact, so give it time; it heartbeats per artifact. */
 export const sessionActivity: ActivityOptions = {
   startToCloseTimeout: '2 hours',
+  heartbeatTimeout: '2 minutes',
   retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 5 },
 };
 
@@ -47,3 +48,29 @@ export const notifyActivity: ActivityOptions = {
 export function pinnedActivity(base: ActivityOptions, workerQueue: string): ActivityOptions {
   return { ...base, taskQueue: workerQueue, scheduleToStartTimeout: '10 minutes' };
 }
+
+/**
+ * The steps that hold Odoo down or change a tenant in place (swap, health, drop, markers): quick,
+ * so a worker that dies mid-step is noticed in a minute, not ten; few retries, then compensation.
+ */
+export const criticalActivity: ActivityOptions = {
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 4 },
+};
+
+/** Odoo's stop and start commands (each may take up to 5 minutes): they heartbeat, so a dead worker is noticed in 30 s. */
+export const serviceActivity: ActivityOptions = {
+  startToCloseTimeout: '6 minutes',
+  heartbeatTimeout: '30 seconds',
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 4 },
+};
+
+/**
+ * Undoing a swap: retried until it succeeds (a rollback that gives up leaves a tenant half
+ * recovered); only a permanent error (a database this recovery did not make) stops it.
+ */
+export const compensationActivity: ActivityOptions = {
+  startToCloseTimeout: '1 minute',
+  // No maximumAttempts: unlimited.
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute' },
+};

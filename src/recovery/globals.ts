@@ -22,6 +22,7 @@ import type { DrConfig } from '../config';
 import { decryptStream } from '../crypto/age';
 import { ArtifactCorruptedError, DatabaseAuthError, DrError, PipelineError, scrubSecrets } from '../errors';
 import { quoteIdent, withClient } from '../postgres';
+import { RESTORE_ROLE_PREFIX } from '../restore/restore-role';
 import { parseGlobalsSql, type RoleAttributes } from './globals-sql';
 
 export {
@@ -122,8 +123,17 @@ export async function restoreGlobals(opts: {
   dryRun?: boolean;
 }): Promise<GlobalsRestoreResult> {
   const { postgres } = opts;
-  const parsed = parseGlobalsSql(opts.sql);
+  const all = parseGlobalsSql(opts.sql);
+  // odoo-dr's own one-time restore roles (a backup taken while a restore ran) are never recreated.
+  const own = (name: string) => name.startsWith(RESTORE_ROLE_PREFIX);
+  const parsed = {
+    ...all,
+    roles: all.roles.filter((r) => !own(r.name)),
+    memberships: all.memberships.filter((m) => !own(m.member) && !own(m.role)),
+    settings: all.settings.filter((x) => !own(x.role)),
+  };
   const result: GlobalsRestoreResult = { created: [], existing: [], memberships: [], skipped: [], warnings: [], passwordsRestored: 0 };
+  for (const r of all.roles.filter((x) => own(x.name))) result.skipped.push(`${q(r.name)} is a one-time odoo-dr restore role: not recreated`);
   for (const u of parsed.unrecognised) result.warnings.push(`line ${u.line} skipped (${u.reason}): ${u.text}`);
   for (const t of parsed.tablespaces) {
     result.warnings.push(`tablespace ${q(t)} not restored: its location is a folder of the old server; create it by hand if tenants need it`);

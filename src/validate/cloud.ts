@@ -3,6 +3,7 @@
  * layout: the local store's own folder, or a mirror filled from the bucket alone, every object
  * verified against the manifest (size and SHA-256 of the bytes downloaded).
  */
+import { setMaxListeners } from 'node:events';
 import { mkdir } from 'node:fs/promises';
 import type { DrConfig } from '../config';
 import { readFilestoreIndex } from '../backup/filestore';
@@ -35,6 +36,8 @@ export async function fetchTenantFiles(opts: {
   const { store, manifest, tenant, mirror, signal } = opts;
   const entry = manifest.tenants[tenant];
   if (!entry?.database || !entry.filestore) throw new InvalidInputError(`tenant ${tenant} has no complete backup in ${manifest.session}`);
+  // Each download in flight listens to the one cancellation signal.
+  if (signal) setMaxListeners(64, signal);
   if (store instanceof LocalSessionStore) {
     // Nothing copied, but the bytes are checked against the (signed) manifest before they are used.
     await store.fetchArtifact(entry.database);

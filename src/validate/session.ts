@@ -7,6 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import type { DrConfig } from '../config';
 import { decryptStream } from '../crypto/age';
 import { readFilestoreIndex } from '../backup/filestore';
@@ -167,6 +168,7 @@ export async function filestoreBlobsCheck(
     async () => {
       const problems: string[] = [];
       let checked = 0;
+      if (opts.signal) setMaxListeners(64, opts.signal);
       const verify = async (entry: { path: string; sha1: string; size: number }) => {
         let blob;
         try {

@@ -85,6 +85,14 @@ describe('restoreGlobals (real PostgreSQL)', function () {
     assert.equal((await role(keep))!.rolcanlogin, false);
   });
 
+  it("never recreates odoo-dr's own one-time restore roles (a backup taken while a restore ran)", async () => {
+    const temp = `odoo_dr_restore_${uniqueSuffix()}`;
+    const r = await restoreGlobals({ postgres, sql: `CREATE ROLE ${temp};\nALTER ROLE ${temp} WITH NOSUPERUSER LOGIN PASSWORD 'SCRAM-SHA-256$4096:x';\nGRANT odoo TO ${temp};\n`, dryRun: true });
+    assert.deepEqual(r.created, []);
+    assert.deepEqual(r.memberships, []);
+    assert.ok(r.skipped.some((x) => x.includes(temp) && /one-time odoo-dr restore role/.test(x)), JSON.stringify(r));
+  });
+
   describe('the first restore', () => {
     let r: GlobalsRestoreResult;
     before(async () => {
