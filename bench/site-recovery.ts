@@ -392,7 +392,7 @@ async function main(): Promise<void> {
       const r = ours.result.report;
       console.log(
         `run ${i + 1}: odoo-dr ${(ours.ms / 1000).toFixed(2)} s, bare tools ${(bareMs / 1000).toFixed(2)} s, ratio ${(ours.ms / bareMs).toFixed(2)}; ` +
-          `report: ${r?.tenantsRecovered} recovered, ${r?.tenantsFailed} failed, ${((r?.bytes ?? 0) / MiB).toFixed(1)} MiB restored (encrypted dumps + files), ` +
+          `report: ${r?.tenantsRecovered} recovered, ${r?.tenantsFailed} failed, ${((r?.bytes ?? 0) / MiB).toFixed(1)} MiB restored (databases as restored + files), ` +
           `achieved RTO ${r?.achievedRtoMinutes.toFixed(2)} min of ${r?.rtoMinutes} (met: ${r?.rtoMet}), roles created: ${ours.result.globals?.created.join(' ') || 'none'}, config files: ${ours.result.config?.restored.length ?? 0}`,
       );
       const p = ours.phases;
