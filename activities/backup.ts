@@ -2,7 +2,7 @@
  * Backup activities: thin adapters over src/backup. Long ones heartbeat their progress; the
  * upload resumes from its last heartbeat after a worker crash.
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { activityInfo, Context } from '@temporalio/activity';
 import { appendAudit, type AuditRecord } from '../src/audit';
@@ -14,7 +14,7 @@ import type { Artifact, Manifest, TenantEntry } from '../src/backup/manifest';
 import { applyRetention, type RetentionResult } from '../src/backup/retention';
 import { finalizeSession, prepareSession, type FinalizeRequest, type PreparedSession } from '../src/backup/session';
 import type { DrConfig } from '../src/config';
-import { InvalidInputError } from '../src/errors';
+import { DrError, InvalidInputError } from '../src/errors';
 import { sendAlert, type Alert, type AlertDelivery } from '../src/notify';
 import type { OdooFacts } from '../src/odoo/facts';
 import { findClientTools } from '../src/pgtools';
@@ -144,6 +144,56 @@ export function createBackupActivities(config: DrConfig, secrets: Array<string |
       signal: Context.current().cancellationSignal,
     });
 
+  /** backupTenant's work (see there): dump, filestore, uploads, manifest entry. */
+  const backupOneTenant = async (input: TenantBackupTask): Promise<TenantBackupDone> => {
+    const started = Date.now();
+    const beat = throttledHeartbeat();
+    const resume = activityInfo().heartbeatDetails as TenantBackupProgress | undefined;
+    let kept: DumpDatabaseResult | undefined;
+    if (resume?.dump) {
+      // Same host and the dump still reads back as written: keep it (and resume its upload).
+      const file = localPath(config.backupDir, resume.dump.artifact.path);
+      const got = await hashFile(file).catch(() => undefined);
+      if (got && got.bytes === resume.dump.artifact.bytes && got.sha256 === resume.dump.artifact.sha256) kept = resume.dump;
+    }
+    const dump = kept ?? (await dumpTenant(input, (bytes) => beat({ phase: 'dump', bytes } satisfies TenantBackupProgress)));
+    await hooks.afterDump?.(localPath(config.backupDir, dump.artifact.path));
+    Context.current().heartbeat({ phase: 'filestore', dump } satisfies TenantBackupProgress);
+    const filestore = await backupFilestore({
+      config,
+      session: input.session,
+      tenant: input.tenant,
+      recipients: input.recipients,
+      cloud: input.cloud,
+      signal: Context.current().cancellationSignal,
+      onProgress: (p) => beat({ phase: 'filestore', dump, ...p } satisfies TenantBackupProgress),
+    });
+    let uploaded: UploadResult | undefined;
+    if (input.cloud) {
+      uploaded = await upload(dump.artifact, kept ? resume?.upload : undefined, dump);
+      await upload(filestore.index, undefined, dump);
+    }
+    const { index, missing: _missing, ...counts } = filestore;
+    const entry: TenantEntry = {
+      status: 'complete',
+      durationMs: Date.now() - started,
+      database: dump.artifact,
+      filestore: { index, ...counts },
+      odoo: dump.facts,
+    };
+    // Beside the tenant's artifacts, in both places: whichever worker finalizes finds it.
+    const entryFile = tenantEntryPath(input.session, input.tenant);
+    await mkdir(path.dirname(entryFile), { recursive: true });
+    await writeFile(entryFile, JSON.stringify(entry));
+    if (input.cloud) await catalog.cloud!.putDocument(tenantEntryRel(input.session, input.tenant), entry);
+    return {
+      entry: { status: 'complete', durationMs: entry.durationMs },
+      databaseBytes: dump.artifact.bytes,
+      filestore: { ...counts, missing: filestore.missing },
+      ...(uploaded ? { upload: { resumed: uploaded.resumed, partsReused: uploaded.partsReused, uploadId: uploaded.uploadId } } : {}),
+    };
+  };
+
   return {
     /** Creates the session folder; fails early on what would fail every tenant (tools, keys, server). */
     prepareBackupSession: mapped(secrets, async (input: PrepareBackupInput): Promise<PreparedSession & { workerQueue?: string }> => {
@@ -169,53 +219,18 @@ export function createBackupActivities(config: DrConfig, secrets: Array<string |
       assertSessionName(input.session);
       assertTenantName(input.tenant);
       if (input.cloud && !config.cloud) throw new InvalidInputError('a cloud copy was requested but DR_CLOUD_BUCKET is not set');
-      const started = Date.now();
-      const beat = throttledHeartbeat();
-      const resume = activityInfo().heartbeatDetails as TenantBackupProgress | undefined;
-      let kept: DumpDatabaseResult | undefined;
-      if (resume?.dump) {
-        // Same host and the dump still reads back as written: keep it (and resume its upload).
-        const file = localPath(config.backupDir, resume.dump.artifact.path);
-        const got = await hashFile(file).catch(() => undefined);
-        if (got && got.bytes === resume.dump.artifact.bytes && got.sha256 === resume.dump.artifact.sha256) kept = resume.dump;
+      try {
+        return await backupOneTenant(input);
+      } catch (err) {
+        // A permanent failure (full disk, missing database…) is not retried: what this tenant left in
+        // the session (a finished dump, its index) would only fill the disk for the next tenant.
+        if (err instanceof DrError && err.permanent) {
+          await rm(localPath(config.backupDir, rel.tenantDir(input.session, input.tenant)), { recursive: true, force: true }).catch(() => undefined);
+        }
+        throw err;
       }
-      const dump = kept ?? (await dumpTenant(input, (bytes) => beat({ phase: 'dump', bytes } satisfies TenantBackupProgress)));
-      await hooks.afterDump?.(localPath(config.backupDir, dump.artifact.path));
-      Context.current().heartbeat({ phase: 'filestore', dump } satisfies TenantBackupProgress);
-      const filestore = await backupFilestore({
-        config,
-        session: input.session,
-        tenant: input.tenant,
-        recipients: input.recipients,
-        cloud: input.cloud,
-        signal: Context.current().cancellationSignal,
-        onProgress: (p) => beat({ phase: 'filestore', dump, ...p } satisfies TenantBackupProgress),
-      });
-      let uploaded: UploadResult | undefined;
-      if (input.cloud) {
-        uploaded = await upload(dump.artifact, kept ? resume?.upload : undefined, dump);
-        await upload(filestore.index, undefined, dump);
-      }
-      const { index, missing: _missing, ...counts } = filestore;
-      const entry: TenantEntry = {
-        status: 'complete',
-        durationMs: Date.now() - started,
-        database: dump.artifact,
-        filestore: { index, ...counts },
-        odoo: dump.facts,
-      };
-      // Beside the tenant's artifacts, in both places: whichever worker finalizes finds it.
-      const entryFile = tenantEntryPath(input.session, input.tenant);
-      await mkdir(path.dirname(entryFile), { recursive: true });
-      await writeFile(entryFile, JSON.stringify(entry));
-      if (input.cloud) await catalog.cloud!.putDocument(tenantEntryRel(input.session, input.tenant), entry);
-      return {
-        entry: { status: 'complete', durationMs: entry.durationMs },
-        databaseBytes: dump.artifact.bytes,
-        filestore: { ...counts, missing: filestore.missing },
-        ...(uploaded ? { upload: { resumed: uploaded.resumed, partsReused: uploaded.partsReused, uploadId: uploaded.uploadId } } : {}),
-      };
     }),
+
 
     /** pg_dumpall --globals-only, encrypted, and its cloud copy (with `cloud`), in one activity. */
     backupClusterGlobals: mapped(secrets, async (input: SessionTaskInput & { cloud?: boolean }) => {

@@ -287,6 +287,8 @@ describe('backupWorkflow (real PostgreSQL, S3, age; dev server)', function () {
       assert.match(result.tenants[0]!.error!, /DiskFullError/);
       const manifestFile = localPath(small, rel.manifest(session));
       if (existsSync(manifestFile)) assert.notEqual((await readManifest(manifestFile)).status, 'complete');
+      // What the failed tenant wrote is removed: it would only fill the disk for the next tenant.
+      assert.equal(existsSync(localPath(small, rel.tenantDir(session, tenants[0]!))), false, 'no leftover of the failed tenant');
     } finally {
       spawnSync('umount', [small]);
     }
