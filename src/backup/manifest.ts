@@ -1,11 +1,12 @@
 /**
- * The session manifest: versioned, self-checksummed, written last. A session is complete only
- * when its manifest says so and its checksum verifies; anything else is not a usable backup.
+ * The session manifest: versioned, self-checksummed and signed (src/crypto/signing.ts), written last
+ * by the session store. A session is complete only when its manifest says so and its signature and
+ * checksum verify; anything else is not a usable backup.
  */
 import { createHash } from 'node:crypto';
-import { open, readFile, rename, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { ArtifactCorruptedError, DiskFullError } from '../errors';
+import { ArtifactCorruptedError } from '../errors';
 import type { OdooFacts } from '../odoo/facts';
 import type { FilestoreResult } from './filestore';
 
@@ -111,30 +112,6 @@ export function parseManifest(text: string, where: string): Manifest {
     throw new ArtifactCorruptedError(`${where} was modified after it was written (its checksum does not match its content)`);
   }
   return manifest;
-}
-
-/** Writes the manifest atomically (temp file, fsync, rename) and reads it back to verify. */
-export async function writeManifest(file: string, manifest: Manifest): Promise<void> {
-  const tmp = `${file}.partial`;
-  const text = `${JSON.stringify(manifest, null, 2)}\n`;
-  const handle = await open(tmp, 'w', 0o640);
-  try {
-    await handle.writeFile(text);
-    await handle.sync();
-  } catch (err) {
-    await handle.close();
-    await rm(tmp, { force: true });
-    if ((err as NodeJS.ErrnoException).code === 'ENOSPC') throw new DiskFullError(`no space left on the backup disk writing ${file}`);
-    throw err;
-  }
-  await handle.close();
-  await rename(tmp, file);
-  const back = await readFile(file, 'utf8');
-  if (back !== text) {
-    await rm(file, { force: true });
-    throw new ArtifactCorruptedError(`${file} did not read back as written`);
-  }
-  parseManifest(back, file);
 }
 
 export async function readManifest(file: string): Promise<Manifest> {
