@@ -20,8 +20,7 @@ import { decryptGlobals, restoreGlobals, type GlobalsRestoreResult } from '../sr
 import { planRecovery, type PlanRequest, type RecoveryPlan } from '../src/recovery/plan';
 import { markRecovered } from '../src/recovery/recovered';
 import { SessionCatalog } from '../src/sessions/catalog';
-import { removeScratch, scratchFolderName } from '../src/sessions/s3-store';
-import { ensureScratchRoot } from '../src/restore/scratch';
+import { ensureScratchRoot, removeScratch, scratchFolderName } from '../src/restore/scratch';
 import { dropShadow, restoreShadow, verifyShadow } from '../src/recovery/shadow';
 import { swapBack, swapIn, type SwapPlan } from '../src/recovery/swap';
 import { restoreFilestore } from '../src/restore/filestore';

@@ -53,16 +53,18 @@ export function pinnedActivity(base: ActivityOptions, workerQueue: string): Acti
  * The steps that hold Odoo down or change a tenant in place (swap, health, drop, markers): quick,
  * so a worker that dies mid-step is noticed in a minute, not ten; few retries, then compensation.
  */
+const fewQuickRetries: ActivityOptions['retry'] = { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 4 };
+
 export const criticalActivity: ActivityOptions = {
   startToCloseTimeout: '1 minute',
-  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 4 },
+  retry: fewQuickRetries,
 };
 
 /** Odoo's stop and start commands (each may take up to 5 minutes): they heartbeat, so a dead worker is noticed in 30 s. */
 export const serviceActivity: ActivityOptions = {
   startToCloseTimeout: '6 minutes',
   heartbeatTimeout: '30 seconds',
-  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 4 },
+  retry: fewQuickRetries,
 };
 
 /**

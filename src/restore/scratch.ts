@@ -7,6 +7,7 @@
  * marked copy that was later renamed (a recovery swap) no longer matches its marker, so neither
  * can ever be dropped through this module. The sweep removes what a dead worker left behind.
  */
+import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
@@ -252,4 +253,14 @@ export async function sweepScratch(config: DrConfig, opts: { olderThanHours: num
     removed.push(entry);
   }
   return removed;
+}
+
+/** A scratch folder name unique to one use (downloads of one check, one restore). */
+export function scratchFolderName(purpose: string): string {
+  return `${purpose}-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
+}
+
+/** Removes a scratch folder, ignoring errors (it is scratch). */
+export async function removeScratch(dir: string): Promise<void> {
+  await rm(dir, { recursive: true, force: true }).catch(() => undefined);
 }

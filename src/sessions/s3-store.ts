@@ -1,6 +1,4 @@
 /** The session store in an S3 bucket, under the DR_CLOUD_BUCKET prefix: the site's source of truth. */
-import { randomBytes } from 'node:crypto';
-import { rm } from 'node:fs/promises';
 import { localPath, rel } from '../backup/layout';
 import { ArtifactCorruptedError } from '../errors';
 import {
@@ -137,14 +135,4 @@ export class S3SessionStore implements SessionStore {
     await deleteObjects(this.cloud, keys.filter((k) => k === manifestKey));
     await deleteObjects(this.cloud, keys.filter((k) => k !== manifestKey));
   }
-}
-
-/** A scratch folder name unique to one use (downloads of one check, one restore). */
-export function scratchFolderName(purpose: string): string {
-  return `${purpose}-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
-}
-
-/** Removes a scratch folder, ignoring errors (it is scratch). */
-export async function removeScratch(dir: string): Promise<void> {
-  await rm(dir, { recursive: true, force: true }).catch(() => undefined);
 }

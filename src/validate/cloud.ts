@@ -5,6 +5,7 @@
  */
 import { setMaxListeners } from 'node:events';
 import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
 import type { DrConfig } from '../config';
 import { readFilestoreIndex } from '../backup/filestore';
 import { rel } from '../backup/layout';
@@ -82,5 +83,5 @@ export async function fetchTenantFiles(opts: {
 
 /** The configuration with its backup root moved to `root` (restore code reads artifacts from there). */
 export function withBackupRoot(config: DrConfig, root: string): DrConfig {
-  return root === config.backupDir ? config : { ...config, backupDir: root, sessionsDir: `${root}/${rel.session('x').split('/')[0]}` };
+  return root === config.backupDir ? config : { ...config, backupDir: root, sessionsDir: path.join(root, 'sessions') };
 }
