@@ -266,5 +266,18 @@ case "$cmd" in
     [[ -f "$LOCAL_CONFIG" ]] && echo "config     $LOCAL_CONFIG" || { echo "config     missing (run npm run stack:up)"; rc=1; }
     exit $rc
     ;;
-  *) echo "usage: $0 up|down [--purge]|status" >&2; exit 2 ;;
+  stop|start)
+    # One service of a running stack, for the fault suite (PostgreSQL/Temporal/S3 restarts).
+    svc=${2:-}
+    case "$cmd:$svc" in
+      stop:postgres) pg_down ;;
+      stop:temporal) stop_pidfile "$TEMPORAL_PID" "Temporal dev server" ;;
+      stop:s3) stop_pidfile "$S3_PID" versitygw ;;
+      start:postgres) pg_up ;;
+      start:temporal) temporal_up ;;
+      start:s3) s3_up ;;
+      *) echo "usage: $0 stop|start postgres|temporal|s3" >&2; exit 2 ;;
+    esac
+    ;;
+  *) echo "usage: $0 up|down [--purge]|status|stop SERVICE|start SERVICE" >&2; exit 2 ;;
 esac
