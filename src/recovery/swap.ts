@@ -20,7 +20,9 @@
  * (→ pre-recovery), fence-shadow, rename-shadow (→ tenant), own-tenant (OWNER → Odoo role),
  * unmark-tenant, open-tenant (ALLOW_CONNECTIONS true), move-filestore (→ pre-recovery folder),
  * move-shadow-filestore (→ tenant folder).
- * swapBack: the exact inverse; the recovered copy becomes the shadow again (marked, owned by the DR
+ * swapBack: the inverse, database steps first and folders last (the database steps are the ones that
+ * fail when PostgreSQL is down: until they succeed the tenant stays whole as recovered, never the
+ * backup's database with the old files); the recovered copy becomes the shadow again (marked, owned by the DR
  * role, connectable, its folder back at the shadow folder): `dropShadow` removes it, or a new
  * `swapIn` puts it back. The tenant ends exactly as before: name, owner, comment, ALLOW_CONNECTIONS,
  * content, filestore folder.
@@ -71,8 +73,6 @@ export const SWAP_IN_STEPS = [
 export type SwapInStep = (typeof SWAP_IN_STEPS)[number];
 
 export const SWAP_BACK_STEPS = [
-  'unmove-shadow-filestore',
-  'unmove-filestore',
   'fence-recovered',
   'remark-shadow',
   'disown-shadow',
@@ -80,6 +80,8 @@ export const SWAP_BACK_STEPS = [
   'open-shadow',
   'rename-back-tenant',
   'restore-tenant',
+  'unmove-shadow-filestore',
+  'unmove-filestore',
 ] as const;
 export type SwapBackStep = (typeof SWAP_BACK_STEPS)[number];
 
@@ -359,20 +361,6 @@ export async function swapBack(config: DrConfig, plan: SwapPlan, hooks: SwapHook
     if (hooks.stopAfter === step) throw new Stopped(step);
   };
   try {
-    // unmove-shadow-filestore: the tenant's folder is the recovered one if the original was moved aside,
-    // or if there was none and the shadow folder is gone.
-    if (!(await pathExists(plan.shadowDir)) && (await pathExists(tenantDir))) {
-      const recovered = (await pathExists(plan.preRecoveryDir)) || !plan.tenantDirExisted;
-      if (recovered) await rename(tenantDir, plan.shadowDir);
-    }
-    done('unmove-shadow-filestore');
-
-    // unmove-filestore
-    if ((await pathExists(plan.preRecoveryDir)) && !(await pathExists(tenantDir))) {
-      await rename(plan.preRecoveryDir, tenantDir);
-    }
-    done('unmove-filestore');
-
     await withClient(config.postgres, config.postgres.maintenanceDb, async (client) => {
       let st = await readDbState(client, plan);
       const role = tenantRole(st, plan);
@@ -434,6 +422,22 @@ export async function swapBack(config: DrConfig, plan: SwapPlan, hooks: SwapHook
       }
       done('restore-tenant');
     });
+
+    // The folders last: they are renames on a local disk, the database steps are what can fail (PostgreSQL
+    // down). Until the database is back, the tenant stays whole as recovered (database and files).
+    // unmove-shadow-filestore: the tenant's folder is the recovered one if the original was moved aside,
+    // or if there was none and the shadow folder is gone.
+    if (!(await pathExists(plan.shadowDir)) && (await pathExists(tenantDir))) {
+      const recovered = (await pathExists(plan.preRecoveryDir)) || !plan.tenantDirExisted;
+      if (recovered) await rename(tenantDir, plan.shadowDir);
+    }
+    done('unmove-shadow-filestore');
+
+    // unmove-filestore
+    if ((await pathExists(plan.preRecoveryDir)) && !(await pathExists(tenantDir))) {
+      await rename(plan.preRecoveryDir, tenantDir);
+    }
+    done('unmove-filestore');
   } catch (err) {
     if (err instanceof Stopped) return;
     throw err;

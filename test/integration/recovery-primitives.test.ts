@@ -385,6 +385,25 @@ describe('recovery primitives (real PostgreSQL, real backups)', function () {
     await assertBystanderUnchanged();
   });
 
+  it('swapBack with PostgreSQL unreachable changes nothing: the tenant stays whole as recovered (database and files), and a later swapBack restores exactly', async () => {
+    const id = `u${s}`;
+    const plan = planFor(gen, id);
+    const before = await snapshot(gen, tenantDir(gen));
+    await shadowOf(gen, id);
+    await swapIn(config, plan);
+    const recovered = await snapshot(gen, tenantDir(gen));
+    // A port nobody listens on: every database step fails as it does while PostgreSQL restarts.
+    const down: DrConfig = { ...config, postgres: { ...config.postgres, host: '127.0.0.1', port: 1 } };
+    const err = await rejection(swapBack(down, plan));
+    assert.match(String(err), /ECONNREFUSED|connect/i);
+    assert.deepEqual(await snapshot(gen, tenantDir(gen)), recovered, 'no folder moved before the database steps succeed');
+    assert.equal(await swapState(config, plan), 'swapped');
+    await swapBack(config, plan);
+    assert.deepEqual(await snapshot(gen, tenantDir(gen)), before);
+    await dropShadow(config, gen, id);
+    await assertBystanderUnchanged();
+  });
+
   it('a tenant that no longer exists is swapped in directly under its name, and swapped back to nothing', async () => {
     const id = `g${s}`;
     assert.equal(await dbMeta(gone), undefined);
