@@ -3,6 +3,7 @@ import {
   ChildWorkflowFailure,
   executeChild,
   log,
+  patched,
   proxyActivities,
   setHandler,
   uuid4,
@@ -18,6 +19,7 @@ import {
   workflowIds,
   type BackupProgress,
 } from './definitions';
+import { acquireTenantLock } from './lock';
 import { longActivity, notifyActivity, pinnedActivity, quickActivity, sessionActivity } from './options';
 
 const quick = proxyActivities<Activities>(quickActivity);
@@ -36,6 +38,8 @@ export interface BackupInput {
   startedBy?: string;
   /** Apply local/cloud retention after the session (default true). */
   retention?: boolean;
+  /** The workflow that already holds these tenants' locks (a recovery's --backup-first). */
+  lockedBy?: string;
 }
 
 export interface TenantBackupInput {
@@ -45,6 +49,8 @@ export interface TenantBackupInput {
   cloud: boolean;
   /** Run on this worker's own task queue (a session without a cloud copy lives on its disk). */
   workerQueue?: string;
+  /** The workflow already holding the tenant's lock (see BackupInput.lockedBy). */
+  lockedBy?: string;
 }
 
 export interface TenantBackupSummary {
@@ -87,7 +93,14 @@ export async function tenantBackupWorkflow(input: TenantBackupInput): Promise<Te
   // One activity: every local file it writes is read back by itself, so any worker on any host can
   // run it (and a retry elsewhere starts the tenant over).
   const run = input.workerQueue ? proxyActivities<Activities>(pinnedActivity(longActivity, input.workerQueue)) : long;
-  const done = await run.backupTenant({ session: input.session, tenant: input.tenant, recipients: input.recipients, cloud: input.cloud });
+  // No dump while a recovery swaps the tenant (it would be of neither state), nor two at once.
+  const lock = input.lockedBy === undefined && patched('tenant-lock') ? await acquireTenantLock(input.tenant, 'backup') : undefined;
+  let done;
+  try {
+    done = await run.backupTenant({ session: input.session, tenant: input.tenant, recipients: input.recipients, cloud: input.cloud });
+  } finally {
+    await lock?.release();
+  }
   return {
     tenant: input.tenant,
     status: 'complete',
@@ -166,7 +179,7 @@ export async function backupWorkflow(input: BackupInput = {}): Promise<BackupRes
     children.push(
       executeChild(tenantBackupWorkflow, {
         workflowId: workflowIds.tenantBackup(sessionName, tenant),
-        args: [{ session: sessionName, tenant, recipients: prepared.recipients, cloud, ...(workerQueue ? { workerQueue } : {}) }],
+        args: [{ session: sessionName, tenant, recipients: prepared.recipients, cloud, ...(workerQueue ? { workerQueue } : {}), ...(input.lockedBy ? { lockedBy: input.lockedBy } : {}) }],
       })
         .then((summary) => {
           summaries.push(summary);

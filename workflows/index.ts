@@ -4,3 +4,4 @@ export { backupWorkflow, tenantBackupWorkflow } from './backup';
 export { validationWorkflow } from './validation';
 export { drillWorkflow } from './drill';
 export { recoveryWorkflow } from './recovery';
+export { tenantLockWorkflow } from './lock';

@@ -7,6 +7,7 @@ import {
   defineSignal,
   executeChild,
   log,
+  patched,
   proxyActivities,
   setHandler,
   uuid4,
@@ -16,6 +17,7 @@ import type { Activities, RecoveryScope } from '../activities';
 import type { RecoveryMode, RecoveryPlan } from '../src/recovery/plan';
 import { backupWorkflow } from './backup';
 import { backupSessionName, workflowIds } from './definitions';
+import { acquireTenantLock, type HeldLock } from './lock';
 import { compensationActivity, criticalActivity, longActivity, notifyActivity, quickActivity, serviceActivity } from './options';
 
 const quick = proxyActivities<Activities>(quickActivity);
@@ -75,7 +77,13 @@ export interface RecoveryStatus {
   plan?: RecoveryPlan;
   approvedBy?: string;
   rejectedBy?: string;
-  tenants: Record<string, { state: TenantRecoveryState; error?: string; downtimeMs?: number; bytes?: number; skipped?: string }>;
+  /**
+   * Per tenant. `downtimeMs`: how long the tenant was not served (Odoo stopped until started again),
+   * `swapMs`: its swap, retries included; both measured from the workflow's own timestamps.
+   */
+  tenants: Record<string, { state: TenantRecoveryState; error?: string; downtimeMs?: number; swapMs?: number; bytes?: number; skipped?: string }>;
+  /** Odoo stopped → started again, in total (health-check rollbacks included). */
+  odooDowntimeMs?: number;
   config?: { restored: string[]; keptAs: string[]; error?: string };
   /** Cluster roles restored before the tenants (full mode). */
   globals?: { created: string[]; existing: string[]; memberships: string[]; skipped: string[]; warnings: string[]; passwordsRestored: number; error?: string };
@@ -218,21 +226,28 @@ export async function recoveryWorkflow(input: RecoveryInput): Promise<RecoveryRe
     }
   }
   const scope: RecoveryScope = input.mode === 'database-only' ? 'database' : input.mode === 'files-only' ? 'files' : 'both';
-  const compensations: Array<{ tenant: string; undo: () => Promise<void> }> = [];
-  const runCompensations = async (tenants?: Set<string>) => {
+  // Each undo says what the tenant is once it succeeded: status and audit tell what happened.
+  const compensations: Array<{ tenant: string; undo: () => Promise<void>; after?: TenantRecoveryState }> = [];
+  const runCompensations = async (why: string) => {
     // Compensations must run even when the workflow is being cancelled.
     await CancellationScope.nonCancellable(async () => {
       for (const c of [...compensations].reverse()) {
-        if (tenants && !tenants.has(c.tenant)) continue;
         try {
           await c.undo();
+          const now = status.tenants[c.tenant];
+          if (c.after && now && now.state !== 'rollback-failed' && now.state !== 'rolled-back' && now.state !== 'failed-before-swap') {
+            status.tenants[c.tenant] = { ...now, state: c.after, error: now.error ?? `recovery rolled back: ${why}` };
+          }
         } catch (err) {
           log.error('compensation failed', { tenant: c.tenant, error: failureMessage(err) });
-          status.tenants[c.tenant] = { state: 'rollback-failed', error: failureMessage(err) };
+          status.tenants[c.tenant] = { ...status.tenants[c.tenant], state: 'rollback-failed', error: failureMessage(err) };
         }
       }
     });
   };
+  // One writer per tenant: held from here to the end (released with the workflow, whatever happens).
+  const locks: HeldLock[] = [];
+  const lockTenants = patched('tenant-lock');
 
   try {
     // 1. Shadow copies, restored and verified while Odoo still serves the old state.
@@ -243,8 +258,17 @@ export async function recoveryWorkflow(input: RecoveryInput): Promise<RecoveryRe
     for (const t of plan.tenants) {
       await condition(() => running < plan.parallelism);
       running++;
+      if (lockTenants) {
+        try {
+          locks.push(await acquireTenantLock(t.tenant, 'recovery'));
+        } catch (err) {
+          status.tenants[t.tenant] = { state: 'failed-before-swap', error: failureMessage(err) };
+          running--;
+          continue;
+        }
+      }
       status.tenants[t.tenant] = { state: 'restoring-shadow' };
-      compensations.push({ tenant: t.tenant, undo: () => critical.dropRecoveryShadow({ tenant: t.tenant, id }) });
+      compensations.push({ tenant: t.tenant, undo: () => critical.dropRecoveryShadow({ tenant: t.tenant, id }), after: 'failed-before-swap' });
       shadows.push(
         long
           .prepareRecoveryShadow({ session: plan.session, tenant: t.tenant, id, scope, fromCloud, ...trust })
@@ -263,14 +287,18 @@ export async function recoveryWorkflow(input: RecoveryInput): Promise<RecoveryRe
     }
     await Promise.all(shadows);
     const ready = plan.tenants.map((t) => t.tenant).filter((t) => readySet.has(t));
-    if (plan.tenants.length > 0 && ready.length === 0) throw ApplicationFailure.nonRetryable('no tenant could be prepared for recovery', 'RecoveryNotPrepared');
+    if (plan.tenants.length > 0 && ready.length === 0) {
+      const why = plan.tenants.map((t) => `${t.tenant}: ${status.tenants[t.tenant]?.error ?? 'not prepared'}`).join('; ');
+      throw ApplicationFailure.nonRetryable(`no tenant could be prepared for recovery (${why})`, 'RecoveryNotPrepared');
+    }
 
     if (input.backupFirst) {
       // A full session of today's state, on top of the pre-recovery copy the swap keeps.
       const session = backupSessionName(new Date(Date.now()), id);
       const pre = await executeChild(backupWorkflow, {
         workflowId: workflowIds.backup(session),
-        args: [{ session, tenants: ready.filter((t) => plan.tenants.find((p) => p.tenant === t)?.exists), startedBy: `recovery ${info.workflowId}`, retention: false }],
+        // The tenants' locks are this recovery's: its backup writes under them.
+        args: [{ session, tenants: ready.filter((t) => plan.tenants.find((p) => p.tenant === t)?.exists), startedBy: `recovery ${info.workflowId}`, retention: false, ...(lockTenants ? { lockedBy: info.workflowId } : {}) }],
       });
       status.backupFirst = { session: pre.session, status: pre.status };
       if (pre.status === 'failed') throw ApplicationFailure.nonRetryable(`the pre-recovery backup ${pre.session} failed`, 'PreRecoveryBackupFailed');
@@ -279,18 +307,32 @@ export async function recoveryWorkflow(input: RecoveryInput): Promise<RecoveryRe
     // Nothing left to swap (every tenant already recovered by an earlier run): Odoo is not touched.
     if (ready.length > 0) {
       // 2. The swap, Odoo stopped: its downtime is the time between stop and start.
+      const stoppedAt = Date.now();
+      let downMs = 0;
+      const odooStarted = (since: number) => {
+        downMs += Date.now() - since;
+        status.odooDowntimeMs = downMs;
+      };
       await service.stopOdoo({});
-      compensations.push({ tenant: '*', undo: async () => void (await service.startOdoo({})) });
+      compensations.push({
+        tenant: '*',
+        undo: async () => {
+          await service.startOdoo({});
+          odooStarted(stoppedAt);
+        },
+      });
       const swapInput = (tenant: string) => {
         const planned = plan.tenants.find((t) => t.tenant === tenant)!;
         return { tenant, id, stamp, scope, tenantExisted: planned.exists, tenantDirExisted: planned.filestoreExists };
       };
       // Tenants are independent: swapped DR_MAX_PARALLEL_BACKUPS at a time, Odoo's downtime shortened.
       await inParallel(ready, plan.parallelism, async (tenant) => {
-        compensations.push({ tenant, undo: () => compensate.swapBackTenant(swapInput(tenant)) });
+        compensations.push({ tenant, undo: () => compensate.swapBackTenant(swapInput(tenant)), after: 'rolled-back' });
+        // Workflow time, retries and a dead worker's timeout included (the activity sees only its attempt).
+        const swapStart = Date.now();
         try {
-          const swapped = await critical.swapInTenant(swapInput(tenant));
-          status.tenants[tenant] = { ...status.tenants[tenant], state: 'swapped', downtimeMs: swapped.downtimeMs };
+          await critical.swapInTenant(swapInput(tenant));
+          status.tenants[tenant] = { ...status.tenants[tenant], state: 'swapped', swapMs: Date.now() - swapStart };
         } catch (err) {
           status.tenants[tenant] = { state: 'rolled-back', error: `swap: ${failureMessage(err)}` };
           await compensate.swapBackTenant(swapInput(tenant));
@@ -298,6 +340,7 @@ export async function recoveryWorkflow(input: RecoveryInput): Promise<RecoveryRe
         }
       });
       await service.startOdoo({});
+      odooStarted(stoppedAt);
 
       // 3. Health: a tenant that does not answer is swapped back (Odoo stopped again for it).
       const swapped = ready.filter((t) => status.tenants[t]?.state === 'swapped');
@@ -306,6 +349,7 @@ export async function recoveryWorkflow(input: RecoveryInput): Promise<RecoveryRe
       const serviceDown = health.some((h) => h.name === 'odoo-http' && h.status === 'fail');
       const toRollBack = new Set(serviceDown ? swapped : sick);
       if (toRollBack.size) {
+        const stoppedAgainAt = Date.now();
         await service.stopOdoo({});
         for (const tenant of toRollBack) {
           await compensate.swapBackTenant(swapInput(tenant));
@@ -314,6 +358,11 @@ export async function recoveryWorkflow(input: RecoveryInput): Promise<RecoveryRe
           status.tenants[tenant] = { state: 'rolled-back', error: `health check failed: ${why}` };
         }
         await service.startOdoo({});
+        odooStarted(stoppedAgainAt);
+      }
+      for (const t of ready) {
+        const now = status.tenants[t];
+        if (now && now.state !== 'failed-before-swap') status.tenants[t] = { ...now, downtimeMs: downMs };
       }
       await inParallel(
         swapped.filter((t) => !toRollBack.has(t)),
@@ -329,11 +378,13 @@ export async function recoveryWorkflow(input: RecoveryInput): Promise<RecoveryRe
     }
   } catch (err) {
     // Anything unexpected (or a cancellation): undo everything done, in reverse.
-    await runCompensations();
+    await runCompensations(failureMessage(err));
     status.state = 'rolled-back';
     await audit('rolled-back', { session: plan.session, error: failureMessage(err), tenants: status.tenants });
     await alert('critical', `recovery rolled back: ${info.workflowId}`, `${what}\n${failureMessage(err)}`);
     throw err;
+  } finally {
+    await CancellationScope.nonCancellable(() => Promise.all(locks.map((l) => l.release())));
   }
   const states = Object.values(status.tenants).map((t) => t.state);
   status.state = states.length > 0 && states.every((s) => s === 'rolled-back' || s === 'failed-before-swap') ? 'rolled-back' : 'done';

@@ -287,6 +287,51 @@ describe('recoveryWorkflow (real PostgreSQL, filestore, approval)', function () 
     it('Odoo does not start after the swap (retried, time-skipped): swapped back', async () => {
       const outcome = await expectUnchanged(() => recover({ mode: 'full', tenants: [victim], approvedBy: 'ops@test' }, undefined, timeSkippingServer, { config: configWith({ DR_ODOO_START_CMD: 'exit 4' }) }));
       assert.ok(outcome instanceof WorkflowFailedError, String(outcome));
+      // The audit says what happened: the tenant was swapped back, not left "swapped".
+      const lines = readFileSync(path.join(backupDir, 'logs/audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { workflowId: string; result: string; tenants?: Record<string, { state: string; error?: string }> });
+      const last = lines.filter((l) => l.result === 'rolled-back').at(-1);
+      assert.equal(last?.tenants?.[victim]?.state, 'rolled-back', JSON.stringify(last));
+      assert.match(last?.tenants?.[victim]?.error ?? '', /recovery rolled back: .*DR_ODOO_START_CMD/);
+    });
+  });
+
+  it('one writer per tenant: a second recovery and a backup of a tenant being recovered are refused, naming the recovery; the lock goes with it', async () => {
+    const env = await devServer();
+    const real = createActivities({ config });
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let shadowStarted!: () => void;
+    const started = new Promise<void>((r) => (shadowStarted = r));
+    // The first recovery holds the tenant while its shadow restores (held open here).
+    const activities = {
+      ...real,
+      prepareRecoveryShadow: async (input: Parameters<typeof real.prepareRecoveryShadow>[0]) => {
+        shadowStarted();
+        await held;
+        return real.prepareRecoveryShadow(input);
+      },
+    };
+    const before = await fingerprint(config, victim);
+    await withWorker({ env, config, activities }, async (taskQueue) => {
+      const first = `test/recovery/first-${uniqueSuffix()}`;
+      const firstRun = env.client.workflow.execute(recoveryWorkflow, { taskQueue, workflowId: first, args: [{ mode: 'database-only', tenants: [victim], approvedBy: 'ops@test' }] });
+      await started;
+      const second = await env.client.workflow
+        .execute(recoveryWorkflow, { taskQueue, workflowId: `test/recovery/second-${uniqueSuffix()}`, args: [{ mode: 'full', tenants: [victim], approvedBy: 'ops@test' }] })
+        .then(() => assert.fail('expected a refusal'), (e: unknown) => e);
+      assert.ok(second instanceof WorkflowFailedError);
+      assert.match(String((second.cause as Error | undefined)?.message), new RegExp(`tenant "${victim.replace(/\./g, '\\.')}" is locked by the recovery ${first}`));
+      const session = backupSessionName(new Date(), uniqueSuffix());
+      const backup = await env.client.workflow.execute(backupWorkflow, { taskQueue, workflowId: `test/backup/${session}`, args: [{ session, tenants: [victim], cloud: false, retention: false }] });
+      assert.equal(backup.status, 'failed');
+      assert.match(backup.tenants[0]?.error ?? '', new RegExp(`TenantLocked: .*locked by the recovery ${first}`));
+      assert.equal(await fingerprint(config, victim), before, 'the refused ones changed nothing');
+      release();
+      const done = await firstRun;
+      assert.equal(done.tenants[victim]?.state, 'recovered', JSON.stringify(done));
+      // Released with the recovery: the next one takes it.
+      const again = await env.client.workflow.execute(recoveryWorkflow, { taskQueue, workflowId: `test/recovery/again-${uniqueSuffix()}`, args: [{ mode: 'database-only', tenants: [victim], approvedBy: 'ops@test' }] });
+      assert.equal(again.tenants[victim]?.state, 'recovered', JSON.stringify(again));
     });
   });
 
