@@ -10,7 +10,7 @@ import { link, mkdir, open, opendir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { DrConfig } from '../config';
-import { encryptFile } from '../crypto/age';
+import { encryptFile, plausibleAgeSize } from '../crypto/age';
 import { DiskFullError } from '../errors';
 import { hashFile } from '../pipeline';
 import { cloudKey, headObject, uploadFile, type CloudSettings } from '../storage/s3';
@@ -50,6 +50,8 @@ export interface FilestoreResult {
   blobsStored: number;
   blobsReused: number;
   blobsUploaded: number;
+  /** Stored blobs found damaged (wrong size, here or in the bucket) and written again. */
+  blobsRepaired: number;
   /** Files whose content does not match their SHA-1 name (recorded under their real SHA-1). */
   mismatched: string[];
   /** The tenant has no filestore folder (Odoo creates it with the first attachment). */
@@ -121,7 +123,7 @@ export async function backupFilestore(req: FilestoreRequest): Promise<FilestoreR
       index.write(line, (err) => (err ? reject(wrapDiskError(err, indexPartial)) : resolve()));
     });
 
-  const result = { files: 0, bytes: 0, blobsStored: 0, blobsReused: 0, blobsUploaded: 0, mismatched: [] as string[] };
+  const result = { files: 0, bytes: 0, blobsStored: 0, blobsReused: 0, blobsUploaded: 0, blobsRepaired: 0, mismatched: [] as string[] };
   // Entries are collected per file and written in walk order for a stable index.
   const pending = new Map<number, FilestoreEntry | null>();
   let nextToWrite = 0;
@@ -152,7 +154,9 @@ export async function backupFilestore(req: FilestoreRequest): Promise<FilestoreR
     }
     const nameSha1 = named?.[2];
     let sha1: string;
-    if (nameSha1 !== undefined && (await exists(localPath(config.backupDir, rel.blob(nameSha1))))) {
+    // A stored blob is reused only if its size fits the file's: a truncated or emptied blob is
+    // written again, never listed in a session as if it were sound.
+    if (nameSha1 !== undefined && (await blobSound(localPath(config.backupDir, rel.blob(nameSha1)), size)) === 'sound') {
       sha1 = nameSha1;
       result.blobsReused++;
     } else {
@@ -162,6 +166,7 @@ export async function backupFilestore(req: FilestoreRequest): Promise<FilestoreR
         encrypted = await encryptFile(recipients, file, tmp, { signal: req.signal });
       } catch (err) {
         await rm(tmp, { force: true });
+        // Deleted by Odoo between the walk and the read: not part of this backup.
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
           pending.set(order, null);
           return flush();
@@ -173,8 +178,8 @@ export async function backupFilestore(req: FilestoreRequest): Promise<FilestoreR
       size = encrypted.plainBytes;
       const blob = localPath(config.backupDir, rel.blob(sha1));
       await mkdir(path.dirname(blob), { recursive: true });
-      // link() never replaces: when two backups store the same content at once, the first blob
-      // stays (equal plaintext, content-addressed) and nobody's verified bytes change under them.
+      // link, not rename: a blob another backup stored (and may be uploading) is never replaced,
+      // whatever ciphertext it holds — content addressing makes equal plaintexts interchangeable.
       const stored = await link(tmp, blob).then(
         () => true,
         (err: NodeJS.ErrnoException) => {
@@ -182,17 +187,26 @@ export async function backupFilestore(req: FilestoreRequest): Promise<FilestoreR
           throw wrapDiskError(err, blob);
         },
       );
-      await rm(tmp, { force: true });
       if (stored) result.blobsStored++;
-      else result.blobsReused++;
+      else if ((await blobSound(blob, size)) === 'sound') result.blobsReused++;
+      else {
+        // Damaged: replaced at once by a sound copy (rename is atomic; readers see one or the other).
+        await rename(tmp, blob).catch((err: unknown) => {
+          throw wrapDiskError(err, blob);
+        });
+        result.blobsRepaired++;
+      }
+      await rm(tmp, { force: true });
     }
     if (cloud) {
       const key = cloudKey(cloud, rel.blob(sha1));
-      if (!(await headObject(cloud, key))) {
+      const there = await headObject(cloud, key);
+      if (!there || !plausibleAgeSize(there.bytes, size)) {
         const blob = localPath(config.backupDir, rel.blob(sha1));
         const { bytes, sha256 } = await hashFile(blob);
         await uploadFile({ cloud, key, file: blob, expectedBytes: bytes, expectedSha256: sha256, signal: req.signal });
         result.blobsUploaded++;
+        if (there) result.blobsRepaired++;
       }
     }
     result.files++;
@@ -223,11 +237,14 @@ export async function backupFilestore(req: FilestoreRequest): Promise<FilestoreR
   };
 }
 
-async function exists(file: string): Promise<boolean> {
-  return stat(file).then(
-    () => true,
-    () => false,
-  );
+/** Whether the stored blob at `file` has the size of an age file of `plainBytes` (see plausibleAgeSize). */
+export async function blobSound(file: string, plainBytes: number): Promise<'sound' | 'absent' | 'damaged'> {
+  const st = await stat(file).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return undefined;
+    throw err;
+  });
+  if (!st) return 'absent';
+  return st.isFile() && plausibleAgeSize(st.size, plainBytes) ? 'sound' : 'damaged';
 }
 
 /** Reads a filestore index back (streaming), e.g. to validate or restore. */

@@ -5,18 +5,19 @@
  * marked complete that was not verified.
  */
 import { hostname } from 'node:os';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { DrConfig } from '../config';
 import { recipientsFor } from '../crypto/age';
 import { hashFile } from '../pipeline';
 import { findClientTools, type PgTools } from '../pgtools';
 import { serverVersion } from '../postgres';
-import { cloudKey, listObjects, verifyObject } from '../storage/s3';
+import { cloudKey, deleteObjects, listObjects, verifyObject } from '../storage/s3';
 import { S3SessionStore } from '../sessions/s3-store';
 import { LocalSessionStore } from '../sessions/local-store';
 import { readSigningKey, signMessage } from '../crypto/signing';
 import { INCOMPLETE_MARKER, localPath, rel } from './layout';
+import { blobSound, readFilestoreIndex } from './filestore';
 import {
   MANIFEST_FORMAT,
   MANIFEST_VERSION,
@@ -104,6 +105,49 @@ async function verifyArtifact(config: DrConfig, artifact: Artifact, cloud: boole
 }
 
 /**
+ * What failed tenants left in the session (a dump finished before the failure, a partial upload's
+ * finished objects), on this disk and in the bucket: once the manifest says "failed" nothing will
+ * read them, and a big dump left behind would fill the disk for the next backup. Best effort: the
+ * manifest is written; what cannot be removed now is removed by retention with the session.
+ */
+async function discardFailedTenants(config: DrConfig, manifest: Manifest, cloud: boolean): Promise<void> {
+  for (const [tenant, entry] of Object.entries(manifest.tenants)) {
+    if (entry.status === 'complete') continue;
+    const dir = rel.tenantDir(manifest.session, tenant);
+    await rm(localPath(config.backupDir, dir), { recursive: true, force: true }).catch(() => undefined);
+    if (cloud && config.cloud) {
+      try {
+        const keys: string[] = [];
+        for await (const obj of listObjects(config.cloud, `${cloudKey(config.cloud, dir)}/`)) keys.push(obj.key);
+        await deleteObjects(config.cloud, keys);
+      } catch {
+        // Retention removes it with the session.
+      }
+    }
+  }
+}
+
+/**
+ * Every blob the tenant's index lists is on this disk with a sound size: a blob deleted or damaged
+ * since the tenant's backup checked it (by hand, a disk fault, a concurrent cleanup) makes the
+ * tenant fail here, not at restore time. An index made by another worker is not on this disk: its
+ * blobs were checked in the bucket (present, size) by that worker's backup of the tenant.
+ */
+async function verifyLocalBlobs(config: DrConfig, index: Artifact): Promise<string | undefined> {
+  const file = localPath(config.backupDir, index.path);
+  try {
+    await stat(file);
+  } catch {
+    return undefined;
+  }
+  for await (const entry of readFilestoreIndex(file)) {
+    const state = await blobSound(localPath(config.backupDir, rel.blob(entry.sha1)), entry.size);
+    if (state !== 'sound') return `filestore blob ${rel.blob(entry.sha1)} (${entry.path}) is ${state === 'absent' ? 'missing' : 'damaged (its size does not fit the file)'}`;
+  }
+  return undefined;
+}
+
+/**
  * `localCopy`: the whole session is on this host's disk and its manifest was written there too;
  * false when other workers made some of it (the bucket then holds the complete session).
  */
@@ -121,6 +165,13 @@ export async function finalizeSession(config: DrConfig, req: FinalizeRequest): P
           copy.status = 'failed';
           copy.error = `verification failed: ${problem}`;
           break;
+        }
+      }
+      if (copy.status === 'complete' && copy.filestore?.index) {
+        const problem = await verifyLocalBlobs(config, copy.filestore.index);
+        if (problem) {
+          copy.status = 'failed';
+          copy.error = `verification failed: ${problem}`;
         }
       }
     }
@@ -190,5 +241,6 @@ export async function finalizeSession(config: DrConfig, req: FinalizeRequest): P
     await new S3SessionStore(config.cloud).putManifest(req.session, text, signature);
   }
   await rm(path.join(dir, INCOMPLETE_MARKER), { force: true });
+  await discardFailedTenants(config, sealed, req.cloud);
   return { manifest: sealed, localCopy };
 }

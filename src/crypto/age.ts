@@ -83,6 +83,19 @@ function bech32ChecksumValid(hrp: string, data: number[]): boolean {
  * loadConfig can refuse a mistyped recipient before any backup is encrypted to it.
  * The text never repeats the input: a private key pasted by mistake must not end up in a message.
  */
+/**
+ * Whether `fileBytes` is the size of an age file (X25519 recipients, as odoo-dr writes them) holding
+ * `plainBytes` of plaintext: header `age-encryption.org/v1` + 98 bytes per recipient + the MAC line
+ * (70 + 98·r), then the payload nonce and one tag per 64 KiB chunk (at least one). A cheap check that
+ * needs no identity: it catches truncated, extended and emptied blobs (a flipped byte needs a
+ * decryption: validation does that).
+ */
+export function plausibleAgeSize(fileBytes: number, plainBytes: number): boolean {
+  const payload = NONCE + plainBytes + TAG * Math.max(1, Math.ceil(plainBytes / CHUNK));
+  const header = fileBytes - payload;
+  return header >= 70 + 98 && (header - 70) % 98 === 0;
+}
+
 export function ageRecipientProblem(recipient: string): string | undefined {
   if (/^AGE-SECRET-KEY-/i.test(recipient)) {
     return 'is a private key (AGE-SECRET-KEY-…), not a recipient: use its public key (`age-keygen -y <key file>`) and keep the private key off this host';

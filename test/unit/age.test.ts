@@ -20,7 +20,7 @@ import {
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../../src/config';
-import { decryptStream, decryptToFile, encryptFile, generateIdentity, readIdentity, recipientsFor } from '../../src/crypto/age';
+import { decryptStream, decryptToFile, encryptFile, generateIdentity, plausibleAgeSize, readIdentity, recipientsFor } from '../../src/crypto/age';
 import { ArtifactCorruptedError, DiskFullError, EncryptionKeyError, PipelineError } from '../../src/errors';
 import { ageEncryptStage, hashFile, runPipeline } from '../../src/pipeline';
 import { rejection } from '../helpers/assert';
@@ -193,6 +193,23 @@ describe('age', function () {
         assert.ok(out.stdout.equals(data), `plaintext differs for ${size} bytes`);
       }
       noPartials();
+    });
+
+    it('plausibleAgeSize: the size of every file encryptFile and the age CLI write fits its plaintext size; one byte more or less does not', async function () {
+      this.timeout(60_000);
+      for (const size of SIZES) {
+        const plain = input(size);
+        for (const [tag, recipients] of [['one', [recipient1]], ['two', [recipient1, recipient2]]] as const) {
+          const enc = path.join(dir, `size-${tag}-${size}.age`);
+          const { bytes } = await encryptFile([...recipients], plain, enc);
+          assert.ok(plausibleAgeSize(bytes, size), `${tag} recipient(s), ${size} bytes: ${bytes}`);
+          assert.ok(!plausibleAgeSize(bytes - 1, size) && !plausibleAgeSize(bytes + 1, size) && !plausibleAgeSize(bytes, size + 1), `${tag}, ${size}: off by one accepted`);
+        }
+        const cli = path.join(dir, `size-cli-${size}.age`);
+        execFileSync('age', ['-r', recipient1, '-o', cli, plain]);
+        assert.ok(plausibleAgeSize(statSync(cli).size, size), `age CLI, ${size} bytes`);
+      }
+      assert.ok(!plausibleAgeSize(0, 0), 'an empty file is never a sound blob');
     });
 
     it('`age -r` (CLI) → library decryptToFile and decryptStream', async function () {
