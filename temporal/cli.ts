@@ -5,8 +5,15 @@
 import { randomBytes } from 'node:crypto';
 import { hostname, userInfo } from 'node:os';
 import path from 'node:path';
-import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import {
+  Client,
+  Connection,
+  WorkflowFailedError,
+  isGrpcServiceError,
+  isRetryableError,
+  type WorkflowHandle,
+} from '@temporalio/client';
+import { ApplicationFailure, NamespaceNotFoundError, type Workflow, type WorkflowResultType } from '@temporalio/common';
 import { Command, CommanderError } from 'commander';
 import { loadConfig, redactConfig, type DrConfig } from '../src/config';
 import { ConfigError, DrError, scrubSecrets } from '../src/errors';
@@ -46,7 +53,11 @@ export const EXIT = {
 interface GlobalOptions {
   config?: string;
   json?: boolean;
+  reconnectTimeout?: string;
 }
+
+/** Default of --reconnect-timeout: how long Temporal may stay unreachable while the CLI waits for a workflow. */
+const DEFAULT_RECONNECT_TIMEOUT_MINUTES = 30;
 
 class CliExit extends Error {
   constructor(
@@ -157,6 +168,10 @@ export function buildProgram(outcome: { code: number } = { code: 0 }): Command {
     .description('Disaster recovery for multi-tenant Odoo, on Temporal.')
     .option('--config <file>', 'configuration file (default: $DR_CONFIG or config/dr-config.env)')
     .option('--json', 'print data as JSON on stdout (diagnostics stay on stderr)')
+    .option(
+      '--reconnect-timeout <minutes>',
+      `while waiting (--wait), how long Temporal may stay unreachable before odoo-dr stops waiting with exit code 3; the workflow keeps running (default ${DEFAULT_RECONNECT_TIMEOUT_MINUTES})`,
+    )
     .showHelpAfterError()
     .exitOverride();
   program.addHelpText(
@@ -167,7 +182,8 @@ Examples:
   odoo-dr tenants                                        list the tenants odoo-dr would back up
   odoo-dr config check --json                            validate the configuration
 
-Exit codes: 0 ok, 1 failed, 2 bad usage or configuration, 3 a service is unreachable.`,
+Exit codes: 0 ok, 1 failed, 2 bad usage or configuration, 3 a service is unreachable (also when
+Temporal stays unreachable for --reconnect-timeout while a command waits: the workflow keeps running).`,
   );
 
   program
@@ -200,22 +216,21 @@ Exit codes: 0 ok, 1 failed, 2 bad usage or configuration, 3 a service is unreach
     .option('--exclude <db...>', 'leave these out')
     .action(async (cmdOpts: { tenant?: string[]; exclude?: string[] }, cmd: Command) => {
       const opts = cmd.optsWithGlobals<GlobalOptions>();
+      const waitTimeout = reconnectTimeoutMs(opts);
       const config = load(opts);
       printWarnings(config);
       await withTemporal(config, async (client) => {
         const input: TenantDiscoveryInput = {};
         if (cmdOpts.tenant) input.include = cmdOpts.tenant;
         if (cmdOpts.exclude) input.exclude = cmdOpts.exclude;
-        const result = await client.workflow.execute<(i: TenantDiscoveryInput) => Promise<TenantDiscoveryResult>>(
-          WorkflowNames.tenantDiscovery,
-          {
-            taskQueue: config.taskQueue || DEFAULT_TASK_QUEUE,
-            workflowId: workflowIds.tenantDiscovery(`${idStamp(new Date())}-${Math.random().toString(36).slice(2, 8)}`),
-            args: [input],
-            memo: { startedBy: operatorIdentity() },
-            workflowExecutionTimeout: '10 minutes',
-          },
-        );
+        const handle = await client.workflow.start<(i: TenantDiscoveryInput) => Promise<TenantDiscoveryResult>>(WorkflowNames.tenantDiscovery, {
+          taskQueue: config.taskQueue || DEFAULT_TASK_QUEUE,
+          workflowId: workflowIds.tenantDiscovery(`${idStamp(new Date())}-${Math.random().toString(36).slice(2, 8)}`),
+          args: [input],
+          memo: { startedBy: operatorIdentity() },
+          workflowExecutionTimeout: '10 minutes',
+        });
+        const result = await waitForWorkflow<(i: TenantDiscoveryInput) => Promise<TenantDiscoveryResult>>(handle.workflowId, { config, reconnectTimeoutMs: waitTimeout });
         if (opts.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
         else printDiscovery(result);
         if (result.missing.length) outcome.code = EXIT.failed;
@@ -238,6 +253,7 @@ Examples:
     .action(async (cmdOpts: { tenant?: string[]; cloud: boolean; wait?: boolean; retention: boolean }, cmd: Command) => {
       const opts = cmd.optsWithGlobals<GlobalOptions>();
       checkNames({ ...(cmdOpts.tenant ? { tenants: cmdOpts.tenant } : {}) });
+      const waitTimeout = reconnectTimeoutMs(opts);
       const config = load(opts);
       printWarnings(config);
       await withTemporal(config, async (client) => {
@@ -261,7 +277,12 @@ Examples:
           else process.stdout.write(`follow it in the Temporal UI (workflow ${handle.workflowId}) or: temporal workflow result --workflow-id ${handle.workflowId}\n`);
           return;
         }
-        const result = await waitWithProgress(handle, !opts.json);
+        const result = await waitForWorkflow<(i: BackupInput) => Promise<BackupResult>>(handle.workflowId, {
+          config,
+          reconnectTimeoutMs: waitTimeout,
+          follow: ['odoo-dr sessions list'],
+          ...(opts.json ? {} : { progress: backupProgress }),
+        });
         if (opts.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
         else printBackupResult(result);
         if (result.status !== 'complete') outcome.code = EXIT.failed;
@@ -293,6 +314,7 @@ Exit code 1 when any check fails.`)
     .action(async (sessionArg: string, cmdOpts: { tenant?: string; restoreTest?: boolean; cloud?: boolean; allowUnsigned?: boolean; wait?: boolean }, cmd: Command) => {
       const opts = cmd.optsWithGlobals<GlobalOptions>();
       checkNames({ session: sessionArg, ...(cmdOpts.tenant ? { tenants: [cmdOpts.tenant] } : {}) });
+      const waitTimeout = reconnectTimeoutMs(opts);
       const config = load(opts);
       printWarnings(config);
       await withTemporal(config, async (client) => {
@@ -316,7 +338,7 @@ Exit code 1 when any check fails.`)
           if (opts.json) process.stdout.write(`${JSON.stringify({ workflowId: handle.workflowId })}\n`);
           return;
         }
-        const report = await handle.result();
+        const report = await waitForWorkflow<(i: ValidationInput) => Promise<ValidationReport>>(handle.workflowId, { config, reconnectTimeoutMs: waitTimeout });
         if (opts.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
         else printChecks(`validation of ${report.session}${report.tenant ? ` (${report.tenant})` : ''}`, report.status, report.checks, report.reportPath);
         if (report.status !== 'pass') outcome.code = EXIT.failed;
@@ -344,6 +366,7 @@ Exit code 1 when the drill fails (a check, the RPO or the projected RTO).`)
       if (!modes.includes(cmdOpts.mode as DrillMode)) {
         throw new CliExit(EXIT.usage, `--mode must be one of ${modes.join(', ')}, got "${cmdOpts.mode}"`);
       }
+      const waitTimeout = reconnectTimeoutMs(opts);
       const config = load(opts);
       printWarnings(config);
       if (cmdOpts.cloud && !config.cloud) throw new CliExit(EXIT.usage, '-c needs DR_CLOUD_BUCKET in the configuration');
@@ -366,7 +389,7 @@ Exit code 1 when the drill fails (a check, the RPO or the projected RTO).`)
           if (opts.json) process.stdout.write(`${JSON.stringify({ workflowId: handle.workflowId })}\n`);
           return;
         }
-        const report = await handle.result();
+        const report = await waitForWorkflow<(i: DrillInput) => Promise<DrillReport>>(handle.workflowId, { config, reconnectTimeoutMs: waitTimeout });
         if (opts.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
         else printDrill(report);
         if (report.status !== 'pass') outcome.code = EXIT.failed;
@@ -407,6 +430,7 @@ Exit codes: 0 recovered (or plan shown), 1 failed, rolled back, rejected or expi
       if (!RECOVERY_MODES.includes(cmdOpts.mode as RecoveryMode)) {
         throw new CliExit(EXIT.usage, `--mode must be one of ${RECOVERY_MODES.join(', ')}, got "${cmdOpts.mode}"`);
       }
+      const waitTimeout = reconnectTimeoutMs(opts);
       const config = load(opts);
       const timeout = cmdOpts.approvalTimeout === undefined ? config.approvalTimeoutMinutes : Number(cmdOpts.approvalTimeout);
       if (!Number.isInteger(timeout) || timeout < 1) throw new CliExit(EXIT.usage, `--approval-timeout must be a whole number of minutes, got "${cmdOpts.approvalTimeout}"`);
@@ -448,7 +472,11 @@ Exit codes: 0 recovered (or plan shown), 1 failed, rolled back, rejected or expi
           return;
         }
         if (!input.dryRun && !input.approvedBy) process.stderr.write(`waiting for approval: odoo-dr recover approve ${handle.workflowId}\n`);
-        const result = await handle.result();
+        const result = await waitForWorkflow<(i: RecoveryInput) => Promise<RecoveryResult>>(handle.workflowId, {
+          config,
+          reconnectTimeoutMs: waitTimeout,
+          follow: [`odoo-dr recover status ${handle.workflowId}`],
+        });
         if (opts.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
         else printRecovery(result);
         const ok = result.state === 'planned' || (result.state === 'done' && Object.values(result.tenants).every((t) => t.state === 'recovered'));
@@ -548,33 +576,163 @@ Exit codes: 0 recovered (or plan shown), 1 failed, rolled back, rejected or expi
 }
 
 
-/** Waits for a backup, redrawing its progress on a terminal (or printing changes otherwise). */
-async function waitWithProgress(
-  handle: WorkflowHandle<(i: BackupInput) => Promise<BackupResult>>,
-  show: boolean,
-): Promise<BackupResult> {
-  const tty = process.stderr.isTTY;
-  let last = '';
-  const render = (p: BackupProgress) => {
-    const counts = { pending: 0, running: 0, complete: 0, failed: 0 };
-    for (const t of Object.values(p.tenants)) counts[t.state]++;
-    const running = Object.entries(p.tenants).filter(([, t]) => t.state === 'running').map(([n]) => n);
-    const text = `${p.phase}: ${counts.complete} done, ${counts.failed} failed, ${counts.running} running, ${counts.pending} waiting${running.length ? ` (${running.join(', ')})` : ''}`;
-    if (text === last) return;
-    last = text;
-    process.stderr.write(tty ? `\r\x1b[2K${text}` : `${text}\n`);
-  };
-  const timer = show
+/** --reconnect-timeout in milliseconds (exit 2 when it is not a positive number of minutes). */
+function reconnectTimeoutMs(opts: GlobalOptions): number {
+  if (opts.reconnectTimeout === undefined) return DEFAULT_RECONNECT_TIMEOUT_MINUTES * 60_000;
+  const minutes = Number(opts.reconnectTimeout);
+  if (!Number.isFinite(minutes) || minutes <= 0) {
+    throw new CliExit(EXIT.usage, `--reconnect-timeout must be a positive number of minutes, got "${opts.reconnectTimeout}"`);
+  }
+  return minutes * 60_000;
+}
+
+/** gRPC status DEADLINE_EXCEEDED (@grpc/grpc-js is not a direct dependency). */
+const GRPC_DEADLINE_EXCEEDED = 4;
+
+/**
+ * True when `err` means the Temporal server could not be reached or dropped the call (worth
+ * reconnecting), as opposed to an answer (workflow failed, not found, permission denied). The gRPC
+ * codes are the SDK's own list of retryable ones (`isRetryableError`: UNAVAILABLE, UNKNOWN,
+ * RESOURCE_EXHAUSTED, ABORTED, transient INTERNAL…) plus DEADLINE_EXCEEDED; a connection that never
+ * became ready fails with a plain error from grpc-js.
+ */
+export function isTemporalUnavailable(err: unknown): boolean {
+  let e: unknown = err;
+  for (let depth = 0; e instanceof Error && depth < 8; depth++, e = e.cause) {
+    if (isGrpcServiceError(e)) return (e.code as number) === GRPC_DEADLINE_EXCEEDED || isRetryableError(e);
+    if (/Failed to connect before the deadline|Channel has been shut down/i.test(e.message)) return true;
+  }
+  return false;
+}
+
+/** One status line on stderr: redrawn in place on a terminal, printed when it changes otherwise; notes go above it. */
+class StatusLine {
+  private readonly tty = Boolean(process.stderr.isTTY);
+  private last = '';
+  private drawn = false;
+
+  show(text: string): void {
+    if (text === this.last) return;
+    this.last = text;
+    process.stderr.write(this.tty ? `\r\x1b[2K${text}` : `${text}\n`);
+    this.drawn = this.tty;
+  }
+
+  /** A line of its own; the progress line is drawn again (below it) at its next update. */
+  note(text: string): void {
+    process.stderr.write(`${this.drawn ? '\r\x1b[2K' : ''}${text}\n`);
+    this.drawn = false;
+    this.last = '';
+  }
+
+  end(): void {
+    if (this.drawn) process.stderr.write('\n');
+    this.drawn = false;
+  }
+}
+
+interface WaitSettings<T extends Workflow> {
+  config: DrConfig;
+  /** Stop waiting (exit 3) once Temporal has been unreachable this long. */
+  reconnectTimeoutMs: number;
+  /** odoo-dr commands that show the workflow's outcome, printed when giving up (besides the `temporal` CLI). */
+  follow?: string[];
+  /** One line of progress, asked about every second (a query). */
+  progress?: (handle: WorkflowHandle<T>) => Promise<string>;
+}
+
+/**
+ * Waits for a workflow's result, surviving a Temporal server restart or a network cut: a lost
+ * connection is re-created (Connection.connect checks the server answers) with a backoff of 1 s
+ * doubling to 1 min, until the result is available or Temporal has been unreachable for
+ * `reconnectTimeoutMs` (then CliExit 3 naming the workflow and how to follow it). The workflow's
+ * own outcome (result, WorkflowFailedError) is returned or thrown unchanged.
+ *
+ * The wait has its own connection without the SDK's gRPC retry interceptor: that interceptor gives up
+ * after about 20 s (WorkflowHandle.result() then throws "Failed to get Workflow execution history"),
+ * and a retry it has scheduled crashes the process with "Channel has been shut down" when the
+ * connection is closed meanwhile. Here the retrying is this loop's, so a connection can be closed at
+ * any time.
+ */
+async function waitForWorkflow<T extends Workflow>(workflowId: string, settings: WaitSettings<T>): Promise<WorkflowResultType<T>> {
+  const { connectionOptions, namespace } = temporalSettings(settings.config);
+  const address = connectionOptions.address ?? '127.0.0.1:7233';
+  const line = new StatusLine();
+  let connection: Connection | undefined;
+  let handle: WorkflowHandle<T> | undefined;
+  let outageStart: number | undefined;
+  let delay = 1000;
+  let querying = false;
+  const progress = settings.progress;
+  const timer = progress
     ? setInterval(() => {
-        handle.query(backupProgressQuery).then(render, () => undefined);
+        if (!handle || querying) return;
+        querying = true;
+        progress(handle).then(
+          (text) => line.show(text),
+          () => undefined,
+        ).finally(() => (querying = false));
       }, 1000)
     : undefined;
   try {
-    return await handle.result();
+    for (;;) {
+      try {
+        if (!handle) {
+          // While reconnecting, one attempt may not outlast the time left before giving up.
+          const left = outageStart === undefined ? 10_000 : settings.reconnectTimeoutMs - (Date.now() - outageStart);
+          const fresh = Connection.lazy({ ...connectionOptions, interceptors: [], connectTimeout: Math.min(10_000, Math.max(1000, left)) });
+          connection = fresh;
+          await fresh.ensureConnected();
+          handle = new Client({ connection: fresh, namespace }).workflow.getHandle<T>(workflowId);
+          if (outageStart !== undefined) {
+            line.note(`reconnected to Temporal at ${address} after ${formatDuration(Date.now() - outageStart)}; still waiting for workflow ${workflowId}`);
+            outageStart = undefined;
+            delay = 1000;
+          }
+        }
+        return await handle.result();
+      } catch (err) {
+        // Right after a restart the server may not serve the namespace yet.
+        const transient = isTemporalUnavailable(err) || (outageStart !== undefined && err instanceof NamespaceNotFoundError);
+        if (!transient) throw err;
+        const now = Date.now();
+        if (outageStart === undefined) {
+          outageStart = now;
+          const reason = ((err as Error).cause as Error | undefined)?.message ?? (err as Error).message;
+          line.note(`Temporal at ${address} unavailable (${scrubSecrets(reason.split('\n')[0] ?? '', [])}), reconnecting… (workflow ${workflowId} keeps running on the server)`);
+        } else if (delay >= 16_000) {
+          line.note(`Temporal at ${address} still unavailable after ${formatDuration(now - outageStart)}; next attempt in ${formatDuration(delay)}`);
+        }
+        handle = undefined;
+        await connection?.close();
+        connection = undefined;
+        const remaining = settings.reconnectTimeoutMs - (now - outageStart);
+        if (remaining <= 0) {
+          const follow = [`temporal workflow show -w ${workflowId} --address ${address} --namespace ${namespace}`, ...(settings.follow ?? [])];
+          throw new CliExit(
+            EXIT.unavailable,
+            `Temporal at ${address} has been unreachable for ${formatDuration(now - outageStart)}: stopped waiting for workflow ${workflowId}, which keeps running on the server. ` +
+              `Follow it with: ${follow.join(' or: ')}`,
+          );
+        }
+        await new Promise((resolve) => setTimeout(resolve, Math.min(delay, remaining)));
+        delay = Math.min(delay * 2, 60_000);
+      }
+    }
   } finally {
     if (timer) clearInterval(timer);
-    if (show && tty) process.stderr.write('\n');
+    line.end();
+    await connection?.close();
   }
+}
+
+/** The backup's progress line: tenants done, failed, running (named), waiting. */
+async function backupProgress(handle: WorkflowHandle<(i: BackupInput) => Promise<BackupResult>>): Promise<string> {
+  const p: BackupProgress = await handle.query(backupProgressQuery);
+  const counts = { pending: 0, running: 0, complete: 0, failed: 0 };
+  for (const t of Object.values(p.tenants)) counts[t.state]++;
+  const running = Object.entries(p.tenants).filter(([, t]) => t.state === 'running').map(([n]) => n);
+  return `${p.phase}: ${counts.complete} done, ${counts.failed} failed, ${counts.running} running, ${counts.pending} waiting${running.length ? ` (${running.join(', ')})` : ''}`;
 }
 
 function printBackupResult(r: BackupResult): void {
@@ -709,6 +867,12 @@ export async function main(argv: string[]): Promise<number> {
       const root = cause as { type?: string; message?: string } | undefined;
       process.stderr.write(`odoo-dr: workflow failed: ${root?.type ? `${root.type}: ` : ''}${scrubSecrets(root?.message ?? err.message, [])}\n`);
       return EXIT.failed;
+    }
+    if (isTemporalUnavailable(err)) {
+      // Temporal went away between connecting and an answer (start, signal, query).
+      const cause = (err as Error).cause instanceof Error ? `: ${((err as Error).cause as Error).message}` : '';
+      process.stderr.write(`odoo-dr: Temporal unreachable: ${scrubSecrets(`${(err as Error).message}${cause}`, [])}\n`);
+      return EXIT.unavailable;
     }
     process.stderr.write(`odoo-dr: ${scrubSecrets((err as Error).message ?? String(err), [])}\n`);
     return EXIT.failed;

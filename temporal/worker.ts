@@ -10,11 +10,14 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import path from 'node:path';
+import { Client } from '@temporalio/client';
 import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import type { DrConfig } from '../src/config';
 import { sweepRestoreRoles } from '../src/restore/restore-role';
 import { sweepDeadProcesses } from '../src/restore/scratch';
+import { findInterruptedSwaps, undoInterruptedSwap } from '../src/recovery/swap';
+import { tenantLockId } from '../workflows/lock';
 
 /** Compiled workflows entry (dist/workflows/index.js next to dist/temporal/). */
 export const WORKFLOWS_PATH = path.resolve(__dirname, '../workflows/index.js');
@@ -59,9 +62,35 @@ async function sweepLeftovers(config: DrConfig): Promise<string[]> {
   return swept;
 }
 
+/**
+ * A recovery interrupted mid-swap for good (its workflow terminated or reset: a running one holds the
+ * tenant's lock and finishes or compensates by itself) leaves the tenant offline. Put it back as it
+ * was before the recovery, from the markers the swap wrote. Unsure (Temporal unreachable) ⇒ untouched.
+ */
+async function reconcileInterruptedSwaps(config: DrConfig, connection: NativeConnection, namespace: string): Promise<string[]> {
+  const swaps = await findInterruptedSwaps(config);
+  if (!swaps.length) return [];
+  const client = new Client({ connection, namespace });
+  const done: string[] = [];
+  for (const swap of swaps) {
+    const lock = await client.workflow
+      .getHandle(tenantLockId(swap.tenant))
+      .describe()
+      .then((d) => d.status.name, (err: Error) => (err.name === 'WorkflowNotFoundError' ? 'NOT_FOUND' : `UNKNOWN (${err.message})`));
+    if (lock === 'RUNNING' || lock.startsWith('UNKNOWN')) {
+      done.push(`${swap.tenant}: swap in progress left alone (lock ${tenantLockId(swap.tenant)}: ${lock})`);
+      continue;
+    }
+    const did = await undoInterruptedSwap(config, swap);
+    if (did) done.push(did);
+  }
+  return done;
+}
+
 export async function createWorker(setup: WorkerSetup): Promise<OdooDrWorker> {
   const { config } = setup;
   const swept = await sweepLeftovers(config);
+  swept.push(...(await reconcileInterruptedSwaps(config, setup.connection, setup.namespace).catch((err: Error) => [`(interrupted swaps not checked: ${err.message})`])));
   const taskQueue = setup.taskQueue ?? config.taskQueue;
   const workerQueue = workerQueueName(taskQueue);
   const activities = setup.activities ?? createActivities({ config, workerQueue });

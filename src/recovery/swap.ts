@@ -20,9 +20,10 @@
  * (→ pre-recovery), fence-shadow, rename-shadow (→ tenant), own-tenant (OWNER → Odoo role),
  * unmark-tenant, open-tenant (ALLOW_CONNECTIONS true), move-filestore (→ pre-recovery folder),
  * move-shadow-filestore (→ tenant folder).
- * swapBack: the inverse, database steps first and folders last (the database steps are the ones that
- * fail when PostgreSQL is down: until they succeed the tenant stays whole as recovered, never the
- * backup's database with the old files); the recovered copy becomes the shadow again (marked, owned by the DR
+ * swapBack: the inverse, database renames first, then the folders, then the tenant's comment and
+ * connections (the database steps are the ones that fail when PostgreSQL is down: until they
+ * succeed the tenant stays whole as recovered, never the backup's database with the old files; the
+ * marker goes last, so an interrupted swap-back is always found); the recovered copy becomes the shadow again (marked, owned by the DR
  * role, connectable, its folder back at the shadow folder): `dropShadow` removes it, or a new
  * `swapIn` puts it back. The tenant ends exactly as before: name, owner, comment, ALLOW_CONNECTIONS,
  * content, filestore folder.
@@ -79,9 +80,9 @@ export const SWAP_BACK_STEPS = [
   'rename-back-shadow',
   'open-shadow',
   'rename-back-tenant',
-  'restore-tenant',
   'unmove-shadow-filestore',
   'unmove-filestore',
+  'restore-tenant',
 ] as const;
 export type SwapBackStep = (typeof SWAP_BACK_STEPS)[number];
 
@@ -412,19 +413,10 @@ export async function swapBack(config: DrConfig, plan: SwapPlan, hooks: SwapHook
         throw new InvalidInputError(`${where}: "${plan.tenant}" exists beside the pre-recovery "${plan.preRecoveryDb}"; refusing to rename it back`);
       }
       done('rename-back-tenant');
-
-      // restore-tenant: connections and comment exactly as before the swap.
-      st = await readDbState(client, plan);
-      const marker = preMarkerOf(st.t, plan);
-      if (marker) {
-        if (st.t!.allowConn !== marker.original.allowConnections) await setAllowConn(client, plan.tenant, marker.original.allowConnections);
-        await setComment(client, plan.tenant, marker.original.comment);
-      }
-      done('restore-tenant');
     });
 
-    // The folders last: they are renames on a local disk, the database steps are what can fail (PostgreSQL
-    // down). Until the database is back, the tenant stays whole as recovered (database and files).
+    // The folders after the database: they are renames on a local disk, the database steps are what can
+    // fail (PostgreSQL down). Until the database is back, the tenant stays whole as recovered.
     // unmove-shadow-filestore: the tenant's folder is the recovered one if the original was moved aside,
     // or if there was none and the shadow folder is gone.
     if (!(await pathExists(plan.shadowDir)) && (await pathExists(tenantDir))) {
@@ -438,6 +430,18 @@ export async function swapBack(config: DrConfig, plan: SwapPlan, hooks: SwapHook
       await rename(plan.preRecoveryDir, tenantDir);
     }
     done('unmove-filestore');
+
+    // restore-tenant, last: the marker stays until database and files are both back, so a swap-back
+    // interrupted for good is found and finished at the next worker start (reconciliation).
+    await withClient(config.postgres, config.postgres.maintenanceDb, async (client) => {
+      const st = await readDbState(client, plan);
+      const marker = preMarkerOf(st.t, plan);
+      if (marker) {
+        if (st.t!.allowConn !== marker.original.allowConnections) await setAllowConn(client, plan.tenant, marker.original.allowConnections);
+        await setComment(client, plan.tenant, marker.original.comment);
+      }
+    });
+    done('restore-tenant');
   } catch (err) {
     if (err instanceof Stopped) return;
     throw err;
@@ -528,4 +532,65 @@ export async function dropPreRecovery(config: DrConfig, tenant: string | undefin
     removed.push(full);
   }
   return removed;
+}
+
+// --- start-up reconciliation ----------------------------------------------------------------------------
+
+/**
+ * A swap whose recovery is gone (its workflow terminated or reset) and that left the tenant offline:
+ * `fenced`, the original still under its name but carrying the pre-recovery marker (maybe closed to
+ * connections); `moved-aside`, the original under its pre-recovery name and no database under the
+ * tenant's. A completed swap (recovered copy under the name, original aside) is not interrupted.
+ */
+export interface InterruptedSwap {
+  tenant: string;
+  kind: 'fenced' | 'moved-aside';
+  /** Where the original database is now. */
+  database: string;
+  marker: PreRecoveryMarker;
+}
+
+export async function findInterruptedSwaps(config: DrConfig): Promise<InterruptedSwap[]> {
+  return withClient(config.postgres, config.postgres.maintenanceDb, async (client) => {
+    const { rows } = await client.query<{ datname: string; c: string | null }>(
+      `SELECT datname, shobj_description(oid, 'pg_database') AS c FROM pg_database ORDER BY datname`,
+    );
+    const names = new Set(rows.map((r) => r.datname));
+    const found: InterruptedSwap[] = [];
+    for (const row of rows) {
+      const marker = parsePreRecoveryMarker(row.c);
+      if (!marker) continue;
+      if (marker.database === row.datname && !names.has(marker.tenant)) found.push({ tenant: marker.tenant, kind: 'moved-aside', database: row.datname, marker });
+      else if (marker.tenant === row.datname && marker.database !== row.datname) found.push({ tenant: marker.tenant, kind: 'fenced', database: row.datname, marker });
+    }
+    return found;
+  });
+}
+
+/**
+ * Puts an interrupted swap's tenant back exactly as it was before the recovery: the original
+ * database under its name with its comment and ALLOW_CONNECTIONS, and its original filestore folder
+ * (kept as `.<tenant>.pre-recovery-<stamp>`) back in place; a folder found at the tenant's place
+ * meanwhile is the recovered one, kept as `.<tenant>.recovered-<stamp>`. Re-reads the state first:
+ * does nothing if it changed since `findInterruptedSwaps`. Returns what it did.
+ */
+export async function undoInterruptedSwap(config: DrConfig, swap: InterruptedSwap): Promise<string | undefined> {
+  const stamp = /(\d{14})$/.exec(swap.marker.database)?.[1];
+  const did = await withClient(config.postgres, config.postgres.maintenanceDb, async (client) => {
+    const now = (await findInterruptedSwaps(config)).find((s) => s.database === swap.database && s.kind === swap.kind && s.tenant === swap.tenant);
+    if (!now) return undefined;
+    if (now.kind === 'moved-aside') await renameDatabase(client, now.database, now.tenant);
+    await setAllowConn(client, now.tenant, now.marker.original.allowConnections);
+    await setComment(client, now.tenant, now.marker.original.comment);
+    return `${now.tenant}: interrupted recovery undone (database ${now.kind === 'moved-aside' ? `${now.database} renamed back` : 'reopened'})`;
+  });
+  if (!did || !stamp) return did;
+  const tenantDir = filestoreDir(config, swap.tenant);
+  const preDir = path.join(config.odoo.filestoreRoot, `.${swap.tenant}.pre-recovery-${stamp}`);
+  if (await pathExists(preDir)) {
+    if (await pathExists(tenantDir)) await rename(tenantDir, path.join(config.odoo.filestoreRoot, `.${swap.tenant}.recovered-${stamp}`));
+    await rename(preDir, tenantDir);
+    return `${did}, filestore put back`;
+  }
+  return did;
 }

@@ -34,6 +34,7 @@ import { checkHealth, runServiceCommand } from '../../src/recovery/odoo-service'
 import { dropShadow, restoreShadow, verifyShadow } from '../../src/recovery/shadow';
 import {
   dropPreRecovery,
+  findInterruptedSwaps,
   parsePreRecoveryMarker,
   SWAP_BACK_STEPS,
   SWAP_IN_STEPS,
@@ -41,6 +42,7 @@ import {
   swapIn,
   swapState,
   type SwapPlan,
+  undoInterruptedSwap,
 } from '../../src/recovery/swap';
 import { parseScratchMarker, readScratchMarker } from '../../src/restore/scratch';
 import { createTenant, dropTenant, type PgAdminConnection } from '../fixtures/odoo-tenants';
@@ -401,6 +403,46 @@ describe('recovery primitives (real PostgreSQL, real backups)', function () {
     await swapBack(config, plan);
     assert.deepEqual(await snapshot(gen, tenantDir(gen)), before);
     await dropShadow(config, gen, id);
+    await assertBystanderUnchanged();
+  });
+
+  it('a swap interrupted for good (its workflow gone) is found from its markers and undone: the tenant exactly as before, whatever the step', async () => {
+    const id = `i${s}`;
+    const plan = planFor(gen, id);
+    const before = await snapshot(gen, tenantDir(gen));
+    await shadowOf(gen, id);
+    const shadow = await snapshot(plan.shadowDb, plan.shadowDir);
+    const recoveredDir = path.join(config.odoo.filestoreRoot, `.${gen}.recovered-${stamp}`);
+    const cases: Array<[string, () => Promise<unknown>]> = [
+      ...(['mark-tenant', 'fence-tenant', 'rename-tenant', 'fence-shadow'] as const).map((step): [string, () => Promise<unknown>] => [`swapIn stopped after ${step}`, () => swapIn(config, plan, { stopAfter: step })]),
+      ...(['rename-back-shadow', 'open-shadow', 'rename-back-tenant', 'unmove-shadow-filestore', 'unmove-filestore'] as const).map((step): [string, () => Promise<unknown>] => [
+        `swapBack stopped after ${step}`,
+        async () => {
+          await swapIn(config, plan);
+          await swapBack(config, plan, { stopAfter: step });
+        },
+      ]),
+    ];
+    assert.deepEqual((await findInterruptedSwaps(config)).filter((x) => x.tenant === gen), [], 'nothing interrupted before');
+    for (const [what, interrupt] of cases) {
+      await interrupt();
+      const found = (await findInterruptedSwaps(config)).filter((x) => x.tenant === gen);
+      assert.equal(found.length, 1, `${what}: found ${JSON.stringify(found)}`);
+      assert.match((await undoInterruptedSwap(config, found[0]!)) ?? '', /interrupted recovery undone/, what);
+      assert.deepEqual(await snapshot(gen, tenantDir(gen)), before, `${what}: the tenant is exactly as before`);
+      assert.deepEqual((await findInterruptedSwaps(config)).filter((x) => x.tenant === gen), [], `${what}: nothing left to undo`);
+      // The recovered files were kept aside; make them the shadow's again for the next case.
+      if (existsSync(recoveredDir)) execFileSync('mv', [recoveredDir, plan.shadowDir]);
+      // A shadow fenced by the interrupted swapIn stays fenced (dropped next, or fenced again by a swapIn).
+      await adminQuery(`ALTER DATABASE ${quoteIdent(plan.shadowDb)} ALLOW_CONNECTIONS true`);
+      assert.deepEqual(await snapshot(plan.shadowDb, plan.shadowDir), shadow, `${what}: the shadow is intact`);
+    }
+    // A completed swap is not interrupted: never undone.
+    await swapIn(config, plan);
+    assert.deepEqual((await findInterruptedSwaps(config)).filter((x) => x.tenant === gen), []);
+    await swapBack(config, plan);
+    await dropShadow(config, gen, id);
+    assert.deepEqual(await snapshot(gen, tenantDir(gen)), before);
     await assertBystanderUnchanged();
   });
 

@@ -320,7 +320,7 @@ describe('recoveryWorkflow (real PostgreSQL, filestore, approval)', function () 
         .execute(recoveryWorkflow, { taskQueue, workflowId: `test/recovery/second-${uniqueSuffix()}`, args: [{ mode: 'full', tenants: [victim], approvedBy: 'ops@test' }] })
         .then(() => assert.fail('expected a refusal'), (e: unknown) => e);
       assert.ok(second instanceof WorkflowFailedError);
-      assert.match(String((second.cause as Error | undefined)?.message), new RegExp(`tenant "${victim.replace(/\./g, '\\.')}" is locked by the recovery ${first}`));
+      assert.match(String((second.cause)?.message), new RegExp(`tenant "${victim.replace(/\./g, '\\.')}" is locked by the recovery ${first}`));
       const session = backupSessionName(new Date(), uniqueSuffix());
       const backup = await env.client.workflow.execute(backupWorkflow, { taskQueue, workflowId: `test/backup/${session}`, args: [{ session, tenants: [victim], cloud: false, retention: false }] });
       assert.equal(backup.status, 'failed');
