@@ -268,11 +268,15 @@ export function createBackupActivities(config: DrConfig, secrets: Array<string |
           tenants[tenant] = { status: 'failed', ...(s.error ? { error: s.error } : {}), durationMs: s.durationMs };
         }
       }
-      const { manifest, localCopy } = await finalizeSession(config, { ...input, tenants });
+      const { manifest, localCopy, kept } = await finalizeSession(config, { ...input, tenants });
       return {
         session: manifest.session,
         status: manifest.status,
-        manifestPath: localCopy ? localPath(config.backupDir, rel.manifest(manifest.session)) : `${catalog.cloud!.description}/${rel.manifest(manifest.session)}`,
+        manifestPath: !kept
+          ? '(none: nothing was backed up, the session was removed)'
+          : localCopy
+            ? localPath(config.backupDir, rel.manifest(manifest.session))
+            : `${catalog.cloud!.description}/${rel.manifest(manifest.session)}`,
         tenants: Object.fromEntries(
           Object.entries(manifest.tenants).map(([k, v]) => [k, { status: v.status, ...(v.error ? { error: v.error } : {}) }]),
         ),

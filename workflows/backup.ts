@@ -219,8 +219,7 @@ export async function backupWorkflow(input: BackupInput = {}): Promise<BackupRes
 
   progress.phase = 'finalizing';
   let manifest: ManifestSummary;
-  try {
-    manifest = await sessionSteps.finalizeBackupSession({
+  const finalize = (extra: Partial<FinalizeInput> = {}) => sessionSteps.finalizeBackupSession({
     session: sessionName,
     startedAt: startedAt.toISOString(),
     startedBy,
@@ -232,7 +231,17 @@ export async function backupWorkflow(input: BackupInput = {}): Promise<BackupRes
     ...(globals ? { globals } : {}),
     ...(configArchive ? { config: configArchive } : {}),
     warnings,
-    });
+    ...extra,
+  });
+  try {
+    try {
+      manifest = await finalize();
+    } catch (err) {
+      // The bucket is gone for now: the copies on this disk are verified and kept, said to be local only.
+      if (!cloud || !patched('finalize-local-only')) throw err;
+      log.warn('finalisation with the bucket failed; finalising the local copy only', { error: failureMessage(err) });
+      manifest = await finalize({ localOnly: true });
+    }
   } catch (err) {
     // No manifest: the session is not complete and is listed as incomplete. Say so everywhere.
     const message = failureMessage(err);

@@ -74,6 +74,11 @@ export interface FinalizeRequest {
   globals?: Artifact & { warnings: string[] };
   config?: Artifact & { paths: string[]; missing: string[] };
   warnings: string[];
+  /**
+   * The bucket could not be reached to finalise (every attempt failed): keep what this disk holds,
+   * verified, with a manifest saying it has no cloud copy, rather than no usable session at all.
+   */
+  localOnly?: boolean;
 }
 
 /**
@@ -148,11 +153,16 @@ async function verifyLocalBlobs(config: DrConfig, index: Artifact): Promise<stri
 }
 
 /**
+ * `kept`: false when nothing was backed up (status failed): the session is removed, no manifest written.
  * `localCopy`: the whole session is on this host's disk and its manifest was written there too;
  * false when other workers made some of it (the bucket then holds the complete session).
  */
-export async function finalizeSession(config: DrConfig, req: FinalizeRequest): Promise<{ manifest: Manifest; localCopy: boolean }> {
+export async function finalizeSession(config: DrConfig, request: FinalizeRequest): Promise<{ manifest: Manifest; localCopy: boolean; kept: boolean }> {
+  const req = request.localOnly ? { ...request, cloud: false } : request;
   const warnings = [...req.warnings];
+  if (request.localOnly && request.cloud) {
+    warnings.push('the bucket could not be reached to finalise this session: it has no verified cloud copy (this disk only); the next backup uploads again');
+  }
   const notHere: string[] = [];
   const tenants: Record<string, TenantEntry> = {};
   for (const [name, entry] of Object.entries(req.tenants)) {
@@ -228,6 +238,13 @@ export async function finalizeSession(config: DrConfig, req: FinalizeRequest): P
     manifest.warnings.push('this session is not signed (DR_SIGNING_KEY_FILE is not set): validation, drills and recovery refuse it unless --allow-unsigned');
   }
   const sealed = sealManifest((({ checksum: _c, ...body }) => body)(manifest));
+  if (status === 'failed') {
+    // Nothing was backed up: no manifest, nothing kept (a signed "failed" session in the bucket would
+    // only be listed, copied and retained). The workflow's result, the audit line and the alert say why.
+    await rm(localPath(config.backupDir, rel.session(req.session)), { recursive: true, force: true });
+    if (req.cloud && config.cloud) await new S3SessionStore(config.cloud).deleteSession(req.session).catch(() => undefined);
+    return { manifest: sealed, localCopy: false, kept: false };
+  }
   const text = `${JSON.stringify(sealed, null, 2)}\n`;
   // Signed by the backup host: readers verify the exact bytes before reading anything else.
   const signature = config.signing.keyFile ? signMessage(text, await readSigningKey(config.signing.keyFile)) : undefined;
@@ -242,5 +259,5 @@ export async function finalizeSession(config: DrConfig, req: FinalizeRequest): P
   }
   await rm(path.join(dir, INCOMPLETE_MARKER), { force: true });
   await discardFailedTenants(config, sealed, req.cloud);
-  return { manifest: sealed, localCopy };
+  return { manifest: sealed, localCopy, kept: true };
 }

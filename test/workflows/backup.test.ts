@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync, existsSync, writeFileSync, mkdirSync } from 
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import { createActivities } from '../../activities';
 import { dumpDatabase } from '../../src/backup/database';
 import { readFilestoreIndex } from '../../src/backup/filestore';
@@ -229,8 +230,26 @@ describe('backupWorkflow (real PostgreSQL, S3, age; dev server)', function () {
     assert.equal(result.status, 'failed');
     assert.match(result.tenants[0]!.error!, /ArtifactCorruptedError/);
     assert.equal(await headObject(config.cloud!, cloudKey(config.cloud!, rel.database(session, tenants[1]!))), null, 'corrupted dump must not be in the bucket');
+    // Nothing was backed up: no session is kept, here or in the bucket (no "failed" manifest to list or retain).
+    assert.equal(existsSync(localPath(backupDir, rel.session(session))), false);
+    assert.equal(await headObject(config.cloud!, cloudKey(config.cloud!, rel.manifest(session))), null);
+    assert.match(result.manifestPath, /none: nothing was backed up/);
+  });
+
+  it('the bucket unreachable at finalisation (every attempt): the verified local copy is kept with a manifest saying it has no cloud copy', async () => {
+    const real = createActivities({ config });
+    const activities = {
+      ...real,
+      finalizeBackupSession: (input: Parameters<typeof real.finalizeBackupSession>[0]) =>
+        input.localOnly ? real.finalizeBackupSession(input) : Promise.reject(ApplicationFailure.nonRetryable('injected: the bucket does not answer', 'CloudUnavailableError')),
+    };
+    const { result, session } = await run(config, { tenants: [tenants[1]!], cloud: true, retention: false }, activities);
+    assert.equal(result.status, 'complete', JSON.stringify(result));
     const manifest = await readManifest(localPath(backupDir, rel.manifest(session)));
-    assert.notEqual(manifest.status, 'complete');
+    assert.equal(manifest.status, 'complete');
+    assert.equal(manifest.cloud, null);
+    assert.ok(manifest.warnings.some((w) => /no verified cloud copy/.test(w)), manifest.warnings.join('; '));
+    assert.equal(await headObject(config.cloud!, cloudKey(config.cloud!, rel.manifest(session))), null, 'no manifest in the bucket');
   });
 
   it('refuses to start on wrong S3 credentials: non-retryable, clear, no secret printed', async () => {
