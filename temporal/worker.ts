@@ -17,6 +17,7 @@ import type { DrConfig } from '../src/config';
 import { sweepRestoreRoles } from '../src/restore/restore-role';
 import { sweepDeadProcesses } from '../src/restore/scratch';
 import { findInterruptedSwaps, undoInterruptedSwap } from '../src/recovery/swap';
+import { removeUnfinishedSession, unfinishedLocalSessions } from '../src/backup/session';
 import { tenantLockId } from '../workflows/lock';
 
 /** Compiled workflows entry (dist/workflows/index.js next to dist/temporal/). */
@@ -73,12 +74,9 @@ async function reconcileInterruptedSwaps(config: DrConfig, connection: NativeCon
   const client = new Client({ connection, namespace });
   const done: string[] = [];
   for (const swap of swaps) {
-    const lock = await client.workflow
-      .getHandle(tenantLockId(swap.tenant))
-      .describe()
-      .then((d) => d.status.name, (err: Error) => (err.name === 'WorkflowNotFoundError' ? 'NOT_FOUND' : `UNKNOWN (${err.message})`));
-    if (lock === 'RUNNING' || lock.startsWith('UNKNOWN')) {
-      done.push(`${swap.tenant}: swap in progress left alone (lock ${tenantLockId(swap.tenant)}: ${lock})`);
+    const lock = await workflowRunning(client, tenantLockId(swap.tenant));
+    if (lock !== 'closed') {
+      done.push(`${swap.tenant}: swap left alone (lock ${tenantLockId(swap.tenant)}: ${lock})`);
       continue;
     }
     const did = await undoInterruptedSwap(config, swap);
@@ -87,10 +85,38 @@ async function reconcileInterruptedSwaps(config: DrConfig, connection: NativeCon
   return done;
 }
 
+/** Whether the workflow runs; `unknown` when Temporal cannot say (then nothing is touched). */
+async function workflowRunning(client: Client, workflowId: string): Promise<'running' | 'closed' | 'unknown'> {
+  return client.workflow
+    .getHandle(workflowId)
+    .describe()
+    .then(
+      (d) => (d.status.name === 'RUNNING' ? 'running' : 'closed'),
+      (err: Error) => (err.name === 'WorkflowNotFoundError' ? 'closed' : 'unknown'),
+    );
+}
+
+/**
+ * Sessions this host started and never finalised, whose backup workflow is over (terminated, or
+ * failed before finalising): their dumps would fill the disk until retention, days later.
+ */
+async function removeAbandonedSessions(config: DrConfig, connection: NativeConnection, namespace: string): Promise<string[]> {
+  const unfinished = await unfinishedLocalSessions(config);
+  if (!unfinished.length) return [];
+  const client = new Client({ connection, namespace });
+  const removed: string[] = [];
+  for (const u of unfinished) {
+    if ((await workflowRunning(client, u.workflowId)) !== 'closed') continue;
+    if (await removeUnfinishedSession(config, u.session)) removed.push(`${u.session}: unfinished session of ${u.workflowId} (no longer running) removed`);
+  }
+  return removed;
+}
+
 export async function createWorker(setup: WorkerSetup): Promise<OdooDrWorker> {
   const { config } = setup;
   const swept = await sweepLeftovers(config);
   swept.push(...(await reconcileInterruptedSwaps(config, setup.connection, setup.namespace).catch((err: Error) => [`(interrupted swaps not checked: ${err.message})`])));
+  swept.push(...(await removeAbandonedSessions(config, setup.connection, setup.namespace).catch((err: Error) => [`(unfinished sessions not checked: ${err.message})`])));
   const taskQueue = setup.taskQueue ?? config.taskQueue;
   const workerQueue = workerQueueName(taskQueue);
   const activities = setup.activities ?? createActivities({ config, workerQueue });

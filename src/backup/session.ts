@@ -5,7 +5,7 @@
  * marked complete that was not verified.
  */
 import { hostname } from 'node:os';
-import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { DrConfig } from '../config';
 import { recipientsFor } from '../crypto/age';
@@ -16,7 +16,7 @@ import { cloudKey, deleteObjects, listObjects, verifyObject } from '../storage/s
 import { S3SessionStore } from '../sessions/s3-store';
 import { LocalSessionStore } from '../sessions/local-store';
 import { readSigningKey, signMessage } from '../crypto/signing';
-import { INCOMPLETE_MARKER, localPath, rel } from './layout';
+import { assertSessionName, INCOMPLETE_MARKER, localPath, rel } from './layout';
 import { blobSound, readFilestoreIndex } from './filestore';
 import {
   MANIFEST_FORMAT,
@@ -260,4 +260,42 @@ export async function finalizeSession(config: DrConfig, request: FinalizeRequest
   await rm(path.join(dir, INCOMPLETE_MARKER), { force: true });
   await discardFailedTenants(config, sealed, req.cloud);
   return { manifest: sealed, localCopy, kept: true };
+}
+
+/** A session folder on this disk that was never finalised (no manifest), and the workflow that wrote it. */
+export interface UnfinishedSession {
+  session: string;
+  workflowId: string;
+  host: string;
+}
+
+/**
+ * Sessions on this disk that were started on this host and never finalised: their `.incomplete`
+ * marker names the workflow. The caller removes those whose workflow is no longer running (a
+ * terminated backup's dumps would otherwise stay until retention, days later).
+ */
+export async function unfinishedLocalSessions(config: DrConfig): Promise<UnfinishedSession[]> {
+  const store = new LocalSessionStore(config.backupDir);
+  const found: UnfinishedSession[] = [];
+  for (const session of await store.sessionNames()) {
+    if ((await store.manifestText(session)) !== undefined) continue;
+    const text = await readFile(path.join(localPath(config.backupDir, rel.session(session)), INCOMPLETE_MARKER), 'utf8').catch(() => undefined);
+    if (text === undefined) continue;
+    try {
+      const m = JSON.parse(text) as { workflowId?: unknown; host?: unknown };
+      if (typeof m.workflowId === 'string' && m.host === hostname()) found.push({ session, workflowId: m.workflowId, host: m.host });
+    } catch {
+      // An unreadable marker: left to retention.
+    }
+  }
+  return found;
+}
+
+/** Removes an unfinished session from this disk (never one with a manifest). */
+export async function removeUnfinishedSession(config: DrConfig, session: string): Promise<boolean> {
+  assertSessionName(session);
+  const store = new LocalSessionStore(config.backupDir);
+  if ((await store.manifestText(session)) !== undefined) return false;
+  await rm(localPath(config.backupDir, rel.session(session)), { recursive: true, force: true });
+  return true;
 }
