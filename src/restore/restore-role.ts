@@ -47,12 +47,15 @@ export async function createRestoreRole(config: DrConfig, opts: { memberOf?: str
         );
       }
     }
+    // One transaction: a process killed half-way leaves no role it cannot be traced to (no comment).
+    await client.query('BEGIN');
     await client.query(
       `CREATE ROLE ${quoteIdent(name)} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT CONNECTION LIMIT 16 PASSWORD ${pg.escapeLiteral(password)} VALID UNTIL ${pg.escapeLiteral(until)}`,
     );
     // Which process made it: a worker started after that process died drops it.
     await client.query(`COMMENT ON ROLE ${quoteIdent(name)} IS ${pg.escapeLiteral(`${ROLE_COMMENT_PREFIX}${PROCESS_OWNER}`)}`);
     if (opts.memberOf) await client.query(`GRANT ${quoteIdent(opts.memberOf)} TO ${quoteIdent(name)}`);
+    await client.query('COMMIT');
   });
   return { name, ...(opts.memberOf ? { memberOf: opts.memberOf } : {}), settings: { ...config.postgres, user: name, password } };
 }
