@@ -586,6 +586,9 @@ function reconnectTimeoutMs(opts: GlobalOptions): number {
   return minutes * 60_000;
 }
 
+/** While waiting, a connection that worked this long ends an outage (see waitForWorkflow). */
+const STABLE_CONNECTION_MS = 10_000;
+
 /** gRPC status DEADLINE_EXCEEDED (@grpc/grpc-js is not a direct dependency). */
 const GRPC_DEADLINE_EXCEEDED = 4;
 
@@ -661,6 +664,7 @@ async function waitForWorkflow<T extends Workflow>(workflowId: string, settings:
   let connection: Connection | undefined;
   let handle: WorkflowHandle<T> | undefined;
   let outageStart: number | undefined;
+  let connectedAt: number | undefined;
   let delay = 1000;
   let querying = false;
   const progress = settings.progress;
@@ -684,10 +688,9 @@ async function waitForWorkflow<T extends Workflow>(workflowId: string, settings:
           connection = fresh;
           await fresh.ensureConnected();
           handle = new Client({ connection: fresh, namespace }).workflow.getHandle<T>(workflowId);
+          connectedAt = Date.now();
           if (outageStart !== undefined) {
-            line.note(`reconnected to Temporal at ${address} after ${formatDuration(Date.now() - outageStart)}; still waiting for workflow ${workflowId}`);
-            outageStart = undefined;
-            delay = 1000;
+            line.note(`reconnected to Temporal at ${address} after ${formatDuration(connectedAt - outageStart)}; still waiting for workflow ${workflowId}`);
           }
         }
         return await handle.result();
@@ -696,6 +699,14 @@ async function waitForWorkflow<T extends Workflow>(workflowId: string, settings:
         const transient = isTemporalUnavailable(err) || (outageStart !== undefined && err instanceof NamespaceNotFoundError);
         if (!transient) throw err;
         const now = Date.now();
+        // The outage is over once a connection worked for a while; a server that answers the
+        // connection check but fails the wait at once (still starting, a service behind it down)
+        // continues it: the backoff keeps growing and the give-up clock keeps running.
+        if (outageStart !== undefined && connectedAt !== undefined && now - connectedAt >= STABLE_CONNECTION_MS) {
+          outageStart = undefined;
+          delay = 1000;
+        }
+        connectedAt = undefined;
         if (outageStart === undefined) {
           outageStart = now;
           const reason = ((err as Error).cause as Error | undefined)?.message ?? (err as Error).message;
