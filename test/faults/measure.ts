@@ -60,14 +60,16 @@ function walk(dir: string, keep: (file: string) => boolean, out: string[] = []):
  * folders, files in scratch folders, `.partial` files, blob temp files, the tenant's multipart uploads.
  * Intentional copies (pre-recovery databases and folders, kept for retention) are not leftovers.
  */
-export async function leftovers(config: DrConfig, tenant: string): Promise<string[]> {
+export async function leftovers(config: DrConfig, tenant: string, opts: { killedPids?: number[] } = {}): Promise<string[]> {
   const found: string[] = [];
   const dbs = (await adminQuery("SELECT datname FROM pg_database WHERE datname LIKE $1 AND (datname LIKE '%\\_dr\\_shadow\\_%' OR datname LIKE '%\\_dr\\_test\\_%')", [`${tenant}%`])) as Array<{ datname: string }>;
   found.push(...dbs.map((d) => `database ${d.datname}`));
   // A restore role in use by a live process (another run's restore) is not a leftover; one of a dead
   // process, or one that cannot be traced to a process, is.
   const roles = (await adminQuery("SELECT rolname, shobj_description(oid, 'pg_authid') AS c FROM pg_roles WHERE rolname LIKE 'odoo\\_dr\\_restore\\_%'")) as Array<{ rolname: string; c: string | null }>;
-  found.push(...roles.filter((r) => !r.c?.startsWith('odoo-dr-restore:') || deadOwnerHere(r.c.slice('odoo-dr-restore:'.length))).map((r) => `role ${r.rolname}`));
+  // With `killedPids`, only the roles of the processes this case killed (another run's may die meanwhile).
+  const ours = (owner: string) => deadOwnerHere(owner) && (!opts.killedPids || opts.killedPids.some((pid) => owner.endsWith(`.${pid}`)));
+  found.push(...roles.filter((r) => !r.c?.startsWith('odoo-dr-restore:') || ours(r.c.slice('odoo-dr-restore:'.length))).map((r) => `role ${r.rolname}`));
   if (existsSync(config.odoo.filestoreRoot)) {
     for (const d of readdirSync(config.odoo.filestoreRoot)) if (d.startsWith(`.${tenant}.dr-shadow-`) || d.startsWith(`.${tenant}.recovered-`)) found.push(`folder ${d}`);
   }

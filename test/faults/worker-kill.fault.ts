@@ -63,7 +63,9 @@ describe('faults: worker SIGKILL at each phase', function () {
   let original: TenantData;
   let lastSession = '';
 
+  const killed: number[] = [];
   const restartWorker = async () => {
+    if (worker?.child.pid) killed.push(worker.child.pid);
     worker?.child.kill('SIGKILL');
     await worker?.result;
     worker = await startCliWorker(env);
@@ -108,7 +110,7 @@ describe('faults: worker SIGKILL at each phase', function () {
       const recovered = await runCli(['--json', 'recover', '-m', 'full', '-c', '--tenant', tenant, '-s', session, '--yes', '--wait'], env).result;
       assert.equal(recovered.code, 0, recovered.out);
       const lost = dataLost(original, await tenantData(config, tenant));
-      const left = await leftovers(config, tenant);
+      const left = await leftovers(config, tenant, { killedPids: killed });
       assert.equal(lost, 0);
       assert.deepEqual(left, []);
       recordFault({ fault: `worker SIGKILL during a backup's ${phase} phase`, outcome: 'next worker redid the tenant; session complete; restores equal from the bucket', dataLost: lost, leftovers: left });
@@ -126,7 +128,7 @@ describe('faults: worker SIGKILL at each phase', function () {
     await restartWorker();
     const done = await run.result;
     assert.equal(done.code, 0, done.out);
-    const left = await leftovers(config, tenant);
+    const left = await leftovers(config, tenant, { killedPids: killed });
     const lost = dataLost(original, await tenantData(config, tenant));
     assert.equal(lost, 0);
     assert.deepEqual(left, []);
@@ -147,7 +149,7 @@ describe('faults: worker SIGKILL at each phase', function () {
       assert.equal(done.code, 0, done.out);
       assert.equal(json<{ tenants: Record<string, { state: string }> }>(done.stdout).tenants[tenant]?.state, 'recovered', done.out);
       const lost = dataLost(original, await tenantData(config, tenant));
-      const left = await leftovers(config, tenant);
+      const left = await leftovers(config, tenant, { killedPids: killed });
       assert.equal(lost, 0);
       assert.deepEqual(left, []);
       recordFault({ fault: `worker SIGKILL during a recovery's ${phase}`, outcome: 'new worker resumed; tenant recovered, equal to the backup', dataLost: lost, leftovers: left });
