@@ -12,7 +12,7 @@ import { recipientsFor } from '../crypto/age';
 import { hashFile } from '../pipeline';
 import { findClientTools, type PgTools } from '../pgtools';
 import { serverVersion } from '../postgres';
-import { cloudKey, deleteObjects, listObjects, verifyObject } from '../storage/s3';
+import { abortStaleUploads, cloudKey, deleteObjects, listObjects, verifyObject } from '../storage/s3';
 import { S3SessionStore } from '../sessions/s3-store';
 import { LocalSessionStore } from '../sessions/local-store';
 import { readSigningKey, signMessage } from '../crypto/signing';
@@ -291,11 +291,21 @@ export async function unfinishedLocalSessions(config: DrConfig): Promise<Unfinis
   return found;
 }
 
-/** Removes an unfinished session from this disk (never one with a manifest). */
+/**
+ * Removes an unfinished session from this disk (never one with a manifest), and in the bucket what
+ * it had uploaded without a manifest (objects and multipart uploads in progress).
+ */
 export async function removeUnfinishedSession(config: DrConfig, session: string): Promise<boolean> {
   assertSessionName(session);
   const store = new LocalSessionStore(config.backupDir);
   if ((await store.manifestText(session)) !== undefined) return false;
   await rm(localPath(config.backupDir, rel.session(session)), { recursive: true, force: true });
+  if (config.cloud) {
+    const cloud = new S3SessionStore(config.cloud);
+    if ((await cloud.manifestText(session)) === undefined) {
+      await abortStaleUploads(config.cloud, `${cloudKey(config.cloud, rel.session(session))}/`, 0);
+      await cloud.deleteSession(session);
+    }
+  }
   return true;
 }

@@ -25,12 +25,12 @@
  * limit, so parallel tenant backups together stay under it. Downloads are not throttled.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pipeline as pipelineCallback, Readable, Transform, type TransformCallback } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -445,20 +445,6 @@ class VerifyingHasher extends Transform {
   }
 }
 
-/** Counts and hashes a stream (downloads, deep verification). */
-class HashCounter extends Transform {
-  private readonly hash = createHash('sha256');
-  bytes = 0;
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.bytes += chunk.byteLength;
-    this.hash.update(chunk);
-    callback(null, chunk);
-  }
-  digest(): string {
-    return this.hash.digest('hex');
-  }
-}
-
 // ------------------------------------------------------------------------------------------------
 // Upload
 
@@ -607,6 +593,7 @@ async function freshUpload(
   }
   const queueSize = req.queueSize ?? DEFAULT_QUEUE_SIZE;
 
+  const started = Date.now();
   const source = createReadStream(req.file, { highWaterMark: MiB });
   const hasher = new VerifyingHasher(req, partSize);
   // Errors of either stream destroy the other and surface through the uploader's reads.
@@ -651,8 +638,10 @@ async function freshUpload(
     } catch (err) {
       if (req.signal?.aborted) throw abortReason(req.signal);
       if (upload.uploadId !== undefined) await abortMultipart(client, cloud, key, upload.uploadId, err);
+      if (req.expectedBytes > partSize) await abortLostUploads(client, cloud, key, started, undefined);
       throw err;
     }
+    if (upload.uploadId !== undefined) await abortLostUploads(client, cloud, key, started, upload.uploadId);
     const multipart = upload.uploadId !== undefined;
     const expectedChecksum = multipart ? compositeSha256(hasher.partDigests) : sha256Base64(req.expectedSha256);
     const s3Checksum = out.ChecksumSHA256;
@@ -701,6 +690,27 @@ async function checkServerChecksum(
     `the server's checksum of ${s3Url(req.cloud, req.key)} is ${s3Checksum} but the bytes sent from ${req.file} give ${expected}; ` +
       'the object was deleted',
   );
+}
+
+/**
+ * Multipart uploads of `key` this upload created without knowing it: when the answer to a
+ * CreateMultipartUpload is lost (the connection reset after the server created the upload), the
+ * SDK asks again and the first upload is never used. They are the uploads of the same key,
+ * initiated since this one started (5 minutes of clock skew allowed), other than `keep`, holding no
+ * part; they are aborted now instead of waiting for abortStaleUploads. Best effort.
+ */
+async function abortLostUploads(client: S3Client, cloud: CloudSettings, key: string, since: number, keep: string | undefined): Promise<void> {
+  try {
+    const page = await client.send(new ListMultipartUploadsCommand({ Bucket: cloud.bucket, Prefix: key }));
+    for (const u of page.Uploads ?? []) {
+      if (u.Key !== key || u.UploadId === undefined || u.UploadId === keep) continue;
+      if (u.Initiated !== undefined && u.Initiated.getTime() < since - 5 * 60_000) continue;
+      const parts = await client.send(new ListPartsCommand({ Bucket: cloud.bucket, Key: key, UploadId: u.UploadId, MaxParts: 1 }));
+      if ((parts.Parts ?? []).length === 0) await abortMultipart(client, cloud, key, u.UploadId);
+    }
+  } catch {
+    // Left for abortStaleUploads (retention).
+  }
 }
 
 async function abortMultipart(client: S3Client, cloud: CloudSettings, key: string, uploadId: string, cause?: unknown): Promise<void> {
@@ -1008,34 +1018,114 @@ export async function verifyObject(
   return { ok: true, bytes: head.bytes, message: `${url} verified: ${checked.join(', ')}` };
 }
 
-async function getBody(cloud: CloudSettings, key: string, signal: AbortSignal | undefined, what: string) {
+/** Failures in a row, without a byte of progress between them, after which a download gives up. */
+const DOWNLOAD_ATTEMPTS = 5;
+
+function isMissingObject(err: unknown): boolean {
+  return errorCode(err) === 'NoSuchKey' || (httpStatus(err) === 404 && errorCode(err) !== 'NoSuchBucket');
+}
+
+/**
+ * Reads an object from its start to its end, handing each chunk and its offset to `sink`, and
+ * hashes what it read (SHA-256). A body cut short (connection reset or closed before its
+ * Content-Length; the SDK retries only the requests themselves) is retried with a backoff and
+ * continues where it stopped (`Range: bytes=<received>-`, `If-Match` the
+ * first response's ETag, so every byte comes from one version of the object); it gives up after
+ * DOWNLOAD_ATTEMPTS failures in a row without progress. A server that ignores the range sends the
+ * whole object again: `restart` is called and the sink gets it from offset 0. `first` sees the size
+ * announced by the first response (and may refuse it by throwing). Errors come out as raised
+ * (callers map them); with `missingOk`, a missing object gives undefined.
+ *
+ * The body is read as soon as the SDK returns it, before anything is awaited: an error it emitted
+ * before it had a reader would be an unhandled 'error' event, which ends the process.
+ */
+async function streamObject(
+  cloud: CloudSettings,
+  key: string,
+  what: string,
+  opts: {
+    signal?: AbortSignal;
+    sink: (chunk: Buffer, offset: number) => Promise<void> | void;
+    first?: (announcedBytes: number | undefined) => void;
+    restart?: () => Promise<void> | void;
+    /** Ask the server for the object's checksum and let the SDK check it (whole-object reads only). */
+    verifyChecksum?: boolean;
+    missingOk?: boolean;
+  },
+): Promise<{ bytes: number; sha256: string } | undefined> {
+  const { signal } = opts;
+  const client = clientFor(cloud);
+  let hash = createHash('sha256');
+  let received = 0;
+  let etag: string | undefined;
+  let failures = 0;
+  let body: Readable | undefined;
+  const onAbort = () => body?.destroy(abortReason(signal!));
+  signal?.addEventListener('abort', onAbort, { once: true });
   try {
-    const out = await clientFor(cloud).send(new GetObjectCommand({ Bucket: cloud.bucket, Key: key, ChecksumMode: 'ENABLED' }), {
-      abortSignal: signal,
-    });
-    if (!(out.Body instanceof Readable)) throw new Error(`${what}: the SDK returned no Node stream`);
-    return { body: out.Body, bytes: out.ContentLength };
-  } catch (err) {
-    if (signal?.aborted) throw abortReason(signal);
-    throw mapS3Error(err, cloud, what);
+    for (;;) {
+      if (signal?.aborted) throw abortReason(signal);
+      const before = received;
+      body = undefined;
+      try {
+        const resume = received > 0 ? { Range: `bytes=${received}-`, ...(etag ? { IfMatch: etag } : {}) } : undefined;
+        const out = await client.send(
+          new GetObjectCommand({
+            Bucket: cloud.bucket,
+            Key: key,
+            // The object's checksum covers the whole object, never a range of it.
+            ...(resume ?? (opts.verifyChecksum ? { ChecksumMode: 'ENABLED' as const } : {})),
+          }),
+          { abortSignal: signal },
+        );
+        if (!(out.Body instanceof Readable)) throw new Error(`${what}: the SDK returned no Node stream`);
+        body = out.Body;
+        // Reading starts at once; `next` is awaited below (the catch only marks it as handled).
+        const reading = body[Symbol.asyncIterator]();
+        let next = reading.next();
+        next.catch(() => undefined);
+        if (!resume) {
+          etag = out.ETag;
+          opts.first?.(out.ContentLength);
+        } else if (!out.ContentRange?.startsWith(`bytes ${received}-`)) {
+          // The range was ignored: this is the whole object again.
+          hash = createHash('sha256');
+          received = 0;
+          await opts.restart?.();
+        }
+        for (let r = await next; !r.done; r = await (next = reading.next())) {
+          const chunk = r.value as Buffer;
+          await opts.sink(chunk, received);
+          hash.update(chunk);
+          received += chunk.length;
+        }
+        return { bytes: received, sha256: hash.digest('hex') };
+      } catch (err) {
+        body?.destroy();
+        if (signal?.aborted) throw abortReason(signal);
+        if (opts.missingOk && received === 0 && isMissingObject(err)) return undefined;
+        failures = received > before ? 1 : failures + 1;
+        // A refused request was retried by the SDK already; a body cut short never is.
+        if (body === undefined || !(mapS3Error(err, cloud, what) instanceof CloudUnavailableError) || failures >= DOWNLOAD_ATTEMPTS) throw err;
+        await sleep(Math.min(250 * 2 ** (failures - 1), 4_000), undefined, signal ? { signal } : {}).catch(() => {
+          throw abortReason(signal!);
+        });
+      }
+    }
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
   }
 }
 
 async function hashObject(cloud: CloudSettings, key: string, signal: AbortSignal | undefined): Promise<{ bytes: number; sha256: string }> {
   const what = `verification download of ${s3Url(cloud, key)}`;
-  const { body } = await getBody(cloud, key, signal, what);
-  const counter = new HashCounter();
   try {
-    await pipeline(body, counter, async (source: AsyncIterable<Buffer>) => {
-      for await (const _chunk of source) {
-        // drained: only the hash matters
-      }
-    }, { signal });
+    // Only the hash matters: nothing is kept.
+    return (await streamObject(cloud, key, what, { ...(signal ? { signal } : {}), sink: () => undefined, verifyChecksum: true }))!;
   } catch (err) {
     if (signal?.aborted) throw abortReason(signal);
     throw mapS3Error(err, cloud, what);
   }
-  return { bytes: counter.bytes, sha256: counter.digest() };
 }
 
 /**
@@ -1069,8 +1159,9 @@ export async function* listObjects(
 
 /**
  * Downloads an object to `dest`: streams to `dest.partial` (mode 0600), fsyncs, checks size and
- * SHA-256 when expected values are given, renames and fsyncs the folder. On any failure the partial
- * file is removed. A full disk throws DiskFullError; a mismatch ArtifactCorruptedError.
+ * SHA-256 when expected values are given, renames and fsyncs the folder. A body cut short or a 5xx
+ * is retried from where it stopped (see streamObject). On any failure the partial file is removed.
+ * A full disk throws DiskFullError; a mismatch ArtifactCorruptedError.
  */
 export async function downloadFile(
   cloud: CloudSettings,
@@ -1084,33 +1175,37 @@ export async function downloadFile(
   const { signal } = opts;
   if (signal?.aborted) throw abortReason(signal);
   await mkdir(path.dirname(dest), { recursive: true });
-  const { body, bytes: announced } = await getBody(cloud, key, signal, what);
-  if (opts.expectedBytes !== undefined && announced !== undefined && announced !== opts.expectedBytes) {
-    body.destroy();
-    throw new ArtifactCorruptedError(`${url} has ${announced} bytes, expected ${opts.expectedBytes}; not downloaded`);
-  }
-  const counter = new HashCounter();
+  let file: FileHandle | undefined;
   try {
     await rm(partial, { force: true }); // a stale one from a crashed attempt (never follow it)
-    await pipeline(body, counter, createWriteStream(partial, { flags: 'wx', mode: 0o600 }), { signal });
-    const fh = await open(partial, 'r+');
-    try {
-      await fh.sync();
-    } finally {
-      await fh.close();
+    const fh = (file = await open(partial, 'wx', 0o600));
+    const got = (await streamObject(cloud, key, what, {
+      ...(signal ? { signal } : {}),
+      verifyChecksum: true,
+      first: (announced) => {
+        if (opts.expectedBytes !== undefined && announced !== undefined && announced !== opts.expectedBytes) {
+          throw new ArtifactCorruptedError(`${url} has ${announced} bytes, expected ${opts.expectedBytes}; not downloaded`);
+        }
+      },
+      sink: async (chunk, offset) => {
+        for (let done = 0; done < chunk.length; ) done += (await fh.write(chunk, done, chunk.length - done, offset + done)).bytesWritten;
+      },
+      restart: () => fh.truncate(0),
+    }))!;
+    await fh.sync();
+    file = undefined;
+    await fh.close();
+    if (opts.expectedBytes !== undefined && got.bytes !== opts.expectedBytes) {
+      throw new ArtifactCorruptedError(`${url} gave ${got.bytes} bytes, expected ${opts.expectedBytes}; download discarded`);
     }
-    const sha256 = counter.digest();
-    if (opts.expectedBytes !== undefined && counter.bytes !== opts.expectedBytes) {
-      throw new ArtifactCorruptedError(`${url} gave ${counter.bytes} bytes, expected ${opts.expectedBytes}; download discarded`);
-    }
-    if (opts.expectedSha256 !== undefined && sha256 !== opts.expectedSha256) {
-      throw new ArtifactCorruptedError(`${url} has sha256 ${sha256}, expected ${opts.expectedSha256}; download discarded`);
+    if (opts.expectedSha256 !== undefined && got.sha256 !== opts.expectedSha256) {
+      throw new ArtifactCorruptedError(`${url} has sha256 ${got.sha256}, expected ${opts.expectedSha256}; download discarded`);
     }
     await rename(partial, dest);
     await syncDir(path.dirname(dest));
-    return { bytes: counter.bytes, sha256 };
+    return got;
   } catch (err) {
-    body.destroy();
+    await file?.close().catch(() => undefined);
     await rm(partial, { force: true }).catch(() => undefined);
     if (signal?.aborted) throw abortReason(signal);
     throw mapS3Error(err, cloud, what);
@@ -1216,39 +1311,30 @@ export async function putSmallObject(cloud: CloudSettings, key: string, body: Bu
   }
 }
 
-/** Reads a small object whole (refused above `maxBytes`); undefined when it does not exist. */
+/** Reads a small object whole (refused above `maxBytes`); undefined when it does not exist. A cut-short read is retried (see streamObject). */
 export async function getSmallObject(cloud: CloudSettings, key: string, maxBytes = 16 * MiB, signal?: AbortSignal): Promise<Buffer | undefined> {
   const what = `download of ${s3Url(cloud, key)}`;
-  let body: Readable;
+  let chunks: Buffer[] = [];
+  let got;
   try {
-    const out = await clientFor(cloud).send(new GetObjectCommand({ Bucket: cloud.bucket, Key: key }), { abortSignal: signal });
-    if (!(out.Body instanceof Readable)) throw new Error(`${what}: the SDK returned no Node stream`);
-    if ((out.ContentLength ?? 0) > maxBytes) {
-      out.Body.destroy();
-      throw new ArtifactCorruptedError(`${s3Url(cloud, key)} has ${out.ContentLength} bytes, more than the ${maxBytes} expected at most`);
-    }
-    body = out.Body;
+    got = await streamObject(cloud, key, what, {
+      ...(signal ? { signal } : {}),
+      missingOk: true,
+      first: (announced) => {
+        if ((announced ?? 0) > maxBytes) throw new ArtifactCorruptedError(`${s3Url(cloud, key)} has ${announced} bytes, more than the ${maxBytes} expected at most`);
+      },
+      sink: (chunk, offset) => {
+        if (offset + chunk.length > maxBytes) throw new ArtifactCorruptedError(`${s3Url(cloud, key)} is larger than the ${maxBytes} bytes expected at most`);
+        chunks.push(chunk);
+      },
+      restart: () => {
+        chunks = [];
+      },
+    });
   } catch (err) {
-    if (err instanceof DrError) throw err;
-    if (errorCode(err) === 'NoSuchKey' || (httpStatus(err) === 404 && errorCode(err) !== 'NoSuchBucket')) return undefined;
     throw mapS3Error(err, cloud, what);
   }
-  const chunks: Buffer[] = [];
-  let total = 0;
-  try {
-    for await (const chunk of body) {
-      total += (chunk as Buffer).length;
-      if (total > maxBytes) {
-        body.destroy();
-        throw new ArtifactCorruptedError(`${s3Url(cloud, key)} is larger than the ${maxBytes} bytes expected at most`);
-      }
-      chunks.push(chunk as Buffer);
-    }
-  } catch (err) {
-    if (err instanceof DrError) throw err;
-    throw mapS3Error(err, cloud, what);
-  }
-  return Buffer.concat(chunks);
+  return got === undefined ? undefined : Buffer.concat(chunks);
 }
 
 /** The "folders" directly under a key prefix (S3 common prefixes with delimiter '/'), names only. */

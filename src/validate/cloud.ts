@@ -47,37 +47,45 @@ export async function fetchTenantFiles(opts: {
   }
   await mkdir(mirror, { recursive: true, mode: 0o700 });
   let downloadedBytes = 0;
-  await store.fetchArtifact(entry.database, mirror, signal);
-  downloadedBytes += entry.database.bytes;
-  const index = await store.fetchArtifact(entry.filestore.index, mirror, signal);
-  downloadedBytes += entry.filestore.index.bytes;
-  // Blob sizes are not in the index (it lists plaintext sizes): a blob is verified by decryption
-  // (age authenticates it) and its plaintext SHA-1 where it is used.
-  const seen = new Set<string>();
-  const running = new Set<Promise<void>>();
-  let failure: Error | undefined;
   let done = 0;
-  for await (const file of readFilestoreIndex(index)) {
-    if (failure) break;
-    signal?.throwIfAborted();
-    if (seen.has(file.sha1)) continue;
-    seen.add(file.sha1);
-    const p: Promise<void> = store
-      .blobFile(file.sha1, mirror, signal)
-      .then((got) => {
-        if (!got) throw new InvalidInputError(`blob ${rel.blob(file.sha1)} of ${tenant} is missing from ${store.description}`);
-        downloadedBytes += got.bytes;
-        opts.onProgress?.(++done);
-      })
-      .catch((err: unknown) => {
-        failure ??= err instanceof Error ? err : new Error(String(err));
-      })
-      .finally(() => running.delete(p));
-    running.add(p);
-    if (running.size >= (opts.concurrency ?? 8)) await Promise.race(running);
+  // One download (the dump) can take longer than the caller's heartbeat timeout: progress is
+  // reported every 10 s meanwhile, so the activity is not timed out, and its downloads thrown away
+  // and started over, while the bytes are still coming (a stalled connection fails on its own).
+  const ticker = opts.onProgress ? setInterval(() => opts.onProgress?.(done), 10_000) : undefined;
+  try {
+    await store.fetchArtifact(entry.database, mirror, signal);
+    downloadedBytes += entry.database.bytes;
+    const index = await store.fetchArtifact(entry.filestore.index, mirror, signal);
+    downloadedBytes += entry.filestore.index.bytes;
+    // Blob sizes are not in the index (it lists plaintext sizes): a blob is verified by decryption
+    // (age authenticates it) and its plaintext SHA-1 where it is used.
+    const seen = new Set<string>();
+    const running = new Set<Promise<void>>();
+    let failure: Error | undefined;
+    for await (const file of readFilestoreIndex(index)) {
+      if (failure) break;
+      signal?.throwIfAborted();
+      if (seen.has(file.sha1)) continue;
+      seen.add(file.sha1);
+      const p: Promise<void> = store
+        .blobFile(file.sha1, mirror, signal)
+        .then((got) => {
+          if (!got) throw new InvalidInputError(`blob ${rel.blob(file.sha1)} of ${tenant} is missing from ${store.description}`);
+          downloadedBytes += got.bytes;
+          opts.onProgress?.(++done);
+        })
+        .catch((err: unknown) => {
+          failure ??= err instanceof Error ? err : new Error(String(err));
+        })
+        .finally(() => running.delete(p));
+      running.add(p);
+      if (running.size >= (opts.concurrency ?? 8)) await Promise.race(running);
+    }
+    await Promise.all(running);
+    if (failure) throw failure;
+  } finally {
+    clearInterval(ticker);
   }
-  await Promise.all(running);
-  if (failure) throw failure;
   return { root: mirror, downloadedBytes };
 }
 
