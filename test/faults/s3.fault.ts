@@ -20,7 +20,7 @@ import type { BackupResult } from '../../workflows/backup';
 import type { RecoveryResult } from '../../workflows/recovery';
 import type { ValidationReport } from '../../workflows/validation';
 import { createTenant, dropTenant, type PgAdminConnection } from '../fixtures/odoo-tenants';
-import { runCli, startCliWorker, type CliRun } from '../helpers/cli';
+import { runCli, startCliWorker, workflowIdOf, type CliRun } from '../helpers/cli';
 import { REPO_ROOT, stackConfig, uniqueSuffix } from '../helpers/config';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy';
 import { filestoreFiles } from '../helpers/files';
@@ -28,7 +28,7 @@ import { adminQuery } from '../helpers/pg';
 import { devServer } from '../helpers/temporal';
 import { recordFault } from './table';
 
-const run = promisify(execFile);
+const execFileP = promisify(execFile);
 
 /** Every table's row count and content checksum (md5 of its rows), and every filestore file's SHA-1, one line each. */
 async function fingerprint(config: DrConfig, tenant: string): Promise<string[]> {
@@ -53,7 +53,11 @@ function lost(before: string[], after: string[]): string[] {
 }
 
 function json<T>(out: string): T {
-  return JSON.parse(out.slice(out.indexOf('{'))) as T;
+  try {
+    return JSON.parse(out.slice(out.indexOf('{'))) as T;
+  } catch {
+    throw new Error(`no JSON result in the command's output:\n${out.slice(-3000)}`);
+  }
 }
 
 /** Every regular file under `dir`, relative, sorted. */
@@ -76,7 +80,7 @@ async function stopWorker(w: CliRun | undefined): Promise<void> {
   await w.result;
 }
 
-const stack = (verb: 'stop' | 'start', service: string) => run('bash', [path.join(REPO_ROOT, 'scripts/stack.sh'), verb, service], { cwd: REPO_ROOT });
+const stack = (verb: 'stop' | 'start', service: string) => execFileP('bash', [path.join(REPO_ROOT, 'scripts/stack.sh'), verb, service], { cwd: REPO_ROOT });
 
 async function s3Up(endpoint: string): Promise<boolean> {
   try {
@@ -150,19 +154,25 @@ describe('S3 faults: odoo-dr behind a fault-injecting proxy, and versitygw stopp
     return differs;
   }
 
-  async function multipartUploads(): Promise<Array<{ key: string; uploadId: string }>> {
+  /** Multipart uploads under the prefix (initiated since `since`, when given). */
+  async function multipartUploads(since?: Date): Promise<Array<{ key: string; uploadId: string }>> {
     const out = await s3.send(new ListMultipartUploadsCommand({ Bucket: cloud.bucket, Prefix: `${prefix}/` }));
-    return (out.Uploads ?? []).map((u) => ({ key: u.Key!, uploadId: u.UploadId! }));
+    return (out.Uploads ?? [])
+      .filter((u) => !since || !u.Initiated || u.Initiated.getTime() >= since.getTime() - 2_000)
+      .map((u) => ({ key: u.Key!, uploadId: u.UploadId! }));
   }
 
-  /** What odoo-dr left behind: scratch files, partial files, multipart uploads, shadow/scratch databases, shadow folders, restore roles of the worker. */
+  /**
+   * What odoo-dr left behind: scratch files, partial files, multipart uploads (started during the
+   * case), shadow/scratch databases, shadow folders, restore roles of the worker.
+   */
   async function leftovers(): Promise<string[]> {
     const out: string[] = [];
     for (const f of walk(path.join(backupDir, 'scratch'))) out.push(`scratch/${f}`);
     for (const f of [...walk(backupDir).map((x) => path.join(backupDir, x)), ...walk(dataDir).map((x) => path.join(dataDir, x))]) {
       if (f.endsWith('.partial')) out.push(f);
     }
-    for (const u of await multipartUploads()) out.push(`multipart upload ${u.key} (${u.uploadId})`);
+    for (const u of await multipartUploads(caseStarted)) out.push(`multipart upload ${u.key} (${u.uploadId})`);
     const dbs = (await adminQuery("SELECT datname FROM pg_database WHERE datname LIKE $1 ESCAPE '!'", [`${tenant.replace(/[!_%]/g, '!$&')}!_dr!_%`])) as Array<{ datname: string }>;
     for (const d of dbs) out.push(`database ${d.datname}`);
     const filestoreRoot = config.odoo.filestoreRoot;
@@ -183,15 +193,36 @@ describe('S3 faults: odoo-dr behind a fault-injecting proxy, and versitygw stopp
     worker = await startCliWorker(env);
   }
 
+  let caseStarted = new Date();
   beforeEach(async () => {
+    caseStarted = new Date();
     if (proxy) await ensureWorker();
   });
+
+  /**
+   * `odoo-dr …args` to its end, failing the case at once (with both outputs) when the worker
+   * serving it exits meanwhile or the command outlives `limitMs`: a regression fails fast here
+   * instead of waiting for the case's timeout.
+   */
+  async function cli(args: string[], opts: { env?: Record<string, string>; worker?: CliRun; limitMs?: number; run?: CliRun } = {}) {
+    const run = opts.run ?? runCli(args, opts.env ?? env);
+    const w = opts.worker ?? worker;
+    let timer: NodeJS.Timeout | undefined;
+    const limit = new Promise<string>((resolve) => (timer = setTimeout(() => resolve(`still running after ${(opts.limitMs ?? 240_000) / 1000} s`), opts.limitMs ?? 240_000)));
+    const died = w ? w.result.then((x) => `the worker exited (${x.code ?? x.signal})`) : new Promise<string>(() => undefined);
+    const first = await Promise.race([run.result, limit, died]);
+    clearTimeout(timer);
+    if (typeof first !== 'string') return first;
+    run.child.kill('SIGTERM');
+    await run.result;
+    throw new Error(`odoo-dr ${args.join(' ')}: ${first}\n--- command ---\n${run.out().slice(-3000)}\n--- worker ---\n${w?.out().slice(-3000) ?? ''}`);
+  }
 
   /** A session of the tenant in the bucket, made now without faults when an earlier case did not leave one. */
   async function sessionInBucket(): Promise<string> {
     if (session) return session;
     proxy.setFaults({});
-    const r = await runCli(['--json', 'backup', '--tenant', tenant, '--wait'], env).result;
+    const r = await cli(['--json', 'backup', '--tenant', tenant, '--wait']);
     assert.equal(r.code, 0, r.out);
     session = json<BackupResult>(r.out).session;
     return session;
@@ -231,7 +262,7 @@ describe('S3 faults: odoo-dr behind a fault-injecting proxy, and versitygw stopp
   it('a: 10 % of uploads (PUT/POST) answered 503 SlowDown and 10 % reset after the server did the work, then the answers to a CreateMultipartUpload and a CompleteMultipartUpload lost: sessions complete, bucket copies equal the local ones', async () => {
     proxy.resetStats();
     proxy.setFaults({ methods: ['PUT', 'POST'], errorRate: 0.1, errorStatus: 503, resetRate: 0.1, seed: 11 });
-    const r = await runCli(['--json', 'backup', '--tenant', tenant, '--wait'], env).result;
+    const r = await cli(['--json', 'backup', '--tenant', tenant, '--wait']);
     proxy.setFaults({});
     const random = { ...proxy.stats };
     assert.equal(r.code, 0, r.out);
@@ -247,7 +278,7 @@ describe('S3 faults: odoo-dr behind a fault-injecting proxy, and versitygw stopp
       { methods: ['POST'], path: /database\.dump\.zst\.age\?uploads=/, resetRate: 1, maxFaults: 1 },
       { methods: ['POST'], path: /database\.dump\.zst\.age\?uploadId=/, resetRate: 1, maxFaults: 1 },
     ]);
-    const again = await runCli(['--json', 'backup', '--tenant', tenant, '--wait'], env).result;
+    const again = await cli(['--json', 'backup', '--tenant', tenant, '--wait']);
     proxy.setFaults({});
     const lostAnswers = proxy.stats.events.map((e) => (/\?uploads=/.test(e.url) ? 'CreateMultipartUpload' : 'CompleteMultipartUpload'));
     assert.deepEqual(lostAnswers, ['CreateMultipartUpload', 'CompleteMultipartUpload']);
@@ -259,7 +290,7 @@ describe('S3 faults: odoo-dr behind a fault-injecting proxy, and versitygw stopp
     const differs = [...(await bucketDiffers(session)), ...(await bucketDiffers(second.session))];
     assert.deepEqual(differs, [], 'every artifact and blob in the bucket equals the local one');
     for (const name of [session, second.session]) {
-      const check = await runCli(['--json', 'validate', name, '-c', '--wait'], env).result;
+      const check = await cli(['--json', 'validate', name, '-c', '--wait']);
       assert.equal(check.code, 0, check.out);
       assert.equal(json<ValidationReport>(check.out).status, 'pass', check.out);
     }
@@ -287,7 +318,7 @@ describe('S3 faults: odoo-dr behind a fault-injecting proxy, and versitygw stopp
     proxy.resetStats();
     proxy.setFaults({ latencyMs: 30, methods: ['GET'], truncateRate: 0.1, resetRate: 0.05, errorRate: 0.05, errorStatus: 500, seed: 31 });
     const started = Date.now();
-    const rec = await runCli(['--json', 'recover', '-m', 'full', '-c', '-s', name, '--tenant', tenant, '--yes', '--wait'], env).result;
+    const rec = await cli(['--json', 'recover', '-m', 'full', '-c', '-s', name, '--tenant', tenant, '--yes', '--wait']);
     const seconds = Math.round((Date.now() - started) / 1000);
     proxy.setFaults({});
     const stats = { ...proxy.stats };
@@ -309,11 +340,50 @@ describe('S3 faults: odoo-dr behind a fault-injecting proxy, and versitygw stopp
     });
   });
 
+  it('e: recover -c with the dump download stalled for 70 s mid-body (longer than the 60 s heartbeat timeout): the activity keeps heartbeating and the recovery completes in one attempt', async () => {
+    const name = await sessionInBucket();
+    await withClient(config.postgres, tenant, (c) => c.query('DELETE FROM account_move_line WHERE id % 5 = 0'));
+    proxy.resetStats();
+    // Every read of the dump from its middle on: whichever attempt downloads it waits as long.
+    proxy.setFaults({ methods: ['GET'], path: /database\.dump\.zst\.age/, stallRate: 1, stallMs: 70_000 });
+    const started = Date.now();
+    const args = ['--json', 'recover', '-m', 'database-only', '-c', '-s', name, '--tenant', tenant, '--yes', '--wait'];
+    const run = runCli(args, env);
+    const id = await workflowIdOf(run, 'recovery/');
+    const rec = await cli(args, { run });
+    const seconds = Math.round((Date.now() - started) / 1000);
+    proxy.setFaults({});
+    const stalls = proxy.stats.stalls;
+    const result = json<RecoveryResult>(rec.out);
+    assert.equal(result.tenants[tenant]?.state, 'recovered', rec.out);
+    assert.equal(rec.code, 0, rec.out);
+    assert.ok(stalls >= 1, 'the dump download stalled');
+    // The shadow was prepared by its first attempt: no heartbeat timeout threw a download away.
+    const history = await (await devServer()).client.workflow.getHandle(id).fetchHistory();
+    const scheduled = (history.events ?? []).find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'prepareRecoveryShadow');
+    const attempts = (history.events ?? [])
+      .filter((e) => e.activityTaskStartedEventAttributes && e.activityTaskStartedEventAttributes.scheduledEventId?.toString() === scheduled?.eventId?.toString())
+      .map((e) => e.activityTaskStartedEventAttributes!.attempt);
+    assert.deepEqual(attempts, [1], 'prepareRecoveryShadow succeeded at its first attempt');
+    const after = await fingerprint(config, tenant);
+    const missing = lost(original, after);
+    assert.deepEqual(missing, [], 'every table and file as backed up');
+    assert.deepEqual(lost(after, original), []);
+    const left = await leftovers();
+    assert.deepEqual(left, []);
+    recordFault({
+      fault: 'S3: the dump download of recover -m database-only -c stalls 70 s in its middle (heartbeat timeout 60 s)',
+      outcome: `the download kept heartbeating; shadow prepared at its first attempt; recovered in ${seconds} s; tables equal to the backup`,
+      dataLost: missing.length,
+      leftovers: left,
+    });
+  });
+
   it('d: validate -c with 10 % of downloads truncated and 5 % reset reports the session valid; with bytes corrupted it reports failure', async () => {
     const name = await sessionInBucket();
     proxy.resetStats();
     proxy.setFaults({ methods: ['GET'], truncateRate: 0.1, resetRate: 0.05, seed: 21 });
-    const flaky = await runCli(['--json', 'validate', name, '-c', '--wait'], env).result;
+    const flaky = await cli(['--json', 'validate', name, '-c', '--wait']);
     proxy.setFaults({});
     const flakyStats = { ...proxy.stats };
     const report = json<ValidationReport>(flaky.out);
@@ -326,7 +396,7 @@ describe('S3 faults: odoo-dr behind a fault-injecting proxy, and versitygw stopp
     const blob = walk(path.join(backupDir, 'blobs'))[0]!;
     proxy.resetStats();
     proxy.setFaults({ methods: ['GET'], corruptRate: 1, path: new RegExp(`database\\.dump\\.zst\\.age|${path.basename(blob).replace(/\./g, '\\.')}`) });
-    const bad = await runCli(['--json', 'validate', name, '-c', '--wait'], env).result;
+    const bad = await cli(['--json', 'validate', name, '-c', '--wait']);
     proxy.setFaults({});
     const badReport = json<ValidationReport>(bad.out);
     assert.ok(proxy.stats.corruptions > 0);
@@ -369,7 +439,7 @@ describe('S3 faults: odoo-dr behind a fault-injecting proxy, and versitygw stopp
       // Uploads have begun once a new blob or the dump's multipart upload is in the bucket.
       const inFlight = { multipart: 0, newBlobs: 0 };
       const uploading = async () => {
-        inFlight.multipart = (await multipartUploads()).length;
+        inFlight.multipart = (await multipartUploads(caseStarted)).length;
         inFlight.newBlobs = 0;
         for await (const o of listObjects(cloud, cloudKey(cloud, 'blobs/'))) if (newBlobs.has(o.key)) inFlight.newBlobs++;
         return inFlight.multipart > 0 || inFlight.newBlobs > 0;
@@ -385,19 +455,20 @@ describe('S3 faults: odoo-dr behind a fault-injecting proxy, and versitygw stopp
         await stack('stop', 's3');
         const down = Date.now();
         assert.equal(await s3Up(direct), false, 'versitygw is down');
+        assert.equal(backup.child.exitCode, null, 'the backup was still running when S3 went away');
         await new Promise((r) => setTimeout(r, 20_000));
         outageSeconds = Math.round((Date.now() - down) / 1000);
       } finally {
         await stack('start', 's3');
       }
       assert.ok(await s3Up(direct), 'versitygw is back');
-      const r = await backup.result;
+      const r = await cli(['--json', 'backup', '--tenant', tenant, '--wait'], { run: backup, worker: slow });
       const result = json<BackupResult>(r.out);
       // How the tenant's backup got through: the attempt of its activity that ended it.
       const history = await (await devServer()).client.workflow.getHandle(`backup/${result.session}/${tenant}`).fetchHistory();
       const attempt = Math.max(0, ...(history.events ?? []).map((e) => e.activityTaskStartedEventAttributes?.attempt ?? 0));
       const when = `S3 stopped with ${inFlight.newBlobs} of the 40 new blobs in the bucket${inFlight.multipart ? ' and the dump\'s multipart upload under way' : ''}`;
-      const sessions = json<{ sessions: Array<{ session: string; status: string }> }>((await runCli(['--json', 'sessions', 'list', '--cloud'], outageEnv).result).out).sessions;
+      const sessions = json<{ sessions: Array<{ session: string; status: string }> }>((await cli(['--json', 'sessions', 'list', '--cloud'], { env: outageEnv, worker: slow })).out).sessions;
       const listed = sessions.find((x) => x.session === result.session);
       if (result.status === 'complete') {
         assert.equal(r.code, 0, r.out);
@@ -405,7 +476,7 @@ describe('S3 faults: odoo-dr behind a fault-injecting proxy, and versitygw stopp
         const differs = await bucketDiffers(result.session);
         assert.deepEqual(differs, [], 'the bucket copy equals the local session');
         dataLost = differs.length;
-        const check = await runCli(['--json', 'validate', result.session, '-c', '--wait'], outageEnv).result;
+        const check = await cli(['--json', 'validate', result.session, '-c', '--wait'], { env: outageEnv, worker: slow });
         assert.equal(json<ValidationReport>(check.out).status, 'pass', check.out);
         outcome = `${when}; backupTenant ended at attempt ${attempt} after the ${outageSeconds} s outage; session complete; bucket copy equals the local session; validate -c passes`;
       } else {
@@ -421,6 +492,6 @@ describe('S3 faults: odoo-dr behind a fault-injecting proxy, and versitygw stopp
     }
     const left = await leftovers();
     assert.deepEqual(left, []);
-    recordFault({ fault: 'S3 server (versitygw) stopped for 20 s during a backup\'s multipart and blob uploads', outcome, dataLost, leftovers: left });
+    recordFault({ fault: 'S3 server (versitygw) stopped for 20 s in the middle of a backup\'s uploads (512 KiB/s)', outcome, dataLost, leftovers: left });
   });
 });
