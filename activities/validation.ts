@@ -164,7 +164,13 @@ export function createValidationActivities(config: DrConfig, secrets: Array<stri
       try {
         const database = entry.database;
         const index = entry.filestore.index;
-        const checks = [await dumpIntegrityCheck(tools, key, database, () => store.fetchArtifact(database, scratch, signal), input.tenant, signal)];
+        // Fetching and reading a big dump takes minutes: heartbeat meanwhile (a dead worker is noticed, a live one is not killed).
+        const checks = [
+          await whileHeartbeating(
+            () => dumpIntegrityCheck(tools, key, database, () => store.fetchArtifact(database, scratch, signal), input.tenant, signal),
+            () => ({ phase: 'dump' }),
+          ),
+        ];
         checks.push(
           await filestoreBlobsCheck(
             key,
