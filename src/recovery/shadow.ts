@@ -16,7 +16,7 @@ import { access, mkdir, rename, rm } from 'node:fs/promises';
 import type { DrConfig } from '../config';
 import { InvalidInputError } from '../errors';
 import { withClient, type PostgresSettings } from '../postgres';
-import { createRestoreRole, dropRestoreRole } from '../restore/restore-role';
+import { createRestoreRole, dropRestoreRole, restoreRolesOfDeadProcesses } from '../restore/restore-role';
 import type { Check } from '../odoo/checks';
 import { odooChecks } from '../odoo/checks';
 import type { OdooFacts } from '../odoo/facts';
@@ -98,6 +98,9 @@ export async function dropShadow(config: DrConfig, tenant: string, id: string): 
     }
     // dropScratchDatabase re-checks the marker names this very database, in the session that drops it.
     await dropScratchDatabase(config, database);
+    // The one-time restore role of a dead attempt owned objects in that database only: it can go now
+    // (the worker start-up sweep could not drop it while the shadow existed).
+    for (const role of await restoreRolesOfDeadProcesses(config)) await dropRestoreRole(config, role).catch(() => undefined);
   }
   await rm(`${dir}.partial`, { recursive: true, force: true });
   await rm(dir, { recursive: true, force: true });

@@ -268,8 +268,10 @@ describe('faults: Temporal, PostgreSQL and the backup disk fail during a backup 
       assert.match(done.stderr, /Temporal at \S+ unavailable \(.*\), reconnecting… \(workflow backup\/\S+ keeps running on the server\)/);
       assert.match(done.stderr, /reconnected to Temporal at \S+ after [\d.]+ (ms|s|min)/);
       assert.match(done.stdout, new RegExp(`session ${session}: COMPLETE`));
-      const afterReconnect = done.stderr.slice(done.stderr.indexOf('reconnected to Temporal'));
-      assert.match(afterReconnect, /\n\w+: \d+ done, \d+ failed, \d+ running, \d+ waiting/, `the progress display went on after the reconnection: ${done.stderr}`);
+      // The progress display survived the restart (its pending query used to throw "Channel has been
+      // shut down" and turn a complete backup into exit 1); whether it redraws before the end depends
+      // on how long the backup still runs after the reconnection, so only its survival is asserted.
+      assert.doesNotMatch(done.out, /Channel has been shut down|Unhandled/i);
       assert.equal(worker.child.exitCode, null, `the worker survived the restart: ${worker.out().slice(-2000)}`);
       const waited = Date.now() - started;
 
