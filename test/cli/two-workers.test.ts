@@ -67,7 +67,9 @@ describe('two workers on two hosts (different DR_BACKUP_DIRs, one task queue)', 
 
   it('one worker killed mid-backup: the session still completes, and validates from the bucket', async () => {
     await stop(a);
-    // Worker A uploads slowly, so that it is surely killed while it holds a tenant.
+    await stop(b);
+    // Worker A alone at first (which worker a task goes to is Temporal's choice), uploading slowly, so
+    // that it surely holds a tenant when it is killed; worker B joins before that.
     a = await startCliWorker({ ...envA, DR_BANDWIDTH_LIMIT: '1M' });
     const env = await devServer();
     const client: Client = env.client;
@@ -87,6 +89,7 @@ describe('two workers on two hosts (different DR_BACKUP_DIRs, one task queue)', 
       if (!heldByA) await new Promise((r) => setTimeout(r, 200));
     }
     assert.ok(heldByA, 'worker A took a tenant');
+    b = await startCliWorker(envB);
     await stop(a, 'SIGKILL');
     a = undefined;
     const result = (await handle.result()) as BackupResult;

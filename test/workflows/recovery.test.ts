@@ -335,6 +335,26 @@ describe('recoveryWorkflow (real PostgreSQL, filestore, approval)', function () 
     });
   });
 
+  it('downtime is measured by the workflow: a swap whose worker answered late counts whole (retries and waits included)', async () => {
+    const real = createActivities({ config });
+    // The swap itself is quick; its answer comes 1.5 s later (as when a worker stalls or dies after the
+    // work): the activity alone would report a few milliseconds.
+    const activities = {
+      ...real,
+      swapInTenant: async (input: Parameters<typeof real.swapInTenant>[0]) => {
+        const done = await real.swapInTenant(input);
+        await new Promise((r) => setTimeout(r, 1500));
+        return done;
+      },
+    };
+    const result = await recover({ mode: 'database-only', tenants: [victim], approvedBy: 'ops@test' }, undefined, devServer, { activities });
+    const t = result.tenants[victim]!;
+    assert.equal(t.state, 'recovered', JSON.stringify(result));
+    assert.ok((t.swapMs ?? 0) >= 1500, `swapMs ${t.swapMs}`);
+    assert.ok((t.downtimeMs ?? 0) >= (t.swapMs ?? 0), `downtime ${t.downtimeMs} covers the swap ${t.swapMs}`);
+    assert.equal(result.odooDowntimeMs, t.downtimeMs);
+  });
+
   it('--backup-first makes a session of today\'s state before the swap', async () => {
     const result = await recover({ mode: 'database-only', tenants: [victim], approvedBy: 'ops@test', backupFirst: true });
     assert.equal(result.tenants[victim]?.state, 'recovered', JSON.stringify(result));
