@@ -68,10 +68,9 @@ async function sweepLeftovers(config: DrConfig): Promise<string[]> {
  * tenant's lock and finishes or compensates by itself) leaves the tenant offline. Put it back as it
  * was before the recovery, from the markers the swap wrote. Unsure (Temporal unreachable) ⇒ untouched.
  */
-async function reconcileInterruptedSwaps(config: DrConfig, connection: NativeConnection, namespace: string): Promise<string[]> {
+async function reconcileInterruptedSwaps(config: DrConfig, client: Client): Promise<string[]> {
   const swaps = await findInterruptedSwaps(config);
   if (!swaps.length) return [];
-  const client = new Client({ connection, namespace });
   const done: string[] = [];
   for (const swap of swaps) {
     const lock = await workflowRunning(client, tenantLockId(swap.tenant));
@@ -100,10 +99,9 @@ async function workflowRunning(client: Client, workflowId: string): Promise<'run
  * Sessions this host started and never finalised, whose backup workflow is over (terminated, or
  * failed before finalising): their dumps would fill the disk until retention, days later.
  */
-async function removeAbandonedSessions(config: DrConfig, connection: NativeConnection, namespace: string): Promise<string[]> {
+async function removeAbandonedSessions(config: DrConfig, client: Client): Promise<string[]> {
   const unfinished = await unfinishedLocalSessions(config);
   if (!unfinished.length) return [];
-  const client = new Client({ connection, namespace });
   const removed: string[] = [];
   for (const u of unfinished) {
     if ((await workflowRunning(client, u.workflowId)) !== 'closed') continue;
@@ -115,8 +113,10 @@ async function removeAbandonedSessions(config: DrConfig, connection: NativeConne
 export async function createWorker(setup: WorkerSetup): Promise<OdooDrWorker> {
   const { config } = setup;
   const swept = await sweepLeftovers(config);
-  swept.push(...(await reconcileInterruptedSwaps(config, setup.connection, setup.namespace).catch((err: Error) => [`(interrupted swaps not checked: ${err.message})`])));
-  swept.push(...(await removeAbandonedSessions(config, setup.connection, setup.namespace).catch((err: Error) => [`(unfinished sessions not checked: ${err.message})`])));
+  // Both ask Temporal whether a workflow still runs (the worker's own connection, one client).
+  const client = new Client({ connection: setup.connection, namespace: setup.namespace });
+  swept.push(...(await reconcileInterruptedSwaps(config, client).catch((err: Error) => [`(interrupted swaps not checked: ${err.message})`])));
+  swept.push(...(await removeAbandonedSessions(config, client).catch((err: Error) => [`(unfinished sessions not checked: ${err.message})`])));
   const taskQueue = setup.taskQueue ?? config.taskQueue;
   const workerQueue = workerQueueName(taskQueue);
   const activities = setup.activities ?? createActivities({ config, workerQueue });

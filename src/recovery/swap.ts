@@ -551,20 +551,22 @@ export interface InterruptedSwap {
 }
 
 export async function findInterruptedSwaps(config: DrConfig): Promise<InterruptedSwap[]> {
-  return withClient(config.postgres, config.postgres.maintenanceDb, async (client) => {
-    const { rows } = await client.query<{ datname: string; c: string | null }>(
-      `SELECT datname, shobj_description(oid, 'pg_database') AS c FROM pg_database ORDER BY datname`,
-    );
-    const names = new Set(rows.map((r) => r.datname));
-    const found: InterruptedSwap[] = [];
-    for (const row of rows) {
-      const marker = parsePreRecoveryMarker(row.c);
-      if (!marker) continue;
-      if (marker.database === row.datname && !names.has(marker.tenant)) found.push({ tenant: marker.tenant, kind: 'moved-aside', database: row.datname, marker });
-      else if (marker.tenant === row.datname && marker.database !== row.datname) found.push({ tenant: marker.tenant, kind: 'fenced', database: row.datname, marker });
-    }
-    return found;
-  });
+  return withClient(config.postgres, config.postgres.maintenanceDb, readInterruptedSwaps);
+}
+
+async function readInterruptedSwaps(client: pg.ClientBase): Promise<InterruptedSwap[]> {
+  const { rows } = await client.query<{ datname: string; c: string | null }>(
+    `SELECT datname, shobj_description(oid, 'pg_database') AS c FROM pg_database ORDER BY datname`,
+  );
+  const names = new Set(rows.map((r) => r.datname));
+  const found: InterruptedSwap[] = [];
+  for (const row of rows) {
+    const marker = parsePreRecoveryMarker(row.c);
+    if (!marker) continue;
+    if (marker.database === row.datname && !names.has(marker.tenant)) found.push({ tenant: marker.tenant, kind: 'moved-aside', database: row.datname, marker });
+    else if (marker.tenant === row.datname && marker.database !== row.datname) found.push({ tenant: marker.tenant, kind: 'fenced', database: row.datname, marker });
+  }
+  return found;
 }
 
 /**
@@ -577,7 +579,7 @@ export async function findInterruptedSwaps(config: DrConfig): Promise<Interrupte
 export async function undoInterruptedSwap(config: DrConfig, swap: InterruptedSwap): Promise<string | undefined> {
   const stamp = /(\d{14})$/.exec(swap.marker.database)?.[1];
   const did = await withClient(config.postgres, config.postgres.maintenanceDb, async (client) => {
-    const now = (await findInterruptedSwaps(config)).find((s) => s.database === swap.database && s.kind === swap.kind && s.tenant === swap.tenant);
+    const now = (await readInterruptedSwaps(client)).find((s) => s.database === swap.database && s.kind === swap.kind && s.tenant === swap.tenant);
     if (!now) return undefined;
     if (now.kind === 'moved-aside') await renameDatabase(client, now.database, now.tenant);
     await setAllowConn(client, now.tenant, now.marker.original.allowConnections);
