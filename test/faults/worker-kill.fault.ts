@@ -50,7 +50,7 @@ describe('faults: worker SIGKILL at each phase', function () {
     DR_TASK_QUEUE: `fault-kill-${s}`,
     DR_CLOUD_BUCKET: `s3://odoo-dr-local/faults-kill-${s}`,
     // Odoo's stop takes a while (as a real one does): a worker can die while it runs.
-    DR_ODOO_STOP_CMD: 'sleep 4',
+    DR_ODOO_STOP_CMD: 'sleep 10',
     DR_ODOO_START_CMD: 'true',
   };
   const config = stackConfig(env);
