@@ -2,6 +2,7 @@
  * Backup activities: thin adapters over src/backup. Long ones heartbeat their progress; the
  * upload resumes from its last heartbeat after a worker crash.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { activityInfo, Context } from '@temporalio/activity';
@@ -9,12 +10,14 @@ import { appendAudit, type AuditRecord } from '../src/audit';
 import { archiveConfiguration, dumpGlobals } from '../src/backup/cluster';
 import { dumpDatabase } from '../src/backup/database';
 import { backupFilestore, type FilestoreResult } from '../src/backup/filestore';
+import { previousFilestoreIndex } from '../src/backup/reuse';
+import { ensureScratchRoot, scratchFolderName } from '../src/restore/scratch';
 import { assertSessionName, assertTenantName, localPath, rel } from '../src/backup/layout';
 import type { Artifact, Manifest, TenantEntry } from '../src/backup/manifest';
 import { applyRetention, type RetentionResult } from '../src/backup/retention';
 import { finalizeSession, prepareSession, type FinalizeRequest, type PreparedSession } from '../src/backup/session';
 import type { DrConfig } from '../src/config';
-import { DrError, InvalidInputError } from '../src/errors';
+import { DrError, InvalidInputError, SupersededError } from '../src/errors';
 import { sendAlert, type Alert, type AlertDelivery } from '../src/notify';
 import type { OdooFacts } from '../src/odoo/facts';
 import { findClientTools } from '../src/pgtools';
@@ -55,6 +58,8 @@ export interface TenantBackupProgress {
   upload?: UploadProgress;
   bytes?: number;
   files?: number;
+  /** The filestore index this attempt has written so far (every file in it is in a stored pack). */
+  partialIndex?: string;
 }
 
 export interface TenantBackupDone {
@@ -109,16 +114,19 @@ export interface ManifestSummary {
   warnings: string[];
 }
 
-/** Fault injection for tests only: called with the dump file right after it was written. */
+/** Fault injection for tests only. */
 export interface BackupTestHooks {
+  /** Called with the dump file right after it was written. */
   afterDump?: (file: string) => Promise<void> | void;
+  /** Called before the filestore phase with the attempt number (a test stalls an attempt here). */
+  beforeFilestore?: (attempt: number) => Promise<void> | void;
 }
 
 export function createBackupActivities(config: DrConfig, secrets: Array<string | undefined>, hooks: BackupTestHooks = {}, workerQueue?: string) {
   const tenantEntryRel = (session: string, tenant: string) => `${rel.tenantDir(session, tenant)}/entry.json`;
   const tenantEntryPath = (session: string, tenant: string) => localPath(config.backupDir, tenantEntryRel(session, tenant));
   const catalog = SessionCatalog.fromConfig(config);
-  const dumpTenant = async (input: TenantTaskInput, onBytes: (bytes: number) => void): Promise<DumpDatabaseResult> => {
+  const dumpTenant = async (input: TenantTaskInput, onBytes: (bytes: number) => void, fence: () => Promise<void>): Promise<DumpDatabaseResult> => {
     const server = await serverVersion(config.postgres);
     const tools = await findClientTools(server.major, config.postgres.binDir ? { binDir: config.postgres.binDir } : {});
     return dumpDatabase({
@@ -129,6 +137,7 @@ export function createBackupActivities(config: DrConfig, secrets: Array<string |
       recipients: input.recipients,
       signal: Context.current().cancellationSignal,
       onProgress: onBytes,
+      fence,
     });
   };
   const upload = (artifact: Artifact, resume?: UploadProgress, dump?: DumpDatabaseResult) =>
@@ -144,11 +153,33 @@ export function createBackupActivities(config: DrConfig, secrets: Array<string |
       signal: Context.current().cancellationSignal,
     });
 
+  /**
+   * The fence of one attempt at a tenant: each attempt writes its own token into the tenant's
+   * folder when it starts, and checks it before anything it made replaces something in place (the
+   * dump, the index, the manifest entry). An attempt that timed out (stalled past its heartbeat
+   * timeout) but still runs finds the token of its retry there and stops: it never replaces what
+   * the retry made. Its other writes are its own (unique partial files, content-addressed packs).
+   */
+  const takeFence = async (session: string, tenant: string) => {
+    const token = `${randomBytes(8).toString('hex')}`;
+    const file = localPath(config.backupDir, `${rel.tenantDir(session, tenant)}/.attempt`);
+    await mkdir(path.dirname(file), { recursive: true });
+    await writeFile(file, token);
+    const check = async () => {
+      const signal = Context.current().cancellationSignal;
+      if (signal.aborted) throw new SupersededError(`this attempt at ${tenant} was cancelled (${String(signal.reason)}): it stops without replacing anything`);
+      const now = await readFile(file, 'utf8').catch(() => '');
+      if (now !== token) throw new SupersededError(`a newer attempt at ${tenant} has started: this one (timed out) stops without replacing anything`);
+    };
+    return { token, check };
+  };
+
   /** backupTenant's work (see there): dump, filestore, uploads, manifest entry. */
   const backupOneTenant = async (input: TenantBackupTask): Promise<TenantBackupDone> => {
     const started = Date.now();
     const beat = throttledHeartbeat();
     const resume = activityInfo().heartbeatDetails as TenantBackupProgress | undefined;
+    const fence = await takeFence(input.session, input.tenant);
     let kept: DumpDatabaseResult | undefined;
     if (resume?.dump) {
       // Same host and the dump still reads back as written: keep it (and resume its upload).
@@ -156,20 +187,42 @@ export function createBackupActivities(config: DrConfig, secrets: Array<string |
       const got = await hashFile(file).catch(() => undefined);
       if (got && got.bytes === resume.dump.artifact.bytes && got.sha256 === resume.dump.artifact.sha256) kept = resume.dump;
     }
-    const dump = kept ?? (await dumpTenant(input, (bytes) => beat({ phase: 'dump', bytes } satisfies TenantBackupProgress)));
+    const dump = kept ?? (await dumpTenant(input, (bytes) => beat({ phase: 'dump', bytes } satisfies TenantBackupProgress), fence.check));
     await hooks.afterDump?.(localPath(config.backupDir, dump.artifact.path));
     Context.current().heartbeat({ phase: 'filestore', dump } satisfies TenantBackupProgress);
-    const filestore = await backupFilestore({
-      config,
-      session: input.session,
-      tenant: input.tenant,
-      recipients: input.recipients,
-      cloud: input.cloud,
-      signal: Context.current().cancellationSignal,
-      onProgress: (p) => beat({ phase: 'filestore', dump, ...p } satisfies TenantBackupProgress),
-    });
+    // Packs to reuse: the tenant's previous session's, and those an interrupted attempt stored here.
+    const scratch = path.join(await ensureScratchRoot(config), scratchFolderName(`reuse-${input.tenant}`));
+    const reuseFrom: string[] = [];
+    const interrupted = resume?.partialIndex && path.dirname(resume.partialIndex) === path.dirname(localPath(config.backupDir, rel.filestoreIndex(input.session, input.tenant))) ? resume.partialIndex : undefined;
+    if (interrupted) reuseFrom.push(interrupted);
+    let filestore: FilestoreResult;
+    let partialIndex: string | undefined;
+    try {
+      const previous = await previousFilestoreIndex({ config, catalog, tenant: input.tenant, session: input.session, scratchDir: scratch, signal: Context.current().cancellationSignal });
+      if (previous) reuseFrom.push(previous.file);
+      await hooks.beforeFilestore?.(activityInfo().attempt);
+      filestore = await backupFilestore({
+        config,
+        session: input.session,
+        tenant: input.tenant,
+        recipients: input.recipients,
+        cloud: input.cloud,
+        reuseFrom,
+        attempt: fence.token,
+        fence: fence.check,
+        signal: Context.current().cancellationSignal,
+        onProgress: (p) => beat({ phase: 'filestore', dump, ...p, ...(partialIndex ? { partialIndex } : {}) } satisfies TenantBackupProgress),
+        onCheckpoint: (file) => {
+          partialIndex = file;
+        },
+      });
+    } finally {
+      await rm(scratch, { recursive: true, force: true }).catch(() => undefined);
+    }
+    if (interrupted) await rm(interrupted, { force: true }).catch(() => undefined);
     let uploaded: UploadResult | undefined;
     if (input.cloud) {
+      await fence.check();
       uploaded = await upload(dump.artifact, kept ? resume?.upload : undefined, dump);
       await upload(filestore.index, undefined, dump);
     }
@@ -184,6 +237,7 @@ export function createBackupActivities(config: DrConfig, secrets: Array<string |
     // Beside the tenant's artifacts, in both places: whichever worker finalizes finds it.
     const entryFile = tenantEntryPath(input.session, input.tenant);
     await mkdir(path.dirname(entryFile), { recursive: true });
+    await fence.check();
     await writeFile(entryFile, JSON.stringify(entry));
     if (input.cloud) await catalog.cloud!.putDocument(tenantEntryRel(input.session, input.tenant), entry);
     return {

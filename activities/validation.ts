@@ -182,6 +182,11 @@ export function createValidationActivities(config: DrConfig, secrets: Array<stri
                 if (!got) return undefined;
                 return { file: got.file, done: store.location === 'local' ? () => Promise.resolve() : () => rm(got.file, { force: true }) };
               },
+              pack: async (id, bytes) => {
+                const got = await store.packFile(id, bytes, scratch, signal);
+                if (!got) return undefined;
+                return { file: got.file, done: store.location === 'local' ? () => Promise.resolve() : () => rm(got.file, { force: true }) };
+              },
             },
             input.tenant,
             { signal, onProgress: (n) => beat({ phase: 'filestore', files: n }) },

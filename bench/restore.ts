@@ -44,7 +44,7 @@ async function bench(label: string, config: DrConfig, tenant: string, repeat: nu
     status: 'complete',
     durationMs: 0,
     database: dump.artifact,
-    filestore: { index: fs.index, files: fs.files, bytes: fs.bytes, blobsStored: 0, blobsReused: 0, blobsUploaded: 0, blobsRepaired: 0, mismatched: [] },
+    filestore: { index: fs.index, files: fs.files, bytes: fs.bytes, blobsStored: 0, blobsReused: 0, blobsUploaded: 0, blobsRepaired: 0, packsStored: 0, packsUploaded: 0, mismatched: [] },
     odoo: dump.facts,
   };
   const manifest = { session, tenants: { [tenant]: entry } } as unknown as Manifest;

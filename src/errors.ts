@@ -89,6 +89,19 @@ export class ServiceCommandError extends DrError {
   readonly permanent = false;
 }
 
+/**
+ * An activity attempt found that a newer attempt of the same work has started (it timed out while
+ * stalled): it stops without replacing anything. Not permanent: it says nothing of the work itself.
+ */
+export class SupersededError extends DrError {
+  readonly permanent = false;
+}
+
+/** A file changed while it was being backed up (Odoo's files never do; a retry reads it again). */
+export class SourceChangedError extends DrError {
+  readonly permanent = false;
+}
+
 /** Names of all catalogued errors that must never be retried (Temporal nonRetryableErrorTypes). */
 export const PERMANENT_ERROR_TYPES = [
   'ConfigError',

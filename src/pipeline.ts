@@ -8,12 +8,12 @@
  * child is killed and the partial file removed, so a file at `dest` is always complete.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { constants, createReadStream } from 'node:fs';
 import { access, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, type Writable } from 'node:stream';
-import { finished } from 'node:stream/promises';
+import { finished, pipeline as pipeStreams } from 'node:stream/promises';
 import { DiskFullError, DrError, EncryptionKeyError, InvalidInputError, PipelineError, scrubSecrets } from './errors';
 
 export interface Stage {
@@ -48,6 +48,14 @@ export interface PipelineOptions {
   onProgress?: (bytesWritten: number) => void;
   /** Values scrubbed from error messages and stderr tails (stage env values named like secrets are added). */
   secrets?: string[];
+  /**
+   * Write to `dest.<random>.partial` instead of `dest.partial`: two writers of one `dest` (an
+   * activity attempt that timed out but still runs, and its retry) never share a partial file; each
+   * renames a complete file into place.
+   */
+  uniquePartial?: boolean;
+  /** Called once the output is complete and fsync'd, just before the rename; throwing abandons the output (a fence). */
+  beforeRename?: () => Promise<void>;
 }
 
 /** How long a child may take to exit after SIGTERM before it gets SIGKILL. */
@@ -264,7 +272,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
     };
   });
 
-  const partial = `${dest}.partial`;
+  const partial = opts.uniquePartial ? `${dest}.${randomBytes(4).toString('hex')}.partial` : `${dest}.partial`;
   let fh: FileHandle;
   try {
     fh = await open(partial, 'w', 0o600);
@@ -489,6 +497,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
       onProgress?.(bytes);
       await fh.sync();
       await fh.close();
+      await opts.beforeRename?.();
       await rename(partial, dest);
       await syncDir(path.dirname(dest));
       return {
@@ -676,5 +685,48 @@ async function syncDir(dir: string): Promise<void> {
     /* e.g. EINVAL on some filesystems */
   } finally {
     await handle?.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Runs `input` through one filter process (e.g. `zstd -d`) and yields its output: the consumer reads
+ * at its own pace (back-pressure reaches the child and the input). The stage failing (exit code,
+ * signal) throws with its stderr tail; the input failing kills the stage and throws the input's
+ * error; a consumer that stops early kills the stage.
+ */
+export async function* filterThrough(stage: Stage, input: AsyncIterable<Buffer>, signal?: AbortSignal): AsyncGenerator<Buffer> {
+  signal?.throwIfAborted();
+  const env = childEnv(stage);
+  const command = await resolveCommand(stage, env);
+  const child = spawn(command, stage.args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  const stderr = new Tail(STDERR_TAIL_BYTES);
+  child.stderr.on('data', (d: Buffer) => stderr.push(d));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.on('close', (code, sig) => resolve({ code, signal: sig }));
+    child.on('error', () => resolve({ code: null, signal: null }));
+  });
+  let inputError: unknown;
+  const feed = pipeStreams(Readable.from(input, { objectMode: false }), child.stdin).catch((err: unknown) => {
+    // EPIPE: the stage stopped reading (its exit status says why); anything else is the input's own failure.
+    if ((err as NodeJS.ErrnoException).code !== 'EPIPE' && (err as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE') inputError = err;
+    child.kill('SIGKILL');
+  });
+  const onAbort = () => child.kill('SIGKILL');
+  signal?.addEventListener('abort', onAbort, { once: true });
+  let finishedReading = false;
+  try {
+    for await (const chunk of child.stdout) yield chunk as Buffer;
+    finishedReading = true;
+    await feed;
+    const status = await exited;
+    signal?.throwIfAborted();
+    if (inputError !== undefined) throw inputError;
+    if (status.code !== 0) {
+      const why = status.signal ? `killed by ${status.signal}` : `exit code ${status.code}`;
+      throw new PipelineError(`stage "${stage.name}" failed (${why}): ${stderr.text().trim().slice(-MESSAGE_TAIL_CHARS) || 'no message'}`);
+    }
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+    if (!finishedReading || child.exitCode === null) child.kill('SIGKILL');
   }
 }

@@ -23,6 +23,8 @@ export interface DumpRequest {
   recipients: string[];
   signal?: AbortSignal;
   onProgress?: (bytesWritten: number) => void;
+  /** Checked just before the finished dump is renamed into place; throws when this attempt was superseded. */
+  fence?: () => Promise<void>;
 }
 
 export interface DumpResult {
@@ -102,6 +104,9 @@ export async function dumpDatabase(req: DumpRequest): Promise<DumpResult> {
       source,
       stages: [zstdStage(config.encryption.compressionLevel), ageEncryptStage(req.recipients)],
       dest,
+      // Each attempt writes its own partial file; a superseded attempt never renames its dump into place.
+      uniquePartial: true,
+      ...(req.fence ? { beforeRename: req.fence } : {}),
       signal: req.signal,
       onProgress: req.onProgress,
       secrets: [config.postgres.password ?? ''].filter(Boolean),

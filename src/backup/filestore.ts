@@ -1,30 +1,26 @@
 /**
  * One tenant's filestore, content-addressed. Odoo names each file by the SHA-1 of its content
- * (`<aa>/<sha1>`), so a file is encrypted and stored once under `blobs/<aa>/<sha1>.age` and every
- * session that contains it only lists it. A second backup of an unchanged filestore reads no file
- * content and stores (or uploads) nothing.
+ * (`<aa>/<sha1>`); files are packed a few MiB at a time into encrypted packs (src/backup/packs.ts)
+ * and the session's `filestore.jsonl` lists each file with the pack holding it. The next backup
+ * reuses the packs of the tenant's previous session: an unchanged file is neither read nor uploaded.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, type Dirent } from 'node:fs';
-import { link, mkdir, open, opendir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, opendir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { DrConfig } from '../config';
-import { encryptFile, plausibleAgeSize } from '../crypto/age';
-import { DiskFullError } from '../errors';
-import { hashFile } from '../pipeline';
+import { plausibleAgeSize } from '../crypto/age';
+import { ArtifactCorruptedError, DiskFullError } from '../errors';
 import { cloudKey, headObject, uploadFile, type CloudSettings } from '../storage/s3';
 import { localPath, rel } from './layout';
 import type { Artifact } from './manifest';
+import { PACK_TARGET_BYTES, parseIndexLine, SHA1_HEX, SMALL_FILE_BYTES, writePack, type FileEntry, type IndexLine, type PackMember, type PackRecord } from './packs';
 
 /** `<aa>/<sha1>` as Odoo writes it. */
 const ODOO_FILE = /^([0-9a-f]{2})\/([0-9a-f]{40})$/;
 
-export interface FilestoreEntry {
-  path: string;
-  sha1: string;
-  size: number;
-}
+export type FilestoreEntry = FileEntry;
 
 export interface FilestoreProgress {
   files: number;
@@ -36,10 +32,24 @@ export interface FilestoreRequest {
   session: string;
   tenant: string;
   recipients: string[];
-  /** Upload new blobs to the bucket too. */
+  /** Upload new packs to the bucket too. */
   cloud: boolean;
+  /**
+   * Indexes (local files, already verified by the caller) whose packs this backup may reuse: the
+   * tenant's previous session, the partial index of an interrupted attempt. A file listed there
+   * with its size, in a pack still sound here (and in the bucket with `cloud`), is neither read nor
+   * uploaded again.
+   */
+  reuseFrom?: string[];
+  /** Distinguishes this attempt's partial index from any other attempt's (default: random). */
+  attempt?: string;
+  /** Checked before the finished index is renamed into place; throws when this attempt was superseded. */
+  fence?: () => Promise<void>;
   signal?: AbortSignal;
   onProgress?: (p: FilestoreProgress) => void;
+  /** The partial index now holds every file done so far (each in a pack stored, and uploaded with `cloud`). */
+  onCheckpoint?: (partialIndex: string) => void;
+  /** Files read at once (default 8). */
   concurrency?: number;
 }
 
@@ -47,11 +57,18 @@ export interface FilestoreResult {
   index: Artifact;
   files: number;
   bytes: number;
+  /** Files read and packed by this backup. */
   blobsStored: number;
+  /** Files found in packs already stored (not read, not uploaded). */
   blobsReused: number;
+  /** Files whose content this backup sent to the bucket (in new packs). */
   blobsUploaded: number;
-  /** Stored blobs found damaged (wrong size, here or in the bucket) and written again. */
+  /** Stored packs found damaged or missing (here or in the bucket) and replaced. */
   blobsRepaired: number;
+  /** Packs written by this backup. */
+  packsStored: number;
+  /** Packs this backup uploaded (its new ones, and stored ones the bucket lacked). */
+  packsUploaded: number;
   /** Files whose content does not match their SHA-1 name (recorded under their real SHA-1). */
   mismatched: string[];
   /** The tenant has no filestore folder (Odoo creates it with the first attachment). */
@@ -100,134 +117,258 @@ function wrapDiskError(err: unknown, where: string): Error {
   return err instanceof Error ? err : new Error(String(err));
 }
 
+const isGone = (err: unknown) => (err as NodeJS.ErrnoException).code === 'ENOENT';
+
+/** Files of the reuse indexes: SHA-1 → size and pack, and each pack's stored size. */
+async function loadReusable(files: string[]): Promise<{ files: Map<string, { size: number; pack: string }>; packs: Map<string, number> }> {
+  const out = { files: new Map<string, { size: number; pack: string }>(), packs: new Map<string, number>() };
+  for (const file of files) {
+    const lines = createInterface({ input: createReadStream(file), crlfDelay: Infinity });
+    let n = 0;
+    try {
+      for await (const line of lines) {
+        n++;
+        if (!line.trim()) continue;
+        const parsed = parseIndexLine(line, `${file}, line ${n}`);
+        if (parsed.kind === 'pack') out.packs.set(parsed.record.pack, parsed.record.bytes);
+        else if (parsed.entry.pack && SHA1_HEX.test(parsed.entry.sha1)) out.files.set(parsed.entry.sha1, { size: parsed.entry.size, pack: parsed.entry.pack });
+      }
+    } catch (err) {
+      // An index that cannot be read only means less reuse.
+      if (!isGone(err) && !(err instanceof ArtifactCorruptedError)) throw err;
+    } finally {
+      lines.close();
+    }
+  }
+  return out;
+}
+
+interface Batch {
+  members: PackMember[];
+  /** Files to list once the pack is stored (several paths may share one member). */
+  entries: FilestoreEntry[];
+  bytes: number;
+}
+
 export async function backupFilestore(req: FilestoreRequest): Promise<FilestoreResult> {
   const { config, session, tenant, recipients } = req;
   const source = path.join(config.odoo.filestoreRoot, tenant);
   const missing = !(await stat(source).then((s) => s.isDirectory(), () => false));
   const cloud: CloudSettings | undefined = req.cloud ? config.cloud : undefined;
-  const blobTmp = path.join(config.backupDir, 'blobs', '.tmp');
-  await mkdir(blobTmp, { recursive: true });
+  const reusable = await loadReusable(req.reuseFrom ?? []);
 
   const indexRel = rel.filestoreIndex(session, tenant);
   const indexPath = localPath(config.backupDir, indexRel);
   await mkdir(path.dirname(indexPath), { recursive: true });
-  const indexPartial = `${indexPath}.partial`;
+  // This attempt's own partial index: an attempt that timed out but still runs writes its own.
+  const indexPartial = `${indexPath}.${req.attempt ?? randomBytes(6).toString('hex')}.partial`;
   const index = createWriteStream(indexPartial, { mode: 0o640 });
   const indexHash = createHash('sha256');
   let indexBytes = 0;
-  const writeLine = (entry: FilestoreEntry) =>
+  const writeLines = (lines: object[]) =>
     new Promise<void>((resolve, reject) => {
-      const line = `${JSON.stringify(entry)}\n`;
-      indexHash.update(line);
-      indexBytes += Buffer.byteLength(line);
-      index.write(line, (err) => (err ? reject(wrapDiskError(err, indexPartial)) : resolve()));
+      if (lines.length === 0) return resolve();
+      const text = lines.map((l) => `${JSON.stringify(l)}\n`).join('');
+      indexHash.update(text);
+      indexBytes += Buffer.byteLength(text);
+      index.write(text, (err) => (err ? reject(wrapDiskError(err, indexPartial)) : resolve()));
     });
-
-  const result = { files: 0, bytes: 0, blobsStored: 0, blobsReused: 0, blobsUploaded: 0, blobsRepaired: 0, mismatched: [] as string[] };
-  // Entries are collected per file and written in walk order for a stable index.
-  const pending = new Map<number, FilestoreEntry | null>();
-  let nextToWrite = 0;
-  let seq = 0;
-  const flush = async () => {
-    while (pending.has(nextToWrite)) {
-      const entry = pending.get(nextToWrite)!;
-      pending.delete(nextToWrite);
-      nextToWrite++;
-      if (entry) await writeLine(entry);
-    }
+  /** Packs this index already names (each gets one {pack, bytes} line before its first file). */
+  const listed = new Set<string>();
+  const packLines = (pack: string, bytes: number): object[] => {
+    if (listed.has(pack)) return [];
+    listed.add(pack);
+    return [{ pack, bytes } satisfies PackRecord];
   };
 
-  const storeOne = async (relative: string, order: number): Promise<void> => {
+  const result = { files: 0, bytes: 0, blobsStored: 0, blobsReused: 0, blobsUploaded: 0, blobsRepaired: 0, packsStored: 0, packsUploaded: 0, mismatched: [] as string[] };
+  const progress = () => req.onProgress?.({ files: result.files, bytes: result.bytes });
+
+  const uploadPack = async (id: string, bytes: number) => {
+    const file = localPath(config.backupDir, rel.pack(id));
+    await uploadFile({ cloud: cloud!, key: cloudKey(cloud!, rel.pack(id)), file, expectedBytes: bytes, expectedSha256: id, partSize: PACK_PART_SIZE, ...(req.signal ? { signal: req.signal } : {}) });
+    result.packsUploaded++;
+  };
+
+  /**
+   * Whether a stored pack can be listed again: here with its recorded size, and in the bucket with
+   * it (uploaded from here when the bucket lacks it or holds a damaged copy). Checked once per pack.
+   */
+  const usable = new Map<string, Promise<boolean>>();
+  const packUsable = (id: string): Promise<boolean> => {
+    let known = usable.get(id);
+    if (!known) {
+      known = (async () => {
+        const bytes = reusable.packs.get(id);
+        if (bytes === undefined) return false;
+        const here = await stat(localPath(config.backupDir, rel.pack(id))).catch(() => undefined);
+        if (here?.size !== bytes) {
+          if (here) result.blobsRepaired++; // damaged here: its files are packed again
+          return false;
+        }
+        if (cloud) {
+          const there = await headObject(cloud, cloudKey(cloud, rel.pack(id)));
+          if (there?.bytes !== bytes) {
+            // The local copy's size is right; its bytes are checked against the id on the way up.
+            await uploadPack(id, bytes);
+            if (there) result.blobsRepaired++;
+          }
+        }
+        return true;
+      })();
+      usable.set(id, known);
+    }
+    return known;
+  };
+
+  // Files packed by this backup: SHA-1 → pack id, or the batch it waits in.
+  const packedHere = new Map<string, string | Batch>();
+  let current: Batch = { members: [], entries: [], bytes: 0 };
+  let writing: Promise<void> = Promise.resolve();
+  let packFailure: Error | undefined;
+
+  const storeBatch = async (batch: Batch): Promise<void> => {
+    const written = await writePack({ root: config.backupDir, members: batch.members, recipients, compressionLevel: config.encryption.compressionLevel, ...(req.signal ? { signal: req.signal } : {}) });
+    result.packsStored++;
+    if (cloud) await uploadPack(written.id, written.bytes);
+    for (const m of batch.members) packedHere.set(m.sha1, written.id);
+    const lines: object[] = packLines(written.id, written.bytes);
+    for (const e of batch.entries) lines.push({ ...e, pack: written.id });
+    await writeLines(lines);
+    result.files += batch.entries.length;
+    for (const e of batch.entries) result.bytes += e.size;
+    result.blobsStored += batch.members.length;
+    if (cloud) result.blobsUploaded += batch.members.length;
+    progress();
+    req.onCheckpoint?.(indexPartial);
+  };
+
+  /** Closes the batch being filled; waits while another pack is still being written (two in memory at most). */
+  const seal = async (): Promise<void> => {
+    const batch = current;
+    current = { members: [], entries: [], bytes: 0 };
+    if (batch.entries.length === 0) return;
+    const before = writing;
+    writing = before.then(() => (packFailure ? undefined : storeBatch(batch))).catch((err: unknown) => {
+      packFailure ??= err instanceof Error ? err : new Error(String(err));
+    });
+    await before;
+    if (packFailure) throw packFailure;
+  };
+
+  const addMember = async (member: PackMember, entry: FilestoreEntry): Promise<void> => {
+    if (packFailure) throw packFailure;
+    current.members.push(member);
+    current.entries.push(entry);
+    current.bytes += member.size + 512;
+    packedHere.set(member.sha1, current);
+    if (current.bytes >= PACK_TARGET_BYTES || current.members.length >= 16_384) await seal();
+  };
+
+  /** The content is already packed here (another path, same content): list it with that pack. */
+  const sameContent = async (entry: FilestoreEntry): Promise<boolean> => {
+    const there = packedHere.get(entry.sha1);
+    if (there === undefined) {
+      const known = reusable.files.get(entry.sha1);
+      if (known?.size === entry.size && (await packUsable(known.pack))) {
+        await writeLines([...packLines(known.pack, reusable.packs.get(known.pack)!), { ...entry, pack: known.pack }]);
+        result.files++;
+        result.bytes += entry.size;
+        result.blobsReused++;
+        progress();
+        return true;
+      }
+      return false;
+    }
+    if (typeof there === 'string') {
+      // Packed by this backup: its record line is already written.
+      await writeLines([{ ...entry, pack: there }]);
+      result.files++;
+      result.bytes += entry.size;
+      progress();
+    } else there.entries.push(entry);
+    return true;
+  };
+
+  const storeOne = async (relative: string): Promise<void> => {
     req.signal?.throwIfAborted();
     const file = path.join(source, ...relative.split('/'));
     const named = ODOO_FILE.exec(relative);
-    let size: number;
+    let st;
     try {
-      size = (await stat(file)).size;
+      st = await stat(file);
     } catch (err) {
       // Odoo's GC may remove an unreferenced file while we walk: it was garbage, skip it.
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-        pending.set(order, null);
-        return flush();
-      }
+      if (isGone(err)) return;
       throw err;
     }
-    const nameSha1 = named?.[2];
-    let sha1: string;
-    // A stored blob is reused only if its size fits the file's: a truncated or emptied blob is
-    // written again, never listed in a session as if it were sound.
-    if (nameSha1 !== undefined && (await blobSound(localPath(config.backupDir, rel.blob(nameSha1)), size)) === 'sound') {
-      sha1 = nameSha1;
-      result.blobsReused++;
-    } else {
-      const tmp = path.join(blobTmp, `${randomBytes(8).toString('hex')}.age`);
-      let encrypted;
+    // Unchanged since a stored pack took it: nothing read, nothing uploaded.
+    if (named && (await sameContent({ path: relative, sha1: named[2]!, size: st.size }))) return;
+    let member: PackMember;
+    if (st.size <= SMALL_FILE_BYTES) {
+      let data: Buffer;
       try {
-        encrypted = await encryptFile(recipients, file, tmp, { signal: req.signal });
+        data = await readFile(file);
       } catch (err) {
-        await rm(tmp, { force: true });
-        // Deleted by Odoo between the walk and the read: not part of this backup.
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-          pending.set(order, null);
-          return flush();
-        }
-        throw wrapDiskError(err, tmp);
+        if (isGone(err)) return;
+        throw err;
       }
-      if (nameSha1 !== undefined && encrypted.plainSha1 !== nameSha1) result.mismatched.push(relative);
-      sha1 = encrypted.plainSha1;
-      size = encrypted.plainBytes;
-      const blob = localPath(config.backupDir, rel.blob(sha1));
-      await mkdir(path.dirname(blob), { recursive: true });
-      // link, not rename: a blob another backup stored (and may be uploading) is never replaced,
-      // whatever ciphertext it holds — content addressing makes equal plaintexts interchangeable.
-      const stored = await link(tmp, blob).then(
-        () => true,
-        (err: NodeJS.ErrnoException) => {
-          if (err.code === 'EEXIST') return false;
-          throw wrapDiskError(err, blob);
-        },
-      );
-      if (stored) result.blobsStored++;
-      else if ((await blobSound(blob, size)) === 'sound') result.blobsReused++;
-      else {
-        // Damaged: replaced at once by a sound copy (rename is atomic; readers see one or the other).
-        await rename(tmp, blob).catch((err: unknown) => {
-          throw wrapDiskError(err, blob);
-        });
-        result.blobsRepaired++;
-      }
-      await rm(tmp, { force: true });
+      const sha1 = createHash('sha1').update(data).digest('hex');
+      if (named && sha1 !== named[2]) result.mismatched.push(relative);
+      const entry = { path: relative, sha1, size: data.length };
+      if (sha1 !== named?.[2] && (await sameContent(entry))) return;
+      member = { sha1, size: data.length, mtime: st.mtime, data, source: file };
+      return addMember(member, entry);
     }
-    if (cloud) {
-      const key = cloudKey(cloud, rel.blob(sha1));
-      const there = await headObject(cloud, key);
-      if (!there || !plausibleAgeSize(there.bytes, size)) {
-        const blob = localPath(config.backupDir, rel.blob(sha1));
-        const { bytes, sha256 } = await hashFile(blob);
-        await uploadFile({ cloud, key, file: blob, expectedBytes: bytes, expectedSha256: sha256, signal: req.signal });
-        result.blobsUploaded++;
-        if (there) result.blobsRepaired++;
-      }
+    // A large file: hashed first (a tar entry is named before its content), streamed into the pack
+    // from the same open handle (a file Odoo deletes meanwhile stays readable), hashed again there.
+    let handle;
+    try {
+      handle = await open(file, 'r');
+    } catch (err) {
+      if (isGone(err)) return;
+      throw err;
     }
-    result.files++;
-    result.bytes += size;
-    req.onProgress?.({ files: result.files, bytes: result.bytes });
-    pending.set(order, { path: relative, sha1, size });
-    await flush();
+    try {
+      const hash = createHash('sha1');
+      let size = 0;
+      for await (const chunk of handle.createReadStream({ start: 0, autoClose: false })) {
+        hash.update(chunk as Buffer);
+        size += (chunk as Buffer).length;
+        req.signal?.throwIfAborted();
+      }
+      const sha1 = hash.digest('hex');
+      if (named && sha1 !== named[2]) result.mismatched.push(relative);
+      const entry = { path: relative, sha1, size };
+      if (await sameContent(entry)) {
+        await handle.close();
+        return;
+      }
+      member = { sha1, size, mtime: st.mtime, handle, source: file };
+    } catch (err) {
+      await handle.close().catch(() => undefined);
+      throw err;
+    }
+    return addMember(member, { path: relative, sha1: member.sha1, size: member.size });
   };
 
   try {
-    if (!missing) {
-      await forEachLimited(walkFilestore(source), req.concurrency ?? 4, (relative) => storeOne(relative, seq++));
-    }
-    await flush();
+    if (!missing) await forEachLimited(walkFilestore(source), req.concurrency ?? 8, storeOne);
+    await seal();
+    await writing;
+    if (packFailure) throw packFailure;
     await new Promise<void>((resolve, reject) => index.end((err?: Error | null) => (err ? reject(wrapDiskError(err, indexPartial)) : resolve())));
     const handle = await open(indexPartial, 'r');
     await handle.sync().finally(() => handle.close());
+    req.signal?.throwIfAborted();
+    await req.fence?.();
     await rename(indexPartial, indexPath);
   } catch (err) {
     index.destroy();
-    await rm(indexPartial, { force: true });
+    await writing.catch(() => undefined);
+    for (const m of current.members) await m.handle?.close().catch(() => undefined);
+    // Kept for a retry on this host to resume from (its packs are stored); removed by the next attempt.
+    if (!req.onCheckpoint) await rm(indexPartial, { force: true });
     throw err;
   }
   return {
@@ -236,6 +377,9 @@ export async function backupFilestore(req: FilestoreRequest): Promise<FilestoreR
     missing,
   };
 }
+
+/** Part size for pack uploads: a pack (target 8 MiB, a little more once encrypted) goes up in one PUT. */
+const PACK_PART_SIZE = 16 * 1024 * 1024;
 
 /** Whether the stored blob at `file` has the size of an age file of `plainBytes` (see plausibleAgeSize). */
 export async function blobSound(file: string, plainBytes: number): Promise<'sound' | 'absent' | 'damaged'> {
@@ -247,10 +391,21 @@ export async function blobSound(file: string, plainBytes: number): Promise<'soun
   return st.isFile() && plausibleAgeSize(st.size, plainBytes) ? 'sound' : 'damaged';
 }
 
-/** Reads a filestore index back (streaming), e.g. to validate or restore. */
-export async function* readFilestoreIndex(file: string): AsyncGenerator<FilestoreEntry> {
+/** Reads a filestore index back (streaming): its file entries and pack records, strictly parsed. */
+export async function* readIndexLines(file: string): AsyncGenerator<IndexLine> {
   const lines = createInterface({ input: createReadStream(file), crlfDelay: Infinity });
-  for await (const line of lines) {
-    if (line.trim()) yield JSON.parse(line) as FilestoreEntry;
+  let n = 0;
+  try {
+    for await (const line of lines) {
+      n++;
+      if (line.trim()) yield parseIndexLine(line, `filestore index ${file}, line ${n}`);
+    }
+  } finally {
+    lines.close();
   }
+}
+
+/** The file entries of a filestore index (streaming). */
+export async function* readFilestoreIndex(file: string): AsyncGenerator<FilestoreEntry> {
+  for await (const line of readIndexLines(file)) if (line.kind === 'file') yield line.entry;
 }

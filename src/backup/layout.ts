@@ -6,8 +6,9 @@
  *   <root>/sessions/<session>/globals.sql.zst.age                        cluster roles (password hashes)
  *   <root>/sessions/<session>/config.tar.zst.age                         DR_CONFIG_PATHS archive
  *   <root>/sessions/<session>/tenants/<db>/database.dump.zst.age         pg_dump -Fc | zstd | age
- *   <root>/sessions/<session>/tenants/<db>/filestore.jsonl               file list: path, sha1, size
- *   <root>/blobs/<aa>/<sha1>.age                                         filestore files, stored once
+ *   <root>/sessions/<session>/tenants/<db>/filestore.jsonl               file list: path, sha1, size, pack
+ *   <root>/packs/<aa>/<sha256>.tar.zst.age                               filestore files, packed (src/backup/packs.ts)
+ *   <root>/blobs/<aa>/<sha1>.age                                         filestore files of older sessions, one each
  *
  * Locally <root> is DR_BACKUP_DIR; in the bucket it is the DR_CLOUD_BUCKET prefix.
  */
@@ -52,7 +53,10 @@ export const rel = {
   tenantDir: (session: string, tenant: string) => `sessions/${session}/tenants/${tenant}`,
   database: (session: string, tenant: string) => `sessions/${session}/tenants/${tenant}/database.dump.zst.age`,
   filestoreIndex: (session: string, tenant: string) => `sessions/${session}/tenants/${tenant}/filestore.jsonl`,
+  /** Before packs: one age file per filestore file (still read for sessions made then). */
   blob: (sha1: string) => `blobs/${sha1.slice(0, 2)}/${sha1}.age`,
+  /** A pack of filestore files, named by the SHA-256 of its (encrypted) bytes. */
+  pack: (id: string) => `packs/${id.slice(0, 2)}/${id}.tar.zst.age`,
 };
 
 /** Absolute local path of a relative layout path. */

@@ -17,7 +17,7 @@ import { S3SessionStore } from '../sessions/s3-store';
 import { LocalSessionStore } from '../sessions/local-store';
 import { readSigningKey, signMessage } from '../crypto/signing';
 import { assertSessionName, INCOMPLETE_MARKER, localPath, rel } from './layout';
-import { blobSound, readFilestoreIndex } from './filestore';
+import { blobSound, readIndexLines } from './filestore';
 import {
   MANIFEST_FORMAT,
   MANIFEST_VERSION,
@@ -133,10 +133,12 @@ async function discardFailedTenants(config: DrConfig, manifest: Manifest, cloud:
 }
 
 /**
- * Every blob the tenant's index lists is on this disk with a sound size: a blob deleted or damaged
- * since the tenant's backup checked it (by hand, a disk fault, a concurrent cleanup) makes the
- * tenant fail here, not at restore time. An index made by another worker is not on this disk: its
- * blobs were checked in the bucket (present, size) by that worker's backup of the tenant.
+ * Every pack (and, for an index from before packs, every blob) the tenant's index lists is on this
+ * disk with the size it was written with: a pack deleted or damaged since the tenant's backup
+ * checked it (by hand, a disk fault, a concurrent cleanup) makes the tenant fail here, not at
+ * restore time. An index made by another worker is not on this disk: its packs were checked in the
+ * bucket (present, size) by that worker's backup of the tenant. Sizes only: the bytes were hashed
+ * when written (a pack's name is its SHA-256), and validation decrypts them.
  */
 async function verifyLocalBlobs(config: DrConfig, index: Artifact): Promise<string | undefined> {
   const file = localPath(config.backupDir, index.path);
@@ -145,9 +147,17 @@ async function verifyLocalBlobs(config: DrConfig, index: Artifact): Promise<stri
   } catch {
     return undefined;
   }
-  for await (const entry of readFilestoreIndex(file)) {
-    const state = await blobSound(localPath(config.backupDir, rel.blob(entry.sha1)), entry.size);
-    if (state !== 'sound') return `filestore blob ${rel.blob(entry.sha1)} (${entry.path}) is ${state === 'absent' ? 'missing' : 'damaged (its size does not fit the file)'}`;
+  for await (const line of readIndexLines(file)) {
+    if (line.kind === 'pack') {
+      const packRel = rel.pack(line.record.pack);
+      const st = await stat(localPath(config.backupDir, packRel)).catch(() => undefined);
+      if (!st) return `filestore pack ${packRel} is missing`;
+      if (st.size !== line.record.bytes) return `filestore pack ${packRel} is damaged (${st.size} bytes, written with ${line.record.bytes})`;
+    } else if (line.entry.pack === undefined) {
+      const entry = line.entry;
+      const state = await blobSound(localPath(config.backupDir, rel.blob(entry.sha1)), entry.size);
+      if (state !== 'sound') return `filestore blob ${rel.blob(entry.sha1)} (${entry.path}) is ${state === 'absent' ? 'missing' : 'damaged (its size does not fit the file)'}`;
+    }
   }
   return undefined;
 }

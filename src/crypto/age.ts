@@ -479,49 +479,62 @@ async function* decryptChunks(identity: string, src: string): AsyncGenerator<Buf
   const decrypter = await decrypterFor(identity);
   const fh = await open(src, 'r');
   try {
-    const reader = readChunks(fh);
-    let buf: Buffer = Buffer.alloc(0);
-    let end = -1;
-    while (end < 0 && buf.length <= MAX_HEADER) {
-      const next = await reader.next();
-      if (next.done) break;
-      buf = Buffer.concat([buf, next.value]);
-      end = headerEnd(buf);
-    }
-    if (!buf.subarray(0, MAGIC.length).equals(Buffer.from(MAGIC))) {
-      if (buf.subarray(0, ARMOR.length).toString('latin1') === ARMOR) {
-        throw new ArtifactCorruptedError(`${src} is ASCII-armored; odoo-dr writes and reads binary age files (decrypt it with age -d)`);
-      }
-      throw new ArtifactCorruptedError(`${src} is not an age-encrypted file (no age-encryption.org/v1 header)`);
-    }
-    if (end < 0) throw new ArtifactCorruptedError(`${src} is truncated or corrupted: its age header is incomplete`);
-    let fileKey: Uint8Array;
-    try {
-      fileKey = await decrypter.decryptHeader(buf.subarray(0, end));
-    } catch (err) {
-      const message = messageOf(err);
-      if (/no identity matched/i.test(message)) {
-        throw new EncryptionKeyError(
-          `none of the given age identities can decrypt ${src}: it was encrypted to other recipients ` +
-            '(wrong DR_ENCRYPTION_KEY_FILE?), or its header is damaged',
-        );
-      }
-      if (/HMAC/i.test(message)) {
-        throw new ArtifactCorruptedError(`${src} is corrupted or was tampered with: its age header fails authentication`);
-      }
-      throw new ArtifactCorruptedError(`${src} has an invalid age header (${message})`);
-    }
-    let rest = buf.subarray(end);
-    while (rest.length < NONCE) {
-      const next = await reader.next();
-      if (next.done) throw new ArtifactCorruptedError(`${src} is truncated: it ends inside the age payload nonce`);
-      rest = Buffer.concat([rest, next.value]);
-    }
-    const key = payloadKey(fileKey, rest.subarray(0, NONCE));
-    yield* openChunks(key, prepend(rest.subarray(NONCE), reader), src, end + NONCE);
+    yield* openAgeStream(decrypter, readChunks(fh), src);
   } finally {
     await fh.close().catch(() => undefined);
   }
+}
+
+/** An age decrypter for `identity`, checked once (reuse it for many files: unwrapping a header is pure-JS X25519). */
+export type AgeDecrypter = InstanceType<AgeModule['Decrypter']>;
+export const ageDecrypter = decrypterFor;
+
+/**
+ * Decrypts an age stream read from `source` (`name` is used in messages). Same guarantees as
+ * decryptStream: only authenticated plaintext is yielded; any tampering or truncation throws.
+ */
+export async function* openAgeStream(decrypter: AgeDecrypter, source: AsyncIterable<Buffer> | AsyncIterator<Buffer>, name: string): AsyncGenerator<Buffer> {
+  const src = name;
+  const reader: AsyncIterator<Buffer> = Symbol.asyncIterator in source ? (source as AsyncIterable<Buffer>)[Symbol.asyncIterator]() : (source as AsyncIterator<Buffer>);
+  let buf: Buffer = Buffer.alloc(0);
+  let end = -1;
+  while (end < 0 && buf.length <= MAX_HEADER) {
+    const next = await reader.next();
+    if (next.done) break;
+    buf = Buffer.concat([buf, next.value]);
+    end = headerEnd(buf);
+  }
+  if (!buf.subarray(0, MAGIC.length).equals(Buffer.from(MAGIC))) {
+    if (buf.subarray(0, ARMOR.length).toString('latin1') === ARMOR) {
+      throw new ArtifactCorruptedError(`${src} is ASCII-armored; odoo-dr writes and reads binary age files (decrypt it with age -d)`);
+    }
+    throw new ArtifactCorruptedError(`${src} is not an age-encrypted file (no age-encryption.org/v1 header)`);
+  }
+  if (end < 0) throw new ArtifactCorruptedError(`${src} is truncated or corrupted: its age header is incomplete`);
+  let fileKey: Uint8Array;
+  try {
+    fileKey = await decrypter.decryptHeader(buf.subarray(0, end));
+  } catch (err) {
+    const message = messageOf(err);
+    if (/no identity matched/i.test(message)) {
+      throw new EncryptionKeyError(
+        `none of the given age identities can decrypt ${src}: it was encrypted to other recipients ` +
+          '(wrong DR_ENCRYPTION_KEY_FILE?), or its header is damaged',
+      );
+    }
+    if (/HMAC/i.test(message)) {
+      throw new ArtifactCorruptedError(`${src} is corrupted or was tampered with: its age header fails authentication`);
+    }
+    throw new ArtifactCorruptedError(`${src} has an invalid age header (${message})`);
+  }
+  let rest = buf.subarray(end);
+  while (rest.length < NONCE) {
+    const next = await reader.next();
+    if (next.done) throw new ArtifactCorruptedError(`${src} is truncated: it ends inside the age payload nonce`);
+    rest = Buffer.concat([rest, next.value]);
+  }
+  const key = payloadKey(fileKey, rest.subarray(0, NONCE));
+  yield* openChunks(key, prepend(rest.subarray(NONCE), reader), src, end + NONCE);
 }
 
 /**

@@ -1,7 +1,11 @@
 /**
- * Restores one tenant's filestore from a session's `filestore.jsonl` and the content-addressed
- * blobs (`<DR_BACKUP_DIR>/blobs/<aa>/<sha1>.age`).
+ * Restores one tenant's filestore from a session's `filestore.jsonl` and the packs it names
+ * (`<root>/packs/<aa>/<sha256>.tar.zst.age`, see src/backup/packs.ts), or, for sessions made before
+ * packs, one blob per file (`<root>/blobs/<aa>/<sha1>.age`).
  *
+ * Each pack is read once, start to end (two at a time); each file it holds that the index wants is
+ * written to a temporary name beside its destination, its SHA-1 and size checked against the index,
+ * then fsync'd and renamed into place.
  * Each file is decrypted (streaming, authenticated) to a temporary name beside its destination,
  * its SHA-1 and size are checked against the index, then it is fsync'd and renamed into place: a
  * file at its final name is always complete and right. A bad blob (missing, undecryptable, wrong
@@ -11,14 +15,15 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { copyFile, mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { DrConfig } from '../config';
-import { decryptStream } from '../crypto/age';
+import { ageDecrypter, decryptStream } from '../crypto/age';
 import { ArtifactCorruptedError, DiskFullError, DrError, EncryptionKeyError, InvalidInputError } from '../errors';
 import { localPath, rel } from '../backup/layout';
-import type { FilestoreEntry } from '../backup/filestore';
+import { readIndexLines, type FilestoreEntry } from '../backup/filestore';
+import { PackPlan, visitPackedFiles, type IndexLine } from '../backup/packs';
 
 export interface RestoreFilestoreOptions {
   config: DrConfig;
@@ -66,26 +71,9 @@ function messageOf(err: unknown): string {
 }
 
 /** Reads the index line by line; a damaged line is a systemic error (the index is the artifact). */
-async function* readIndex(file: string): AsyncGenerator<FilestoreEntry> {
-  const input = createReadStream(file);
-  const lines = createInterface({ input, crlfDelay: Infinity });
-  let n = 0;
+async function* readIndex(file: string): AsyncGenerator<IndexLine> {
   try {
-    for await (const line of lines) {
-      n++;
-      if (!line.trim()) continue;
-      let entry: unknown;
-      try {
-        entry = JSON.parse(line);
-      } catch {
-        throw new ArtifactCorruptedError(`filestore index ${file}, line ${n}, is not valid JSON (the index is damaged)`);
-      }
-      const e = entry as Partial<FilestoreEntry>;
-      if (typeof e !== 'object' || e === null || typeof e.path !== 'string' || typeof e.sha1 !== 'string' || typeof e.size !== 'number') {
-        throw new ArtifactCorruptedError(`filestore index ${file}, line ${n}, is not a {path, sha1, size} entry (the index is damaged)`);
-      }
-      yield { path: e.path, sha1: e.sha1, size: e.size };
-    }
+    yield* readIndexLines(file);
   } catch (err) {
     if (err instanceof DrError) throw err;
     const code = errnoCode(err);
@@ -93,9 +81,6 @@ async function* readIndex(file: string): AsyncGenerator<FilestoreEntry> {
       `cannot read filestore index ${file} (${code === 'ENOENT' ? 'it does not exist' : (code ?? messageOf(err))})`,
       { cause: err },
     );
-  } finally {
-    lines.close();
-    input.destroy();
   }
 }
 
@@ -198,11 +183,38 @@ export async function restoreFilestore(opts: RestoreFilestoreOptions): Promise<R
     }
   };
 
-  // At most `concurrency` files in flight; the index is read as they complete.
+  const ensureDir = async (dir: string) => {
+    if (madeDirs.has(dir)) return;
+    try {
+      await mkdir(dir, { recursive: true, mode: 0o750 });
+    } catch (err) {
+      if (errnoCode(err) === 'ENOSPC') throw new DiskFullError(`no space left on device creating ${dir}`);
+      throw err;
+    }
+    madeDirs.add(dir);
+  };
+
+  // Pass 1, over the index: files of older sessions (one blob each) are restored at once, at most
+  // `concurrency` in flight; files in packs are grouped by pack.
+  const plan = new PackPlan();
   const running = new Set<Promise<void>>();
   let failure: Error | undefined;
-  for await (const entry of readIndex(indexFile)) {
+  for await (const line of readIndex(indexFile)) {
     if (failure !== undefined) break;
+    if (line.kind === 'pack') {
+      plan.record(line.record);
+      continue;
+    }
+    const entry = line.entry;
+    if (entry.pack !== undefined) {
+      if (!isSafeRelative(entry.path)) problem(`${JSON.stringify(entry.path)}: unsafe path in the index, not restored`);
+      else if (!SHA1.test(entry.sha1)) problem(`${entry.path}: the index gives an invalid SHA-1 ${JSON.stringify(entry.sha1)}, not restored`);
+      else {
+        const contradiction = plan.add({ ...entry, pack: entry.pack });
+        if (contradiction) problem(contradiction);
+      }
+      continue;
+    }
     const p = restoreOne(entry).catch((err: unknown) => {
       failure ??= err instanceof Error ? err : new Error(String(err));
     });
@@ -212,6 +224,64 @@ export async function restoreFilestore(opts: RestoreFilestoreOptions): Promise<R
   }
   await Promise.all(running);
   if (failure !== undefined) throw failure;
+
+  // Pass 2: each pack read once, start to end, two at a time.
+  if (plan.files > 0) {
+    const root = opts.blobRoot ?? config.backupDir;
+    await visitPackedFiles({
+      plan,
+      open: (id) => Promise.resolve({ file: localPath(root, rel.pack(id)) }),
+      decrypter: await ageDecrypter(identity),
+      problem,
+      ...(signal ? { signal } : {}),
+      onFile: async (want, member, packRel) => {
+        const [first, ...others] = want.paths;
+        const dest = path.join(destDir, ...first!.split('/'));
+        await ensureDir(path.dirname(dest));
+        const tmp = `${dest}.${randomBytes(6).toString('hex')}.tmp`;
+        let fh: FileHandle | undefined;
+        try {
+          fh = await open(tmp, 'wx', 0o640);
+          const sha1 = createHash('sha1');
+          for await (const buf of member.content()) {
+            sha1.update(buf);
+            let off = 0;
+            while (off < buf.length) off += (await fh.write(buf, off, buf.length - off)).bytesWritten;
+          }
+          const actual = sha1.digest('hex');
+          if (actual !== want.sha1) {
+            for (const p of want.paths) problem(`${p}: pack ${packRel} holds content with SHA-1 ${actual} under ${want.sha1}`);
+            await fh.close();
+            fh = undefined;
+            await rm(tmp, { force: true });
+            return;
+          }
+          await fh.sync();
+          await fh.close();
+          fh = undefined;
+          // Same content at other paths (rare): copies, each renamed into place.
+          for (const other of others) {
+            const otherDest = path.join(destDir, ...other.split('/'));
+            await ensureDir(path.dirname(otherDest));
+            const otherTmp = `${otherDest}.${randomBytes(6).toString('hex')}.tmp`;
+            await copyFile(tmp, otherTmp);
+            await rename(otherTmp, otherDest);
+          }
+          await rename(tmp, dest);
+          result.files += want.paths.length;
+          result.bytes += want.size * want.paths.length;
+          opts.onProgress?.(result.files);
+        } catch (err) {
+          await fh?.close().catch(() => undefined);
+          await rm(tmp, { force: true }).catch(() => undefined);
+          if (errnoCode(err) === 'ENOSPC' || errnoCode(err) === 'EDQUOT') {
+            throw new DiskFullError(`no space left on device restoring ${first} into ${destDir}`, { cause: err });
+          }
+          throw err;
+        }
+      },
+    });
+  }
   signal?.throwIfAborted();
   if (result.problemCount > result.problems.length) {
     result.problems.push(`… and ${result.problemCount - result.problems.length} more problems`);

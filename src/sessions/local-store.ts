@@ -123,6 +123,12 @@ export class LocalSessionStore implements SessionStore {
     return st ? { file, bytes: st.size } : undefined;
   }
 
+  async packFile(id: string): Promise<{ file: string; bytes: number } | undefined> {
+    const file = this.file(rel.pack(id));
+    const st = await stat(file).catch(() => undefined);
+    return st ? { file, bytes: st.size } : undefined;
+  }
+
   async putDocument(relPath: string, value: unknown): Promise<void> {
     await writeAtomic(this.file(relPath), `${JSON.stringify(value, null, 2)}\n`);
   }

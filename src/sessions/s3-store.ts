@@ -102,6 +102,14 @@ export class S3SessionStore implements SessionStore {
     }
   }
 
+  async packFile(id: string, bytes: number, scratchDir: string, signal?: AbortSignal): Promise<{ file: string; bytes: number } | undefined> {
+    const relPath = rel.pack(id);
+    const dest = localPath(scratchDir, relPath);
+    // A missing pack is an ArtifactCorruptedError naming it (the index says it is there).
+    await downloadFile(this.cloud, this.key(relPath), dest, { expectedBytes: bytes, expectedSha256: id, ...(signal ? { signal } : {}) });
+    return { file: dest, bytes };
+  }
+
   async putDocument(relPath: string, value: unknown): Promise<void> {
     await putSmallObject(this.cloud, this.key(relPath), Buffer.from(`${JSON.stringify(value, null, 2)}\n`, 'utf8'));
   }

@@ -54,6 +54,12 @@ export interface SessionStore {
    * `scratchDir` for the bucket), or undefined when it is not stored.
    */
   blobFile(sha1: string, scratchDir: string, signal?: AbortSignal): Promise<{ file: string; bytes: number } | undefined>;
+  /**
+   * A local file holding the filestore pack `id` (the stored file itself for a local store; for
+   * the bucket a download under `scratchDir`, its size and SHA-256 — the id — verified), or
+   * undefined when it is not stored.
+   */
+  packFile(id: string, bytes: number, scratchDir: string, signal?: AbortSignal): Promise<{ file: string; bytes: number } | undefined>;
   /** A small JSON document (tenant entries, validation results). */
   putDocument(relPath: string, value: unknown): Promise<void>;
   /** The document, or undefined when absent. */
@@ -76,8 +82,11 @@ export function assertStorePath(relPath: string): void {
     parts.length >= 2 &&
     parts.every((p) => p !== '' && p !== '.' && p !== '..' && SEGMENT.test(p)) &&
     ((parts[0] === 'sessions' && SESSION_NAME.test(parts[1]!) && parts.length >= 3) ||
-      (parts[0] === 'blobs' && parts.length === 3 && /^[0-9a-f]{2}$/.test(parts[1]!) && /^[0-9a-f]{40}\.age$/.test(parts[2]!) && parts[2]!.startsWith(parts[1]!)));
-  if (!ok) throw new InvalidInputError(`${JSON.stringify(relPath)} is not a path of the backup layout (sessions/<session>/… or blobs/<aa>/<sha1>.age)`);
+      (parts[0] === 'blobs' && parts.length === 3 && /^[0-9a-f]{2}$/.test(parts[1]!) && /^[0-9a-f]{40}\.age$/.test(parts[2]!) && parts[2]!.startsWith(parts[1]!)) ||
+      (parts[0] === 'packs' && parts.length === 3 && /^[0-9a-f]{2}$/.test(parts[1]!) && /^[0-9a-f]{64}\.tar\.zst\.age$/.test(parts[2]!) && parts[2]!.startsWith(parts[1]!)));
+  if (!ok) {
+    throw new InvalidInputError(`${JSON.stringify(relPath)} is not a path of the backup layout (sessions/<session>/…, packs/<aa>/<sha256>.tar.zst.age or blobs/<aa>/<sha1>.age)`);
+  }
 }
 
 /** Newest first: session names sort by their time stamp. */

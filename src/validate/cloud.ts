@@ -7,7 +7,7 @@ import { setMaxListeners } from 'node:events';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { DrConfig } from '../config';
-import { readFilestoreIndex } from '../backup/filestore';
+import { readIndexLines } from '../backup/filestore';
 import { rel } from '../backup/layout';
 import type { Manifest } from '../backup/manifest';
 import { InvalidInputError } from '../errors';
@@ -57,29 +57,41 @@ export async function fetchTenantFiles(opts: {
     downloadedBytes += entry.database.bytes;
     const index = await store.fetchArtifact(entry.filestore.index, mirror, signal);
     downloadedBytes += entry.filestore.index.bytes;
-    // Blob sizes are not in the index (it lists plaintext sizes): a blob is verified by decryption
-    // (age authenticates it) and its plaintext SHA-1 where it is used.
+    // Packs are downloaded whole, their size and SHA-256 (their name) verified; blobs of sessions
+    // from before packs are verified by decryption (age authenticates them) and their SHA-1 where used.
     const seen = new Set<string>();
     const running = new Set<Promise<void>>();
     let failure: Error | undefined;
-    for await (const file of readFilestoreIndex(index)) {
+    for await (const line of readIndexLines(index)) {
       if (failure) break;
       signal?.throwIfAborted();
-      if (seen.has(file.sha1)) continue;
-      seen.add(file.sha1);
-      const p: Promise<void> = store
-        .blobFile(file.sha1, mirror, signal)
-        .then((got) => {
+      let fetch: () => Promise<void>;
+      if (line.kind === 'pack') {
+        const { pack, bytes } = line.record;
+        if (seen.has(pack)) continue;
+        seen.add(pack);
+        fetch = async () => {
+          await store.packFile(pack, bytes, mirror, signal);
+          downloadedBytes += bytes;
+        };
+      } else {
+        const file = line.entry;
+        if (file.pack !== undefined || seen.has(file.sha1)) continue;
+        seen.add(file.sha1);
+        fetch = async () => {
+          const got = await store.blobFile(file.sha1, mirror, signal);
           if (!got) throw new InvalidInputError(`blob ${rel.blob(file.sha1)} of ${tenant} is missing from ${store.description}`);
           downloadedBytes += got.bytes;
-          opts.onProgress?.(++done);
-        })
+        };
+      }
+      const p: Promise<void> = fetch()
+        .then(() => opts.onProgress?.(++done))
         .catch((err: unknown) => {
           failure ??= err instanceof Error ? err : new Error(String(err));
         })
         .finally(() => running.delete(p));
       running.add(p);
-      if (running.size >= (opts.concurrency ?? 8)) await Promise.race(running);
+      if (running.size >= (opts.concurrency ?? 4)) await Promise.race(running);
     }
     await Promise.all(running);
     if (failure) throw failure;

@@ -9,8 +9,9 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import type { DrConfig } from '../config';
-import { decryptStream } from '../crypto/age';
-import { readFilestoreIndex } from '../backup/filestore';
+import { ageDecrypter, decryptStream } from '../crypto/age';
+import { readIndexLines } from '../backup/filestore';
+import { PackPlan, visitPackedFiles } from '../backup/packs';
 import { rel, sessionTime } from '../backup/layout';
 import type { Artifact, Manifest } from '../backup/manifest';
 import type { PgTools } from '../pgtools';
@@ -159,6 +160,8 @@ export async function filestoreBlobsCheck(
     index: () => Promise<string>;
     /** A local file holding the blob, or undefined when the store has none; `done` releases it. */
     blob: (sha1: string) => Promise<{ file: string; done: () => Promise<void> } | undefined>;
+    /** A local file holding the pack (size and, from the bucket, SHA-256 verified), or undefined; `done` releases it. */
+    pack: (id: string, bytes: number) => Promise<{ file: string; done: () => Promise<void> } | undefined>;
   },
   tenant: string,
   opts: { concurrency?: number; signal?: AbortSignal; onProgress?: (n: number) => void } = {},
@@ -195,8 +198,19 @@ export async function filestoreBlobsCheck(
         return undefined;
       };
       const running = new Set<Promise<unknown>>();
-      for await (const entry of readFilestoreIndex(await files.index())) {
+      const plan = new PackPlan();
+      for await (const line of readIndexLines(await files.index())) {
         opts.signal?.throwIfAborted();
+        if (line.kind === 'pack') {
+          plan.record(line.record);
+          continue;
+        }
+        const entry = line.entry;
+        if (entry.pack !== undefined) {
+          const contradiction = plan.add({ ...entry, pack: entry.pack });
+          if (contradiction) problems.push(contradiction);
+          continue;
+        }
         const p: Promise<unknown> = verify(entry).finally(() => {
           running.delete(p);
           checked++;
@@ -206,10 +220,31 @@ export async function filestoreBlobsCheck(
         if (running.size >= (opts.concurrency ?? 4)) await Promise.race(running);
       }
       await Promise.all(running);
+      if (plan.files > 0) {
+        // Each pack decrypted and read through once; each file hashed against the index.
+        await visitPackedFiles({
+          plan,
+          open: (id, bytes) => files.pack(id, bytes),
+          decrypter: await ageDecrypter(identity),
+          problem: (text) => {
+            problems.push(text);
+            checked++;
+          },
+          ...(opts.signal ? { signal: opts.signal } : {}),
+          onFile: async (want, member) => {
+            const hash = createHash('sha1');
+            for await (const chunk of member.content()) hash.update(chunk);
+            const sha1 = hash.digest('hex');
+            if (sha1 !== want.sha1) for (const p of want.paths) problems.push(`${p}: its pack holds content with SHA-1 ${sha1}`);
+            checked += want.paths.length;
+            opts.onProgress?.(checked);
+          },
+        });
+      }
       if (problems.length) {
         return { status: 'fail', message: `${problems.length} of ${checked} files are not restorable: ${problems.slice(0, 5).join('; ')}${problems.length > 5 ? '; …' : ''}` };
       }
-      return { status: 'pass', message: `${checked} files: every blob present, decrypted, SHA-1 and size match` };
+      return { status: 'pass', message: `${checked} files: every pack and blob present, decrypted, SHA-1 and size match` };
     },
     { tenant, artifact: artifact.path },
   );

@@ -194,6 +194,14 @@ async function stopWorker(worker: CliRun | undefined): Promise<void> {
   await worker.result;
 }
 
+/** The partial file an attempt is writing for `dest` (`dest.<random>.partial`), if any. */
+function partialOf(dest: string): string | undefined {
+  const dir = path.dirname(dest);
+  const prefix = `${path.basename(dest)}.`;
+  const found = existsSync(dir) ? readdirSync(dir).find((f) => f.startsWith(prefix) && f.endsWith('.partial')) : undefined;
+  return found ? path.join(dir, found) : undefined;
+}
+
 describe('faults: Temporal, PostgreSQL and the backup disk fail during a backup (real stack)', function () {
   this.timeout(600_000);
   const s = uniqueSuffix();
@@ -253,8 +261,9 @@ describe('faults: Temporal, PostgreSQL and the backup disk fail during a backup 
       const started = Date.now();
       const cli = runCli(['backup', '--tenant', big, '--no-cloud', '--wait'], env);
       const session = (await workflowIdOf(cli, 'backup/')).slice('backup/'.length);
-      const dumping = `${localPath(config.backupDir, rel.database(session, big))}.partial`;
-      await waitFor('the dump to be written', () => (existsSync(dumping) ? true : undefined), 120_000);
+      const dumpingNow = () => partialOf(localPath(config.backupDir, rel.database(session, big)));
+      await waitFor('the dump to be written', () => (dumpingNow() ? true : undefined), 120_000);
+      const dumping = dumpingNow()!;
       try {
         await stack('stop', 'temporal');
         assert.ok(existsSync(dumping), 'Temporal went down while the dump was being written');
@@ -310,8 +319,8 @@ describe('faults: Temporal, PostgreSQL and the backup disk fail during a backup 
     try {
       const cli = runCli(['backup', '--tenant', big, '--no-cloud', '--wait'], env);
       const session = (await workflowIdOf(cli, 'backup/')).slice('backup/'.length);
-      const dumping = `${localPath(config.backupDir, rel.database(session, big))}.partial`;
-      await waitFor('the dump to be written', () => (existsSync(dumping) && statSync(dumping).size > 0 ? true : undefined), 120_000, 20);
+      const dumpingNow = () => partialOf(localPath(config.backupDir, rel.database(session, big)));
+      await waitFor('the dump to be written', () => { const f = dumpingNow(); return f && statSync(f).size > 0 ? true : undefined; }, 120_000, 20);
       const stoppedAt = Date.now();
       try {
         pgUp = false;

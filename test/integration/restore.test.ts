@@ -6,12 +6,14 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync, openSync, readSync, writeSync, closeSync, existsSync, readdirSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { dumpDatabase, type DumpResult } from '../../src/backup/database';
 import { backupFilestore, type FilestoreResult } from '../../src/backup/filestore';
 import { localPath, rel } from '../../src/backup/layout';
+import { writePack } from '../../src/backup/packs';
 import type { DrConfig } from '../../src/config';
 import { encryptFile, readIdentity, recipientsFor } from '../../src/crypto/age';
 import { ArtifactCorruptedError, EncryptionKeyError, InvalidInputError, ToolVersionError } from '../../src/errors';
@@ -269,7 +271,7 @@ describe('restore primitives (real PostgreSQL, real backups)', function () {
       const fs = await restoreFilestore({ config, indexFile: indexOf(real), identity: other, destDir: path.join(corruptDir, 'fs-key') });
       assert.equal(fs.files, 0);
       assert.equal(fs.problemCount, backups[real]!.files.files);
-      assert.match(fs.problems[0]!, /^[0-9a-f]{2}\/[0-9a-f]{40}: blob blobs\/[0-9a-f]{2}\/[0-9a-f]{40}\.age cannot be decrypted/);
+      assert.match(fs.problems[0]!, /^[0-9a-f]{2}\/[0-9a-f]{40}: pack packs\/[0-9a-f]{2}\/[0-9a-f]{64}\.tar\.zst\.age cannot be read \(none of the given age identities can decrypt/);
     });
 
     it('a dump from a newer pg_dump: ToolVersionError before anything is done', async () => {
@@ -300,29 +302,42 @@ describe('restore primitives (real PostgreSQL, real backups)', function () {
       assert.ok(count! > 0, 'the existing tenant is untouched');
     });
 
-    it('a missing blob and a blob whose content does not match its name: problems, and the attachment check fails', async () => {
-      // A private copy of the backup root, so the shared blobs stay intact.
+    it('a file missing from its pack and a pack holding other content under a file\'s name: problems, and the attachment check fails', async () => {
+      // A private copy of the backup root, so the shared packs stay intact.
       const root2 = path.join(work, 'backups-faulty');
       cpSync(backupDir, root2, { recursive: true });
       const cfg2 = stackConfig({ ...overrides, DR_BACKUP_DIR: root2 });
-      const entries = readFileSync(indexOf(real), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { path: string; sha1: string; size: number });
+      const lines = readFileSync(indexOf(real), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { path?: string; sha1: string; size: number; pack?: string; bytes?: number });
+      const entries = lines.filter((l): l is { path: string; sha1: string; size: number; pack: string } => typeof l.path === 'string');
       const [gone, swapped] = [entries[0]!, entries[1]!];
-      rmSync(localPath(root2, rel.blob(gone.sha1)));
-      const other = path.join(work, 'other-content.bin');
-      writeFileSync(other, 'not the original content');
-      const recipients = await recipientsFor(config);
-      const swappedBlob = localPath(root2, rel.blob(swapped.sha1));
-      rmSync(swappedBlob);
-      await encryptFile(recipients, other, swappedBlob);
+      // A forged pack (encrypted to the right key) holding other content under `swapped`'s name, and nothing for `gone`.
+      const forged = await writePack({
+        root: root2,
+        members: [{ sha1: swapped.sha1, size: 24, mtime: new Date(), data: Buffer.from('not the original content'), source: 'test' }],
+        recipients: await recipientsFor(config),
+        compressionLevel: 3,
+      });
+      const faultyIndex = path.join(work, 'faulty.jsonl');
+      const faulty = [...lines.map((l) => (l.path === gone.path || l.path === swapped.path ? { ...l, pack: forged.id } : l)), { pack: forged.id, bytes: forged.bytes }];
+      writeFileSync(faultyIndex, faulty.map((l) => JSON.stringify(l)).join('\n') + '\n');
 
       const dir = path.join(work, 'fs-faulty');
-      const fs = await restoreFilestore({ config: cfg2, indexFile: localPath(root2, rel.filestoreIndex(session, real)), identity, destDir: dir });
-      assert.equal(fs.problemCount, 2);
+      const fs = await restoreFilestore({ config: cfg2, indexFile: faultyIndex, identity, destDir: dir });
+      assert.equal(fs.problemCount, 2, fs.problems.join('\n'));
       assert.equal(fs.files, entries.length - 2);
-      assert.ok(fs.problems.some((p) => p.startsWith(`${gone.path}: blob ${rel.blob(gone.sha1)} is missing`)), fs.problems.join('\n'));
-      assert.ok(fs.problems.some((p) => p.startsWith(`${swapped.path}: blob ${rel.blob(swapped.sha1)} has the wrong`)), fs.problems.join('\n'));
+      assert.ok(fs.problems.some((p) => p.startsWith(`${gone.path}: not in pack ${rel.pack(forged.id)}`)), fs.problems.join('\n'));
+      assert.ok(fs.problems.some((p) => p.startsWith(`${swapped.path}: pack ${rel.pack(forged.id)} holds 24 bytes for it`) || p.startsWith(`${swapped.path}: pack ${rel.pack(forged.id)} holds content with SHA-1`)), fs.problems.join('\n'));
       assert.equal(existsSync(path.join(dir, swapped.path)), false, 'a wrong file is never put in place');
-      assert.deepEqual(readdirSync(path.dirname(path.join(dir, swapped.path))).filter((n) => n.endsWith('.tmp')), []);
+      assert.deepEqual(readdirSync(path.dirname(path.join(dir, entries[2]!.path))).filter((n) => n.endsWith('.tmp')), []);
+
+      // A pack that is missing, or damaged (truncated): every file it holds is a problem naming it.
+      const realPack = localPath(root2, rel.pack(entries[2]!.pack));
+      truncateSync(realPack, 1000);
+      const damagedPack = await restoreFilestore({ config: cfg2, indexFile: indexOf(real), identity, destDir: path.join(work, 'fs-damaged-pack') });
+      assert.ok(damagedPack.problems.some((p) => p.includes(`pack ${rel.pack(entries[2]!.pack)} is damaged (1000 bytes`)), damagedPack.problems.join('\n'));
+      rmSync(realPack);
+      const lost = await restoreFilestore({ config: cfg2, indexFile: indexOf(real), identity, destDir: path.join(work, 'fs-lost-pack') });
+      assert.ok(lost.problems.some((p) => p.startsWith(`${entries[2]!.path}: pack ${rel.pack(entries[2]!.pack)} is missing`)), lost.problems.join('\n'));
 
       // The Odoo check on the copy sees both files missing, and a file damaged after restore.
       const damaged = entries[2]!;
@@ -347,8 +362,25 @@ describe('restore primitives (real PostgreSQL, real backups)', function () {
       assert.ok(err2 instanceof ArtifactCorruptedError, `${err2.name}: ${err2.message}`);
     });
 
+    it('a session from before packs (one blob per file) still restores, each file verified', async () => {
+      const root3 = path.join(work, 'backups-legacy');
+      const content = Buffer.from('a file backed up one blob per file, before packs');
+      const sha1 = createHash('sha1').update(content).digest('hex');
+      const plain = path.join(work, 'legacy.bin');
+      writeFileSync(plain, content);
+      mkdirSync(path.dirname(localPath(root3, rel.blob(sha1))), { recursive: true });
+      await encryptFile(await recipientsFor(config), plain, localPath(root3, rel.blob(sha1)));
+      const index = path.join(work, 'legacy.jsonl');
+      writeFileSync(index, `${JSON.stringify({ path: `${sha1.slice(0, 2)}/${sha1}`, sha1, size: content.length })}\n`);
+      const dest = path.join(work, 'fs-legacy');
+      const fs = await restoreFilestore({ config: stackConfig({ ...overrides, DR_BACKUP_DIR: root3 }), indexFile: index, identity, destDir: dest });
+      assert.deepEqual(fs.problems, []);
+      assert.equal(fs.files, 1);
+      assert.deepEqual(readFileSync(path.join(dest, sha1.slice(0, 2), sha1)), content);
+    });
+
     it('an index line with an unsafe path is a problem, never a write outside the folder', async () => {
-      const e = readFileSync(indexOf(real), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { path: string; sha1: string; size: number })[0]!;
+      const e = readFileSync(indexOf(real), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { path: string; sha1: string; size: number }).find((l) => typeof l.path === 'string')!;
       const index = path.join(work, 'unsafe.jsonl');
       writeFileSync(index, [`../escaped`, `/abs/path`, `checklist/${e.path}`].map((p) => JSON.stringify({ ...e, path: p })).join('\n') + '\n');
       const dest = path.join(work, 'fs-unsafe', 'inner');
