@@ -3,7 +3,7 @@
  * upload resumes from its last heartbeat after a worker crash.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { activityInfo, Context } from '@temporalio/activity';
 import { appendAudit, type AuditRecord } from '../src/audit';
@@ -219,7 +219,11 @@ export function createBackupActivities(config: DrConfig, secrets: Array<string |
     } finally {
       await rm(scratch, { recursive: true, force: true }).catch(() => undefined);
     }
-    if (interrupted) await rm(interrupted, { force: true }).catch(() => undefined);
+    // Partial files of earlier attempts (a killed one, a stale one still running): never read again.
+    const tenantDir = path.dirname(localPath(config.backupDir, filestore.index.path));
+    for (const name of await readdir(tenantDir).catch(() => [] as string[])) {
+      if (name.endsWith('.partial')) await rm(path.join(tenantDir, name), { force: true }).catch(() => undefined);
+    }
     let uploaded: UploadResult | undefined;
     if (input.cloud) {
       await fence.check();

@@ -5,7 +5,7 @@
 import { configSecrets, type DrConfig } from '../src/config';
 import { discoverTenants as discover, type DiscoveryRequest, type DiscoveryResult } from '../src/tenants';
 import { createBackupActivities, type BackupTestHooks } from './backup';
-import { createRecoveryActivities } from './recovery';
+import { createRecoveryActivities, type RecoveryTestHooks } from './recovery';
 import { createValidationActivities } from './validation';
 import { mapped } from './errors';
 
@@ -17,6 +17,7 @@ export interface ActivityDeps {
   config: DrConfig;
   /** Fault injection (tests only). */
   backupHooks?: BackupTestHooks;
+  recoveryHooks?: RecoveryTestHooks;
   /** This worker process's own task queue (see temporal/worker.ts), for sessions pinned to one disk. */
   workerQueue?: string;
 }
@@ -24,7 +25,7 @@ export interface ActivityDeps {
 export type DiscoverTenantsInput = DiscoveryRequest;
 export type DiscoverTenantsResult = DiscoveryResult;
 
-export function createActivities({ config, backupHooks, workerQueue }: ActivityDeps) {
+export function createActivities({ config, backupHooks, recoveryHooks, workerQueue }: ActivityDeps) {
   const secrets = configSecrets(config);
   return {
     /** Lists the tenants to work on, by Odoo's own rule plus the configured filters. */
@@ -33,7 +34,7 @@ export function createActivities({ config, backupHooks, workerQueue }: ActivityD
     }),
     ...createBackupActivities(config, secrets, backupHooks, workerQueue),
     ...createValidationActivities(config, secrets),
-    ...createRecoveryActivities(config, secrets),
+    ...createRecoveryActivities(config, secrets, recoveryHooks),
   };
 }
 

@@ -4,7 +4,7 @@
  */
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { Context } from '@temporalio/activity';
+import { activityInfo, Context } from '@temporalio/activity';
 import { localPath } from '../src/backup/layout';
 import { withClient } from '../src/postgres';
 import type { DrConfig } from '../src/config';
@@ -21,7 +21,7 @@ import { planRecovery, type PlanRequest, type RecoveryPlan } from '../src/recove
 import { markRecovered } from '../src/recovery/recovered';
 import { SessionCatalog } from '../src/sessions/catalog';
 import { ensureScratchRoot, removeScratch, scratchFolderName } from '../src/restore/scratch';
-import { dropShadow, restoreShadow, verifyShadow } from '../src/recovery/shadow';
+import { dropShadow, removeShadowPartials, restoreShadow, shadowPartialDir, verifyShadow } from '../src/recovery/shadow';
 import { swapBack, swapIn, type SwapPlan } from '../src/recovery/swap';
 import { restoreFilestore } from '../src/restore/filestore';
 import { fetchTenantFiles } from '../src/validate/cloud';
@@ -51,7 +51,13 @@ export interface SwapInput {
   tenantDirExisted: boolean;
 }
 
-export function createRecoveryActivities(config: DrConfig, secrets: Array<string | undefined>) {
+/** Fault injection for tests only. */
+export interface RecoveryTestHooks {
+  /** Called before a files-only shadow is restored, with the attempt number (a test stalls an attempt here). */
+  beforeRestoreFiles?: (attempt: number) => Promise<void> | void;
+}
+
+export function createRecoveryActivities(config: DrConfig, secrets: Array<string | undefined>, hooks: RecoveryTestHooks = {}) {
   const identity = async () => {
     if (!config.encryption.identityFile) throw new InvalidInputError('DR_ENCRYPTION_KEY_FILE is not set: the private identity is needed to restore');
     return readIdentity(config.encryption.identityFile);
@@ -100,16 +106,19 @@ export function createRecoveryActivities(config: DrConfig, secrets: Array<string
         if (input.scope === 'files') {
           // files-only: the folder alone, every file verified against its SHA-1 and size.
           const dir = filestoreShadowDir(config, input.tenant, input.id);
-          await rm(`${dir}.partial`, { recursive: true, force: true });
+          await removeShadowPartials(dir);
           await rm(dir, { recursive: true, force: true });
-          const files = await restoreFilestore({ config, indexFile: localPath(root, entry.filestore.index.path), identity: await identity(), destDir: `${dir}.partial`, signal, blobRoot: root });
+          await hooks.beforeRestoreFiles?.(activityInfo().attempt);
+          const partial = shadowPartialDir(dir);
+          const files = await restoreFilestore({ config, indexFile: localPath(root, entry.filestore.index.path), identity: await identity(), destDir: partial, signal, blobRoot: root, onProgress: (n) => beat('filestore', n) });
           if (files.problems.length) {
-            await rm(`${dir}.partial`, { recursive: true, force: true });
+            await rm(partial, { recursive: true, force: true });
             throw new ArtifactCorruptedError(`the shadow filestore of ${input.tenant} does not verify: ${files.problems.slice(0, 5).join('; ')}`);
           }
           const owner = await ownershipOf([filestoreDir(config, input.tenant), config.odoo.filestoreRoot, config.odoo.dataDir]);
-          if (owner) await applyOwnership(`${dir}.partial`, owner);
-          await rename(`${dir}.partial`, dir);
+          if (owner) await applyOwnership(partial, owner);
+          signal.throwIfAborted();
+          await rename(partial, dir);
           return { checks: [{ name: 'restore-filestore', status: 'pass', message: `${files.files} files restored and verified` }], bytes };
         }
         const dumpMajor = parseToolVersion(`(PostgreSQL) ${entry.database.pgDump}`)?.major;

@@ -720,7 +720,7 @@ export async function* filterThrough(stage: Stage, input: AsyncIterable<Buffer>,
     await feed;
     const status = await exited;
     signal?.throwIfAborted();
-    if (inputError !== undefined) throw inputError;
+    if (inputError !== undefined) throw inputError as Error;
     if (status.code !== 0) {
       const why = status.signal ? `killed by ${status.signal}` : `exit code ${status.code}`;
       throw new PipelineError(`stage "${stage.name}" failed (${why}): ${stderr.text().trim().slice(-MESSAGE_TAIL_CHARS) || 'no message'}`);

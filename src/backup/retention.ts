@@ -60,12 +60,13 @@ export async function applyRetention(config: DrConfig, opts: { now: Date; cloud:
     await catalog.local.deleteSession(s.session);
     result.localDeleted.push(s.session);
   }
-  // Encrypted blob temp files of crashed runs.
-  const tmpDir = path.join(config.backupDir, 'blobs', '.tmp');
-  for (const f of await readdir(tmpDir).catch(() => [] as string[])) {
-    const file = path.join(tmpDir, f);
-    const st = await stat(file).catch(() => undefined);
-    if (st && st.mtimeMs < opts.now.getTime() - DAY) await rm(file, { force: true });
+  // Pack (and, from older versions, blob) temp files of crashed runs.
+  for (const tmpDir of [path.join(config.backupDir, 'packs', '.tmp'), path.join(config.backupDir, 'blobs', '.tmp')]) {
+    for (const f of await readdir(tmpDir).catch(() => [] as string[])) {
+      const file = path.join(tmpDir, f);
+      const st = await stat(file).catch(() => undefined);
+      if (st && st.mtimeMs < opts.now.getTime() - DAY) await rm(file, { force: true });
+    }
   }
 
   if (opts.cloud && config.cloud && catalog.cloud) {

@@ -495,7 +495,7 @@ export const ageDecrypter = decrypterFor;
  */
 export async function* openAgeStream(decrypter: AgeDecrypter, source: AsyncIterable<Buffer> | AsyncIterator<Buffer>, name: string): AsyncGenerator<Buffer> {
   const src = name;
-  const reader: AsyncIterator<Buffer> = Symbol.asyncIterator in source ? (source as AsyncIterable<Buffer>)[Symbol.asyncIterator]() : (source as AsyncIterator<Buffer>);
+  const reader: AsyncIterator<Buffer> = Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : source;
   let buf: Buffer = Buffer.alloc(0);
   let end = -1;
   while (end < 0 && buf.length <= MAX_HEADER) {

@@ -12,7 +12,9 @@
  *   filestore restore are both complete. A half-done restore is redone, never swapped in.
  */
 import { execFile } from 'node:child_process';
-import { access, mkdir, rename, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { access, mkdir, readdir, rename, rm } from 'node:fs/promises';
+import path from 'node:path';
 import type { DrConfig } from '../config';
 import { InvalidInputError } from '../errors';
 import { withClient, type PostgresSettings } from '../postgres';
@@ -102,8 +104,23 @@ export async function dropShadow(config: DrConfig, tenant: string, id: string): 
     // (the worker start-up sweep could not drop it while the shadow existed).
     for (const role of await restoreRolesOfDeadProcesses(config)) await dropRestoreRole(config, role).catch(() => undefined);
   }
-  await rm(`${dir}.partial`, { recursive: true, force: true });
+  await removeShadowPartials(dir);
   await rm(dir, { recursive: true, force: true });
+}
+
+/**
+ * A folder for one attempt to fill before it is renamed to `dir`: an attempt that timed out but
+ * still runs writes into its own, never into its retry's.
+ */
+export function shadowPartialDir(dir: string): string {
+  return `${dir}.partial-${randomBytes(4).toString('hex')}`;
+}
+
+/** Removes every attempt's partial folder of `dir` (a stale attempt still writing then fails on its own). */
+export async function removeShadowPartials(dir: string): Promise<void> {
+  const prefix = `${path.basename(dir)}.partial`;
+  const names = await readdir(path.dirname(dir)).catch(() => [] as string[]);
+  for (const name of names) if (name.startsWith(prefix)) await rm(path.join(path.dirname(dir), name), { recursive: true, force: true });
 }
 
 /** Restores the tenant's backup into its shadow database and shadow folder (see the module comment). */
@@ -132,7 +149,7 @@ export async function restoreShadow(opts: RestoreShadowOptions): Promise<Restore
   const databaseMs = Date.now() - dbStarted;
 
   const fsStarted = Date.now();
-  const partial = `${dir}.partial`;
+  const partial = shadowPartialDir(dir);
   const files =
     opts.filestoreFrom === 'live'
       ? await linkLiveFilestore(filestoreDir(config, tenant), partial)

@@ -14,10 +14,8 @@
  * abort) throw. At most `concurrency` files are in flight, each streamed: memory stays bounded.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { copyFile, mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import type { DrConfig } from '../config';
 import { ageDecrypter, decryptStream } from '../crypto/age';
 import { ArtifactCorruptedError, DiskFullError, DrError, EncryptionKeyError, InvalidInputError } from '../errors';

@@ -75,7 +75,7 @@ export async function leftovers(config: DrConfig, tenant: string, opts: { killed
   }
   found.push(...walk(path.join(config.backupDir, 'scratch'), () => true).map((f) => `scratch file ${path.relative(config.backupDir, f)}`));
   found.push(...walk(config.backupDir, (f) => f.endsWith('.partial')).map((f) => `partial file ${path.relative(config.backupDir, f)}`));
-  found.push(...walk(path.join(config.backupDir, 'blobs', '.tmp'), () => true).map((f) => `blob temp file ${path.basename(f)} (${statSync(f).size} bytes)`));
+  for (const tmp of ['packs', 'blobs']) found.push(...walk(path.join(config.backupDir, tmp, '.tmp'), () => true).map((f) => `${tmp.slice(0, -1)} temp file ${path.basename(f)} (${statSync(f).size} bytes)`));
   if (config.cloud) {
     const client = createS3Client(config.cloud);
     const page = await client.send(new ListMultipartUploadsCommand({ Bucket: config.cloud.bucket, Prefix: config.cloud.prefix ? `${config.cloud.prefix}/` : undefined }));

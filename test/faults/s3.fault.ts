@@ -128,7 +128,7 @@ describe('S3 faults: odoo-dr behind a fault-injecting proxy, and versitygw stopp
   async function bucketDiffers(name: string): Promise<string[]> {
     const local = [
       ...walk(path.join(backupDir, 'sessions', name)).map((f) => `sessions/${name}/${f}`),
-      ...walk(path.join(backupDir, 'blobs')).map((f) => `blobs/${f}`),
+      ...walk(path.join(backupDir, 'packs')).map((f) => `packs/${f}`),
     ].filter((f) => !/(^|\/)\.incomplete$|\.partial$/.test(f));
     assert.ok(local.length > 10, `the local session ${name} has its files (${local.length})`);
     const inBucket = new Map<string, number>();
@@ -426,7 +426,9 @@ describe('S3 faults: odoo-dr behind a fault-injecting proxy, and versitygw stopp
       writeFileSync(path.join(fsDir, sha1.slice(0, 2), sha1), content);
       added.push(sha1);
     }
-    const newBlobs = new Set(added.map((sha1) => cloudKey(cloud, `blobs/${sha1.slice(0, 2)}/${sha1}.age`)));
+    // The new files go up in a new pack: any pack key the bucket did not have before.
+    const oldPacks = new Set<string>();
+    for await (const o of listObjects(cloud, cloudKey(cloud, 'packs/'))) oldPacks.add(o.key);
     const before = await fingerprint(config, tenant);
     // Straight to versitygw (no proxy), uploads slowed to 512 KiB/s so that the outage falls inside them.
     const queue = `faults-s3-outage-${s}`;
@@ -441,7 +443,7 @@ describe('S3 faults: odoo-dr behind a fault-injecting proxy, and versitygw stopp
       const uploading = async () => {
         inFlight.multipart = (await multipartUploads(caseStarted)).length;
         inFlight.newBlobs = 0;
-        for await (const o of listObjects(cloud, cloudKey(cloud, 'blobs/'))) if (newBlobs.has(o.key)) inFlight.newBlobs++;
+        for await (const o of listObjects(cloud, cloudKey(cloud, 'packs/'))) if (!oldPacks.has(o.key)) inFlight.newBlobs++;
         return inFlight.multipart > 0 || inFlight.newBlobs > 0;
       };
       const until = Date.now() + 120_000;
@@ -467,7 +469,7 @@ describe('S3 faults: odoo-dr behind a fault-injecting proxy, and versitygw stopp
       // How the tenant's backup got through: the attempt of its activity that ended it.
       const history = await (await devServer()).client.workflow.getHandle(`backup/${result.session}/${tenant}`).fetchHistory();
       const attempt = Math.max(0, ...(history.events ?? []).map((e) => e.activityTaskStartedEventAttributes?.attempt ?? 0));
-      const when = `S3 stopped with ${inFlight.newBlobs} of the 40 new blobs in the bucket${inFlight.multipart ? ' and the dump\'s multipart upload under way' : ''}`;
+      const when = `S3 stopped with ${inFlight.newBlobs ? 'the pack of the 40 new files' : 'no new pack'} in the bucket${inFlight.multipart ? ' and the dump\'s multipart upload under way' : ''}`;
       const sessions = json<{ sessions: Array<{ session: string; status: string }> }>((await cli(['--json', 'sessions', 'list', '--cloud'], { env: outageEnv, worker: slow })).out).sessions;
       const listed = sessions.find((x) => x.session === result.session);
       if (result.status === 'complete') {

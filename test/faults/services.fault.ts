@@ -120,20 +120,31 @@ async function dataLost(config: DrConfig, session: string, tenant: string, check
   } finally {
     await adminQuery(`DROP DATABASE IF EXISTS ${quoteIdent(checkDb)} WITH (FORCE)`);
   }
-  // The filestore: every file of the tenant listed with its SHA-1, and its blob decrypting to it.
+  // The filestore: every file of the tenant listed with its SHA-1, and the packs, unpacked by hand
+  // (`age -d | zstd -d | tar -x`, break-glass), holding it.
   const index = new Map<string, string>();
+  const packs = new Set<string>();
   for (const line of readFileSync(localPath(config.backupDir, rel.filestoreIndex(session, tenant)), 'utf8').split('\n').filter(Boolean)) {
-    const e = JSON.parse(line) as { path: string; sha1: string };
-    index.set(e.path, e.sha1);
+    const e = JSON.parse(line) as { path?: string; sha1: string; pack?: string };
+    if (e.path) index.set(e.path, e.sha1);
+    if (e.pack) packs.add(e.pack);
   }
-  for (const entry of filestoreFiles(path.join(config.odoo.filestoreRoot, tenant))) {
-    const [file, sha1] = entry.split(':') as [string, string];
-    if (index.get(file) !== sha1) {
-      detail.push(`file ${file}: not listed with its SHA-1`);
-      continue;
+  const unpacked = mkdtempSync(path.join(tmpdir(), 'odoo-dr-unpacked-'));
+  try {
+    for (const pack of packs) {
+      await run('bash', ['-o', 'pipefail', '-c', 'age -d -i "$1" "$2" | zstd -d -q -c | tar -x -C "$3"', 'bg', key, localPath(config.backupDir, rel.pack(pack)), unpacked]);
     }
-    const { stdout } = await run('age', ['-d', '-i', key, localPath(config.backupDir, rel.blob(sha1))], { encoding: 'buffer', maxBuffer: 64 * 1024 * 1024 });
-    if (createHash('sha1').update(stdout).digest('hex') !== sha1) detail.push(`file ${file}: its blob does not decrypt to it`);
+    for (const entry of filestoreFiles(path.join(config.odoo.filestoreRoot, tenant))) {
+      const [file, sha1] = entry.split(':') as [string, string];
+      if (index.get(file) !== sha1) {
+        detail.push(`file ${file}: not listed with its SHA-1`);
+        continue;
+      }
+      const kept = path.join(unpacked, sha1.slice(0, 2), sha1);
+      if (!existsSync(kept) || createHash('sha1').update(readFileSync(kept)).digest('hex') !== sha1) detail.push(`file ${file}: not in its pack`);
+    }
+  } finally {
+    rmSync(unpacked, { recursive: true, force: true });
   }
   return { lost: detail.length, detail };
 }
@@ -166,7 +177,7 @@ async function leftovers(config: DrConfig, before: Baseline, sessions: string[])
   const left: string[] = [];
   for (const f of walk(dir)) {
     if (f.endsWith('.partial')) left.push(`${f} (partial file)`);
-    else if (f.startsWith('blobs/.tmp/')) left.push(`${f} (blob temp file)`);
+    else if (f.startsWith('blobs/.tmp/') || f.startsWith('packs/.tmp/')) left.push(`${f} (pack temp file)`);
   }
   // scratch/<host>.<pid>/ is each worker process's own folder; anything in it is a leftover.
   const scratch = path.join(dir, 'scratch');

@@ -200,10 +200,18 @@ for (const backend of backends) {
       writeFileSync(blob, 'x');
       await store.putArtifact(blob, { path: rel.blob(sha1), bytes: 1, sha256: createHash('sha256').update('x').digest('hex') });
       assert.equal(await store.hasBlob(sha1), true);
+      // A pack: stored under its SHA-256, read back whole (from the bucket: size and SHA-256 checked).
+      const packBytes = Buffer.from('a pack of filestore files');
+      const id = createHash('sha256').update(packBytes).digest('hex');
+      const packSrc = path.join(work, 'pack');
+      writeFileSync(packSrc, packBytes);
+      await store.putArtifact(packSrc, { path: rel.pack(id), bytes: packBytes.length, sha256: id });
+      const got = await store.packFile(id, packBytes.length, path.join(work, 'pack-scratch'));
+      assert.deepEqual(readFileSync(got!.file), packBytes);
     });
 
     it('paths outside the layout are refused before anything is read or written', async () => {
-      for (const bad of ['sessions/../../etc/passwd', `sessions/${NEW}/../../x`, '/etc/passwd', 'blobs/ab/../../x', `sessions/${NEW}/a//b`, 'other/file']) {
+      for (const bad of ['sessions/../../etc/passwd', `sessions/${NEW}/../../x`, '/etc/passwd', 'blobs/ab/../../x', `sessions/${NEW}/a//b`, 'other/file', 'packs/ab/../../x', `packs/ab/${'cd'.padEnd(64, '0')}.tar.zst.age`]) {
         const err = await rejection(store.getDocument(bad));
         assert.equal(err.name, 'InvalidInputError', bad);
       }

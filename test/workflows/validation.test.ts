@@ -118,20 +118,19 @@ describe('validationWorkflow and drillWorkflow (real stack)', function () {
     assert.ok(failed(report).some((c) => c.name === 'dump-integrity' && c.message.includes('database.dump.zst.age')));
   });
 
-  it('a missing filestore blob and a blob whose content does not match its name both fail, naming the file', async () => {
+  it('a damaged pack and a missing pack both fail, naming the files they held', async () => {
     const { config, session } = await freshSession();
     const entries = [];
     for await (const e of readFilestoreIndex(localPath(config.backupDir, rel.filestoreIndex(session, tenant)))) entries.push(e);
-    unlinkSync(localPath(config.backupDir, rel.blob(entries[0]!.sha1)));
-    // Other content, properly encrypted, under the second file's name.
-    const recipient = execFileSync('age-keygen', ['-y', config.encryption.identityFile!], { encoding: 'utf8' }).trim();
-    const wrong = execFileSync('age', ['-r', recipient], { input: 'not the original content' });
-    writeFileSync(localPath(config.backupDir, rel.blob(entries[1]!.sha1)), wrong);
-    const report = await validate(config, { session });
-    const blobs = failed(report).find((c) => c.name === 'filestore-blobs')!;
-    assert.ok(blobs, JSON.stringify(report.checks));
-    assert.match(blobs.message, new RegExp(`${entries[0]!.path}: blob .* is missing`));
-    assert.match(blobs.message, new RegExp(`${entries[1]!.path}: blob .* holds content with SHA-1`));
+    const pack = localPath(config.backupDir, rel.pack(entries[0]!.pack!));
+    flipByte(pack);
+    const damaged = failed(await validate(config, { session })).find((c) => c.name === 'filestore-blobs');
+    assert.ok(damaged, 'a flipped byte in a pack fails the filestore check');
+    assert.match(damaged.message, new RegExp(`${entries[0]!.path}: pack ${rel.pack(entries[0]!.pack!)} cannot be read \\(.*fails authentication`));
+    unlinkSync(pack);
+    const missing = failed(await validate(config, { session })).find((c) => c.name === 'filestore-blobs');
+    assert.ok(missing, 'a missing pack fails the filestore check');
+    assert.match(missing.message, new RegExp(`${entries[0]!.path}: pack .* is missing`));
   });
 
   it('a manifest edited after the fact fails', async () => {
