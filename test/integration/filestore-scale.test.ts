@@ -115,7 +115,8 @@ describe('a filestore of 20,000 files (real stack, production heartbeat timeout,
     assert.equal(result.status, 'complete', JSON.stringify(result, null, 2));
     assert.equal(stale.woke, true, 'the first attempt stalled past its heartbeat timeout, then woke up');
     assert.ok(stale.error, 'the stale attempt did not complete');
-    assert.match(`${stale.error.name}: ${stale.error.message}`, /Superseded|cancel/i, 'it stopped on its cancellation or its fence');
+    const why = `${(stale.error as { type?: string }).type ?? stale.error.name}: ${stale.error.message}`;
+    assert.match(why, /^SupersededError: .*(newer attempt|cancelled)|^CancelledFailure/, `it stopped on its fence or its cancellation, not on something else: ${why}`);
 
     const manifest = await readManifest(localPath(backupDir, rel.manifest(session)));
     const entry = manifest.tenants[tenant]!;
