@@ -4,7 +4,8 @@
  * file) against what it was, and what was left behind.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
@@ -43,7 +44,7 @@ describe('faults: worker SIGKILL at each phase', function () {
   const s = uniqueSuffix();
   const tenant = `fk-${s}`;
   const work = mkdtempSync(path.join(tmpdir(), 'odoo-dr-fault-kill-'));
-  const env = {
+  const env: Record<string, string> = {
     DR_BACKUP_DIR: path.join(work, 'backups'),
     DR_LOG_DIR: path.join(work, 'logs'),
     ODOO_DATA_DIR: path.join(work, 'odoo-data'),
@@ -92,15 +93,32 @@ describe('faults: worker SIGKILL at each phase', function () {
 
   for (const phase of ['dump', 'filestore'] as const) {
     it(`backup: SIGKILL during the ${phase} phase, a new worker completes the session; it restores to the same data`, async () => {
+      if (phase === 'filestore') {
+        // Files the previous session does not hold (the others are reused, neither read nor sent),
+        // and uploads slowed to 1 MiB/s: the filestore phase (packing and uploading ~16 MB) lasts seconds.
+        const dir = path.join(config.odoo.filestoreRoot, tenant);
+        for (let i = 0; i < 2_000; i++) {
+          const content = randomBytes(8_192);
+          const sha1 = createHash('sha1').update(content).digest('hex');
+          mkdirSync(path.join(dir, sha1.slice(0, 2)), { recursive: true });
+          writeFileSync(path.join(dir, sha1.slice(0, 2), sha1), content);
+        }
+        original = await tenantData(config, tenant);
+        env.DR_BANDWIDTH_LIMIT = '1M';
+        await restartWorker();
+      }
       const run = runCli(['--json', 'backup', '--tenant', tenant, '--wait'], env);
       const id = await workflowIdOf(run, 'backup/');
       const session = id.slice('backup/'.length);
-      // The dump phase shows in the heartbeat; the filestore phase by its file list being written.
-      const indexPartial = path.join(env.DR_BACKUP_DIR, 'sessions', session, 'tenants', tenant, 'filestore.jsonl.partial');
+      // The dump phase shows in the heartbeat; the filestore phase by its partial file list.
+      const tenantDir = path.join(env.DR_BACKUP_DIR!, 'sessions', session, 'tenants', tenant);
       await waitFor(`the ${phase} phase`, run, async () =>
-        phase === 'filestore' ? existsSync(indexPartial) : (await pendingActivity(client, `backup/${session}/${tenant}`, 'backupTenant'))?.details?.phase === phase,
+        phase === 'filestore'
+          ? existsSync(tenantDir) && readdirSync(tenantDir).some((f) => /^filestore\.jsonl\..+\.partial$/.test(f))
+          : (await pendingActivity(client, `backup/${session}/${tenant}`, 'backupTenant'))?.details?.phase === phase,
       );
       await restartWorker();
+      delete env.DR_BANDWIDTH_LIMIT;
       const done = await run.result;
       assert.equal(done.code, 0, done.out);
       const result = json<{ status: string }>(done.stdout);
