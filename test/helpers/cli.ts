@@ -28,8 +28,8 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, opts: { conf
 }
 
 /** Starts `odoo-dr worker` and resolves once it polls its task queue. */
-export async function startCliWorker(env: NodeJS.ProcessEnv, extraArgs: string[] = []): Promise<CliRun> {
-  const worker = runCli(['worker', ...extraArgs], env);
+export async function startCliWorker(env: NodeJS.ProcessEnv, extraArgs: string[] = [], opts: { config?: string | null } = {}): Promise<CliRun> {
+  const worker = runCli(['worker', ...extraArgs], env, opts);
   await new Promise<void>((resolve, reject) => {
     const check = () => {
       if (worker.out().includes("state: 'RUNNING'")) resolve();

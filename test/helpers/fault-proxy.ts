@@ -68,6 +68,8 @@ export interface FaultEvent {
 export interface FaultStats {
   /** Requests received. */
   requests: number;
+  /** Requests received, by HTTP method (`PUT`, `GET`, …): what an S3 bill counts. */
+  byMethod: Record<string, number>;
   /** Requests forwarded to the target. */
   forwarded: number;
   /** Requests delayed by latencyMs. */
@@ -142,6 +144,7 @@ function resetSocket(socket: Socket | null | undefined): void {
 
 const emptyStats = (): FaultStats => ({
   requests: 0,
+  byMethod: {},
   forwarded: 0,
   delayed: 0,
   errors: 0,
@@ -336,6 +339,8 @@ export async function startFaultProxy(opts: { target: string; faults?: FaultSett
 
   const server = http.createServer((req, res) => {
     stats.requests++;
+    const method = (req.method ?? '?').toUpperCase();
+    stats.byMethod[method] = (stats.byMethod[method] ?? 0) + 1;
     const { kind: fault, rule } = decide(req);
     const latency = Math.max(0, ...rules.map((r) => r.f.latencyMs ?? 0));
     const go = () => {

@@ -160,6 +160,7 @@ describe('fault proxy (test helper)', function () {
     assert.equal(head.body.length, 0);
     assert.equal(proxy.injected(), 0);
     assert.equal(proxy.stats.forwarded, 4);
+    assert.deepEqual(proxy.stats.byMethod, { PUT: 1, GET: 2, HEAD: 1 }, 'requests counted by method');
   });
 
   it('latencyMs delays every request', async () => {
