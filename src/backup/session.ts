@@ -10,7 +10,7 @@ import path from 'node:path';
 import type { DrConfig } from '../config';
 import { recipientsFor } from '../crypto/age';
 import { hashFile, unchangedSinceWritten } from '../pipeline';
-import { findClientTools, type PgTools } from '../pgtools';
+import { findClientToolsCached, type PgTools } from '../pgtools';
 import { serverVersion } from '../postgres';
 import { abortStaleUploads, cloudKey, deleteObjects, listObjects, verifyObject } from '../storage/s3';
 import { S3SessionStore } from '../sessions/s3-store';
@@ -44,7 +44,8 @@ export async function prepareSession(
 ): Promise<PreparedSession & { tools: PgTools }> {
   const recipients = await recipientsFor(config);
   const server = await serverVersion(config.postgres);
-  const tools = await findClientTools(server.major, config.postgres.binDir ? { binDir: config.postgres.binDir } : {});
+  // The tenants' activities on this worker reuse the same choice (see findClientToolsCached).
+  const tools = await findClientToolsCached(server.major, config.postgres.binDir ? { binDir: config.postgres.binDir } : {}, 60_000);
   if (opts.cloud && config.cloud) {
     // Bad credentials or a missing bucket would fail every upload: say so now, once.
     await listObjects(config.cloud, cloudKey(config.cloud, 'sessions/'), { maxKeys: 1 })[Symbol.asyncIterator]().next();
