@@ -333,7 +333,8 @@ export function createBackupActivities(config: DrConfig, secrets: Array<string |
      * heartbeats and resume point, inside this activity's). A tenant's failure is recorded and the
      * next one goes on; the workflow retries a transiently failed tenant alone. Each finished tenant
      * is in the heartbeat details: a retry of the activity (a dead worker) skips those and resumes
-     * the one in progress where backupTenant would.
+     * the one in progress where backupTenant would. An attempt that finds itself superseded by its
+     * retry (each tenant's fence, see takeFence) stops at once.
      */
     backupTenants: mapped(secrets, async (input: TenantsBackupTask): Promise<TenantsBackupDone> => {
       assertSessionName(input.session);
@@ -351,7 +352,9 @@ export function createBackupActivities(config: DrConfig, secrets: Array<string |
           const result = await asPartOfActivity(resumeAt, (progress) => ({ done, current: { tenant, progress: progress as TenantBackupProgress } }) satisfies TenantsBackupProgress, () => backupOneTenant(task));
           done[tenant] = { status: 'complete', done: result };
         } catch (err) {
-          if (signal.aborted) throw err;
+          // Cancelled, or superseded (this attempt timed out and its retry took the tenant over):
+          // the attempt stops here, touching no further tenant (the retry does them).
+          if (signal.aborted || err instanceof SupersededError) throw err;
           await discardTenant(input.session, tenant, err);
           const failure = toFailure(err, secrets);
           const typed = failure instanceof ApplicationFailure ? failure : undefined;
