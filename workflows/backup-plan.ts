@@ -22,11 +22,11 @@ export interface BatchSettings {
    * locks of the next batches are taken while they run.
    */
   firstTenants: number;
-  /** Units made ready ahead (locks taken) while every slot is busy. */
-  ahead: number;
+  /** Units made ready ahead (locks taken) while every slot is busy; default: as many as slots (a round). */
+  ahead?: number;
 }
 
-export const DEFAULT_BATCH: BatchSettings = { smallBytes: 64 * 1024 * 1024, maxTenants: 10, maxBytes: 256 * 1024 * 1024, firstTenants: 3, ahead: 1 };
+export const DEFAULT_BATCH: BatchSettings = { smallBytes: 64 * 1024 * 1024, maxTenants: 10, maxBytes: 256 * 1024 * 1024, firstTenants: 3 };
 
 export interface PlannedUnit {
   /** Several small tenants in one `backupTenants` activity; otherwise one tenant, one `backupTenant`. */

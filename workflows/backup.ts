@@ -353,8 +353,9 @@ export async function backupWorkflow(input: BackupInput = {}): Promise<BackupRes
     // here, when its unit starts or one unit ahead, and released (a signal) when it is done. A batch
     // is a child workflow that takes its tenants' locks and holds them until it closes: closing
     // releases them all at once on the server (ParentClosePolicy TERMINATE), without a signal and a
-    // workflow task per lock. The next round's batches are started ahead: they take their locks while
-    // the running units work, and wait for the signal `go` until a slot frees.
+    // workflow task per lock. The next round of units is made ready ahead (batches started with
+    // `waitForGo`): they take their locks while the running units work, and wait for the signal `go`
+    // until a slot frees.
     type Held = { tenant: string; lock?: HeldLock; error?: string };
     const locks: Array<Promise<Held[]>> = [];
     const lockUnit = (i: number): Promise<Held[]> =>
@@ -425,18 +426,31 @@ export async function backupWorkflow(input: BackupInput = {}): Promise<BackupRes
 
     // Sliding window of units: a failed tenant never stops the others.
     let running = 0;
+    // Units that end soon (a batch, a small tenant): locks taken ahead wait for a slot only that long.
+    const short = new Set<number>();
     const all: Array<Promise<void>> = [];
     for (let i = 0; i < units.length; i++) {
       await condition(() => running < prepared.maxParallel);
       running++;
+      const unit = units[i]!;
+      if (unit.batch || unit.bytes <= batching.smallBytes) short.add(i);
       let started!: () => void;
       underWay.push(new Promise<void>((resolve) => (started = resolve)));
-      const run = units[i]!.batch ? runBatch(i, started) : runAlone(i, started);
-      // Every slot busy: the next units get ready (their locks) while these work.
-      if (running >= prepared.maxParallel) for (let k = i + 1; k <= i + batching.ahead; k++) ahead(k);
+      const run = unit.batch ? runBatch(i, started) : runAlone(i, started);
+      // Every slot busy, one of them soon free: the next units get ready (their locks) meanwhile, once
+      // this one has its own (its locks first). Never behind large tenants only: their locks would be
+      // held, unused, for as long as those run.
+      if (running >= prepared.maxParallel && short.size > 0) {
+        const own = unit.batch ? batches[i]!.child.then(() => undefined, () => undefined) : lockUnit(i).then(() => undefined);
+        const depth = batching.ahead ?? prepared.maxParallel;
+        void own.then(() => {
+          for (let k = i + 1; k <= i + depth; k++) ahead(k);
+        });
+      }
       all.push(
         run.finally(() => {
           running--;
+          short.delete(i);
         }),
       );
     }

@@ -146,7 +146,9 @@ describe('backupWorkflow: small tenants in batches (dev server, real stack)', fu
     assert.equal(r.status, 'complete', JSON.stringify(r));
     const [batch] = children(history, 'backupBatchWorkflow');
     const h = await (await devServer()).client.workflow.getHandle(batch!.workflowId!, batch!.runId!).fetchHistory();
-    assert.deepEqual(scheduled(h).map((a) => a.activityId), ['tenants', ...tenants.slice(0, 3).map((t) => `tenant/${t}`)]);
+    const ids = scheduled(h).map((a) => a.activityId);
+    assert.equal(ids[0], 'tenants');
+    assert.deepEqual(ids.slice(1).sort(), tenants.slice(0, 3).map((t) => `tenant/${t}`), 'then each tenant alone');
   });
 
   it('a tenant held by a recovery is refused in its batch, naming the recovery; the others complete', async () => {
