@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { activityInfo, Context } from '@temporalio/activity';
+import { activityInfo, ApplicationFailure, Context } from '@temporalio/activity';
 import { appendAudit, type AuditRecord } from '../src/audit';
 import { archiveConfiguration, dumpGlobals } from '../src/backup/cluster';
 import { dumpDatabase } from '../src/backup/database';
@@ -20,13 +20,13 @@ import type { DrConfig } from '../src/config';
 import { DrError, InvalidInputError, SupersededError } from '../src/errors';
 import { sendAlert, type Alert, type AlertDelivery } from '../src/notify';
 import type { OdooFacts } from '../src/odoo/facts';
-import { findClientTools } from '../src/pgtools';
+import { findClientToolsCached } from '../src/pgtools';
 import { serverVersion } from '../src/postgres';
 import { cloudKey, uploadFile, type UploadProgress, type UploadResult } from '../src/storage/s3';
 import { hashFile } from '../src/pipeline';
 import { SessionCatalog } from '../src/sessions/catalog';
-import { mapped } from './errors';
-import { whileHeartbeating } from './heartbeat';
+import { mapped, toFailure } from './errors';
+import { asPartOfActivity, whileHeartbeating } from './heartbeat';
 
 /** Heartbeats at most every `ms` (progress callbacks can fire thousands of times a second). */
 function throttledHeartbeat(ms = 2_000): (details: unknown) => void {
@@ -68,6 +68,27 @@ export interface TenantBackupDone {
   filestore: Omit<FilestoreResult, 'index'>;
   /** The dump's upload (cloud copy), for the record: resumed after a crash, parts reused. */
   upload?: Pick<UploadResult, 'resumed' | 'partsReused' | 'uploadId'>;
+}
+
+/** Several small tenants in one activity (backupTenants). */
+export interface TenantsBackupTask {
+  session: string;
+  tenants: string[];
+  recipients: string[];
+  cloud: boolean;
+}
+
+/** One tenant of a batch: done, or failed (`retryable`: a transient error, worth another attempt alone). */
+export type TenantBatchOutcome = { status: 'complete'; done: TenantBackupDone } | { status: 'failed'; error: string; retryable: boolean };
+
+/** Heartbeat details of backupTenants: the tenants finished (a retry skips them) and where the current one is. */
+export interface TenantsBackupProgress {
+  done: Record<string, TenantBatchOutcome>;
+  current?: { tenant: string; progress?: TenantBackupProgress };
+}
+
+export interface TenantsBackupDone {
+  tenants: Record<string, TenantBatchOutcome>;
 }
 
 export interface TenantTaskInput {
@@ -126,9 +147,23 @@ export function createBackupActivities(config: DrConfig, secrets: Array<string |
   const tenantEntryRel = (session: string, tenant: string) => `${rel.tenantDir(session, tenant)}/entry.json`;
   const tenantEntryPath = (session: string, tenant: string) => localPath(config.backupDir, tenantEntryRel(session, tenant));
   const catalog = SessionCatalog.fromConfig(config);
+  // The server's version and the client binaries that fit it, found once a minute by this worker,
+  // not once per tenant (a connection and a `pg_dump --version` each). A server upgraded meanwhile
+  // makes pg_dump refuse (a transient failure): the retry a minute later finds the new binaries.
+  let serverKnown: { at: number; major: Promise<number> } | undefined;
+  const clientTools = async () => {
+    const now = Date.now();
+    if (!serverKnown || now - serverKnown.at > 60_000) {
+      const major = serverVersion(config.postgres).then((v) => v.major);
+      serverKnown = { at: now, major };
+      major.catch(() => {
+        if (serverKnown?.major === major) serverKnown = undefined;
+      });
+    }
+    return findClientToolsCached(await serverKnown.major, config.postgres.binDir ? { binDir: config.postgres.binDir } : {}, 60_000);
+  };
   const dumpTenant = async (input: TenantTaskInput, onBytes: (bytes: number) => void, fence: () => Promise<void>): Promise<DumpDatabaseResult> => {
-    const server = await serverVersion(config.postgres);
-    const tools = await findClientTools(server.major, config.postgres.binDir ? { binDir: config.postgres.binDir } : {});
+    const tools = await clientTools();
     return dumpDatabase({
       config,
       tools,
@@ -252,6 +287,13 @@ export function createBackupActivities(config: DrConfig, secrets: Array<string |
     };
   };
 
+  /** A permanent failure (full disk, missing database…) leaves nothing: a finished dump would only fill the disk for the next tenant. */
+  const discardTenant = async (session: string, tenant: string, err: unknown) => {
+    if (err instanceof DrError && err.permanent) {
+      await rm(localPath(config.backupDir, rel.tenantDir(session, tenant)), { recursive: true, force: true }).catch(() => undefined);
+    }
+  };
+
   return {
     /** Creates the session folder; fails early on what would fail every tenant (tools, keys, server). */
     prepareBackupSession: mapped(secrets, async (input: PrepareBackupInput): Promise<PreparedSession & { workerQueue?: string }> => {
@@ -280,21 +322,58 @@ export function createBackupActivities(config: DrConfig, secrets: Array<string |
       try {
         return await backupOneTenant(input);
       } catch (err) {
-        // A permanent failure (full disk, missing database…) is not retried: what this tenant left in
-        // the session (a finished dump, its index) would only fill the disk for the next tenant.
-        if (err instanceof DrError && err.permanent) {
-          await rm(localPath(config.backupDir, rel.tenantDir(input.session, input.tenant)), { recursive: true, force: true }).catch(() => undefined);
-        }
+        // A permanent failure is not retried: what this tenant left in the session goes now.
+        await discardTenant(input.session, input.tenant, err);
         throw err;
       }
+    }),
+
+    /**
+     * Several small tenants, one after the other, each exactly as backupTenant does it (its own
+     * heartbeats and resume point, inside this activity's). A tenant's failure is recorded and the
+     * next one goes on; the workflow retries a transiently failed tenant alone. Each finished tenant
+     * is in the heartbeat details: a retry of the activity (a dead worker) skips those and resumes
+     * the one in progress where backupTenant would. An attempt that finds itself superseded by its
+     * retry (each tenant's fence, see takeFence) stops at once.
+     */
+    backupTenants: mapped(secrets, async (input: TenantsBackupTask): Promise<TenantsBackupDone> => {
+      assertSessionName(input.session);
+      for (const tenant of input.tenants) assertTenantName(tenant);
+      if (input.cloud && !config.cloud) throw new InvalidInputError('a cloud copy was requested but DR_CLOUD_BUCKET is not set');
+      const resume = activityInfo().heartbeatDetails as TenantsBackupProgress | undefined;
+      const done: Record<string, TenantBatchOutcome> = { ...resume?.done };
+      const signal = Context.current().cancellationSignal;
+      for (const tenant of input.tenants) {
+        if (done[tenant]) continue;
+        signal.throwIfAborted();
+        const task: TenantBackupTask = { session: input.session, tenant, recipients: input.recipients, cloud: input.cloud };
+        const resumeAt = resume?.current?.tenant === tenant ? resume.current.progress : undefined;
+        try {
+          const result = await asPartOfActivity(resumeAt, (progress) => ({ done, current: { tenant, progress: progress as TenantBackupProgress } }) satisfies TenantsBackupProgress, () => backupOneTenant(task));
+          done[tenant] = { status: 'complete', done: result };
+        } catch (err) {
+          // Cancelled, or superseded (this attempt timed out and its retry took the tenant over):
+          // the attempt stops here, touching no further tenant (the retry does them).
+          if (signal.aborted || err instanceof SupersededError) throw err;
+          await discardTenant(input.session, tenant, err);
+          const failure = toFailure(err, secrets);
+          const typed = failure instanceof ApplicationFailure ? failure : undefined;
+          done[tenant] = {
+            status: 'failed',
+            error: typed?.type ? `${typed.type}: ${typed.message}` : failure.message,
+            retryable: !typed?.nonRetryable,
+          };
+        }
+        Context.current().heartbeat({ done } satisfies TenantsBackupProgress);
+      }
+      return { tenants: Object.fromEntries(input.tenants.map((t) => [t, done[t]!])) };
     }),
 
 
     /** pg_dumpall --globals-only, encrypted, and its cloud copy (with `cloud`), in one activity. */
     backupClusterGlobals: mapped(secrets, async (input: SessionTaskInput & { cloud?: boolean }) => {
       assertSessionName(input.session);
-      const server = await serverVersion(config.postgres);
-      const tools = await findClientTools(server.major, config.postgres.binDir ? { binDir: config.postgres.binDir } : {});
+      const tools = await clientTools();
       const artifact = (await dumpGlobals({ config, tools, session: input.session, recipients: input.recipients, signal: Context.current().cancellationSignal })).artifact;
       if (input.cloud) await upload(artifact);
       return artifact;
@@ -311,21 +390,27 @@ export function createBackupActivities(config: DrConfig, secrets: Array<string |
     /** Verifies every artifact (local and cloud), writes the manifest last, uploads it last. */
     finalizeBackupSession: mapped(secrets, async (input: FinalizeInput): Promise<ManifestSummary> => whileHeartbeating(async () => {
       assertSessionName(input.session);
-      const tenants: Record<string, TenantEntry> = {};
-      for (const [tenant, s] of Object.entries(input.tenants)) {
-        if (s.status === 'complete') {
-          // This host's copy, else the bucket's (the tenant may have been backed up by another worker).
-          const local = await readFile(tenantEntryPath(input.session, tenant), 'utf8').catch(() => undefined);
-          const entry = local !== undefined ? (JSON.parse(local) as TenantEntry) : ((await catalog.cloud?.getDocument(tenantEntryRel(input.session, tenant))) as TenantEntry | undefined);
-          tenants[tenant] = entry ?? {
-            status: 'failed',
-            error: `its manifest entry is neither in ${config.backupDir} nor in the bucket: without a cloud copy, a session lives on one disk (run one worker, or share DR_BACKUP_DIR between workers)`,
-            durationMs: s.durationMs,
-          };
-        } else {
-          tenants[tenant] = { status: 'failed', ...(s.error ? { error: s.error } : {}), durationMs: s.durationMs };
-        }
-      }
+      const entryOf = async (tenant: string, s: FinalizeInput['tenants'][string]): Promise<TenantEntry> => {
+        if (s.status !== 'complete') return { status: 'failed', ...(s.error ? { error: s.error } : {}), durationMs: s.durationMs };
+        // This host's copy, else the bucket's (the tenant may have been backed up by another worker).
+        const local = await readFile(tenantEntryPath(input.session, tenant), 'utf8').catch(() => undefined);
+        const entry = local !== undefined ? (JSON.parse(local) as TenantEntry) : ((await catalog.cloud?.getDocument(tenantEntryRel(input.session, tenant))) as TenantEntry | undefined);
+        return entry ?? {
+          status: 'failed',
+          error: `its manifest entry is neither in ${config.backupDir} nor in the bucket: without a cloud copy, a session lives on one disk (run one worker, or share DR_BACKUP_DIR between workers)`,
+          durationMs: s.durationMs,
+        };
+      };
+      // Read several at once (small files, or small objects from the bucket), kept in the input's order.
+      const listed = Object.entries(input.tenants);
+      const read: TenantEntry[] = new Array<TenantEntry>(listed.length);
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: Math.min(8, listed.length) }, async () => {
+          for (let i = next++; i < listed.length; i = next++) read[i] = await entryOf(listed[i]![0], listed[i]![1]);
+        }),
+      );
+      const tenants: Record<string, TenantEntry> = Object.fromEntries(listed.map(([tenant], i) => [tenant, read[i]!]));
       const { manifest, localCopy, kept } = await finalizeSession(config, { ...input, tenants });
       return {
         session: manifest.session,

@@ -22,16 +22,36 @@ function ms(t: { seconds?: unknown; nanos?: number | null } | null | undefined):
   return Number(t?.seconds ?? 0) * 1000 + (t?.nanos ?? 0) / 1e6;
 }
 
-/** Σ (completed − started) of the activities in a history. */
-function activityTime(history: History): number {
+const TENANT_ACTIVITIES = new Set(['backupTenant', 'backupTenants']);
+
+/** Σ (completed − started) of the activities in a history: the tenants' ones, and the others. */
+function activityTime(history: History): { tenants: number; other: number } {
+  const types = new Map<string, string>();
   const started = new Map<string, number>();
-  let total = 0;
+  const total = { tenants: 0, other: 0 };
   for (const e of history.events ?? []) {
+    if (e.activityTaskScheduledEventAttributes) types.set(String(e.eventId), e.activityTaskScheduledEventAttributes.activityType?.name ?? '');
     if (e.activityTaskStartedEventAttributes) started.set(String(e.activityTaskStartedEventAttributes.scheduledEventId), ms(e.eventTime));
     const done = e.activityTaskCompletedEventAttributes ?? e.activityTaskFailedEventAttributes;
-    if (done) total += ms(e.eventTime) - (started.get(String(done.scheduledEventId)) ?? ms(e.eventTime));
+    if (done) {
+      const d = ms(e.eventTime) - (started.get(String(done.scheduledEventId)) ?? ms(e.eventTime));
+      if (TENANT_ACTIVITIES.has(types.get(String(done.scheduledEventId)) ?? '')) total.tenants += d;
+      else total.other += d;
+    }
   }
   return total;
+}
+
+/** The histories of the children a backup started for its tenants (batches; one per tenant before). */
+async function tenantChildren(client: Client, parent: History): Promise<History[]> {
+  const out: History[] = [];
+  for (const e of parent.events ?? []) {
+    const c = e.childWorkflowExecutionStartedEventAttributes;
+    if (c && c.workflowType?.name !== 'tenantLockWorkflow' && c.workflowExecution?.workflowId) {
+      out.push(await client.workflow.getHandle(c.workflowExecution.workflowId, c.workflowExecution.runId ?? undefined).fetchHistory());
+    }
+  }
+  return out;
 }
 
 export async function benchFleet(count: number): Promise<void> {
@@ -60,9 +80,12 @@ export async function benchFleet(count: number): Promise<void> {
   );
   const wall = Date.now() - t0;
   const parent = await client.workflow.getHandle(`bench/${session}`).fetchHistory();
-  const sessionLevel = activityTime(parent);
-  let tenantActivities = 0;
-  for (const t of tenants) tenantActivities += activityTime(await client.workflow.getHandle(`backup/${session}/${t}`).fetchHistory());
+  const own = activityTime(parent);
+  const sessionLevel = own.other;
+  let tenantActivities = own.tenants;
+  for (const child of await tenantChildren(client, parent)) tenantActivities += activityTime(child).tenants;
+  // Session steps (globals, configuration, retention) overlap the last tenants now but are subtracted
+  // whole: the overhead below may be understated by up to their time.
   const overhead = wall - tenantActivities / P - sessionLevel;
 
   console.log(`\n== fleet of ${count} tiny tenants, parallelism ${P} (status ${result.status})`);

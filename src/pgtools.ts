@@ -116,6 +116,26 @@ export async function findClientTools(
   );
 }
 
+const chosen = new Map<string, { at: number; tools: Promise<PgTools> }>();
+
+/**
+ * findClientTools, remembered by this process for `maxAgeMs` (default 5 minutes): a backup of many
+ * tenants chooses its binaries once instead of running `pg_dump --version` for each. A failure is
+ * not remembered; a package upgrade is seen within `maxAgeMs`.
+ */
+export function findClientToolsCached(serverMajor: number, opts: { binDir?: string; debianRoot?: string } = {}, maxAgeMs = 5 * 60_000): Promise<PgTools> {
+  const key = JSON.stringify([serverMajor, opts.binDir ?? null, opts.debianRoot ?? null]);
+  const now = Date.now();
+  const known = chosen.get(key);
+  if (known && now - known.at <= maxAgeMs) return known.tools;
+  const tools = findClientTools(serverMajor, opts);
+  chosen.set(key, { at: now, tools });
+  tools.catch(() => {
+    if (chosen.get(key)?.tools === tools) chosen.delete(key);
+  });
+  return tools;
+}
+
 /**
  * Checks that a pg_restore can read a dump made by `dumpMajor`'s pg_dump (archives from a newer
  * pg_dump use a format version an older pg_restore refuses).

@@ -56,6 +56,8 @@ export interface PipelineOptions {
   uniquePartial?: boolean;
   /** Called once the output is complete and fsync'd, just before the rename; throwing abandons the output (a fence). */
   beforeRename?: () => Promise<void>;
+  /** Remember the file as written by this process (see `unchangedSinceWritten`). */
+  remember?: boolean;
 }
 
 /** How long a child may take to exit after SIGTERM before it gets SIGKILL. */
@@ -96,6 +98,42 @@ export function ageEncryptStage(recipients: string[]): Stage {
     }
   }
   return { name: 'age', command: 'age', args: ['-e', ...recipients.flatMap((r) => ['-r', r])] };
+}
+
+interface Written {
+  bytes: number;
+  sha256: string;
+  dev: bigint;
+  ino: bigint;
+  mtimeNs: bigint;
+  ctimeNs: bigint;
+}
+
+/** Files this process wrote through runPipeline (`remember`), newest last; bounded. */
+const written = new Map<string, Written>();
+const WRITTEN_MAX = 10_000;
+
+async function rememberWritten(file: string, bytes: number, sha256: string): Promise<void> {
+  const st = await stat(file, { bigint: true });
+  const key = path.resolve(file);
+  written.delete(key);
+  written.set(key, { bytes, sha256, dev: st.dev, ino: st.ino, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs });
+  if (written.size > WRITTEN_MAX) written.delete(written.keys().next().value!);
+}
+
+/**
+ * Whether `file` is still exactly what this process wrote and hashed on the way out (runPipeline with
+ * `remember`), with this size and SHA-256: the same file (device and inode) with the size, mtime and
+ * ctime it had once fsync'd and renamed, so nothing has written to it, truncated it, replaced it or
+ * renamed another file over it since (any of these changes ctime, which user space cannot set back).
+ * Re-reading it would compare the same bytes again, from the page cache. False whenever unsure (another
+ * process wrote it, this one restarted, the file changed): the caller then reads and hashes it.
+ */
+export async function unchangedSinceWritten(file: string, expected: { bytes: number; sha256: string }): Promise<boolean> {
+  const w = written.get(path.resolve(file));
+  if (!w || w.bytes !== expected.bytes || w.sha256 !== expected.sha256) return false;
+  const st = await stat(file, { bigint: true }).catch(() => undefined);
+  return st !== undefined && st.dev === w.dev && st.ino === w.ino && st.size === BigInt(w.bytes) && st.mtimeNs === w.mtimeNs && st.ctimeNs === w.ctimeNs;
 }
 
 /** Size and SHA-256 of a file, streaming. */
@@ -500,9 +538,11 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
       await opts.beforeRename?.();
       await rename(partial, dest);
       await syncDir(path.dirname(dest));
+      const sha256 = hash.digest('hex');
+      if (opts.remember) await rememberWritten(dest, bytes, sha256);
       return {
         bytes,
-        sha256: hash.digest('hex'),
+        sha256,
         stderr: Object.fromEntries(procs.map((p) => [p.key, scrub(p.stderr.text()).trim()])),
       };
     } catch (err) {

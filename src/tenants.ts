@@ -6,10 +6,10 @@
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { DrConfig } from './config';
+import { ODOO_DB_NAME } from './odoo/db-name';
 import { withClient } from './postgres';
 
-/** Odoo's own rule for database names (odoo/service/db.py DB_NAME_RE). */
-export const ODOO_DB_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
+export { ODOO_DB_NAME };
 
 export interface Tenant {
   name: string;
@@ -42,12 +42,15 @@ export interface DiscoveryResult {
 
 export async function discoverTenants(config: DrConfig, request: DiscoveryRequest = {}): Promise<DiscoveryResult> {
   const { postgres, odoo } = config;
+  const include = request.include?.length ? request.include : config.tenants.include;
   const rows = await withClient(postgres, postgres.maintenanceDb, async (client) => {
     const result = await client.query<{ datname: string; size: string | null; can_connect: boolean }>(
       `SELECT d.datname,
               has_database_privilege(current_user, d.oid, 'CONNECT') AS can_connect,
               -- pg_database_size needs CONNECT (or pg_read_all_stats); do not fail discovery over it.
+              -- Only for the databases asked for (it reads every file of a database).
               CASE WHEN has_database_privilege(current_user, d.oid, 'CONNECT')
+                        AND (cardinality($3::text[]) = 0 OR d.datname = ANY($3::text[]))
                    THEN pg_database_size(d.oid) END AS size
          FROM pg_database d
          JOIN pg_roles r ON r.oid = d.datdba
@@ -56,12 +59,11 @@ export async function discoverTenants(config: DrConfig, request: DiscoveryReques
           AND d.datallowconn
           AND d.datname NOT IN ('postgres', 'template0', 'template1', $2)
         ORDER BY d.datname`,
-      [odoo.dbUser, postgres.maintenanceDb],
+      [odoo.dbUser, postgres.maintenanceDb, include],
     );
     return result.rows;
   });
 
-  const include = request.include?.length ? request.include : config.tenants.include;
   const exclude = new Set([...config.tenants.exclude, ...(request.exclude ?? [])]);
   const invalidNames = rows.map((r) => r.datname).filter((n) => !ODOO_DB_NAME.test(n));
   const listed = rows.filter((r) => ODOO_DB_NAME.test(r.datname));

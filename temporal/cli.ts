@@ -1,6 +1,9 @@
 /**
  * `odoo-dr`: the operator's CLI. Every command accepts `--config FILE` and `--json` (data on
  * stdout, diagnostics on stderr). Exit codes are documented in EXIT and in the README.
+ *
+ * Start-up time counts (every `backup --wait` pays it): what only one command needs (the worker and
+ * its native code, the S3 SDK, signing keys, the recovery planner) is loaded by that command.
  */
 import { randomBytes } from 'node:crypto';
 import { hostname, userInfo } from 'node:os';
@@ -17,8 +20,6 @@ import { ApplicationFailure, NamespaceNotFoundError, type Workflow, type Workflo
 import { Command, CommanderError } from 'commander';
 import { loadConfig, redactConfig, type DrConfig } from '../src/config';
 import { ConfigError, DrError, scrubSecrets } from '../src/errors';
-import { SessionCatalog } from '../src/sessions/catalog';
-import { formatPublicKey, generateSigningKey, readSigningKey } from '../src/crypto/signing';
 import { existsSync } from 'node:fs';
 import { assertSessionName, assertTenantName } from '../src/backup/layout';
 import type { BackupInput, BackupResult } from '../workflows/backup';
@@ -35,9 +36,8 @@ import type { TenantDiscoveryInput, TenantDiscoveryResult } from '../workflows/d
 import type { DrillInput, DrillMode, DrillReport } from '../workflows/drill';
 import type { ValidationInput, ValidationReport } from '../workflows/validation';
 import { approveSignal, recoveryStatusQuery, rejectSignal, type RecoveryInput, type RecoveryResult, type RecoveryStatus } from '../workflows/recovery';
-import { RECOVERY_MODES, type RecoveryMode } from '../src/recovery/plan';
+import type { RecoveryMode } from '../src/recovery/plan';
 import { connectClient, connectWorker, temporalSettings } from './connection';
-import { createWorker } from './worker';
 
 /** Exit codes (README "Exit codes"). */
 export const EXIT = {
@@ -198,6 +198,7 @@ Temporal stays unreachable for --reconnect-timeout while a command waits: the wo
         throw new CliExit(EXIT.unavailable, err.message);
       });
       const taskQueue = cmdOpts.taskQueue ?? config.taskQueue;
+      const { createWorker } = await import('./worker.js');
       const worker = await createWorker({ config, connection, namespace, taskQueue });
       for (const left of worker.swept) process.stderr.write(`odoo-dr worker: removed what a dead worker left: ${left}\n`);
       process.stderr.write(
@@ -427,6 +428,7 @@ Exit codes: 0 recovered (or plan shown), 1 failed, rolled back, rejected or expi
     .action(async (cmdOpts: { mode: string; cloud?: boolean; session: string; tenant?: string[]; dryRun?: boolean; yes?: boolean; force?: boolean; approvalTimeout?: string; backupFirst?: boolean; all?: boolean; configTarget?: string; resume?: string; allowUnsigned?: boolean; wait?: boolean }, cmd: Command) => {
       const opts = cmd.optsWithGlobals<GlobalOptions>();
       checkNames({ session: cmdOpts.session, ...(cmdOpts.tenant ? { tenants: cmdOpts.tenant } : {}) });
+      const { RECOVERY_MODES } = await import('../src/recovery/plan.js');
       if (!RECOVERY_MODES.includes(cmdOpts.mode as RecoveryMode)) {
         throw new CliExit(EXIT.usage, `--mode must be one of ${RECOVERY_MODES.join(', ')}, got "${cmdOpts.mode}"`);
       }
@@ -525,6 +527,7 @@ Exit codes: 0 recovered (or plan shown), 1 failed, rolled back, rejected or expi
       const config = load(opts);
       printWarnings(config);
       if (cmdOpts.cloud && !config.cloud) throw new CliExit(EXIT.usage, '--cloud needs DR_CLOUD_BUCKET in the configuration');
+      const { SessionCatalog } = await import('../src/sessions/catalog.js');
       const catalog = SessionCatalog.fromConfig(config);
       const store = cmdOpts.cloud ? catalog.cloud! : catalog.local;
       const listed = await catalog.list(store);
@@ -550,6 +553,7 @@ Exit codes: 0 recovered (or plan shown), 1 failed, rolled back, rejected or expi
     .option('--create', 'create the key (Ed25519, PKCS#8 PEM, mode 0600) if the file does not exist')
     .action(async (file: string, cmdOpts: { create?: boolean }) => {
       if (!path.isAbsolute(file)) throw new CliExit(EXIT.usage, `the key file must be an absolute path, got "${file}"`);
+      const { formatPublicKey, generateSigningKey, readSigningKey } = await import('../src/crypto/signing.js');
       if (cmdOpts.create && !existsSync(file)) {
         process.stdout.write(`${await generateSigningKey(file, `odoo-dr@${hostname()}`)}\n`);
         process.stderr.write(`created ${file} (mode 0600): set DR_SIGNING_KEY_FILE to it on the backup host, and the line above in DR_TRUSTED_SIGNERS where sessions are read\n`);

@@ -5,7 +5,7 @@
  */
 import { Client, Connection } from '@temporalio/client';
 import { loadClientConnectConfig, type ClientConnectConfig } from '@temporalio/envconfig';
-import { NativeConnection } from '@temporalio/worker';
+import type { NativeConnection } from '@temporalio/worker';
 import type { DrConfig } from '../src/config';
 
 export function temporalSettings(config: DrConfig, env: NodeJS.ProcessEnv = process.env): ClientConnectConfig & { namespace: string } {
@@ -31,6 +31,8 @@ export async function connectClient(config: DrConfig): Promise<Client> {
 /** The worker's connection (the native one used by @temporalio/worker). */
 export async function connectWorker(config: DrConfig): Promise<{ connection: NativeConnection; namespace: string }> {
   const { connectionOptions, namespace } = temporalSettings(config);
+  // Loaded here, not at start-up: the CLI's other commands never need the worker's native code.
+  const { NativeConnection } = await import('@temporalio/worker');
   const connection = await NativeConnection.connect(connectionOptions).catch((err: unknown) => {
     throw new Error(
       `cannot reach Temporal at ${connectionOptions.address} (namespace ${namespace}): ${(err as Error).message}`,

@@ -2,7 +2,7 @@
  * The public contract of odoo-dr's workflows: task queue, workflow names, IDs, signals and queries.
  * Operators start these from the CLI, the Temporal UI or `temporal workflow start`; keep names stable.
  */
-import { defineQuery } from '@temporalio/workflow';
+import { defineQuery, defineSignal } from '@temporalio/workflow';
 
 /** Default task queue of the odoo-dr worker (DR_TASK_QUEUE overrides it). */
 export const DEFAULT_TASK_QUEUE = 'odoo-dr';
@@ -12,6 +12,7 @@ export const WorkflowNames = {
   tenantDiscovery: 'tenantDiscoveryWorkflow',
   backup: 'backupWorkflow',
   tenantBackup: 'tenantBackupWorkflow',
+  backupBatch: 'backupBatchWorkflow',
   validation: 'validationWorkflow',
   drill: 'drillWorkflow',
   recovery: 'recoveryWorkflow',
@@ -22,6 +23,8 @@ export const workflowIds = {
   tenantDiscovery: (stamp: string) => `discovery/${stamp}`,
   backup: (session: string) => `backup/${session}`,
   tenantBackup: (session: string, tenant: string) => `backup/${session}/${tenant}`,
+  /** A batch of small tenants; `/` cannot be in a tenant's name, so never a tenant's ID. */
+  backupBatch: (session: string, n: number) => `backup/${session}/batch/${n}`,
   validation: (session: string, stamp: string) => `validation/${session}/${stamp}`,
   drill: (mode: string, stamp: string) => `drill/${mode}/${stamp}`,
   /** `recovery/<tenant|fleet|config>/<YYYYMMDDHHMMSS>` */
@@ -51,3 +54,6 @@ export interface BackupProgress {
 
 /** Query on backupWorkflow: where the session is. */
 export const backupProgressQuery = defineQuery<BackupProgress>('progress');
+
+/** Signal to a backupBatchWorkflow started ahead (its locks taken): a slot is free, start. */
+export const batchGoSignal = defineSignal('go');

@@ -1,6 +1,6 @@
 // Every workflow the worker registers. Import only workflow modules here.
 export { tenantDiscoveryWorkflow } from './discovery';
-export { backupWorkflow, tenantBackupWorkflow } from './backup';
+export { backupWorkflow, backupBatchWorkflow, tenantBackupWorkflow } from './backup';
 export { validationWorkflow } from './validation';
 export { drillWorkflow } from './drill';
 export { recoveryWorkflow } from './recovery';

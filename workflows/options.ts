@@ -1,5 +1,5 @@
 /** Timeouts and retry policies of activities, by kind. Permanent errors are never retried (see src/errors.ts). */
-import type { ActivityOptions } from '@temporalio/workflow';
+import type { ActivityOptions, LocalActivityOptions } from '@temporalio/workflow';
 
 /** Short metadata calls (catalog queries, listings). */
 export const quickActivity: ActivityOptions = {
@@ -38,6 +38,25 @@ export const sessionActivity: ActivityOptions = {
 export const notifyActivity: ActivityOptions = {
   startToCloseTimeout: '1 minute',
   retry: { initialInterval: '5 seconds', maximumAttempts: 3 },
+};
+
+/**
+ * Short steps run as local activities, in the worker that runs the workflow task: no round trip to
+ * the server to dispatch them, and consecutive ones share one workflow task. Only for steps that take
+ * seconds at most and may run on any worker (the workflow's). Retries wait on server timers (time
+ * skipping applies; a worker restart does not lose the wait), as for normal activities.
+ */
+export const localQuickActivity: LocalActivityOptions = {
+  startToCloseTimeout: quickActivity.startToCloseTimeout!,
+  retry: quickActivity.retry!,
+  localRetryThreshold: '1 second',
+};
+
+/** The audit line, locally: a few quick attempts. */
+export const localNotifyActivity: LocalActivityOptions = {
+  startToCloseTimeout: notifyActivity.startToCloseTimeout!,
+  retry: notifyActivity.retry!,
+  localRetryThreshold: '1 second',
 };
 
 /**

@@ -41,6 +41,7 @@ export async function dumpGlobals(opts: {
       dest,
       signal: opts.signal,
       secrets: [config.postgres.password ?? ''].filter(Boolean),
+      remember: true,
     });
   let result;
   try {
@@ -89,6 +90,7 @@ export async function archiveConfiguration(opts: {
     stages: [zstdStage(config.encryption.compressionLevel), ageEncryptStage(opts.recipients)],
     dest,
     signal: opts.signal,
+    remember: true,
   });
   return {
     artifact: { path: relative, bytes: result.bytes, sha256: result.sha256, paths: present, missing },

@@ -110,6 +110,7 @@ export async function dumpDatabase(req: DumpRequest): Promise<DumpResult> {
       signal: req.signal,
       onProgress: req.onProgress,
       secrets: [config.postgres.password ?? ''].filter(Boolean),
+      remember: true,
     });
     await client.query('COMMIT').catch(() => undefined);
     return {

@@ -14,7 +14,7 @@
  */
 import path from 'node:path';
 import { InvalidInputError } from '../errors';
-import { ODOO_DB_NAME } from '../tenants';
+import { ODOO_DB_NAME } from '../odoo/db-name';
 
 export const SESSION_NAME = /^backup_(\d{8})_(\d{6})_([a-z0-9]{6,12})$/;
 export const MANIFEST_FILE = 'manifest.json';

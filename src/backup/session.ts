@@ -9,8 +9,8 @@ import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { DrConfig } from '../config';
 import { recipientsFor } from '../crypto/age';
-import { hashFile } from '../pipeline';
-import { findClientTools, type PgTools } from '../pgtools';
+import { hashFile, unchangedSinceWritten } from '../pipeline';
+import { findClientToolsCached, type PgTools } from '../pgtools';
 import { serverVersion } from '../postgres';
 import { abortStaleUploads, cloudKey, deleteObjects, listObjects, verifyObject } from '../storage/s3';
 import { S3SessionStore } from '../sessions/s3-store';
@@ -44,7 +44,8 @@ export async function prepareSession(
 ): Promise<PreparedSession & { tools: PgTools }> {
   const recipients = await recipientsFor(config);
   const server = await serverVersion(config.postgres);
-  const tools = await findClientTools(server.major, config.postgres.binDir ? { binDir: config.postgres.binDir } : {});
+  // The tenants' activities on this worker reuse the same choice (see findClientToolsCached).
+  const tools = await findClientToolsCached(server.major, config.postgres.binDir ? { binDir: config.postgres.binDir } : {}, 60_000);
   if (opts.cloud && config.cloud) {
     // Bad credentials or a missing bucket would fail every upload: say so now, once.
     await listObjects(config.cloud, cloudKey(config.cloud, 'sessions/'), { maxKeys: 1 })[Symbol.asyncIterator]().next();
@@ -85,12 +86,18 @@ export interface FinalizeRequest {
  * Verifies one artifact locally (and in the bucket); returns the problem, if any, naming it. With a
  * cloud copy, an artifact made by another worker (not on this host's disk) is checked in the bucket
  * alone and `notHere` records that this host's copy of the session is not whole.
+ *
+ * Locally: size and SHA-256 of the file against what was recorded when it was written. A file this
+ * process wrote and hashed on the way out is not read again when it is provably untouched since
+ * (same inode, size, mtime and ctime: see `unchangedSinceWritten`); any other file is read and hashed
+ * (written by another worker process, or before a restart, or changed since). In the bucket: the
+ * object's size, the server's checksum and the SHA-256 recorded with it (a HEAD, no download).
  */
 async function verifyArtifact(config: DrConfig, artifact: Artifact, cloud: boolean, notHere: string[]): Promise<string | undefined> {
   const file = localPath(config.backupDir, artifact.path);
   let local;
   try {
-    local = await hashFile(file);
+    local = (await unchangedSinceWritten(file, artifact)) ? { bytes: artifact.bytes, sha256: artifact.sha256 } : await hashFile(file);
   } catch (err) {
     if (!(cloud && (err as NodeJS.ErrnoException).code === 'ENOENT')) {
       return `${artifact.path}: cannot be read back (${(err as NodeJS.ErrnoException).code ?? String(err)})`;
@@ -162,6 +169,9 @@ async function verifyLocalBlobs(config: DrConfig, index: Artifact): Promise<stri
   return undefined;
 }
 
+/** Tenants verified at once by finalizeSession. */
+const VERIFY_PARALLEL = 8;
+
 /**
  * `kept`: false when nothing was backed up (status failed): the session is removed, no manifest written.
  * `localCopy`: the whole session is on this host's disk and its manifest was written there too;
@@ -174,8 +184,7 @@ export async function finalizeSession(config: DrConfig, request: FinalizeRequest
     warnings.push('the bucket could not be reached to finalise this session: it has no verified cloud copy (this disk only); the next backup uploads again');
   }
   const notHere: string[] = [];
-  const tenants: Record<string, TenantEntry> = {};
-  for (const [name, entry] of Object.entries(req.tenants)) {
+  const verifyTenant = async (entry: TenantEntry): Promise<TenantEntry> => {
     const copy: TenantEntry = structuredClone(entry);
     if (copy.status === 'complete') {
       const artifacts = [copy.database, copy.filestore?.index].filter((a): a is Artifact => a !== undefined);
@@ -195,8 +204,18 @@ export async function finalizeSession(config: DrConfig, request: FinalizeRequest
         }
       }
     }
-    tenants[name] = copy;
-  }
+    return copy;
+  };
+  // Several tenants at once (each is mostly waiting: small reads, stats, HEADs), in the manifest's order.
+  const names = Object.keys(req.tenants);
+  const verified: TenantEntry[] = new Array<TenantEntry>(names.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(VERIFY_PARALLEL, names.length) }, async () => {
+      for (let i = next++; i < names.length; i = next++) verified[i] = await verifyTenant(req.tenants[names[i]!]!);
+    }),
+  );
+  const tenants: Record<string, TenantEntry> = Object.fromEntries(names.map((n, i) => [n, verified[i]!]));
   let globals = req.globals && structuredClone(req.globals);
   if (globals) {
     const problem = await verifyArtifact(config, globals, req.cloud, notHere);

@@ -10,6 +10,7 @@ import { cloudKey, deleteObjects, listObjects } from '../../src/storage/s3';
 import type { BackupResult } from '../../workflows/backup';
 import { backupSessionName } from '../../workflows/definitions';
 import { createTenant, dropTenant, type PgAdminConnection } from '../fixtures/odoo-tenants';
+import { pendingTenantActivityOf } from '../helpers/backup-activities';
 import { runCli, startCliWorker } from '../helpers/cli';
 import { stackConfig, uniqueSuffix } from '../helpers/config';
 import { historyText } from '../helpers/history';
@@ -72,9 +73,14 @@ describe('odoo-dr backup (CLI and worker processes)', function () {
       assert.ok(result.tenants[0]!.databaseBytes > 1_000_000);
       assert.match(out, /started backup session backup_\d{8}_\d{6}_[a-z0-9]+ \(workflow backup\/backup_.*local only\)/);
       // Without a cloud copy the session lives on one disk: its steps ran on the worker's own queue.
-      const history = await (await devServer()).client.workflow.getHandle(`backup/${result.session}/${tenant}`).fetchHistory();
-      const scheduled = (history.events ?? []).find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'backupTenant');
-      assert.match(scheduled?.activityTaskScheduledEventAttributes?.taskQueue?.name ?? '', new RegExp(`^${taskQueue}/worker/`));
+      const history = await (await devServer()).client.workflow.getHandle(result.workflowId).fetchHistory();
+      const scheduled = (history.events ?? []).map((e) => e.activityTaskScheduledEventAttributes).filter((a) => a !== undefined && a !== null);
+      const tenantStep = scheduled.find((a) => a.activityType?.name === 'backupTenant');
+      assert.equal(tenantStep?.activityId, `tenant/${tenant}`);
+      assert.match(tenantStep?.taskQueue?.name ?? '', new RegExp(`^${taskQueue}/worker/`));
+      for (const step of ['backupClusterGlobals', 'backupConfiguration', 'finalizeBackupSession', 'applyBackupRetention']) {
+        assert.match(scheduled.find((a) => a.activityType?.name === step)?.taskQueue?.name ?? '', new RegExp(`^${taskQueue}/worker/`), step);
+      }
       const audit = readFileSync(path.join(backupDir, 'logs/audit.jsonl'), 'utf8')
         .trim()
         .split('\n')
@@ -101,16 +107,12 @@ describe('odoo-dr backup (CLI and worker processes)', function () {
       workflowId: `test/crash/${session}`,
       args: [{ session, tenants: [tenant], cloud: true, startedBy: 'test' }],
     });
-    const child = client.workflow.getHandle(`backup/${session}/${tenant}`);
     let progress: UploadProgress | undefined;
     await waitFor(
       'the dump upload to have sent a part',
       async () => {
-        const d = await child.describe().catch(() => undefined);
-        const pending = d?.raw.pendingActivities?.find((a) => a.activityType?.name === 'backupTenant');
-        const payload = pending?.heartbeatDetails?.payloads?.[0]?.data;
-        if (!payload) return false;
-        progress = (JSON.parse(Buffer.from(payload).toString()) as { upload?: UploadProgress }).upload;
+        const pending = await pendingTenantActivityOf(client, handle.workflowId, tenant).catch(() => undefined);
+        progress = pending?.progress?.upload as UploadProgress | undefined;
         return (progress?.partsDone.length ?? 0) >= 1;
       },
       240_000,
@@ -125,7 +127,7 @@ describe('odoo-dr backup (CLI and worker processes)', function () {
       assert.equal(manifest.tenants[tenant]!.database!.cloud?.verified, true);
       assert.equal(manifest.tenants[tenant]!.database!.cloud?.key, cloudKey(config.cloud!, rel.database(session, tenant)));
       // The retry continued the same multipart upload instead of starting over.
-      const history = historyText(await child.fetchHistory());
+      const history = historyText(await handle.fetchHistory());
       assert.match(history, new RegExp(`"uploadId":"${progress!.uploadId.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}"`));
       assert.match(history, /"resumed":true/);
       assert.match(history, /"partsReused":[1-9]/);

@@ -12,6 +12,7 @@ import type { BackupResult } from '../../workflows/backup';
 import { backupSessionName } from '../../workflows/definitions';
 import type { ValidationReport } from '../../workflows/validation';
 import { createTenant, dropTenant, type PgAdminConnection } from '../fixtures/odoo-tenants';
+import { pendingTenantsOf } from '../helpers/backup-activities';
 import { runCli, startCliWorker, type CliRun } from '../helpers/cli';
 import { stackConfig, uniqueSuffix } from '../helpers/config';
 import { devServer } from '../helpers/temporal';
@@ -82,10 +83,9 @@ describe('two workers on two hosts (different DR_BACKUP_DIRs, one task queue)', 
     const identityA = `${a.child.pid}@`;
     let heldByA = '';
     for (let i = 0; i < 600 && !heldByA; i++) {
-      for (const t of tenants) {
-        const d = await client.workflow.getHandle(`backup/${session}/${t}`).describe().catch(() => undefined);
-        if (d?.raw.pendingActivities?.some((p) => p.activityType?.name === 'backupTenant' && p.lastWorkerIdentity?.startsWith(identityA))) heldByA = t;
-      }
+      // A tenant's own activity, or the tenant in progress in a batch of small ones (once it heartbeated).
+      const pending = await pendingTenantsOf(client, handle.workflowId).catch(() => []);
+      heldByA = pending.find((p) => p.activity.worker?.startsWith(identityA))?.tenant ?? '';
       if (!heldByA) await new Promise((r) => setTimeout(r, 200));
     }
     assert.ok(heldByA, 'worker A took a tenant');

@@ -20,6 +20,7 @@ import type { BackupResult } from '../../workflows/backup';
 import type { RecoveryResult } from '../../workflows/recovery';
 import type { ValidationReport } from '../../workflows/validation';
 import { createTenant, dropTenant, type PgAdminConnection } from '../fixtures/odoo-tenants';
+import { tenantActivityAttempt } from '../helpers/backup-activities';
 import { runCli, startCliWorker, workflowIdOf, type CliRun } from '../helpers/cli';
 import { REPO_ROOT, stackConfig, uniqueSuffix } from '../helpers/config';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy';
@@ -467,8 +468,7 @@ describe('S3 faults: odoo-dr behind a fault-injecting proxy, and versitygw stopp
       const r = await cli(['--json', 'backup', '--tenant', tenant, '--wait'], { run: backup, worker: slow });
       const result = json<BackupResult>(r.out);
       // How the tenant's backup got through: the attempt of its activity that ended it.
-      const history = await (await devServer()).client.workflow.getHandle(`backup/${result.session}/${tenant}`).fetchHistory();
-      const attempt = Math.max(0, ...(history.events ?? []).map((e) => e.activityTaskStartedEventAttributes?.attempt ?? 0));
+      const { attempt } = await tenantActivityAttempt((await devServer()).client, result.workflowId, result.session, tenant);
       const when = `S3 stopped with ${inFlight.newBlobs ? 'the pack of the 40 new files' : 'no new pack'} in the bucket${inFlight.multipart ? ' and the dump\'s multipart upload under way' : ''}`;
       const sessions = json<{ sessions: Array<{ session: string; status: string }> }>((await cli(['--json', 'sessions', 'list', '--cloud'], { env: outageEnv, worker: slow })).out).sessions;
       const listed = sessions.find((x) => x.session === result.session);

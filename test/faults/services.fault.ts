@@ -38,6 +38,7 @@ import { createS3Client, deleteObjects, listObjects } from '../../src/storage/s3
 import { temporalSettings } from '../../temporal/connection';
 import type { BackupResult } from '../../workflows/backup';
 import { createTenant, dropTenant, type PgAdminConnection } from '../fixtures/odoo-tenants';
+import { tenantActivityAttempt } from '../helpers/backup-activities';
 import { runCli, startCliWorker, workflowIdOf, type CliRun } from '../helpers/cli';
 import { REPO_ROOT, stackConfig, uniqueSuffix } from '../helpers/config';
 import { filestoreFiles } from '../helpers/files';
@@ -472,10 +473,7 @@ describe('faults: Temporal, PostgreSQL and the backup disk fail during a backup 
  * (the history keeps only the last attempt's start event, which carries the previous failure).
  */
 async function tenantAttempt(config: DrConfig, session: string, tenant: string): Promise<{ attempt: number; lastFailure?: string }> {
-  const history = await withTemporalClient(config, (client) => client.workflow.getHandle(`backup/${session}/${tenant}`).fetchHistory());
-  const started = (history.events ?? []).map((e) => e.activityTaskStartedEventAttributes).filter((a) => a !== undefined && a !== null);
-  const last = started[started.length - 1];
-  return { attempt: last?.attempt ?? 0, ...(last?.lastFailure?.message ? { lastFailure: last.lastFailure.message } : {}) };
+  return withTemporalClient(config, (client) => tenantActivityAttempt(client, `backup/${session}`, session, tenant));
 }
 
 /** A short-lived client of the stack's Temporal (fresh connection: the server may just have restarted). */

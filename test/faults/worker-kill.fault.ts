@@ -11,6 +11,7 @@ import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { withClient } from '../../src/postgres';
 import { createTenant, dropTenant, type PgAdminConnection } from '../fixtures/odoo-tenants';
+import { pendingTenantActivityOf } from '../helpers/backup-activities';
 import { runCli, startCliWorker, workflowIdOf, type CliRun } from '../helpers/cli';
 import { stackConfig, uniqueSuffix } from '../helpers/config';
 import { adminQuery } from '../helpers/pg';
@@ -115,7 +116,7 @@ describe('faults: worker SIGKILL at each phase', function () {
       await waitFor(`the ${phase} phase`, run, async () =>
         phase === 'filestore'
           ? existsSync(tenantDir) && readdirSync(tenantDir).some((f) => /^filestore\.jsonl\..+\.partial$/.test(f))
-          : (await pendingActivity(client, `backup/${session}/${tenant}`, 'backupTenant'))?.details?.phase === phase,
+          : (await pendingTenantActivityOf(client, id, tenant))?.progress?.phase === phase,
       );
       await restartWorker();
       delete env.DR_BANDWIDTH_LIMIT;
