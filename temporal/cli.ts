@@ -293,7 +293,7 @@ Examples:
 
   program
     .command('validate')
-    .description('Validate a backup session (runs validationWorkflow): manifest, checksums (local and cloud), decryption, archive integrity, filestore blobs, age against the RPO; with --restore-test a real restore into a neutralized scratch copy with Odoo checks.')
+    .description('Validate a backup session (runs validationWorkflow): manifest, checksums (local and cloud), decryption, archive integrity, filestore packs, age against the RPO; with --restore-test a real restore into a neutralized scratch copy with Odoo checks.')
     .argument('[session]', 'session name or "latest"', 'latest')
     .option('--tenant <db>', 'only this tenant of the session')
     .option('--restore-test', 'restore each tenant into a scratch database and run the Odoo checks')
@@ -760,7 +760,7 @@ function printBackupResult(r: BackupResult): void {
     formatDuration(t.durationMs),
   ]);
   process.stdout.write(`session ${r.session}: ${r.status.toUpperCase()} in ${formatDuration(r.durationMs)} (workflow ${r.workflowId})\n`);
-  process.stdout.write(formatTable(['TENANT', 'STATUS', 'DATABASE', 'FILES', 'BLOBS NEW/REUSED/UPLOADED', 'DURATION'], rows));
+  process.stdout.write(formatTable(['TENANT', 'STATUS', 'DATABASE', 'FILES', 'FILES PACKED/REUSED/UPLOADED', 'DURATION'], rows));
   for (const t of r.tenants.filter((x) => x.error)) process.stdout.write(`  ${t.tenant}: ${t.error}\n`);
   for (const w of r.warnings) process.stdout.write(`warning: ${w}\n`);
   process.stdout.write(`manifest: ${r.manifestPath}\n`);
