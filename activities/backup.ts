@@ -206,7 +206,10 @@ export function createBackupActivities(config: DrConfig, secrets: Array<string |
       const now = await readFile(file, 'utf8').catch(() => '');
       if (now !== token) throw new SupersededError(`a newer attempt at ${tenant} has started: this one (timed out) stops without replacing anything`);
     };
-    return { token, check };
+    const release = async () => {
+      if ((await readFile(file, 'utf8').catch(() => '')) === token) await rm(file, { force: true });
+    };
+    return { token, check, release };
   };
 
   /** backupTenant's work (see there): dump, filestore, uploads, manifest entry. */
@@ -279,6 +282,8 @@ export function createBackupActivities(config: DrConfig, secrets: Array<string |
     await fence.check();
     await writeFile(entryFile, JSON.stringify(entry));
     if (input.cloud) await catalog.cloud!.putDocument(tenantEntryRel(input.session, input.tenant), entry);
+    // Done: the fence goes (a stale attempt finding no token stops too); it is not part of the session.
+    await fence.release();
     return {
       entry: { status: 'complete', durationMs: entry.durationMs },
       databaseBytes: dump.artifact.bytes,

@@ -260,9 +260,9 @@ describe('S3 faults: odoo-dr behind a fault-injecting proxy, and versitygw stopp
     rmSync(root, { recursive: true, force: true });
   });
 
-  it('a: 10 % of uploads (PUT/POST) answered 503 SlowDown and 10 % reset after the server did the work, then the answers to a CreateMultipartUpload and a CompleteMultipartUpload lost: sessions complete, bucket copies equal the local ones', async () => {
+  it('a: 30 % of uploads (PUT/POST) answered 503 SlowDown and 30 % reset after the server did the work, then the answers to a CreateMultipartUpload and a CompleteMultipartUpload lost: sessions complete, bucket copies equal the local ones', async () => {
     proxy.resetStats();
-    proxy.setFaults({ methods: ['PUT', 'POST'], errorRate: 0.1, errorStatus: 503, resetRate: 0.1, seed: 11 });
+    proxy.setFaults({ methods: ['PUT', 'POST'], errorRate: 0.3, errorStatus: 503, resetRate: 0.3, seed: 11 });
     const r = await cli(['--json', 'backup', '--tenant', tenant, '--wait']);
     proxy.setFaults({});
     const random = { ...proxy.stats };
@@ -380,10 +380,10 @@ describe('S3 faults: odoo-dr behind a fault-injecting proxy, and versitygw stopp
     });
   });
 
-  it('d: validate -c with 10 % of downloads truncated and 5 % reset reports the session valid; with bytes corrupted it reports failure', async () => {
+  it('d: validate -c with 30 % of downloads truncated and 15 % reset reports the session valid; with bytes corrupted it reports failure', async () => {
     const name = await sessionInBucket();
     proxy.resetStats();
-    proxy.setFaults({ methods: ['GET'], truncateRate: 0.1, resetRate: 0.05, seed: 21 });
+    proxy.setFaults({ methods: ['GET'], truncateRate: 0.3, resetRate: 0.15, seed: 21 });
     const flaky = await cli(['--json', 'validate', name, '-c', '--wait']);
     proxy.setFaults({});
     const flakyStats = { ...proxy.stats };

@@ -52,7 +52,7 @@ describe('faults: worker SIGKILL at each phase', function () {
     DR_TASK_QUEUE: `fault-kill-${s}`,
     DR_CLOUD_BUCKET: `s3://odoo-dr-local/faults-kill-${s}`,
     // Odoo's stop takes a while (as a real one does): a worker can die while it runs.
-    DR_ODOO_STOP_CMD: 'sleep 10',
+    DR_ODOO_STOP_CMD: `touch '${path.join(work, 'odoo-stopping')}'; sleep 10`,
     DR_ODOO_START_CMD: 'true',
   };
   const config = stackConfig(env);
@@ -160,8 +160,12 @@ describe('faults: worker SIGKILL at each phase', function () {
       await withClient(config.postgres, tenant, (c) => c.query('DELETE FROM account_move_line WHERE id % 3 = 0'));
       const run = runCli(['--json', 'recover', '-m', 'full', '--tenant', tenant, '-s', lastSession, '--yes', '--wait'], env);
       const id = await workflowIdOf(run, 'recovery/');
-      const activity = phase === 'shadow restore' ? 'prepareRecoveryShadow' : 'stopOdoo';
-      await waitFor(`the ${phase}`, run, async () => (await pendingActivity(client, id, activity)) !== undefined);
+      // The Odoo stop is seen by the file its command touches (it runs 10 s): no server round trip to miss it.
+      const stopping = path.join(work, 'odoo-stopping');
+      rmSync(stopping, { force: true });
+      await waitFor(`the ${phase}`, run, async () =>
+        phase === 'shadow restore' ? (await pendingActivity(client, id, 'prepareRecoveryShadow')) !== undefined : existsSync(stopping),
+      );
       await new Promise((r) => setTimeout(r, 1000));
       await restartWorker();
       const done = await run.result;
