@@ -109,6 +109,17 @@ export async function restoreFilestore(opts: RestoreFilestoreOptions): Promise<R
     if (result.problems.length < MAX_PROBLEMS) result.problems.push(text);
   };
   const madeDirs = new Set<string>();
+  const ensureDir = async (dir: string) => {
+    if (madeDirs.has(dir)) return;
+    try {
+      await mkdir(dir, { recursive: true, mode: 0o750 });
+    } catch (err) {
+      if (errnoCode(err) === 'ENOSPC') throw new DiskFullError(`no space left on device creating ${dir}`);
+      throw err;
+    }
+    madeDirs.add(dir);
+  };
+
 
   const restoreOne = async (entry: FilestoreEntry): Promise<void> => {
     signal?.throwIfAborted();
@@ -123,16 +134,7 @@ export async function restoreFilestore(opts: RestoreFilestoreOptions): Promise<R
     const blobRel = rel.blob(entry.sha1);
     const blob = localPath(opts.blobRoot ?? config.backupDir, blobRel);
     const dest = path.join(destDir, ...entry.path.split('/'));
-    const dir = path.dirname(dest);
-    if (!madeDirs.has(dir)) {
-      try {
-        await mkdir(dir, { recursive: true, mode: 0o750 });
-      } catch (err) {
-        if (errnoCode(err) === 'ENOSPC') throw new DiskFullError(`no space left on device creating ${dir}`);
-        throw err;
-      }
-      madeDirs.add(dir);
-    }
+    await ensureDir(path.dirname(dest));
     const tmp = `${dest}.${randomBytes(6).toString('hex')}.tmp`;
     let fh: FileHandle | undefined;
     try {
@@ -187,17 +189,6 @@ export async function restoreFilestore(opts: RestoreFilestoreOptions): Promise<R
       }
       throw err;
     }
-  };
-
-  const ensureDir = async (dir: string) => {
-    if (madeDirs.has(dir)) return;
-    try {
-      await mkdir(dir, { recursive: true, mode: 0o750 });
-    } catch (err) {
-      if (errnoCode(err) === 'ENOSPC') throw new DiskFullError(`no space left on device creating ${dir}`);
-      throw err;
-    }
-    madeDirs.add(dir);
   };
 
   // Pass 1, over the index: files of older sessions (one blob each) are restored at once, at most
