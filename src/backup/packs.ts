@@ -303,11 +303,6 @@ export async function readPack(opts: {
   return members;
 }
 
-/** Checks a pack id (from an index) before it becomes a path. */
-export function assertPackId(id: string): void {
-  if (!PACK_ID.test(id)) throw new ArtifactCorruptedError(`${JSON.stringify(id)} is not a pack id`);
-}
-
 export { SHA1 as SHA1_HEX };
 
 // --- reading the files of an index, pack by pack ------------------------------------------------------

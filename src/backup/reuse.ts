@@ -4,11 +4,8 @@
  * manifest), so that a forged index in the bucket can never make a backup list a file in a pack
  * that does not hold it. Packs are checked again by the backup (present, right size) before reuse.
  */
-import { access } from 'node:fs/promises';
 import type { DrConfig } from '../config';
 import type { Manifest } from './manifest';
-import { localPath } from './layout';
-import { hashFile } from '../pipeline';
 import type { SessionCatalog } from '../sessions/catalog';
 import { newestFirst, type SessionStore } from '../sessions/store';
 
@@ -74,16 +71,13 @@ export async function previousFilestoreIndex(opts: {
       const entry = manifest?.tenants[tenant];
       const index = entry?.status === 'complete' ? entry.filestore?.index : undefined;
       if (!index) continue;
-      // This disk's copy, if it is the one the manifest describes.
-      const local = localPath(opts.config.backupDir, index.path);
-      if (await access(local).then(() => true, () => false)) {
-        const got = await hashFile(local).catch(() => undefined);
-        if (got?.bytes === index.bytes && got.sha256 === index.sha256) return { file: local, session: name };
-      }
-      try {
-        return { file: await store.fetchArtifact(index, opts.scratchDir, opts.signal), session: name };
-      } catch {
-        continue;
+      // This disk's copy when it is the one the manifest describes (the local store checks it), else the store's.
+      for (const from of store === catalog.local ? [store] : [catalog.local, store]) {
+        try {
+          return { file: await from.fetchArtifact(index, opts.scratchDir, opts.signal), session: name };
+        } catch {
+          // not here, or not these bytes: next place, then an older session
+        }
       }
     }
   }

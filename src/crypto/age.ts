@@ -493,8 +493,7 @@ export const ageDecrypter = decrypterFor;
  * Decrypts an age stream read from `source` (`name` is used in messages). Same guarantees as
  * decryptStream: only authenticated plaintext is yielded; any tampering or truncation throws.
  */
-export async function* openAgeStream(decrypter: AgeDecrypter, source: AsyncIterable<Buffer> | AsyncIterator<Buffer>, name: string): AsyncGenerator<Buffer> {
-  const src = name;
+export async function* openAgeStream(decrypter: AgeDecrypter, source: AsyncIterable<Buffer> | AsyncIterator<Buffer>, src: string): AsyncGenerator<Buffer> {
   const reader: AsyncIterator<Buffer> = Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : source;
   let buf: Buffer = Buffer.alloc(0);
   let end = -1;
