@@ -16,6 +16,12 @@ export const WorkflowNames = {
   validation: 'validationWorkflow',
   drill: 'drillWorkflow',
   recovery: 'recoveryWorkflow',
+  /** One monitoring check of every tenant and service (scheduled hourly); writes the status report. */
+  monitor: 'monitorWorkflow',
+  /** Long-lived alert state (fire once, repeat, clear): one per namespace, ID `odoo-dr/alerts`. */
+  alerts: 'alertsWorkflow',
+  /** Retention and pack collection (scheduled daily; `odoo-dr cleanup`). */
+  retention: 'retentionWorkflow',
 } as const;
 
 /** Readable, unique workflow IDs, built in one place. */
@@ -29,7 +35,40 @@ export const workflowIds = {
   drill: (mode: string, stamp: string) => `drill/${mode}/${stamp}`,
   /** `recovery/<tenant|fleet|config>/<YYYYMMDDHHMMSS>` */
   recovery: (target: string, stamp: string) => `recovery/${target}/${stamp}`,
+  monitor: (stamp: string) => `monitor/${stamp}`,
+  /** Fixed: there is one alert state per namespace and task queue. */
+  alerts: (taskQueue: string) => `odoo-dr/alerts/${taskQueue}`,
+  retention: (stamp: string) => `retention/${stamp}`,
 };
+
+/**
+ * Temporal Schedule IDs, readable in the UI and in `temporal schedule list`. The workflows a
+ * schedule starts get the schedule's workflow ID plus Temporal's timestamp suffix.
+ */
+export const ScheduleIds = {
+  backup: 'odoo-dr/backup',
+  validation: 'odoo-dr/validation',
+  monitor: 'odoo-dr/monitor',
+  drill: 'odoo-dr/drill',
+  cleanup: 'odoo-dr/cleanup',
+} as const;
+export type ScheduleName = keyof typeof ScheduleIds;
+
+/** Input of monitorWorkflow; every field optional so a schedule or `temporal workflow start` can pass `{}`. */
+export interface MonitorInput {
+  /** Send alerts for state changes (default true; `odoo-dr monitor --no-alerts` for a look only). */
+  alerts?: boolean;
+  startedBy?: string;
+}
+
+/** Input of retentionWorkflow; `{}` applies retention to the local folder and the bucket. */
+export interface RetentionInput {
+  /** Report what would be deleted, delete nothing. */
+  dryRun?: boolean;
+  /** Also the bucket (default: true when DR_CLOUD_BUCKET is set). */
+  cloud?: boolean;
+  startedBy?: string;
+}
 
 /** `20261126-021503` from a Date: sortable, readable, safe in IDs. */
 export function idStamp(date: Date): string {
