@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The local stack on 127.0.0.1: PostgreSQL, the Temporal dev server (with Web UI) and versitygw (S3).
+# The local stack on 127.0.0.1: PostgreSQL, the Temporal dev server (with Web UI), versitygw (S3)
+# and an alert catcher (SMTP + webhook receiver keeping what odoo-dr sends).
 #   stack.sh up       install what is missing, start what is not running, write config/dr-config.local.env
 #   stack.sh down     stop everything (data is kept; `down --purge` deletes it)
 #   stack.sh status   report each service; exit 1 if one is down
@@ -18,6 +19,9 @@ TEMPORAL_LOG="$ODOO_DR_STACK/temporal/temporal.log"
 S3_ROOT="$ODOO_DR_STACK/s3/data"
 S3_PID="$ODOO_DR_STACK/s3/versitygw.pid"
 S3_LOG="$ODOO_DR_STACK/s3/versitygw.log"
+ALERTS_DIR="$ODOO_DR_STACK/alerts"
+ALERTS_PID="$ALERTS_DIR/alert-catcher.pid"
+ALERTS_LOG="$ALERTS_DIR/alert-catcher.log"
 SECRETS="$ODOO_DR_STACK/secrets"
 LOCAL_CONFIG="$repo/config/dr-config.local.env"
 
@@ -192,6 +196,30 @@ s3_status() {
   fi
 }
 
+# --- alert catcher (SMTP + webhook) ------------------------------------------------------------
+alerts_up() {
+  mkdir -p "$ALERTS_DIR"
+  if pid_alive "$ALERTS_PID" && port_open "$ALERT_SMTP_PORT" && port_open "$ALERT_HTTP_PORT"; then
+    log "alert catcher already running (SMTP 127.0.0.1:$ALERT_SMTP_PORT, webhook :$ALERT_HTTP_PORT)"
+  else
+    stop_pidfile "$ALERTS_PID" "alert catcher"
+    log "starting the alert catcher (SMTP 127.0.0.1:$ALERT_SMTP_PORT, webhook http://127.0.0.1:$ALERT_HTTP_PORT/hook)"
+    setsid node "$here/alert-catcher.js" --dir "$ALERTS_DIR" --smtp-port "$ALERT_SMTP_PORT" --http-port "$ALERT_HTTP_PORT" \
+      >"$ALERTS_LOG" 2>&1 </dev/null &
+    echo $! > "$ALERTS_PID"
+    wait_port "$ALERT_SMTP_PORT" "alert catcher" 30 "$ALERTS_LOG"
+    wait_port "$ALERT_HTTP_PORT" "alert catcher" 30 "$ALERTS_LOG"
+  fi
+}
+
+alerts_status() {
+  if pid_alive "$ALERTS_PID" && port_open "$ALERT_SMTP_PORT" && port_open "$ALERT_HTTP_PORT"; then
+    echo "alerts     up    smtp://127.0.0.1:$ALERT_SMTP_PORT, http://127.0.0.1:$ALERT_HTTP_PORT/hook (inbox $ALERTS_DIR/inbox.jsonl)"
+  else
+    echo "alerts     down  smtp://127.0.0.1:$ALERT_SMTP_PORT"; return 1
+  fi
+}
+
 # --- configuration for the local stack --------------------------------------------------------
 write_local_config() {
   mkdir -p "$repo/config" "$ODOO_DR_STACK/backups" "$ODOO_DR_STACK/odoo-data/filestore" "$ODOO_DR_STACK/odoo-config"
@@ -222,6 +250,13 @@ DR_ENCRYPTION_KEY_FILE="$SECRETS/encryption.key"
 DR_SIGNING_KEY_FILE="$SECRETS/signing.key"
 DR_TRUSTED_SIGNERS="$(signing_public_key)"
 
+# Alerts go to the stack's catcher (its inbox: $ALERTS_DIR/inbox.jsonl).
+DR_SMTP_HOST="127.0.0.1"
+DR_SMTP_PORT="$ALERT_SMTP_PORT"
+DR_SMTP_FROM="odoo-dr@local-stack.test"
+DR_NOTIFICATION_EMAIL="ops@local-stack.test"
+DR_WEBHOOK_URL="http://127.0.0.1:$ALERT_HTTP_PORT/hook"
+
 TEMPORAL_ADDRESS="127.0.0.1:$TEMPORAL_PORT"
 TEMPORAL_NAMESPACE="default"
 DR_TASK_QUEUE="odoo-dr"
@@ -249,12 +284,14 @@ case "$cmd" in
     timed temporal temporal_up
     timed s3 s3_up
     ensure_bucket
+    timed alerts alerts_up
     write_local_config
     log "local stack is up; configuration: config/dr-config.local.env"
     ;;
   down)
     stop_pidfile "$TEMPORAL_PID" "Temporal dev server"
     stop_pidfile "$S3_PID" versitygw
+    stop_pidfile "$ALERTS_PID" "alert catcher"
     pg_down
     if [[ "${2:-}" == "--purge" ]]; then log "deleting $ODOO_DR_STACK"; rm -rf "$ODOO_DR_STACK" "$LOCAL_CONFIG"; fi
     ;;
@@ -263,6 +300,7 @@ case "$cmd" in
     pg_status || rc=1
     temporal_status || rc=1
     s3_status || rc=1
+    alerts_status || rc=1
     [[ -f "$LOCAL_CONFIG" ]] && echo "config     $LOCAL_CONFIG" || { echo "config     missing (run npm run stack:up)"; rc=1; }
     exit $rc
     ;;
@@ -276,7 +314,9 @@ case "$cmd" in
       start:postgres) pg_up ;;
       start:temporal) temporal_up ;;
       start:s3) s3_up ;;
-      *) echo "usage: $0 stop|start postgres|temporal|s3" >&2; exit 2 ;;
+      stop:alerts) stop_pidfile "$ALERTS_PID" "alert catcher" ;;
+      start:alerts) alerts_up ;;
+      *) echo "usage: $0 stop|start postgres|temporal|s3|alerts" >&2; exit 2 ;;
     esac
     ;;
   *) echo "usage: $0 up|down [--purge]|status|stop SERVICE|start SERVICE" >&2; exit 2 ;;
