@@ -14,7 +14,7 @@ import { plausibleAgeSize } from '../crypto/age';
 import { ArtifactCorruptedError, DiskFullError } from '../errors';
 import { cloudKey, headObject, uploadFile, type CloudSettings } from '../storage/s3';
 import { localPath, rel } from './layout';
-import type { Artifact } from './manifest';
+import type { Artifact } from './artifact';
 import { PACK_TARGET_BYTES, parseIndexLine, SHA1_HEX, SMALL_FILE_BYTES, writePack, type FileEntry, type IndexLine, type PackMember, type PackRecord } from './packs';
 
 /** `<aa>/<sha1>` as Odoo writes it. */

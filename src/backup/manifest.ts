@@ -7,21 +7,14 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { ArtifactCorruptedError } from '../errors';
+import type { Artifact } from './artifact';
 import type { OdooFacts } from '../odoo/facts';
 import type { FilestoreResult } from './filestore';
 
 export const MANIFEST_FORMAT = 'odoo-dr-session';
 export const MANIFEST_VERSION = 1;
 
-export interface Artifact {
-  /** Path relative to the backup root (local dir or bucket prefix), '/'-separated. */
-  path: string;
-  bytes: number;
-  /** Hex SHA-256 of the stored (encrypted) bytes. */
-  sha256: string;
-  /** Verification of the cloud copy at completion (absent: no cloud copy). */
-  cloud?: { key: string; verified: boolean };
-}
+export type { Artifact } from './artifact';
 
 export type TenantStatus = 'complete' | 'failed';
 

@@ -18,7 +18,6 @@ import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } f
 import { access, mkdir, open, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import type { DrConfig } from '../config';
 import { ArtifactCorruptedError, EncryptionKeyError } from '../errors';
 import { runPipeline } from '../pipeline';
 
@@ -133,7 +132,12 @@ export function ageRecipientProblem(recipient: string): string | undefined {
  * The recipients backups are encrypted to: DR_AGE_RECIPIENTS, else the public key of the identity in
  * DR_ENCRYPTION_KEY_FILE (which must then be private to its owner).
  */
-export async function recipientsFor(config: DrConfig): Promise<string[]> {
+/** The encryption settings only (DrConfig has them): the configuration module itself uses this file. */
+export interface EncryptionSettings {
+  encryption: { recipients: readonly string[]; identityFile?: string };
+}
+
+export async function recipientsFor(config: EncryptionSettings): Promise<string[]> {
   const { recipients, identityFile } = config.encryption;
   if (recipients.length > 0) return [...recipients];
   if (identityFile) {

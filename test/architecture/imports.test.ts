@@ -242,6 +242,60 @@ export function checkImportRules(root: string): Violation[] {
   return violations;
 }
 
+/** The file a relative specifier resolves to (`x.ts`, `x/index.ts`), or undefined (packages, built-ins, non-sources). */
+function resolveSource(root: string, fromRel: string, specifier: string): string | undefined {
+  if (!specifier.startsWith('.')) return undefined;
+  const base = path.resolve(root, path.dirname(fromRel), specifier);
+  for (const candidate of [...SOURCE_EXTENSIONS.map((e) => base + e), ...SOURCE_EXTENSIONS.map((e) => path.join(base, `index${e}`))]) {
+    if (existsSync(candidate)) return path.relative(root, candidate).split(path.sep).join('/');
+  }
+  return undefined;
+}
+
+/**
+ * Import cycles between the sources of the four layers, type-only imports included (a type cycle is
+ * still two modules that cannot be understood apart): each strongly connected component of the file
+ * graph with more than one file, as its files sorted (Tarjan's algorithm).
+ */
+export function findImportCycles(root: string): string[][] {
+  const graph = new Map<string, Set<string>>();
+  for (const ref of collectImports(root).imports) {
+    const to = resolveSource(root, ref.file, ref.specifier);
+    if (!graph.has(ref.file)) graph.set(ref.file, new Set());
+    if (to && to !== ref.file) graph.get(ref.file)!.add(to);
+  }
+  let next = 0;
+  const index = new Map<string, number>();
+  const low = new Map<string, number>();
+  const stack: string[] = [];
+  const onStack = new Set<string>();
+  const cycles: string[][] = [];
+  const connect = (v: string): void => {
+    index.set(v, next);
+    low.set(v, next++);
+    stack.push(v);
+    onStack.add(v);
+    for (const w of graph.get(v) ?? []) {
+      if (!index.has(w)) {
+        connect(w);
+        low.set(v, Math.min(low.get(v)!, low.get(w)!));
+      } else if (onStack.has(w)) low.set(v, Math.min(low.get(v)!, index.get(w)!));
+    }
+    if (low.get(v) === index.get(v)) {
+      const component: string[] = [];
+      let w: string;
+      do {
+        w = stack.pop()!;
+        onStack.delete(w);
+        component.push(w);
+      } while (w !== v);
+      if (component.length > 1) cycles.push(component.sort());
+    }
+  };
+  for (const v of [...graph.keys()].sort()) if (!index.has(v)) connect(v);
+  return cycles;
+}
+
 export function formatViolations(violations: readonly Violation[]): string {
   return violations
     .map((v) => `  ${v.file}:${v.line} → '${v.specifier}' [${v.typeOnly ? 'type-only ' : ''}${v.kind}] ${v.rule}: ${v.message}`)
@@ -266,6 +320,40 @@ describe('architecture: import graph', () => {
 
     it('obeys the dependency table of ARCHITECTURE.md §2', () => {
       assertNoViolations(checkImportRules(root));
+    });
+
+    it('has no import cycles (type-only imports included)', () => {
+      const cycles = findImportCycles(root);
+      assert.deepEqual(cycles, [], `import cycles:\n${cycles.map((c) => `  ${c.join(' ↔ ')}`).join('\n')}`);
+    });
+  });
+
+  describe('findImportCycles on a synthetic tree', () => {
+    it('finds a type-only cycle and a three-file runtime cycle, and not a diamond', () => {
+      const root = mkdtempSync(path.join(tmpdir(), 'odoo-dr-cycles-'));
+      try {
+        const write = (rel: string, text: string): void => {
+          mkdirSync(path.dirname(path.join(root, rel)), { recursive: true });
+          writeFileSync(path.join(root, rel), text);
+        };
+        write('package.json', '{}');
+        write('tsconfig.json', '{}');
+        write('src/a.ts', "import type { B } from './b';\nexport interface A { b?: B }\n");
+        write('src/b.ts', "import type { A } from './a';\nexport interface B { a?: A }\n");
+        write('src/x/index.ts', "import { y } from '../y';\nexport const x = y;\n");
+        write('src/y.ts', "import { z } from './z';\nexport const y = z;\n");
+        write('src/z.ts', "import { x } from './x';\nexport const z = () => x;\n");
+        write('src/top.ts', "import { l } from './left';\nimport { r } from './right';\nexport const t = l + r;\n");
+        write('src/left.ts', "import { base } from './base';\nexport const l = base;\n");
+        write('src/right.ts', "import { base } from './base';\nexport const r = base;\n");
+        write('src/base.ts', 'export const base = 1;\n');
+        assert.deepEqual(
+          findImportCycles(root).map((c) => c.join(' ')).sort(),
+          ['src/a.ts src/b.ts', 'src/x/index.ts src/y.ts src/z.ts'],
+        );
+      } finally {
+        rmSync(root, { recursive: true, force: true });
+      }
     });
   });
 
