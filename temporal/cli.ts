@@ -38,6 +38,7 @@ import type { ValidationInput, ValidationReport } from '../workflows/validation'
 import { approveSignal, recoveryStatusQuery, rejectSignal, type RecoveryInput, type RecoveryResult, type RecoveryStatus } from '../workflows/recovery';
 import type { RecoveryMode } from '../src/recovery/plan';
 import { connectClient, connectWorker, temporalSettings } from './connection';
+import { registerScheduleCommands } from './cli/schedules';
 
 /** Exit codes (README "Exit codes"). */
 export const EXIT = {
@@ -50,7 +51,7 @@ export const EXIT = {
   unavailable: 3,
 } as const;
 
-interface GlobalOptions {
+export interface GlobalOptions {
   config?: string;
   json?: boolean;
   reconnectTimeout?: string;
@@ -59,7 +60,7 @@ interface GlobalOptions {
 /** Default of --reconnect-timeout: how long Temporal may stay unreachable while the CLI waits for a workflow. */
 const DEFAULT_RECONNECT_TIMEOUT_MINUTES = 30;
 
-class CliExit extends Error {
+export class CliExit extends Error {
   constructor(
     readonly code: number,
     message: string,
@@ -68,7 +69,7 @@ class CliExit extends Error {
   }
 }
 
-function load(opts: GlobalOptions): DrConfig {
+export function load(opts: GlobalOptions): DrConfig {
   try {
     return loadConfig(opts.config ? { path: opts.config } : {});
   } catch (err) {
@@ -77,7 +78,7 @@ function load(opts: GlobalOptions): DrConfig {
   }
 }
 
-function printWarnings(config: DrConfig): void {
+export function printWarnings(config: DrConfig): void {
   for (const w of config.warnings) process.stderr.write(`warning: ${w}\n`);
 }
 
@@ -93,7 +94,7 @@ function formatBytes(n: number): string {
 }
 
 /** Runs `fn` with a Temporal client (exit code 3 when Temporal is unreachable) and always closes it. */
-async function withTemporal<T>(config: DrConfig, fn: (client: Client) => Promise<T>): Promise<T> {
+export async function withTemporal<T>(config: DrConfig, fn: (client: Client) => Promise<T>): Promise<T> {
   const client = await connectClient(config).catch((err: Error) => {
     throw new CliExit(EXIT.unavailable, err.message);
   });
@@ -134,7 +135,7 @@ export function operatorIdentity(): string {
   return `${user}@${hostname()}`;
 }
 
-function formatTable(header: string[], rows: string[][]): string {
+export function formatTable(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
   return `${[header, ...rows].map(line).join('\n')}\n`;
@@ -576,6 +577,7 @@ Exit codes: 0 recovered (or plan shown), 1 failed, rolled back, rejected or expi
       }
     });
 
+  registerScheduleCommands(program, outcome);
   return program;
 }
 
