@@ -80,7 +80,15 @@ function printPlanErrors(err: unknown): never {
 export function registerScheduleCommands(program: Command, outcome: { code: number }): void {
   const schedules = program
     .command('schedules')
-    .description('Temporal Schedules for backups, validation, drills, monitoring and cleanup (the seed\'s setup-automation.sh).');
+    .description('Temporal Schedules for backups, validation, drills, monitoring and cleanup (the seed\'s setup-automation.sh).')
+    .addHelpText('after', `
+Examples:
+  odoo-dr schedules apply --dry-run                    what would be created or changed
+  odoo-dr schedules apply                              create or update them from the configuration
+  odoo-dr schedules list                               next run, last run and its result
+  odoo-dr schedules pause backup --note "disk swap"    (unpause backup when done)
+  odoo-dr schedules trigger backup                     a backup now, as the schedule would start it
+  odoo-dr schedules remove                             delete odoo-dr's schedules (runs in progress go on)`);
 
   schedules
     .command('apply')

@@ -118,7 +118,7 @@ describe('odoo-dr schedules (CLI on the dev server)', function () {
     // Every update gives the schedule a new conflict token: the same token means nothing was written.
     const after = await describeSchedule('backup');
     assert.ok(before.raw.conflictToken?.length, 'the server returns a conflict token');
-    assert.deepEqual(Buffer.from(after.raw.conflictToken!), Buffer.from(before.raw.conflictToken!), 'the schedule was not updated');
+    assert.deepEqual(Buffer.from(after.raw.conflictToken!), Buffer.from(before.raw.conflictToken), 'the schedule was not updated');
   });
 
   it('`pause` and `unpause` with a note; a paused schedule stays paused through an update', async () => {
@@ -148,18 +148,26 @@ describe('odoo-dr schedules (CLI on the dev server)', function () {
     assert.equal(u.code, 0, u.out);
     now = await listed();
     assert.equal(now.backup!.paused, false);
-    assert.ok(now.backup!.nextRuns!.length > 0);
+    assert.ok(now.backup!.nextRuns.length > 0);
     const bad = await cli('schedules', 'pause', 'backups');
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /unknown schedule "backups": expected one of backup, validation, drill, monitor, cleanup/);
   });
 
-  it('`trigger backup` starts a backup now; a worker runs it and `list` shows the run and its result', async () => {
-    worker = await startCliWorker(env, ['--task-queue', taskQueue]);
+  it('`trigger backup` starts a backup now (refused while it runs); a worker runs it and `list` shows the run and its result', async () => {
+    // No worker yet: the run stays in progress until one starts.
     const r = await cli('schedules', 'trigger', 'backup');
     assert.equal(r.code, 0, r.out);
     const m = new RegExp(`triggered ${id('backup')}: started workflow (backup/${taskQueue}/scheduled-\\S+)`).exec(r.stdout);
     assert.ok(m, r.out);
+    const again = await cli('schedules', 'trigger', 'backup');
+    assert.equal(again.code, 1, again.out);
+    assert.match(again.stderr, new RegExp(`${id('backup')} has a run in progress \\(${m[1]!.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\); not triggered`));
+    const running = await listed();
+    assert.deepEqual(running.backup!.running, [m[1]]);
+    assert.equal(running.backup!.lastRun?.status, 'RUNNING');
+
+    worker = await startCliWorker(env, ['--task-queue', taskQueue]);
     const result = await client.workflow.getHandle<() => Promise<BackupResult>>(m[1]!).result();
     assert.equal(result.status, 'complete');
     assert.match(result.session, /^backup_\d{8}_\d{6}_[a-z0-9]+$/, 'a scheduled run names its own session');
@@ -183,7 +191,7 @@ describe('odoo-dr schedules (CLI on the dev server)', function () {
     const r = await cli('schedules', 'apply', '--backup-time', '01:30', '--test-schedule', 'monthly', '--monitor-interval', '30', '--backup-interval', '6');
     assert.equal(r.code, 2, r.out);
     assert.match(r.stderr, /backups every 6 h leave up to 6 h between two backups, more than DR_RPO_HOURS=4.*--force/);
-    assert.deepEqual(Buffer.from((await describeSchedule('backup')).raw.conflictToken!), Buffer.from(before.raw.conflictToken!), 'nothing was changed');
+    assert.deepEqual(Buffer.from((await describeSchedule('backup')).raw.conflictToken!), Buffer.from(before.raw.conflictToken), 'nothing was changed');
 
     const f = await cli('schedules', 'apply', '--backup-time', '01:30', '--test-schedule', 'monthly', '--monitor-interval', '30', '--backup-interval', '6', '--force');
     assert.equal(f.code, 0, f.out);
