@@ -729,6 +729,15 @@ export function loadConfig(options: LoadConfigOptions = {}): DrConfig {
   const exclude = p.DR_EXCLUDE_TENANTS ?? [];
   const both = include.filter((t) => exclude.includes(t));
   if (both.length) problems.push(`DR_TENANTS and DR_EXCLUDE_TENANTS both name ${both.join(', ')}; a tenant cannot be both`);
+  if (p.DR_BACKUP_INTERVAL_HOURS !== undefined && p.DR_RPO_HOURS !== undefined && p.DR_SCHEDULE_JITTER_MINUTES !== undefined) {
+    // The planner's rule (src/automation/schedules.ts), said early: `schedules apply` refuses it without --force.
+    if (p.DR_BACKUP_INTERVAL_HOURS * 60 + p.DR_SCHEDULE_JITTER_MINUTES > p.DR_RPO_HOURS * 60) {
+      warnings.push(
+        `DR_BACKUP_INTERVAL_HOURS=${p.DR_BACKUP_INTERVAL_HOURS}${p.DR_SCHEDULE_JITTER_MINUTES ? ` with DR_SCHEDULE_JITTER_MINUTES=${p.DR_SCHEDULE_JITTER_MINUTES}` : ''} ` +
+          `leaves more than DR_RPO_HOURS=${p.DR_RPO_HOURS} between two backups: \`odoo-dr schedules apply\` refuses it without --force`,
+      );
+    }
+  }
   if (p.DR_NOTIFICATION_EMAIL?.length && !p.DR_SMTP_HOST) {
     warnings.push('DR_NOTIFICATION_EMAIL is set but DR_SMTP_HOST is not: no alert e-mail can be sent');
   }

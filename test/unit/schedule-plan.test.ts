@@ -134,6 +134,9 @@ describe('automation planner', () => {
     assert.match(plan.warnings.join('\n'), /Europe\/Brussels observes daylight saving time/);
     assert.equal(byName(plan.schedules, 'backup').timezone, 'Europe/Brussels');
 
+    const slow = loadConfig({ env: {}, path: emptyFile('DR_BACKUP_INTERVAL_HOURS="6"\n') });
+    assert.deepEqual(slow.warnings, ['DR_BACKUP_INTERVAL_HOURS=6 leaves more than DR_RPO_HOURS=4 between two backups: `odoo-dr schedules apply` refuses it without --force']);
+
     let problems: string[] = [];
     try {
       loadConfig({ env: {}, path: emptyFile('DR_MONITORING_INTERVAL="90"\nDR_TEST_SCHEDULE="yearly"\nDR_BACKUP_TIME="25:00"\nDR_SCHEDULE_TIMEZONE="Mars/Olympus"\n') });
