@@ -10,6 +10,7 @@ import { parse as parseDotenv } from 'dotenv';
 import { expand as expandDotenv } from 'dotenv-expand';
 import { z } from 'zod';
 import { ageRecipientProblem } from './crypto/age';
+import { DRILL_CADENCES, parseTimeOfDay, type DrillCadence, type TimeOfDay } from './automation/schedules';
 import { ConfigError, hideUrlCredentials, looksLikePrivateKey, scrubSecrets } from './errors';
 
 /**
@@ -93,8 +94,7 @@ export function redactValue(name: string, value: string | undefined): string | u
 const SEED_VARIABLES_IGNORED = new Set([
   'DR_SESSION_DIR', 'PROJECT_ROOT', 'DR_BACKUP_DESTINATIONS', 'GDRIVE_FOLDER_NAME', 'GDRIVE_CREDENTIALS_FILE',
   'GDRIVE_TOKEN_FILE', 'GDRIVE_CLIENT_ID', 'GDRIVE_CLIENT_SECRET', 'GDRIVE_UPLOAD_CHUNK_SIZE', 'GCS_BUCKET',
-  'GOOGLE_APPLICATION_CREDENTIALS', 'DR_ENCRYPTION_CIPHER', 'DR_VERIFY_BACKUPS', 'DR_MONITORING_ENABLED',
-  'DR_MONITORING_INTERVAL', 'DR_TEST_ENABLED', 'DR_TEST_SCHEDULE', 'SHARED_ADDONS_PATH', 'DR_PARALLEL_RESTORE',
+  'GOOGLE_APPLICATION_CREDENTIALS', 'DR_ENCRYPTION_CIPHER', 'DR_VERIFY_BACKUPS', 'SHARED_ADDONS_PATH', 'DR_PARALLEL_RESTORE',
   'DR_AUTO_START_SERVICES', 'DR_POST_RECOVERY_HEALTH_CHECK', 'DR_SECURE_DELETE', 'DR_AUDIT_LOGGING',
   'DR_ACCESS_LOG', 'DR_AUDIT_LOG', 'DR_DEBUG_MODE', 'DR_VERBOSE_LOGGING', 'DR_KEEP_TEMP_FILES',
 ]);
@@ -276,6 +276,33 @@ const sshPublicKeys = custom('a comma-separated list of public keys like "ssh-ed
 const oneOf = <T extends string>(...values: T[]) =>
   custom(`one of ${values.join(', ')}`, (raw) => (values.includes(raw as T) ? (raw as T) : undefined));
 
+/** `HH:MM` on a 24-hour clock. */
+const timeOfDay = custom('a time of day HH:MM from 00:00 to 23:59', (raw, name) => {
+  try {
+    return parseTimeOfDay(raw, name);
+  } catch (err) {
+    return new Refused([(err as Error).message]);
+  }
+});
+
+/** An IANA time zone (`Europe/Brussels`, `UTC`), in its canonical spelling (Temporal's server is case-sensitive). */
+const timeZone = custom('an IANA time zone name like UTC or Europe/Brussels', (raw) => {
+  try {
+    return new Intl.DateTimeFormat('en-US', { timeZone: raw }).resolvedOptions().timeZone;
+  } catch {
+    return undefined;
+  }
+});
+
+/** The seed's DR_MONITORING_INTERVAL is in seconds; schedules work in whole minutes. */
+const monitoringSeconds = custom('a whole number of seconds from 60 to 86400', (raw, name) => {
+  if (!/^\d+$/.test(raw)) return undefined;
+  const n = Number(raw);
+  if (n < 60 || n > 86400) return undefined;
+  if (n % 60 !== 0) return new Refused([`${name} must be a whole number of minutes in seconds (a multiple of 60), got ${describeValue(name, raw)}`]);
+  return n;
+});
+
 /** PostgreSQL identifiers as Odoo uses them for database names and roles. */
 const pgName = custom('a PostgreSQL name of at most 63 bytes', (raw) =>
   raw !== '' && Buffer.byteLength(raw) <= 63 && !raw.includes('\0') ? raw : undefined,
@@ -369,6 +396,19 @@ export const FIELDS = {
   DR_WEBHOOK_URL: { schema: httpUrl, doc: 'Slack-style webhook for alerts (secret: it embeds a token).' },
   DR_ALERT_ON_BACKUP_AGE: { schema: wholeNumber(60, 31_536_000), default: '86400', doc: 'Alert when the newest complete backup is older (seconds).' },
   DR_ALERT_ON_DISK_USAGE: { schema: wholeNumber(1, 100), default: '90', doc: 'Alert when the backup disk is fuller (percent).' },
+  // --- Automation (Temporal Schedules; `odoo-dr schedules apply`)
+  DR_BACKUP_TIME: { schema: timeOfDay, default: '02:00', doc: 'Time of the first backup of the day (HH:MM in DR_SCHEDULE_TIMEZONE).' },
+  DR_BACKUP_INTERVAL_HOURS: { schema: wholeNumber(1, 24), doc: 'Hours between two backups, from DR_BACKUP_TIME. Default: DR_RPO_HOURS (at most 24, less the jitter); a cadence that breaks the RPO is refused unless --force.' },
+  DR_VALIDATION_TIME: { schema: timeOfDay, default: '03:00', doc: 'Daily validation of the latest session (HH:MM).' },
+  DR_VALIDATION_RESTORE_TEST: { schema: boolean, default: 'false', doc: 'Daily validation also restores every tenant into a neutralized scratch copy (heavy; the drill already does it).' },
+  DR_TEST_ENABLED: { schema: boolean, default: 'true', doc: 'Schedule disaster-recovery drills (seed variable); false removes the drill schedule.' },
+  DR_TEST_SCHEDULE: { schema: oneOf(...DRILL_CADENCES), default: 'weekly', doc: 'Drill cadence (seed variable): daily, weekly (Sundays) or monthly (the 1st).' },
+  DR_TEST_TIME: { schema: timeOfDay, default: '04:00', doc: 'Time of the drill (HH:MM).' },
+  DR_MONITORING_ENABLED: { schema: boolean, default: 'true', doc: 'Schedule the monitoring check (seed variable); false removes the monitor schedule.' },
+  DR_MONITORING_INTERVAL: { schema: monitoringSeconds, default: '3600', doc: 'Seconds between two monitoring checks (seed variable, in seconds as in the seed; whole minutes, 60 to 86400). `schedules apply --monitor-interval` takes minutes.' },
+  DR_CLEANUP_TIME: { schema: timeOfDay, default: '05:00', doc: 'Daily retention and pack collection (HH:MM).' },
+  DR_SCHEDULE_TIMEZONE: { schema: timeZone, default: 'UTC', doc: 'IANA time zone of the times above (e.g. Europe/Brussels).' },
+  DR_SCHEDULE_JITTER_MINUTES: { schema: wholeNumber(0, 60), default: '0', doc: 'Start each scheduled run up to this many minutes late, at random, so large fleets do not all start at once.' },
   // --- Temporal
   DR_TASK_QUEUE: { schema: text, default: 'odoo-dr', doc: 'Task queue of the odoo-dr worker.' },
 } satisfies Record<string, Field>;
@@ -423,6 +463,21 @@ export interface DrConfig {
     webhookUrl: string | undefined;
     backupAgeSeconds: number;
     diskUsagePercent: number;
+  };
+  /** What `odoo-dr schedules apply` schedules (src/automation/schedules.ts). */
+  automation: {
+    backupTime: TimeOfDay;
+    backupIntervalHours: number | undefined;
+    validationTime: TimeOfDay;
+    validationRestoreTest: boolean;
+    drillEnabled: boolean;
+    drillCadence: DrillCadence;
+    drillTime: TimeOfDay;
+    monitoringEnabled: boolean;
+    monitoringIntervalMinutes: number;
+    cleanupTime: TimeOfDay;
+    timezone: string;
+    jitterMinutes: number;
   };
   taskQueue: string;
   /** TEMPORAL_* variables from the file, for @temporalio/envconfig (process env wins). */
@@ -674,6 +729,15 @@ export function loadConfig(options: LoadConfigOptions = {}): DrConfig {
   const exclude = p.DR_EXCLUDE_TENANTS ?? [];
   const both = include.filter((t) => exclude.includes(t));
   if (both.length) problems.push(`DR_TENANTS and DR_EXCLUDE_TENANTS both name ${both.join(', ')}; a tenant cannot be both`);
+  if (p.DR_BACKUP_INTERVAL_HOURS !== undefined && p.DR_RPO_HOURS !== undefined && p.DR_SCHEDULE_JITTER_MINUTES !== undefined) {
+    // The planner's rule (src/automation/schedules.ts), said early: `schedules apply` refuses it without --force.
+    if (p.DR_BACKUP_INTERVAL_HOURS * 60 + p.DR_SCHEDULE_JITTER_MINUTES > p.DR_RPO_HOURS * 60) {
+      warnings.push(
+        `DR_BACKUP_INTERVAL_HOURS=${p.DR_BACKUP_INTERVAL_HOURS}${p.DR_SCHEDULE_JITTER_MINUTES ? ` with DR_SCHEDULE_JITTER_MINUTES=${p.DR_SCHEDULE_JITTER_MINUTES}` : ''} ` +
+          `leaves more than DR_RPO_HOURS=${p.DR_RPO_HOURS} between two backups: \`odoo-dr schedules apply\` refuses it without --force`,
+      );
+    }
+  }
   if (p.DR_NOTIFICATION_EMAIL?.length && !p.DR_SMTP_HOST) {
     warnings.push('DR_NOTIFICATION_EMAIL is set but DR_SMTP_HOST is not: no alert e-mail can be sent');
   }
@@ -786,6 +850,20 @@ export function loadConfig(options: LoadConfigOptions = {}): DrConfig {
       webhookUrl: p.DR_WEBHOOK_URL || undefined,
       backupAgeSeconds: p.DR_ALERT_ON_BACKUP_AGE!,
       diskUsagePercent: p.DR_ALERT_ON_DISK_USAGE!,
+    },
+    automation: {
+      backupTime: p.DR_BACKUP_TIME!,
+      backupIntervalHours: p.DR_BACKUP_INTERVAL_HOURS,
+      validationTime: p.DR_VALIDATION_TIME!,
+      validationRestoreTest: p.DR_VALIDATION_RESTORE_TEST!,
+      drillEnabled: p.DR_TEST_ENABLED!,
+      drillCadence: p.DR_TEST_SCHEDULE!,
+      drillTime: p.DR_TEST_TIME!,
+      monitoringEnabled: p.DR_MONITORING_ENABLED!,
+      monitoringIntervalMinutes: p.DR_MONITORING_INTERVAL! / 60,
+      cleanupTime: p.DR_CLEANUP_TIME!,
+      timezone: p.DR_SCHEDULE_TIMEZONE!,
+      jitterMinutes: p.DR_SCHEDULE_JITTER_MINUTES!,
     },
     taskQueue: p.DR_TASK_QUEUE!,
     temporalEnv,

@@ -6,7 +6,7 @@
  * its native code, the S3 SDK, signing keys, the recovery planner) is loaded by that command.
  */
 import { randomBytes } from 'node:crypto';
-import { hostname, userInfo } from 'node:os';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import {
   Client,
@@ -18,10 +18,9 @@ import {
 } from '@temporalio/client';
 import { ApplicationFailure, NamespaceNotFoundError, type Workflow, type WorkflowResultType } from '@temporalio/common';
 import { Command, CommanderError } from 'commander';
-import { loadConfig, redactConfig, type DrConfig } from '../src/config';
-import { ConfigError, DrError, scrubSecrets } from '../src/errors';
+import { redactConfig, type DrConfig } from '../src/config';
+import { DrError, scrubSecrets } from '../src/errors';
 import { existsSync } from 'node:fs';
-import { assertSessionName, assertTenantName } from '../src/backup/layout';
 import type { BackupInput, BackupResult } from '../workflows/backup';
 import {
   DEFAULT_TASK_QUEUE,
@@ -37,114 +36,28 @@ import type { DrillInput, DrillMode, DrillReport } from '../workflows/drill';
 import type { ValidationInput, ValidationReport } from '../workflows/validation';
 import { approveSignal, recoveryStatusQuery, rejectSignal, type RecoveryInput, type RecoveryResult, type RecoveryStatus } from '../workflows/recovery';
 import type { RecoveryMode } from '../src/recovery/plan';
-import { connectClient, connectWorker, temporalSettings } from './connection';
+import { connectWorker, temporalSettings } from './connection';
+import { registerScheduleCommands } from './cli/schedules';
 
-/** Exit codes (README "Exit codes"). */
-export const EXIT = {
-  ok: 0,
-  /** The operation ran and failed (or found a problem). */
-  failed: 1,
-  /** Bad command line or configuration: nothing was started. */
-  usage: 2,
-  /** A service (Temporal, PostgreSQL) could not be reached. */
-  unavailable: 3,
-} as const;
+import {
+  CliExit,
+  EXIT,
+  checkNames,
+  formatBytes,
+  formatDuration,
+  formatTable,
+  load,
+  operatorIdentity,
+  printWarnings,
+  warnUnsigned,
+  withTemporal,
+  type GlobalOptions,
+} from './cli/common';
 
-interface GlobalOptions {
-  config?: string;
-  json?: boolean;
-  reconnectTimeout?: string;
-}
+export { CliExit, EXIT, formatTable, load, operatorIdentity, printWarnings, withTemporal, type GlobalOptions } from './cli/common';
 
 /** Default of --reconnect-timeout: how long Temporal may stay unreachable while the CLI waits for a workflow. */
 const DEFAULT_RECONNECT_TIMEOUT_MINUTES = 30;
-
-class CliExit extends Error {
-  constructor(
-    readonly code: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-function load(opts: GlobalOptions): DrConfig {
-  try {
-    return loadConfig(opts.config ? { path: opts.config } : {});
-  } catch (err) {
-    if (err instanceof ConfigError) throw new CliExit(EXIT.usage, err.message);
-    throw err;
-  }
-}
-
-function printWarnings(config: DrConfig): void {
-  for (const w of config.warnings) process.stderr.write(`warning: ${w}\n`);
-}
-
-function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
-}
-
-/** Runs `fn` with a Temporal client (exit code 3 when Temporal is unreachable) and always closes it. */
-async function withTemporal<T>(config: DrConfig, fn: (client: Client) => Promise<T>): Promise<T> {
-  const client = await connectClient(config).catch((err: Error) => {
-    throw new CliExit(EXIT.unavailable, err.message);
-  });
-  try {
-    return await fn(client);
-  } finally {
-    await client.connection.close();
-  }
-}
-
-/** Tenant and session names are checked before anything starts (exit 2): they become workflow IDs and paths. */
-function checkNames(opts: { tenants?: string[]; session?: string }): void {
-  try {
-    for (const t of opts.tenants ?? []) assertTenantName(t);
-    if (opts.session !== undefined && opts.session !== 'latest') assertSessionName(opts.session);
-  } catch (err) {
-    throw new CliExit(EXIT.usage, (err as Error).message);
-  }
-}
-
-/** `--allow-unsigned` is a loud, explicit choice: say what it means every time. */
-function warnUnsigned(): true {
-  process.stderr.write(
-    'WARNING: --allow-unsigned: an unsigned session is accepted. Anyone who could write to the backup folder or the bucket could have made it. ' +
-      'Use it only for sessions made before signing was set up.\n',
-  );
-  return true;
-}
-
-/** Who started something, for the audit trail and workflow memo. */
-export function operatorIdentity(): string {
-  let user = 'unknown';
-  try {
-    user = userInfo().username;
-  } catch {
-    /* no passwd entry (containers) */
-  }
-  return `${user}@${hostname()}`;
-}
-
-function formatTable(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
-  return `${[header, ...rows].map(line).join('\n')}\n`;
-}
-
-function formatDuration(ms: number): string {
-  if (ms < 1000) return `${ms} ms`;
-  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
-  return `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
-}
 
 function printDiscovery(result: TenantDiscoveryResult): void {
   const rows = result.tenants.map((t) => [
@@ -576,6 +489,7 @@ Exit codes: 0 recovered (or plan shown), 1 failed, rolled back, rejected or expi
       }
     });
 
+  registerScheduleCommands(program, outcome);
   return program;
 }
 

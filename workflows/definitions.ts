@@ -54,6 +54,34 @@ export const ScheduleIds = {
 } as const;
 export type ScheduleName = keyof typeof ScheduleIds;
 
+/**
+ * The ID of one of our schedules for a task queue: `odoo-dr/<name>` for the default queue, else
+ * `odoo-dr/<queue>/<name>`, so several installations (or tests) can share one namespace. Everyone
+ * looks schedules up through this function (`schedules apply|list`, `setup --check`).
+ */
+export function scheduleId(name: ScheduleName, taskQueue: string = DEFAULT_TASK_QUEUE): string {
+  return taskQueue === DEFAULT_TASK_QUEUE ? ScheduleIds[name] : `odoo-dr/${taskQueue}/${name}`;
+}
+
+/** First segment of the IDs of the workflows each schedule starts (`backup/…` like manual backups). */
+const SCHEDULED_ID_PREFIX: Record<ScheduleName, string> = {
+  backup: 'backup',
+  validation: 'validation',
+  monitor: 'monitor',
+  drill: 'drill',
+  cleanup: 'retention',
+};
+
+/**
+ * Workflow ID a schedule gives its runs; Temporal appends the scheduled time, so a run reads
+ * `backup/scheduled-2026-11-26T02:00:00Z`. The queue is in it when not the default: two
+ * installations firing at the same second must not collide on one ID.
+ */
+export function scheduledWorkflowId(name: ScheduleName, taskQueue: string = DEFAULT_TASK_QUEUE): string {
+  const prefix = SCHEDULED_ID_PREFIX[name];
+  return taskQueue === DEFAULT_TASK_QUEUE ? `${prefix}/scheduled` : `${prefix}/${taskQueue}/scheduled`;
+}
+
 /** Input of monitorWorkflow; every field optional so a schedule or `temporal workflow start` can pass `{}`. */
 export interface MonitorInput {
   /** Send alerts for state changes (default true; `odoo-dr monitor --no-alerts` for a look only). */
