@@ -98,15 +98,15 @@ describe('odoo-dr setup', function () {
     assert.equal(statSync(keyDir).mode & 0o777, 0o700);
     assert.equal(report.keys.identity?.state, 'created');
     assert.equal(report.keys.signing?.state, 'created');
-    assert.match(report.keys.identity!.publicKey!, /^age1[02-9ac-hj-np-z]{58}$/);
-    assert.match(report.keys.signing!.publicKey!, /^ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI\S+ odoo-dr@/);
+    assert.match(report.keys.identity.publicKey!, /^age1[02-9ac-hj-np-z]{58}$/);
+    assert.match(report.keys.signing.publicKey!, /^ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI\S+ odoo-dr@/);
     // The file is the example, with the key paths and the public keys filled in.
     const text = readFileSync(configFile, 'utf8');
     const values = readEnvFile(configFile, {});
     assert.equal(values.DR_ENCRYPTION_KEY_FILE, path.join(keyDir, 'encryption.key'));
     assert.equal(values.DR_SIGNING_KEY_FILE, path.join(keyDir, 'signing.key'));
-    assert.equal(values.DR_AGE_RECIPIENTS, report.keys.identity!.publicKey);
-    assert.equal(values.DR_TRUSTED_SIGNERS, report.keys.signing!.publicKey);
+    assert.equal(values.DR_AGE_RECIPIENTS, report.keys.identity.publicKey);
+    assert.equal(values.DR_TRUSTED_SIGNERS, report.keys.signing.publicKey);
     assert.match(text, /^#DR_RPO_HOURS="4"$/m, 'the rest of the example is kept, commented');
 
     const expected: Array<[string, string, string]> = [
