@@ -112,14 +112,24 @@ export async function checkS3(cloud: CloudSettings, opts: S3CheckOptions): Promi
     const body = randomBytes(32);
     let step = 'write';
     try {
-      await client.send(new PutObjectCommand({ Bucket: cloud.bucket, Key: key, Body: body, ...(cloud.serverSideEncryption ? { ServerSideEncryption: cloud.serverSideEncryption } : {}) }));
+      const put = await client.send(new PutObjectCommand({ Bucket: cloud.bucket, Key: key, Body: body, ...(cloud.serverSideEncryption ? { ServerSideEncryption: cloud.serverSideEncryption } : {}) }));
       step = 'read';
       const got = await client.send(new GetObjectCommand({ Bucket: cloud.bucket, Key: key }));
       const back = Buffer.from(await got.Body!.transformToByteArray());
       if (!back.equals(body)) throw new Error('the probe object read back differs from what was written');
       step = 'delete';
-      await client.send(new DeleteObjectCommand({ Bucket: cloud.bucket, Key: key }));
-      checks.push(ok(S, 'write/read/delete', `probe object ${key} written, read back and deleted`));
+      let left = '';
+      if (put.VersionId) {
+        // Versioned bucket: delete the probe's version itself, so no version or delete marker is left
+        // behind; object lock may refuse that until its retention ends.
+        try {
+          await client.send(new DeleteObjectCommand({ Bucket: cloud.bucket, Key: key, VersionId: put.VersionId }));
+        } catch {
+          await client.send(new DeleteObjectCommand({ Bucket: cloud.bucket, Key: key }));
+          left = ` (object lock keeps its 32-byte version ${put.VersionId} until the retention ends)`;
+        }
+      } else await client.send(new DeleteObjectCommand({ Bucket: cloud.bucket, Key: key }));
+      checks.push(ok(S, 'write/read/delete', `probe object ${key} written, read back and deleted${left}`));
     } catch (err) {
       checks.push(
         problem(S, 'write/read/delete', `probe ${step} of ${key} failed: ${firstLine(mapS3Error(err, cloud, `${step} of ${key}`))}`, `let the key ${cloud.accessKeyId ?? '(SDK chain)'} s3:PutObject, s3:GetObject, s3:DeleteObject and s3:ListBucket on ${cloud.bucket}/${cloud.prefix}*${cloud.serverSideEncryption ? '; or set DR_CLOUD_ENCRYPTION=none if the server refuses server-side encryption' : ''}`),
