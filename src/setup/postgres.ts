@@ -76,6 +76,8 @@ export async function checkPostgres(config: DrConfig): Promise<SetupCheck[]> {
       checks.push(
         problem(S, 'tenants', `${found.tenants.length} tenant(s); "${pgc.user}" may not connect to ${blocked.join(', ')}`, blocked.map((b) => `GRANT CONNECT ON DATABASE ${quoteIdent(b)} TO ${quoteIdent(pgc.user)};`).join(' ')),
       );
+      const open = found.tenants.filter((t) => t.connectable).map((t) => t.name);
+      if (open.length) checks.push(await checkReadable(config, open.slice(0, READ_SAMPLE), open.length));
     } else if (!found.tenants.length) {
       checks.push(warning(S, 'tenants', `no database is owned by "${found.odooRole}"${found.missing.length ? ` (DR_TENANTS names ${found.missing.join(', ')}, which are not tenants)` : ''}`, 'check ODOO_DB_USER (the db_user of odoo.conf) and DR_TENANTS'));
     } else {

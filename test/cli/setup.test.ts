@@ -14,7 +14,9 @@ import { SMTPServer } from 'smtp-server';
 import { readEnvFile } from '../../src/config';
 import type { SetupReport } from '../../temporal/cli/setup';
 import { runCli, startCliWorker } from '../helpers/cli';
-import { LOCAL_CONFIG_PATH, uniqueSuffix } from '../helpers/config';
+import { LOCAL_CONFIG_PATH, stackConfig, uniqueSuffix } from '../helpers/config';
+import { adminQuery, createDatabase, dropDatabase, ensureRole } from '../helpers/pg';
+import { quoteIdent, withClient } from '../../src/postgres';
 import { devServer } from '../helpers/temporal';
 import { ScheduleIds } from '../../workflows/definitions';
 
@@ -75,6 +77,7 @@ describe('odoo-dr setup', function () {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  // The tests run in order on one host folder: the second creates what the later ones check.
   const setup = (args: string[]) => runCli(['--config', configFile, ...args], env, { config: null }).result;
 
   it('`--check` on a fresh host changes nothing and exits 1, saying to run setup', async () => {
@@ -189,6 +192,45 @@ describe('odoo-dr setup', function () {
     }
     assert.deepEqual(readdirSync(keyDir).map((f) => readFileSync(path.join(keyDir, f), 'utf8')), keysBefore);
     assert.equal(readFileSync(configFile, 'utf8'), configBefore);
+  });
+
+  it("names the DR role's missing rights, unreachable and unreadable tenants, each with the SQL that fixes it", async () => {
+    const role = `setup_lim_${s}`;
+    const readable = `setup-t-${s}`;
+    const closed = `setup-nc-${s}`;
+    const password = `pw-${uniqueSuffix()}${uniqueSuffix()}`;
+    await ensureRole(role, password);
+    await createDatabase(readable);
+    await createDatabase(closed);
+    try {
+      const { postgres } = stackConfig();
+      await withClient(postgres, readable, async (c) => {
+        // A table and its sequence: pg_dump reads both.
+        await c.query('CREATE TABLE res_partner (id serial PRIMARY KEY, name text)');
+        await c.query('ALTER TABLE res_partner OWNER TO odoo');
+        await c.query(`REVOKE ALL ON res_partner FROM ${quoteIdent(role)}`);
+      });
+      await adminQuery(`REVOKE CONNECT ON DATABASE ${quoteIdent(closed)} FROM PUBLIC`);
+      const limited = { ...env, POSTGRES_USER: role, POSTGRES_PASSWORD: password, POSTGRES_PASSWORD_FILE: '', DR_TENANTS: `${readable},${closed}` };
+      const r = await runCli(['--config', configFile, '--json', 'setup', '--check'], limited, { config: null }).result;
+      assert.equal(r.code, 1);
+      const report = JSON.parse(r.stdout) as SetupReport;
+      const pg = Object.fromEntries(report.checks.filter((c) => c.service === 'postgresql').map((c) => [c.check, c]));
+      assert.equal(pg['server']!.status, 'ok');
+      assert.equal(pg['DR role']!.status, 'problem');
+      assert.equal(pg['DR role']!.fix, `ALTER ROLE "${role}" CREATEDB CREATEROLE;`);
+      assert.equal(pg.tenants!.status, 'problem');
+      assert.match(pg.tenants!.detail, new RegExp(`may not connect to ${closed}`));
+      assert.equal(pg.tenants!.fix, `GRANT CONNECT ON DATABASE "${closed}" TO "${role}";`);
+      assert.equal(pg['tenant tables']!.status, 'problem');
+      assert.match(pg['tenant tables']!.detail, new RegExp(`cannot read every table of ${readable} \\(2 tables\\)`));
+      assert.match(pg['tenant tables']!.fix!, /GRANT pg_read_all_data TO/);
+      assert.ok(!r.stdout.includes(password) && !r.stderr.includes(password), 'the password is never printed');
+    } finally {
+      await dropDatabase(readable);
+      await dropDatabase(closed);
+      await adminQuery(`DROP ROLE IF EXISTS ${quoteIdent(role)}`);
+    }
   });
 
   it('reports a broken service with its fix, and a bad configuration with exit code 2', async () => {
