@@ -65,7 +65,7 @@ describe('setup (no services)', () => {
     const stranger = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJtq/fX3ynXdjgUASsaSyEKWdBJhXtd7dUDIWgOjDv8o other';
     const mismatch = await setUpKeys(config(`DR_AGE_RECIPIENTS="${other}"\nDR_TRUSTED_SIGNERS="${stranger}"\n`), { check: true, comment: 'test' });
     assert.equal(mismatch.checks[0]!.status, 'problem');
-    assert.equal(mismatch.checks[0]!.fix, `add ${made.identity!.publicKey!} to DR_AGE_RECIPIENTS`);
+    assert.equal(mismatch.checks[0]!.fix, `add ${made.identity.publicKey!} to DR_AGE_RECIPIENTS`);
     assert.equal(mismatch.checks[1]!.status, 'problem');
     assert.match(mismatch.checks[1]!.fix!, /^add "ssh-ed25519 AAAA\S+ test" to DR_TRUSTED_SIGNERS$/);
 
@@ -86,15 +86,15 @@ describe('setup (no services)', () => {
 
   it("puts the seed's transitions on sessions within the retention, and never a cold class on packs", () => {
     const rules = seedLifecycleRules(cloud, 400);
-    const byId = Object.fromEntries(rules.map((r) => [r.ID, r]));
-    assert.deepEqual(byId['odoo-dr-sessions']!.Transitions, [
+    const byId = (id: string) => rules.find((r) => r.ID === id)!;
+    assert.deepEqual(byId('odoo-dr-sessions').Transitions, [
       { Days: 30, StorageClass: 'STANDARD_IA' },
       { Days: 90, StorageClass: 'GLACIER' },
       { Days: 365, StorageClass: 'DEEP_ARCHIVE' },
     ]);
-    assert.equal(byId['odoo-dr-sessions']!.Filter?.Prefix, 'odoo/sessions/');
-    assert.deepEqual(byId['odoo-dr-packs']!.Transitions, [{ Days: 30, StorageClass: 'STANDARD_IA' }]);
-    assert.equal(byId['odoo-dr-abort-incomplete-uploads']!.AbortIncompleteMultipartUpload?.DaysAfterInitiation, 7);
+    assert.equal(byId('odoo-dr-sessions').Filter?.Prefix, 'odoo/sessions/');
+    assert.deepEqual(byId('odoo-dr-packs').Transitions, [{ Days: 30, StorageClass: 'STANDARD_IA' }]);
+    assert.equal(byId('odoo-dr-abort-incomplete-uploads').AbortIncompleteMultipartUpload?.DaysAfterInitiation, 7);
     // DR_RETENTION_DAYS 90 (the default): sessions are deleted at 90 days, Glacier would only bill its 90-day minimum.
     assert.deepEqual(seedLifecycleRules(cloud, 90).find((r) => r.ID === 'odoo-dr-sessions')!.Transitions, [{ Days: 30, StorageClass: 'STANDARD_IA' }]);
     assert.deepEqual(lifecycleProblems(rules, cloud, 400), { problems: [], missing: [] });
