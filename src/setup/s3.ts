@@ -16,6 +16,7 @@ import {
   PutObjectCommand,
   type LifecycleRule,
 } from '@aws-sdk/client-s3';
+import { redactValue } from '../config';
 import { cloudKey, createS3Client, mapS3Error, type CloudSettings } from '../storage/s3';
 import { firstLine, ok, problem, skipped, warning, type SetupCheck } from './report';
 
@@ -96,14 +97,16 @@ export interface S3CheckOptions {
 export async function checkS3(cloud: CloudSettings, opts: S3CheckOptions): Promise<SetupCheck[]> {
   const checks: SetupCheck[] = [];
   const client = createS3Client(cloud);
-  const where = `s3://${cloud.bucket}/${cloud.prefix}${cloud.endpoint ? ` at ${cloud.endpoint}` : ''}`;
+  // The endpoint may carry credentials in its URL (config warns): shown without them.
+  const endpoint = redactValue('DR_S3_ENDPOINT', cloud.endpoint);
+  const where = `s3://${cloud.bucket}/${cloud.prefix}${endpoint ? ` at ${endpoint}` : ''}`;
   try {
     try {
       await client.send(new HeadBucketCommand({ Bucket: cloud.bucket }));
       checks.push(ok(S, 'bucket', `${where} reachable`));
     } catch (err) {
       const code = codeOf(err);
-      const message = code === 'NotFound' || code === 'NoSuchBucket' ? `bucket ${cloud.bucket} does not exist${cloud.endpoint ? ` at ${cloud.endpoint}` : ''}` : firstLine(mapS3Error(err, cloud, `HeadBucket ${cloud.bucket}`));
+      const message = code === 'NotFound' || code === 'NoSuchBucket' ? `bucket ${cloud.bucket} does not exist${endpoint ? ` at ${endpoint}` : ''}` : firstLine(mapS3Error(err, cloud, `HeadBucket ${cloud.bucket}`));
       checks.push(problem(S, 'bucket', message, 'check DR_CLOUD_BUCKET, DR_S3_ENDPOINT and DR_CLOUD_REGION, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY; create the bucket (with object lock) if it is new'));
       return checks;
     }

@@ -248,6 +248,13 @@ describe('odoo-dr setup', function () {
     const bad = await runCli(['--config', configFile, 'setup', '--check'], { ...env, DR_RPO_HOURS: 'soon' }, { config: null }).result;
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /DR_RPO_HOURS must be a whole number/);
+    // versitygw has no lifecycle API: asking to put rules is a problem, not a silent no-op.
+    const lifecycle = await setup(['--json', 'setup', '--apply-lifecycle']);
+    assert.equal(lifecycle.code, 1);
+    const rules = (JSON.parse(lifecycle.stdout) as SetupReport).checks.find((c) => c.check === 'lifecycle')!;
+    assert.equal(rules.status, 'problem');
+    assert.match(rules.detail, /not supported by this server: --apply-lifecycle cannot put rules/);
+
     const usage = await setup(['setup', '--check', '--apply-lifecycle']);
     assert.equal(usage.code, 2);
     assert.match(usage.stderr, /--check changes nothing: it cannot go with --apply-lifecycle/);
