@@ -87,6 +87,9 @@ export async function runSetup(opts: GlobalOptions, cmdOpts: SetupOptions): Prom
     keys = created.keys;
   } else {
     checks.push(ok('config', 'file', `${file} is valid`));
+    if (cmdOpts.dir !== undefined) {
+      checks.push({ service: 'config', check: '--dir', status: 'warning', detail: `${file} exists: --dir is used only when the configuration is created; keys are where DR_ENCRYPTION_KEY_FILE and DR_SIGNING_KEY_FILE say` });
+    }
   }
   const config = loadOrExit(file);
   for (const w of config.warnings) checks.push({ service: 'config', check: 'variables', status: 'warning', detail: w });
