@@ -6,10 +6,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/seed-wrapper.sh"
 
 usage() {
   cat <<USAGE
-Usage: $SEED_NAME [--backup-time HH:MM] [--test-schedule daily|weekly|monthly] [--monitor-interval MIN] [--dry-run] [--config FILE]
+Usage: $SEED_NAME [--backup-time HH:MM] [--test-schedule daily|weekly|monthly] [--monitor-interval MIN] [--dry-run] [--force] [--config FILE]
        $SEED_NAME --remove [--config FILE]
 Creates or updates the schedules (backup, validation, monitor, drill, cleanup) in Temporal; --remove deletes them.
-Runs: odoo-dr schedules apply [--backup-time HH:MM] [--test-schedule S] [--monitor-interval MIN] [--dry-run]
+Runs: odoo-dr schedules apply [--backup-time HH:MM] [--test-schedule S] [--monitor-interval MIN] [--dry-run] [--force]
   or: odoo-dr schedules remove
 USAGE
 }
@@ -21,7 +21,7 @@ while [[ $# -gt 0 ]]; do
     -h | --help) usage; exit 0 ;;
     --backup-time | --test-schedule | --monitor-interval) args+=("$1" "$(seed_value "$@")"); shift 2 ;;
     --backup-time=* | --test-schedule=* | --monitor-interval=*) args+=("${1%%=*}" "${1#*=}"); shift ;;
-    --dry-run) args+=(--dry-run); shift ;;
+    --dry-run | --force) args+=("$1"); shift ;;
     --remove) remove=1; shift ;;
     --config) SEED_GLOBAL+=(--config "$(seed_value "$@")"); shift 2 ;;
     *) seed_error "unknown option or argument: $1" ;;

@@ -49,6 +49,7 @@ const CASES: Array<[string, string[], string[]]> = [
   ['setup-automation.sh', ['--backup-time', '03:00', '--test-schedule', 'weekly', '--monitor-interval', '30'], ['schedules', 'apply', '--backup-time', '03:00', '--test-schedule', 'weekly', '--monitor-interval', '30']],
   ['setup-automation.sh', [], ['schedules', 'apply']],
   ['setup-automation.sh', ['--backup-time=02:30', '--dry-run'], ['schedules', 'apply', '--backup-time', '02:30', '--dry-run']],
+  ['setup-automation.sh', ['--monitor-interval', '15', '--force'], ['schedules', 'apply', '--monitor-interval', '15', '--force']],
   ['setup-automation.sh', ['--remove'], ['schedules', 'remove']],
   ['setup-encryption.sh', [], ['setup']],
   ['setup-encryption.sh', ['--check', '--dir', '/etc/odoo-dr'], ['setup', '--check', '--dir', '/etc/odoo-dr']],
