@@ -38,6 +38,7 @@ import { approveSignal, recoveryStatusQuery, rejectSignal, type RecoveryInput, t
 import type { RecoveryMode } from '../src/recovery/plan';
 import { connectWorker, temporalSettings } from './connection';
 import { registerScheduleCommands } from './cli/schedules';
+import { registerSetupCommands } from './cli/setup';
 
 import {
   CliExit,
@@ -262,13 +263,14 @@ Exit code 1 when any check fails.`)
   program
     .command('drill')
     .description('Run a disaster-recovery drill (runs drillWorkflow) and report achieved RPO and projected RTO.')
-    .requiredOption('-m, --mode <mode>', 'full | backup-only | restore-only | validation-only')
+    .option('-m, --mode <mode>', 'full | backup-only | restore-only | validation-only (default full, as the seed\'s dr-test.sh)', 'full')
     .option('-c, --cloud', 'use the cloud copy (restore from S3, not local disk)')
     .option('--tenant <db...>', 'only these tenants')
     .option('--allow-unsigned', 'accept an UNSIGNED session (only for sessions made before signing was set up: anyone who can write to the backups could have made it)')
     .option('--wait', 'wait for the report and print it')
     .addHelpText('after', `
 Examples:
+  odoo-dr drill --wait                           full drill: back up, validate, restore into scratch
   odoo-dr drill -m restore-only --wait           restore tests from the latest complete session
   odoo-dr drill -m full -c --tenant acme --wait  back up, validate and restore acme from the bucket
 
@@ -316,7 +318,8 @@ Exit code 1 when the drill fails (a check, the RPO or the projected RTO).`)
     .description('Recover tenants from a backup session (runs recoveryWorkflow): plan, approval, shadow restore and verification, Odoo stopped, atomic swap, Odoo started, health; rolled back on failure.')
     .option('-m, --mode <mode>', 'full | database-only | files-only | config-only', 'full')
     .option('-c, --cloud', 'restore from the bucket (when the local session is gone)')
-    .option('-s, --session <name>', 'session name or "latest"', 'latest')
+    .argument('[session]', 'session name or "latest" (same as -s; the seed\'s disaster-recovery.sh took it so)')
+    .option('-s, --session <name>', 'session name or "latest" (default latest)')
     .option('--tenant <db...>', 'only these tenants (default: every tenant of the session)')
     .option('-t, --dry-run', 'print the plan and change nothing')
     .option('--yes', 'approve at start (scripted use); the approval is recorded in the audit log')
@@ -331,6 +334,7 @@ Exit code 1 when the drill fails (a check, the RPO or the projected RTO).`)
     .addHelpText('after', `
 Examples:
   odoo-dr recover -m database-only --tenant acme -t          show the plan only
+  odoo-dr recover -m database-only -c latest --tenant acme   the session may be given as an argument
   odoo-dr recover -m database-only --tenant acme --wait      then approve from another terminal:
   odoo-dr recover approve recovery/acme/20261126031500
   odoo-dr recover -m full -c --tenant acme --yes --wait      scripted, from the bucket
@@ -338,9 +342,14 @@ Examples:
   odoo-dr recover --resume recovery/fleet/20261126031500 --yes --wait
 
 Exit codes: 0 recovered (or plan shown), 1 failed, rolled back, rejected or expired, 2 bad input.`)
-    .action(async (cmdOpts: { mode: string; cloud?: boolean; session: string; tenant?: string[]; dryRun?: boolean; yes?: boolean; force?: boolean; approvalTimeout?: string; backupFirst?: boolean; all?: boolean; configTarget?: string; resume?: string; allowUnsigned?: boolean; wait?: boolean }, cmd: Command) => {
+    .action(async (sessionArg: string | undefined, cmdOpts: { mode: string; cloud?: boolean; session?: string; tenant?: string[]; dryRun?: boolean; yes?: boolean; force?: boolean; approvalTimeout?: string; backupFirst?: boolean; all?: boolean; configTarget?: string; resume?: string; allowUnsigned?: boolean; wait?: boolean }, cmd: Command) => {
       const opts = cmd.optsWithGlobals<GlobalOptions>();
-      checkNames({ session: cmdOpts.session, ...(cmdOpts.tenant ? { tenants: cmdOpts.tenant } : {}) });
+      if (sessionArg !== undefined && cmdOpts.session !== undefined) {
+        throw new CliExit(EXIT.usage, `the session is given twice ("${sessionArg}" and -s "${cmdOpts.session}"): give it either as an argument or with -s`);
+      }
+      const session = sessionArg ?? cmdOpts.session ?? 'latest';
+      if (cmdOpts.resume && (sessionArg ?? cmdOpts.session) !== undefined) throw new CliExit(EXIT.usage, '--resume runs the earlier recovery with its own session: do not name one');
+      checkNames({ session, ...(cmdOpts.tenant ? { tenants: cmdOpts.tenant } : {}) });
       const { RECOVERY_MODES } = await import('../src/recovery/plan.js');
       if (!RECOVERY_MODES.includes(cmdOpts.mode as RecoveryMode)) {
         throw new CliExit(EXIT.usage, `--mode must be one of ${RECOVERY_MODES.join(', ')}, got "${cmdOpts.mode}"`);
@@ -359,7 +368,7 @@ Exit codes: 0 recovered (or plan shown), 1 failed, rolled back, rejected or expi
         const earlier = cmdOpts.resume ? await resumeInput(client, cmdOpts.resume) : undefined;
         const input: RecoveryInput = earlier ? { ...earlier, startedBy: who, dryRun: Boolean(cmdOpts.dryRun), ...(cmdOpts.yes ? { approvedBy: who } : {}) } : {
           mode: cmdOpts.mode as RecoveryMode,
-          session: cmdOpts.session,
+          session,
           fromCloud: Boolean(cmdOpts.cloud),
           dryRun: Boolean(cmdOpts.dryRun),
           approvalTimeoutMinutes: timeout,
@@ -474,6 +483,8 @@ Exit codes: 0 recovered (or plan shown), 1 failed, rolled back, rejected or expi
       }
       process.stdout.write(`${formatPublicKey(await readSigningKey(file), `odoo-dr@${hostname()}`)}\n`);
     });
+
+  registerSetupCommands(program, outcome);
 
   const configCmd = program.command('config').description('Configuration commands.');
   configCmd
