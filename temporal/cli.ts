@@ -38,6 +38,7 @@ import type { ValidationInput, ValidationReport } from '../workflows/validation'
 import { approveSignal, recoveryStatusQuery, rejectSignal, type RecoveryInput, type RecoveryResult, type RecoveryStatus } from '../workflows/recovery';
 import type { RecoveryMode } from '../src/recovery/plan';
 import { connectClient, connectWorker, temporalSettings } from './connection';
+import { registerInteropCommands } from './cli/interop';
 
 /** Exit codes (README "Exit codes"). */
 export const EXIT = {
@@ -561,6 +562,8 @@ Exit codes: 0 recovered (or plan shown), 1 failed, rolled back, rejected or expi
       }
       process.stdout.write(`${formatPublicKey(await readSigningKey(file), `odoo-dr@${hostname()}`)}\n`);
     });
+
+  registerInteropCommands(program, { load, usage: (message) => new CliExit(EXIT.usage, message) });
 
   const configCmd = program.command('config').description('Configuration commands.');
   configCmd
