@@ -179,7 +179,7 @@ export async function runRestrictedPsql(opts: RestrictedPsqlOptions): Promise<vo
   const clean = scrubSecrets(stderr, [settings.password, key]);
   if (code !== 0) throw mapPsqlError(clean, opts.what, opts.database);
   if (pipeError) {
-    const msg = pipeError instanceof Error ? pipeError.message : String(pipeError);
+    const msg = pipeError instanceof Error ? pipeError.message : JSON.stringify(pipeError);
     throw new PipelineError(`replaying ${opts.what} into "${opts.database}" failed while reading it: ${msg}`, { cause: pipeError });
   }
 }

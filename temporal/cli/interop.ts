@@ -37,10 +37,10 @@ function human(n: number): string {
 }
 
 /** Progress on stderr (a line per phase; on a terminal, redrawn in place). */
-function progressPrinter(json: boolean | undefined): (phase: string, detail?: string) => void {
+function progressPrinter(command: string, json: boolean | undefined): (phase: string, detail?: string) => void {
   const tty = Boolean(process.stderr.isTTY);
   return (phase, detail) => {
-    const text = `${phase}${detail ? `: ${detail}` : ''}`;
+    const text = `${command}: ${phase}${detail ? ` (${detail})` : ''}`;
     if (tty) process.stderr.write(`\r\x1b[K${text}`);
     else if (!json && !detail) process.stderr.write(`${text}\n`);
   };
@@ -88,7 +88,7 @@ export function registerInteropCommands(program: Command, helpers: InteropCliHel
         identity: await readIdentity(config.encryption.identityFile),
         ...(o.force ? { force: true } : {}),
         ...(o.allowUnsigned ? { allowUnsigned: true } : {}),
-        onProgress: progressPrinter(g.json),
+        onProgress: progressPrinter('export', g.json),
       });
       if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
       for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
@@ -117,7 +117,7 @@ export function registerInteropCommands(program: Command, helpers: InteropCliHel
       const config = helpers.load(g);
       for (const w of config.warnings) process.stderr.write(`warning: ${w}\n`);
       const { importArchive } = await import('../../src/interop/import.js');
-      const result = await importArchive({ config, file: path.resolve(file), tenant, mode: o.move ? 'move' : 'copy', onProgress: progressPrinter(g.json) });
+      const result = await importArchive({ config, file: path.resolve(file), tenant, mode: o.move ? 'move' : 'copy', onProgress: progressPrinter('import', g.json) });
       if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
       for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
       if (g.json) {

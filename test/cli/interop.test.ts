@@ -7,6 +7,7 @@
  * refused with a clear error and leave nothing behind.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,7 +15,9 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import * as yauzl from 'yauzl';
 import * as yazl from 'yazl';
-import { withClient } from '../../src/postgres';
+import { libpqEnv } from '../../src/backup/database';
+import { findClientTools } from '../../src/pgtools';
+import { serverVersion, withClient } from '../../src/postgres';
 import { dropTenant, type PgAdminConnection } from '../fixtures/odoo-tenants';
 import { findRealOdooZip, loadRealOdooTenant, readOdooManifest } from '../fixtures/real-odoo';
 import { leftovers, tenantData } from '../faults/measure';
@@ -77,6 +80,7 @@ describe('odoo-dr import / export (Odoo backup zips, CLI)', function () {
   const moved = `ix-move-${s}`;
   const restored = `ix-odoo-${s}`;
   const bad = `ix-bad-${s}`;
+  const custom = `ix-custom-${s}`;
   const fixture = findRealOdooZip();
   let worker: CliRun | undefined;
   const admin = (): PgAdminConnection => {
@@ -93,7 +97,7 @@ describe('odoo-dr import / export (Odoo backup zips, CLI)', function () {
       worker.child.kill('SIGTERM');
       await worker.result;
     }
-    for (const t of [ref, copy, moved, restored, bad]) await dropTenant(admin(), dataDir, t).catch(() => undefined);
+    for (const t of [ref, copy, moved, restored, bad, custom]) await dropTenant(admin(), dataDir, t).catch(() => undefined);
     rmSync(work, { recursive: true, force: true });
   });
 
@@ -162,6 +166,21 @@ describe('odoo-dr import / export (Odoo backup zips, CLI)', function () {
     // Odoo's restore_db: CREATE DATABASE, psql -f dump.sql as the Odoo role, filestore/ moved in place.
     await loadRealOdooTenant(admin(), dataDir, { name: restored, zipPath: out });
     assert.deepEqual(await tenantData(config, restored), await tenantData(config, moved), 'every table and every file equal');
+  });
+
+  it('imports a pg_dump custom-format dump (no filestore: a missing file is a warning)', async () => {
+    const dump = path.join(work, 'ref.dump');
+    const tools = await findClientTools((await serverVersion(config.postgres)).major);
+    execFileSync(tools.pgDump, ['-Fc', '-f', dump], { env: { ...process.env, ...libpqEnv(config, ref) } });
+    const r = await cli(['--json', 'import', dump, '--tenant', custom, '--move'], env).result;
+    assert.equal(r.code, 0, r.stderr);
+    const result = JSON.parse(r.stdout) as { format: string; files: number; checks: Array<{ name: string; status: string; message: string }> };
+    assert.equal(result.format, 'custom');
+    assert.equal(result.files, 0);
+    const att = result.checks.find((c) => c.name === 'attachments')!;
+    assert.equal(att.status, 'warn');
+    assert.match(att.message, /carries no filestore: copy the files to/);
+    assert.deepEqual((await tenantData(config, custom)).tables, (await tenantData(config, ref)).tables);
   });
 
   it('refuses a session or tenant that is not there, and bad command lines (exit 2)', async () => {
