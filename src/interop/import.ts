@@ -8,13 +8,16 @@
  *    special file: classifyZipEntry), the manifest, a psql able to refuse meta-commands;
  * 2. the shadow database `<db>_dr_shadow_<id>` (owned by the DR role, marked as a shadow from its
  *    first moment, so no Odoo process lists it and a crash leaves a sweepable copy) is filled by
- *    psql connected as a one-time role with the tenant role's rights only (psql.ts), the filestore
- *    into `<root>/.<db>.dr-shadow-<id>.partial-…`, each file checked against its SHA-1 name;
+ *    psql connected as a one-time role that owns nothing else and is a member of nothing (psql.ts:
+ *    not even of the Odoo role, which owns every other tenant), the filestore into
+ *    `<root>/.<db>.dr-shadow-<id>.partial-…`, each file checked against its SHA-1 name;
  * 3. `--copy` (default) neutralizes the copy and gives it a new `database.uuid` and
  *    `database.secret`, as Odoo's restore "copy" does; `--move` keeps them (the tenant itself moved);
  * 4. verification (installed modules against the zip's manifest, attachments ↔ filestore, an active
- *    administrator, neutralization or identity), then the swap puts it in place under NEWDB, owned by
- *    the Odoo role. Any failure drops the shadow: nothing is left under NEWDB.
+ *    administrator, neutralization or identity). Neutralization and checks run as that same role
+ *    (a trigger or view of the dump fires with its rights, not the Odoo role's); only then are the
+ *    objects handed to the Odoo role (REASSIGN OWNED) and the swap puts the copy in place under
+ *    NEWDB, owned by the Odoo role. Any failure drops the shadow: nothing is left under NEWDB.
  */
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -250,20 +253,27 @@ export async function importArchive(opts: ImportOptions): Promise<ImportResult> 
     durationMs: 0,
   };
   try {
-    role = await createRestoreRole(config, { memberOf: odooRole });
+    // A member of nothing: the SQL's rights end at this database (see psql.ts).
+    role = await createRestoreRole(config);
+    await withClient(config.postgres, config.postgres.maintenanceDb, async (c) => {
+      // The tenant role must exist and not be a superuser: it will own the imported objects.
+      const { rows } = await c.query<{ rolsuper: boolean }>('SELECT rolsuper FROM pg_roles WHERE rolname = $1', [odooRole]);
+      if (!rows[0]) throw new InvalidInputError(`the Odoo role "${odooRole}" (ODOO_DB_USER) does not exist`);
+      if (rows[0].rolsuper) throw new InvalidInputError(`the Odoo role "${odooRole}" is a superuser: odoo-dr never makes a superuser own imported objects; make it a plain role (ALTER ROLE ${odooRole} NOSUPERUSER)`);
+    });
     await withClient(config.postgres, config.postgres.maintenanceDb, async (c) => {
       await c.query(`CREATE DATABASE ${quoteIdent(shadowDb)} OWNER ${quoteIdent(config.postgres.user)} ENCODING 'UTF8' LC_COLLATE 'C' TEMPLATE template0`);
       await c.query(`COMMENT ON DATABASE ${quoteIdent(shadowDb)} IS ${pg.escapeLiteral(scratchMarker(shadowDb, { tenant, purpose: SHADOW_PURPOSE, createdAt: new Date().toISOString() }))}`);
     });
     await withClient(config.postgres, shadowDb, async (c) => {
-      // What the tenant role has in a database it owns (Odoo's restore runs as it): create trusted
-      // extensions (pg_trgm, unaccent…) and objects. Nothing more: untrusted extensions stay refused.
-      await c.query(`GRANT CREATE, TEMPORARY ON DATABASE ${quoteIdent(shadowDb)} TO ${quoteIdent(odooRole)}`);
-      await c.query(`GRANT ALL ON SCHEMA public TO ${quoteIdent(odooRole)}`);
+      // What an owner has in its database (Odoo's restore runs as the database's owner): create
+      // trusted extensions (pg_trgm, unaccent…) and objects. Untrusted extensions stay refused.
+      await c.query(`GRANT CREATE, TEMPORARY ON DATABASE ${quoteIdent(shadowDb)} TO ${quoteIdent(role!.name)}`);
+      await c.query(`GRANT ALL ON SCHEMA public TO ${quoteIdent(role!.name)}`);
     });
     await mkdir(config.odoo.filestoreRoot, { recursive: true });
     await mkdir(partial, { recursive: true, mode: 0o750 });
-    const psqlOpts = { psql: tools.psql, psqlVersion: tools.version.full, settings: role.settings, database: shadowDb, setRole: odooRole, ...(signal ? { signal } : {}) };
+    const psqlOpts = { psql: tools.psql, psqlVersion: tools.version.full, settings: role.settings, database: shadowDb, ...(signal ? { signal } : {}) };
 
     progress('database');
     if (format === 'odoo-zip') {
@@ -306,9 +316,6 @@ export async function importArchive(opts: ImportOptions): Promise<ImportResult> 
       await runRestrictedPsql({ ...psqlOpts, sql: createReadStream(file), what: file });
     }
 
-    // Objects made after a `RESET ROLE` in the SQL belong to the restore role: the tenant role's too.
-    await withClient(config.postgres, shadowDb, (c) => c.query(`REASSIGN OWNED BY ${quoteIdent(role!.name)} TO ${quoteIdent(odooRole)}`));
-
     // --- 3 and 4. neutralization, verification (as the tenant's own role) ----------------------------
     progress('verify');
     await withClient(role.settings, shadowDb, async (client) => {
@@ -349,6 +356,8 @@ export async function importArchive(opts: ImportOptions): Promise<ImportResult> 
     if (failed.length) {
       throw new InvalidInputError(`the imported copy of ${file} does not verify, nothing was put in place: ${failed.map((c) => `${c.name}: ${c.message}`).join('; ')}`);
     }
+    // Verified: the objects become the tenant role's (as after Odoo's own restore), the one-time role goes.
+    await withClient(config.postgres, shadowDb, (c) => c.query(`REASSIGN OWNED BY ${quoteIdent(role!.name)} TO ${quoteIdent(odooRole)}`));
     await dropRestoreRole(config, role.name, [shadowDb]);
     role = undefined;
 

@@ -3,11 +3,12 @@
  * turned into SQL by `pg_restore -f -`) with no more rights than the tenant's own role, and with no
  * client-side commands:
  *
- * - psql connects as a one-time restore role that is a member of the tenant role (restore-role.ts)
- *   and runs `SET ROLE <tenant role>` first, so objects belong to the tenant role as with Odoo's own
- *   restore; the file's SQL cannot gain more (`RESET ROLE` falls back to the restore role, which has
- *   the same rights): `ALTER ROLE … SUPERUSER`, `COPY … TO PROGRAM`, untrusted extensions,
- *   `SET SESSION AUTHORIZATION` are refused by the server;
+ * - psql connects as a one-time restore role (restore-role.ts) that is a member of nothing and owns
+ *   nothing outside the database being filled: the file's SQL cannot reach another tenant (the
+ *   shared Odoo role owns every tenant database and may create databases; this role may not), and
+ *   `ALTER ROLE … SUPERUSER`, `COPY … TO PROGRAM`, untrusted extensions, `SET ROLE`,
+ *   `SET SESSION AUTHORIZATION`, `DROP DATABASE` are refused by the server. The caller hands the
+ *   objects to the tenant role afterwards (REASSIGN OWNED);
  * - psql meta-commands run on *this* host (`\!` runs a shell, `\copy … to program`, `\o |cmd`,
  *   `\i /file`, `\connect`): the stream is prefixed with `\restrict <random key>` (psql ≥ 13.22,
  *   14.19, 15.14, 16.10, 17.6), after which psql refuses every backslash command except
@@ -19,7 +20,7 @@ import { randomBytes } from 'node:crypto';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ArtifactCorruptedError, DatabaseUnavailableError, DiskFullError, InvalidInputError, PipelineError, ToolVersionError, scrubSecrets } from '../errors';
-import { quoteIdent, type PostgresSettings } from '../postgres';
+import type { PostgresSettings } from '../postgres';
 
 /** First releases of each major whose psql knows `\restrict` (CVE-2025-8714 fix). */
 const RESTRICT_SINCE: Record<number, number> = { 13: 22, 14: 19, 15: 14, 16: 10, 17: 6 };
@@ -107,8 +108,6 @@ export interface RestrictedPsqlOptions {
   /** The restore role's connection settings (never a superuser's). */
   settings: PostgresSettings;
   database: string;
-  /** The role the SQL runs as (the tenant role). */
-  setRole: string;
   sql: Readable;
   /** Names what is replayed in errors (`dump.sql of FILE`). */
   what: string;
@@ -124,7 +123,7 @@ function mapPsqlError(stderr: string, what: string, database: string): Error {
     );
   }
   if (/must be superuser|permission denied|must be owner of|must be member of|must have privileges of|only superuser/i.test(stderr)) {
-    return new InvalidInputError(`${where}: the SQL does something only a superuser or another role may do (it runs with the tenant role's rights only), refused: ${tail}`);
+    return new InvalidInputError(`${where}: the SQL does something only a superuser or another role may do (it runs with the rights of a role that owns only the new database), refused: ${tail}`);
   }
   if (/No space left on device|could not extend file/i.test(stderr)) return new DiskFullError(`${where}: the PostgreSQL server ran out of disk space: ${tail}`);
   if (/could not connect to server|connection to server .* failed|server closed the connection unexpectedly/i.test(stderr)) {
@@ -168,7 +167,7 @@ export async function runRestrictedPsql(opts: RestrictedPsqlOptions): Promise<vo
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   let pipeError: unknown;
   try {
-    child.stdin.write(`\\restrict ${key}\nSET ROLE ${quoteIdent(opts.setRole)};\n`);
+    child.stdin.write(`\\restrict ${key}\n`);
     await pipeline(opts.sql, new DropRestrictLines(), child.stdin);
   } catch (err) {
     pipeError = err;

@@ -139,7 +139,7 @@ describe('odoo-dr import / export (Odoo backup zips, CLI)', function () {
 
   it('exports the tenant from its backup session; the zip restores with psql and a file copy to equal data', async () => {
     worker = await startCliWorker(env);
-    const backup = await cli(['backup', '--tenant', moved, '--no-cloud', '--wait'], env).result;
+    const backup = await cli(['backup', '--tenant', moved, '--wait'], env).result;
     assert.equal(backup.code, 0, backup.stdout + backup.stderr);
     const out = path.join(work, `${moved}.zip`);
     const r = await cli(['export', '--tenant', moved, '-o', out], env).result;
@@ -166,6 +166,33 @@ describe('odoo-dr import / export (Odoo backup zips, CLI)', function () {
     // Odoo's restore_db: CREATE DATABASE, psql -f dump.sql as the Odoo role, filestore/ moved in place.
     await loadRealOdooTenant(admin(), dataDir, { name: restored, zipPath: out });
     assert.deepEqual(await tenantData(config, restored), await tenantData(config, moved), 'every table and every file equal');
+
+    // From the bucket alone (-c), with this host's folder gone: the same zip.
+    rmSync(env.DR_BACKUP_DIR, { recursive: true, force: true });
+    const fromCloud = path.join(work, `${moved}-cloud.zip`);
+    const c = await cli(['export', '--tenant', moved, '-c', '-o', fromCloud], env).result;
+    assert.equal(c.code, 0, c.stderr);
+    assert.match(c.stdout, /\(s3:\/\//);
+    // pg_restore writes a random \restrict key into each SQL it makes: everything else is equal.
+    const same = (e: { name: string; data: Buffer }) => ({ name: e.name, data: e.name === 'dump.sql' ? '' : e.data.toString('base64') });
+    assert.deepEqual((await zipEntries(fromCloud)).map(same), entries.map(same));
+    const sql = async (f: string) => {
+      const zip = await yauzl.openPromise(f, { lazyEntries: true, autoClose: false });
+      try {
+        for await (const e of zip.eachEntry()) {
+          if (e.fileName !== 'dump.sql') continue;
+          const chunks: Buffer[] = [];
+          for await (const b of await zip.openReadStreamPromise(e)) chunks.push(b as Buffer);
+          return Buffer.concat(chunks).toString('utf8').replace(/^\\(un)?restrict \S+$/gm, '');
+        }
+      } finally {
+        zip.close();
+      }
+      return undefined;
+    };
+    const [a, b] = [await sql(out), await sql(fromCloud)];
+    assert.ok(a && a.includes('CREATE TABLE public.res_partner'), 'dump.sql is plain SQL');
+    assert.equal(b, a);
   });
 
   it('imports a pg_dump custom-format dump (no filestore: a missing file is a warning)', async () => {
@@ -216,6 +243,8 @@ describe('odoo-dr import / export (Odoo backup zips, CLI)', function () {
         error: /only a superuser or another role may do .*refused/,
         marker: `/tmp/odoo-dr-pwned-${s}`,
       },
+      { what: 'DROP DATABASE of another tenant in dump.sql', entries: [['dump.sql', `DROP DATABASE "${ref}" WITH (FORCE);\n`]], error: /only a superuser or another role may do .*refused/ },
+      { what: 'CREATE DATABASE in dump.sql', entries: [['dump.sql', `CREATE DATABASE "${bad}-evil";\n`]], error: /only a superuser or another role may do .*refused/ },
       {
         what: 'a psql shell escape (\\!) in a plain .sql dump',
         sql: `SELECT 1;\n\\! touch ${path.join(tmpdir(), `odoo-dr-pwned-sh-${s}`)}\n`,
@@ -235,6 +264,7 @@ describe('odoo-dr import / export (Odoo backup zips, CLI)', function () {
         assert.equal(existsSync(path.join(dataDir, 'filestore', bad)), false);
         assert.deepEqual(await leftovers(config, bad), []);
         if (c.marker) assert.equal(existsSync(c.marker), false, 'the command never ran');
+        assert.deepEqual(await adminQuery('SELECT datname FROM pg_database WHERE datname IN ($1, $2)', [ref, `${bad}-evil`]), [{ datname: ref }], 'other tenants untouched, no database created');
         const superuser = (await adminQuery('SELECT rolsuper FROM pg_roles WHERE rolname = $1', [config.odoo.dbUser])) as Array<{ rolsuper: boolean }>;
         assert.equal(superuser[0]!.rolsuper, false);
       });
