@@ -7,7 +7,7 @@
  * refused with a clear error and leave nothing behind.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,11 +18,11 @@ import * as yazl from 'yazl';
 import { libpqEnv } from '../../src/backup/database';
 import { findClientTools } from '../../src/pgtools';
 import { serverVersion, withClient } from '../../src/postgres';
-import { dropTenant, type PgAdminConnection } from '../fixtures/odoo-tenants';
+import { createTenant, dropTenant, type PgAdminConnection } from '../fixtures/odoo-tenants';
 import { findRealOdooZip, loadRealOdooTenant, readOdooManifest } from '../fixtures/real-odoo';
 import { leftovers, tenantData } from '../faults/measure';
-import { runCli as cli, startCliWorker, type CliRun } from '../helpers/cli';
-import { stackConfig, uniqueSuffix } from '../helpers/config';
+import { BIN, runCli as cli, startCliWorker, type CliRun } from '../helpers/cli';
+import { LOCAL_CONFIG_PATH, stackConfig, uniqueSuffix } from '../helpers/config';
 import { adminQuery } from '../helpers/pg';
 
 /** Tables odoo-dr's neutralization may change (the rest of a copy equals the source). */
@@ -66,6 +66,19 @@ async function makeZip(file: string, entries: Array<[string, string | Buffer, nu
   }
 }
 
+/** Runs a command; its exit code and output. */
+function runCommand(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { env: { ...process.env, DR_CONFIG: '', ...env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
 const sha1 = (s: string | Buffer) => createHash('sha1').update(s).digest('hex');
 
 describe('odoo-dr import / export (Odoo backup zips, CLI)', function () {
@@ -81,6 +94,7 @@ describe('odoo-dr import / export (Odoo backup zips, CLI)', function () {
   const restored = `ix-odoo-${s}`;
   const bad = `ix-bad-${s}`;
   const custom = `ix-custom-${s}`;
+  const tenantsMade: string[] = [];
   const fixture = findRealOdooZip();
   let worker: CliRun | undefined;
   const admin = (): PgAdminConnection => {
@@ -97,7 +111,7 @@ describe('odoo-dr import / export (Odoo backup zips, CLI)', function () {
       worker.child.kill('SIGTERM');
       await worker.result;
     }
-    for (const t of [ref, copy, moved, restored, bad, custom]) await dropTenant(admin(), dataDir, t).catch(() => undefined);
+    for (const t of [ref, copy, moved, restored, bad, custom, ...tenantsMade]) await dropTenant(admin(), dataDir, t).catch(() => undefined);
     rmSync(work, { recursive: true, force: true });
   });
 
@@ -193,6 +207,34 @@ describe('odoo-dr import / export (Odoo backup zips, CLI)', function () {
     const [a, b] = [await sql(out), await sql(fromCloud)];
     assert.ok(a && a.includes('CREATE TABLE public.res_partner'), 'dump.sql is plain SQL');
     assert.equal(b, a);
+  });
+
+  it("writes a zip Odoo's own Python reads (zipfile, as restore_db), with bounded memory for a 192 MiB file", async () => {
+    // Odoo's restore_db opens the upload with Python's zipfile and extracts dump.sql and filestore/.
+    const big = `ix-big-${s}`;
+    tenantsMade.push(big);
+    await createTenant(admin(), dataDir, { name: big, moveLines: 2000, files: 1, fileSize: 192 * 1024 * 1024 });
+    const backup = await cli(['backup', '--tenant', big, '--wait'], env).result;
+    assert.equal(backup.code, 0, backup.stdout + backup.stderr);
+    const out = path.join(work, `${big}.zip`);
+    const rss = path.join(work, 'export-rss.txt');
+    // GNU time's %M: the export process's peak resident memory (KiB).
+    const r = await runCommand('/usr/bin/time', ['-f', '%M', '-o', rss, process.execPath, BIN, '--config', LOCAL_CONFIG_PATH, 'export', '--tenant', big, '-o', out], env);
+    assert.equal(r.code, 0, r.stderr);
+    const peakMiB = Number(readFileSync(rss, 'utf8').trim().split('\n').pop()) / 1024;
+    assert.ok(peakMiB > 0 && peakMiB < 192, `peak RSS ${peakMiB.toFixed(0)} MiB stays well below the 192 MiB file (streamed, not held)`);
+    const py = await runCommand('python3', ['-c', [
+      'import sys, zipfile, hashlib, os',
+      'z = zipfile.ZipFile(sys.argv[1])',
+      'assert z.testzip() is None',
+      'd = sys.argv[2]',
+      "z.extractall(d, [m for m in z.namelist() if m.startswith('filestore/')] + ['dump.sql'])",
+      "fs = [os.path.join(r, f) for r, _, n in os.walk(os.path.join(d, 'filestore')) for f in n]",
+      'for f in fs: assert hashlib.sha1(open(f, "rb").read()).hexdigest() == os.path.basename(f), f',
+      "print(len(fs), os.path.getsize(os.path.join(d, 'dump.sql')) > 0)",
+    ].join('\n'), out, path.join(work, 'py-extract')], {});
+    assert.equal(py.code, 0, py.stderr);
+    assert.equal(py.stdout.trim(), `${Object.keys((await tenantData(config, big)).files).length} True`);
   });
 
   it('imports a pg_dump custom-format dump (no filestore: a missing file is a warning)', async () => {
