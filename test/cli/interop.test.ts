@@ -270,6 +270,37 @@ describe('odoo-dr import / export (Odoo backup zips, CLI)', function () {
     assert.match(missing.stderr, /cannot read .*nope\.zip: no such file/);
   });
 
+  it('refuses a copy that does not verify (the manifest names a module the database lacks): nothing under the name', async () => {
+    // The real zip re-packed with one more module in manifest.json.
+    const file = path.join(work, 'mismatch.zip');
+    const src = await yauzl.openPromise(fixture, { lazyEntries: true, autoClose: false });
+    const zip = new yazl.ZipFile();
+    const written = pipeline(zip.outputStream, createWriteStream(file));
+    try {
+      for await (const e of src.eachEntry()) {
+        const chunks: Buffer[] = [];
+        for await (const c of await src.openReadStreamPromise(e)) chunks.push(c as Buffer);
+        let data = Buffer.concat(chunks);
+        if (e.fileName === 'manifest.json') {
+          const m = JSON.parse(data.toString()) as { modules: Record<string, string> };
+          m.modules['sale_management'] = '17.0.1.0';
+          data = Buffer.from(JSON.stringify(m));
+        }
+        zip.addBuffer(data, e.fileName);
+      }
+    } finally {
+      src.close();
+    }
+    zip.end();
+    await written;
+    const r = await cli(['import', file, '--tenant', bad], env).result;
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stderr, /does not verify, nothing was put in place: modules: .*sale_management/);
+    assert.deepEqual(await adminQuery('SELECT datname FROM pg_database WHERE datname = $1', [bad]), []);
+    assert.equal(existsSync(path.join(dataDir, 'filestore', bad)), false);
+    assert.deepEqual(await leftovers(config, bad), []);
+  });
+
   describe('untrusted input', () => {
     const content = 'not what the name says';
     const cases: Array<{ what: string; entries?: Array<[string, string | Buffer, number?]>; sql?: string; error: RegExp; marker?: string }> = [
