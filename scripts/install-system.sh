@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Debian packages the stack needs: PostgreSQL 15 (server and clients), age, zstd, ssh-keygen.
+# Debian packages the stack needs: PostgreSQL 15 (server and clients), age, zstd, ssh-keygen, and
+# for the tests GNU time, python3, jq and curl.
 # Idempotent: apt is only called when something is missing.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -10,6 +11,12 @@ command -v age >/dev/null && command -v age-keygen >/dev/null || need+=(age)
 command -v zstd >/dev/null || need+=(zstd)
 # ssh-keygen verifies session signatures without odoo-dr (break-glass, tests).
 command -v ssh-keygen >/dev/null || need+=(openssh-client)
+# Tests: GNU time measures a process's peak memory; python3's zipfile reads exports as Odoo does; jq and
+# curl are what the break-glass script may use.
+[[ -x /usr/bin/time ]] || need+=(time)
+command -v python3 >/dev/null || need+=(python3)
+command -v jq >/dev/null || need+=(jq)
+command -v curl >/dev/null || need+=(curl)
 for tool in go java mvn node npm; do
   command -v "$tool" >/dev/null || { log "missing $tool: this machine image is expected to provide it"; exit 1; }
 done

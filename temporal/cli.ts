@@ -37,6 +37,7 @@ import type { ValidationInput, ValidationReport } from '../workflows/validation'
 import { approveSignal, recoveryStatusQuery, rejectSignal, type RecoveryInput, type RecoveryResult, type RecoveryStatus } from '../workflows/recovery';
 import type { RecoveryMode } from '../src/recovery/plan';
 import { connectWorker, temporalSettings } from './connection';
+import { registerInteropCommands } from './cli/interop';
 import { registerScheduleCommands } from './cli/schedules';
 import { registerSetupCommands } from './cli/setup';
 
@@ -485,6 +486,7 @@ Exit codes: 0 recovered (or plan shown), 1 failed, rolled back, rejected or expi
     });
 
   registerSetupCommands(program, outcome);
+  registerInteropCommands(program, { load, usage: (message) => new CliExit(EXIT.usage, message) });
 
   const configCmd = program.command('config').description('Configuration commands.');
   configCmd
