@@ -250,12 +250,9 @@ DR_ENCRYPTION_KEY_FILE="$SECRETS/encryption.key"
 DR_SIGNING_KEY_FILE="$SECRETS/signing.key"
 DR_TRUSTED_SIGNERS="$(signing_public_key)"
 
-# Alerts go to the stack's catcher (its inbox: $ALERTS_DIR/inbox.jsonl).
-DR_SMTP_HOST="127.0.0.1"
-DR_SMTP_PORT="$ALERT_SMTP_PORT"
-DR_SMTP_FROM="odoo-dr@local-stack.test"
-DR_NOTIFICATION_EMAIL="ops@local-stack.test"
-DR_WEBHOOK_URL="http://127.0.0.1:$ALERT_HTTP_PORT/hook"
+# The stack's alert catcher (inbox: $ALERTS_DIR/inbox.jsonl) is not wired in here, so tests
+# choose their own channels; the demo points odoo-dr at it with:
+#   DR_SMTP_HOST=127.0.0.1 DR_SMTP_PORT=$ALERT_SMTP_PORT DR_NOTIFICATION_EMAIL=ops@local-stack.test DR_WEBHOOK_URL=http://127.0.0.1:$ALERT_HTTP_PORT/hook
 
 TEMPORAL_ADDRESS="127.0.0.1:$TEMPORAL_PORT"
 TEMPORAL_NAMESPACE="default"
