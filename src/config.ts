@@ -369,6 +369,9 @@ export const FIELDS = {
   DR_WEBHOOK_URL: { schema: httpUrl, doc: 'Slack-style webhook for alerts (secret: it embeds a token).' },
   DR_ALERT_ON_BACKUP_AGE: { schema: wholeNumber(60, 31_536_000), default: '86400', doc: 'Alert when the newest complete backup is older (seconds).' },
   DR_ALERT_ON_DISK_USAGE: { schema: wholeNumber(1, 100), default: '90', doc: 'Alert when the backup disk is fuller (percent).' },
+  DR_ALERT_REPEAT_HOURS: { schema: wholeNumber(1, 720), default: '24', doc: 'A warning or critical check that persists is alerted again at most this often (hours); a recovery message is sent when it clears.' },
+  DR_DRILL_MAX_AGE_DAYS: { schema: wholeNumber(1, 3650), default: '35', doc: 'Drill cadence: the monitor warns when the last drill is older (days), critical at twice that.' },
+  DR_PROMETHEUS_TEXTFILE: { schema: absolutePath, doc: 'Also write the monitor figures here in Prometheus text format (node_exporter textfile collector, e.g. /var/lib/node_exporter/textfile/odoo_dr.prom).' },
   // --- Temporal
   DR_TASK_QUEUE: { schema: text, default: 'odoo-dr', doc: 'Task queue of the odoo-dr worker.' },
 } satisfies Record<string, Field>;
@@ -423,7 +426,9 @@ export interface DrConfig {
     webhookUrl: string | undefined;
     backupAgeSeconds: number;
     diskUsagePercent: number;
+    repeatHours: number;
   };
+  monitor: { drillMaxAgeDays: number; prometheusTextfile: string | undefined };
   taskQueue: string;
   /** TEMPORAL_* variables from the file, for @temporalio/envconfig (process env wins). */
   temporalEnv: Record<string, string>;
@@ -786,7 +791,9 @@ export function loadConfig(options: LoadConfigOptions = {}): DrConfig {
       webhookUrl: p.DR_WEBHOOK_URL || undefined,
       backupAgeSeconds: p.DR_ALERT_ON_BACKUP_AGE!,
       diskUsagePercent: p.DR_ALERT_ON_DISK_USAGE!,
+      repeatHours: p.DR_ALERT_REPEAT_HOURS!,
     },
+    monitor: { drillMaxAgeDays: p.DR_DRILL_MAX_AGE_DAYS!, prometheusTextfile: p.DR_PROMETHEUS_TEXTFILE },
     taskQueue: p.DR_TASK_QUEUE!,
     temporalEnv,
     warnings,
