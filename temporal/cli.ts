@@ -38,6 +38,7 @@ import type { ValidationInput, ValidationReport } from '../workflows/validation'
 import { approveSignal, recoveryStatusQuery, rejectSignal, type RecoveryInput, type RecoveryResult, type RecoveryStatus } from '../workflows/recovery';
 import type { RecoveryMode } from '../src/recovery/plan';
 import { connectClient, connectWorker, temporalSettings } from './connection';
+import { registerMonitorCommands } from './cli/monitor';
 
 /** Exit codes (README "Exit codes"). */
 export const EXIT = {
@@ -321,6 +322,7 @@ Exit code 1 when any check fails.`)
       await withTemporal(config, async (client) => {
         const input: ValidationInput = {
           session: sessionArg,
+          startedBy: operatorIdentity(),
           ...(cmdOpts.tenant ? { tenant: cmdOpts.tenant } : {}),
           ...(cmdOpts.restoreTest ? { restoreTest: true } : {}),
           ...(cmdOpts.cloud === true ? { source: 'cloud' as const, fromCloud: true } : {}),
@@ -516,6 +518,8 @@ Exit codes: 0 recovered (or plan shown), 1 failed, rolled back, rejected or expi
         else printRecovery(status);
       });
     });
+
+  registerMonitorCommands(program, { outcome, load, printWarnings, withTemporal, waitForWorkflow, reconnectTimeoutMs, operatorIdentity, formatTable, exit: (code, message) => new CliExit(code, message) });
 
   const sessions = program.command('sessions').description('Backup sessions.');
   sessions

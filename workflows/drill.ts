@@ -1,10 +1,10 @@
-import { executeChild, proxyActivities, uuid4, workflowInfo } from '@temporalio/workflow';
+import { executeChild, patched, proxyActivities, uuid4, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { CheckResult } from '../src/validate/session';
 import { backupWorkflow, type BackupResult } from './backup';
 import { backupSessionName, workflowIds } from './definitions';
 import { quickActivity } from './options';
-import { sessionResult, validateSession, type RestoreMeasure } from './validation';
+import { auditAndAlert, sessionResult, validateSession, type RestoreMeasure } from './validation';
 
 const quick = proxyActivities<Activities>(quickActivity);
 
@@ -170,6 +170,17 @@ export async function drillWorkflow(input: DrillInput): Promise<DrillReport> {
       ? { result: sessionResult('drill', { session: report.session, status: report.status, checks: report.checks, restores: measured, finishedAt: report.finishedAt }, input.mode !== 'validation-only') }
       : {}),
   });
+  if (patched('drill-audit-and-alerts')) {
+    const failures = [...report.tenants.flatMap((t) => t.failures.map((f) => `${t.tenant}: ${f}`)), ...(report.projectedRto && !report.projectedRto.pass ? [`projected RTO ${report.projectedRto.minutes.toFixed(0)} min exceeds ${report.projectedRto.targetMinutes} min`] : [])];
+    await auditAndAlert('drill', {
+      session: report.session,
+      status: report.status,
+      finishedAt: report.finishedAt,
+      startedBy: input.startedBy,
+      failures: failures.slice(0, 20).map((f) => f.slice(0, 500)),
+      detail: { mode: input.mode, cloud, reportPath: report.reportPath },
+    });
+  }
   return report;
 }
 

@@ -1,9 +1,10 @@
-import { log, proxyActivities, uuid4, workflowInfo } from '@temporalio/workflow';
+import { log, patched, proxyActivities, uuid4, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { RestoreTestResult } from '../src/validate/restore-test';
 import type { CheckResult } from '../src/validate/session';
 import type { SessionResult, SessionSource } from '../src/sessions/catalog';
-import { longActivity, quickActivity, sessionActivity } from './options';
+import { workflowIds } from './definitions';
+import { longActivity, notifyActivity, quickActivity, sessionActivity } from './options';
 
 const quick = proxyActivities<Activities>(quickActivity);
 const session = proxyActivities<Activities>(sessionActivity);
@@ -29,6 +30,8 @@ export interface ValidationInput {
   restoreOnly?: boolean;
   /** Accept an unsigned session (made before signing was set up); the manifest check warns. */
   allowUnsigned?: boolean;
+  /** Who asked (for the audit log); a schedule leaves it unset. */
+  startedBy?: string;
 }
 
 export interface RestoreMeasure {
@@ -123,7 +126,34 @@ export async function validationWorkflow(input: ValidationInput = {}): Promise<V
     finishedAt: new Date(Date.now()).toISOString(),
   };
   report.reportPath = await quick.saveReport({ kind: 'validation', name, report, result: sessionResult('validation', report, input.restoreTest ?? false) });
+  if (patched('validation-audit-and-alerts')) {
+    await auditAndAlert('validation', { session: name, status: report.status, finishedAt: report.finishedAt, startedBy: input.startedBy, failures: sessionResult('validation', report, false).failures, detail: { restoreTest: input.restoreTest ?? false, ...(input.tenant ? { tenant: input.tenant } : {}), reportPath: report.reportPath } });
+  }
   return report;
+}
+
+const notify = proxyActivities<Activities>(notifyActivity);
+/** Waiting for the alerts workflow includes its deliveries (SMTP and webhook time out after 15 s each). */
+const alerting = proxyActivities<Activities>({ startToCloseTimeout: '5 minutes', retry: { initialInterval: '5 seconds', maximumAttempts: 3 } });
+
+/**
+ * The audit line of a validation or drill, and its result to the alert state as the monitor's
+ * `integrity/<kind>` check: a failure alerts at once, a later pass sends the recovery message.
+ * Neither may fail the workflow: its report is already saved.
+ */
+export async function auditAndAlert(
+  kind: 'validation' | 'drill',
+  r: { session: string | undefined; status: 'pass' | 'fail'; finishedAt: string; startedBy: string | undefined; failures: string[]; detail: Record<string, unknown> },
+): Promise<void> {
+  const info = workflowInfo();
+  const warn = (what: string) => (err: unknown) => log.warn(`${what} failed`, { error: err instanceof Error ? err.message : String(err) });
+  await notify
+    .appendAuditRecord({ at: new Date(Date.now()).toISOString(), action: kind, startedBy: r.startedBy ?? 'schedule', workflowId: info.workflowId, result: r.status, session: r.session, ...r.detail })
+    .catch(warn('audit line'));
+  if (!r.session) return;
+  await alerting
+    .reportResultToAlerts({ workflowId: workflowIds.alerts(info.taskQueue), taskQueue: info.taskQueue, kind, session: r.session, status: r.status, finishedAt: r.finishedAt, failures: r.failures, reportingWorkflowId: info.workflowId })
+    .catch(warn('alert'));
 }
 
 /** The summary kept with the session (it decides what `latest` means). */
