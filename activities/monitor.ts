@@ -5,7 +5,6 @@
  */
 import { hostname } from 'node:os';
 import { Context } from '@temporalio/activity';
-import { ScheduleNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import type { DrConfig } from '../src/config';
 import { sendAlert, type AlertDelivery } from '../src/notify';
 import { decideAlerts, type AlertMessage, type AlertState, type Observation } from '../src/monitor/alerts';
@@ -70,6 +69,9 @@ export function monitorSettings(config: DrConfig): MonitorSettings {
   };
 }
 
+/** The worker's client (activities may not import @temporalio/client: errors are told apart by name). */
+type Client = Context['client'];
+
 function activityClient(): Client {
   return Context.current().client;
 }
@@ -81,7 +83,7 @@ async function scheduleFacts(client: Client, schedules: Record<string, string>):
         const d = await client.schedule.getHandle(id).describe();
         return { name, id, state: d.state.paused ? 'paused' : 'present' };
       } catch (err) {
-        if (err instanceof ScheduleNotFoundError) return { name, id, state: 'missing' };
+        if ((err as Error).name === 'ScheduleNotFoundError') return { name, id, state: 'missing' };
         return { name, id, state: 'unknown', error: (err as Error).message.split('\n')[0]!.slice(0, 200) };
       }
     }),
@@ -166,7 +168,8 @@ export function createMonitorActivities(config: DrConfig, secrets: string[]) {
     try {
       return await client.workflow.getHandle(target.workflowId).executeUpdate<ObservationOutcome, [string]>(ALERTS_OUTCOME_UPDATE, { args: [observation.id] });
     } catch (err) {
-      if (err instanceof WorkflowUpdateFailedError) throw new Error(`the alerts workflow did not process observation ${observation.id}: ${err.cause?.message ?? err.message}`);
+      const e = err as Error;
+      if (e.name === 'WorkflowUpdateFailedError') throw new Error(`the alerts workflow did not process observation ${observation.id}: ${(e.cause as Error | undefined)?.message ?? e.message}`);
       throw err;
     }
   }

@@ -41,7 +41,7 @@ export async function gatherHostFacts(config: DrConfig, now: Date): Promise<Gath
       (r) => ({ ok: true, detail: `PostgreSQL ${r.v.split(' ')[0]} at ${config.postgres.host}:${config.postgres.port}`, dataDir: r.dir }),
       (err: unknown) => ({ ok: false, detail: msg(err), dataDir: null as string | null }),
     ),
-    readCatalog(config, now).catch((err: unknown) => ({ error: msg(err) }) as CatalogFacts),
+    readCatalog(config, now).catch((err: unknown): CatalogFacts => ({ error: msg(err) })),
     diskUsage('backup-dir', config.backupDir),
     odooHealthFact(config, msg),
     memoryAndLoad(),

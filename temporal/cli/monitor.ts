@@ -29,7 +29,7 @@ export interface CliContext {
   operatorIdentity(): string;
   /** An error that ends the CLI with `code` and `message`. */
   exit(code: number, message: string): Error;
-  formatTable(header: string[], rows: string[][]): string;
+  formatTable: (header: string[], rows: string[][]) => string;
 }
 
 /** 3: no check could run (the CLI's "service unreachable", Nagios UNKNOWN). */

@@ -80,8 +80,8 @@ describe('alert state machine: decideAlerts', () => {
   });
 
   it('a partial observation (validation) leaves other alerts alone; a complete one forgets checks no longer reported', () => {
-    const other: ObservedCheck = { ...check('warning'), id: 'disk/backup-dir', tenant: undefined as unknown as string };
-    delete (other as { tenant?: string }).tenant;
+    const { tenant: _t, ...rest } = check('warning');
+    const other: ObservedCheck = { ...rest, id: 'disk/backup-dir' };
     const s1 = decideAlerts(emptyAlertState(), obs([check('critical'), other]), at(0), REPEAT).state;
     const validation: ObservedCheck = { id: 'integrity/validation', status: 'critical', value: 0, threshold: 'passed', message: 'last validation FAILED', action: 'fix' };
     const s2 = decideAlerts(s1, obs([validation], false, 'validation/s/1'), at(1), REPEAT);
