@@ -7,7 +7,7 @@ import { hostname } from 'node:os';
 import { Context } from '@temporalio/activity';
 import type { DrConfig } from '../src/config';
 import { sendAlert, type AlertDelivery } from '../src/notify';
-import { decideAlerts, type AlertMessage, type AlertState, type Observation } from '../src/monitor/alerts';
+import { decideAlerts, type AlertMessage, type AlertState, type ObservedCheck, type Observation } from '../src/monitor/alerts';
 import { evaluateChecks, integrityCheck, type MonitorFacts, type MonitorSettings, type ScheduleFact } from '../src/monitor/checks';
 import { gatherHostFacts } from '../src/monitor/facts';
 import { renderPrometheus } from '../src/monitor/prometheus';
@@ -48,6 +48,8 @@ export interface ResultObservationInput extends AlertsTarget {
   finishedAt: string;
   failures: string[];
   reportingWorkflowId: string;
+  /** Set when the workflow could not run to the end (no report): alerted as `integrity/<kind>-run`. */
+  error?: string;
 }
 
 export interface DecideAlertsInput {
@@ -138,7 +140,11 @@ export function createMonitorActivities(config: DrConfig, secrets: string[]) {
 
     /** A validation's or drill's result as the `integrity/<kind>` check, to the alerts workflow. */
     reportResultToAlerts: mapped(secrets, async (input: ResultObservationInput): Promise<ObservationOutcome> => {
-      const check = integrityCheck(input.kind, { session: input.session, status: input.status, finishedAt: input.finishedAt, workflowId: input.reportingWorkflowId, failures: input.failures }, monitorSettings(config), new Date(input.finishedAt).getTime());
+      // A run that could not finish has no result stored with a session, so the monitor cannot see it:
+      // its own check, alerted once (the next monitor run, reporting every check, forgets it).
+      const check: ObservedCheck = input.error
+        ? { id: `integrity/${input.kind}-run`, status: 'critical', value: null, threshold: `the ${input.kind} runs to its report`, message: `${input.kind} ${input.reportingWorkflowId} could not run: ${input.error}`, action: `read the workflow's failure in the Temporal UI, fix the cause, run it again` }
+        : integrityCheck(input.kind, { session: input.session, status: input.status, finishedAt: input.finishedAt, workflowId: input.reportingWorkflowId, failures: input.failures }, monitorSettings(config), new Date(input.finishedAt).getTime());
       return submit(input, { id: input.reportingWorkflowId, source: `${input.kind}Workflow ${input.reportingWorkflowId}`, complete: false, checks: [check] });
     }),
 
@@ -156,6 +162,12 @@ export function createMonitorActivities(config: DrConfig, secrets: string[]) {
   };
 
   async function submit(target: AlertsTarget, observation: Observation): Promise<ObservationOutcome> {
+    const { smtp, emails, webhookUrl } = config.alerts;
+    if (!(smtp && emails.length) && !webhookUrl) {
+      // No channel: nobody to tell, so no alert state to keep (and no alerts workflow left idle).
+      const at = new Date().toISOString();
+      return { id: observation.id, sent: [], active: [], channels: { email: { last: 'not configured', at }, webhook: { last: 'not configured', at } } };
+    }
     const client = activityClient();
     await client.workflow.signalWithStart(ALERTS_WORKFLOW_TYPE, {
       workflowId: target.workflowId,

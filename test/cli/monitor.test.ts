@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
+import { localPath, rel } from '../../src/backup/layout';
 import { validateStatusReport, type StatusReport } from '../../src/monitor/report';
 import { deleteObjects, listObjects } from '../../src/storage/s3';
 import { temporalSettings } from '../../temporal/connection';
@@ -15,6 +16,7 @@ import type { MonitorResult } from '../../workflows/monitor';
 import { createTenant, dropTenant, type PgAdminConnection } from '../fixtures/odoo-tenants';
 import { runCli as cli, startCliWorker, type CliRun } from '../helpers/cli';
 import { stackConfig, uniqueSuffix } from '../helpers/config';
+import { flipByte } from '../helpers/files';
 import { mailText, startReceivers, type Receivers } from '../helpers/receivers';
 
 describe('odoo-dr monitor and status (CLI, worker process, dev server)', function () {
@@ -183,6 +185,28 @@ describe('odoo-dr monitor and status (CLI, worker process, dev server)', functio
     assert.ok(monitors.some((m) => m.workflowId === report.workflowId));
     const validation = audit.find((a) => a.action === 'validation');
     assert.ok(validation && validation.result === 'pass' && validation.startedBy.includes('@'), JSON.stringify(audit));
+  });
+
+  it('a failed validation and a failed drill alert at once, naming the session and the damaged tenant', async () => {
+    const report = JSON.parse(readFileSync(reportFile(), 'utf8')) as StatusReport;
+    const session = report.tenants[0]!.lastBackup!.session;
+    flipByte(localPath(dir, rel.database(session, tenant)));
+    const v = await cli(['validate', session, '--tenant', tenant, '--no-cloud', '--wait'], env).result;
+    assert.equal(v.code, 1, v.stderr + v.stdout);
+    const hook = rx.hooks.find((h) => h.text.includes('CRITICAL integrity/validation'));
+    assert.ok(hook, rx.hooks.map((h) => h.text.split('\n')[0]).join(' | '));
+    assert.match(hook.text, new RegExp(`last validation of ${session} FAILED \\(validation/${session}/`));
+    assert.match(hook.text, new RegExp(`${tenant}: `));
+    assert.match(hook.text, /What to do: /);
+    const d = await cli(['drill', '-m', 'validation-only', '--tenant', tenant, '--wait'], env).result;
+    assert.equal(d.code, 1, d.stderr + d.stdout);
+    // The drill cannot even start (the only session failed validation): alerted as a run that could not finish.
+    const drill = rx.hooks.find((h) => h.text.includes('CRITICAL integrity/drill-run'));
+    assert.ok(drill, rx.hooks.map((h) => h.text.split('\n')[0]).join(' | '));
+    assert.match(drill.text, /drill drill\/validation-only\/\S+ could not run: .*no complete, non-failed backup session/);
+    const audit = readFileSync(path.join(dir, 'logs', 'audit.jsonl'), 'utf8');
+    assert.match(audit, /"action":"validation".*"result":"fail"/);
+    assert.match(audit, /"action":"drill".*"result":"fail"/);
   });
 
   it('`status` without a report exits 3 (UNKNOWN) and says what to run', async () => {
