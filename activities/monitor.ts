@@ -121,13 +121,19 @@ export function createMonitorActivities(config: DrConfig, secrets: string[]) {
     }),
 
     /** dr-status.json (and the Prometheus textfile when configured), each written atomically. */
-    publishStatusReport: mapped(secrets, async (input: { report: StatusReport }): Promise<{ path: string; prometheus?: string }> => {
+    publishStatusReport: mapped(secrets, async (input: { report: StatusReport }): Promise<{ path: string; prometheus?: string; prometheusError?: string }> => {
       const file = statusReportPath(config.logDir);
       await writeAtomic(file, `${JSON.stringify(input.report, null, 2)}\n`);
       const prom = config.monitor.prometheusTextfile;
-      // node_exporter reads *.prom files as the collector's user: world-readable, no secrets in it.
-      if (prom) await writeAtomic(prom, renderPrometheus(input.report), 0o644);
-      return { path: file, ...(prom ? { prometheus: prom } : {}) };
+      if (!prom) return { path: file };
+      try {
+        // node_exporter reads *.prom files as the collector's user: world-readable, no secrets in it.
+        await writeAtomic(prom, renderPrometheus(input.report), 0o644);
+        return { path: file, prometheus: prom };
+      } catch (err) {
+        // The report is written; a metrics folder that is not writable must not fail the check.
+        return { path: file, prometheusError: `${prom}: ${(err as Error).message}` };
+      }
     }),
 
     /**

@@ -24,6 +24,8 @@ import {
 import { notifyActivity, quickActivity } from './options';
 
 const quick = proxyActivities<Activities>(quickActivity);
+/** Gathering reads up to 200 sessions' manifests and results, locally and from the bucket. */
+const gather = proxyActivities<Activities>({ startToCloseTimeout: '10 minutes', retry: { initialInterval: '10 seconds', backoffCoefficient: 2, maximumAttempts: 3 } });
 const notify = proxyActivities<Activities>(notifyActivity);
 /** Waiting for the alerts workflow includes its deliveries (SMTP and webhook time out after 15 s each). */
 const submit = proxyActivities<Activities>({ startToCloseTimeout: '5 minutes', retry: { initialInterval: '5 seconds', maximumAttempts: 3 } });
@@ -37,7 +39,7 @@ export function monitoredScheduleId(name: ScheduleName, taskQueue: string): stri
   return taskQueue === DEFAULT_TASK_QUEUE ? ScheduleIds[name] : `odoo-dr/${taskQueue}/${name}`;
 }
 
-export type MonitorResult = StatusReport & { reportPath: string; prometheusPath?: string };
+export type MonitorResult = StatusReport & { reportPath: string; prometheusPath?: string; prometheusError?: string };
 
 /**
  * One monitoring check (scheduled; `odoo-dr monitor`): every tenant's backup and validation age,
@@ -48,7 +50,7 @@ export type MonitorResult = StatusReport & { reportPath: string; prometheusPath?
 export async function monitorWorkflow(input: MonitorInput = {}): Promise<MonitorResult> {
   const info = workflowInfo();
   const schedules = Object.fromEntries((Object.keys(ScheduleIds) as ScheduleName[]).map((n) => [n, monitoredScheduleId(n, info.taskQueue)]));
-  const report = await quick.gatherMonitorReport({ workflowId: info.workflowId, taskQueue: info.taskQueue, schedules });
+  const report = await gather.gatherMonitorReport({ workflowId: info.workflowId, taskQueue: info.taskQueue, schedules });
   if (input.alerts !== false) {
     report.alerts.enabled = true;
     try {
@@ -75,7 +77,8 @@ export async function monitorWorkflow(input: MonitorInput = {}): Promise<Monitor
       alertsSent: report.alerts.sent.length,
     })
     .catch((err: unknown) => log.warn('audit line not written', { error: err instanceof Error ? err.message : String(err) }));
-  return { ...report, reportPath: written.path, ...(written.prometheus ? { prometheusPath: written.prometheus } : {}) };
+  if (written.prometheusError) log.warn('Prometheus textfile not written', { error: written.prometheusError });
+  return { ...report, reportPath: written.path, ...(written.prometheus ? { prometheusPath: written.prometheus } : {}), ...(written.prometheusError ? { prometheusError: written.prometheusError } : {}) };
 }
 
 export interface AlertsInput {
