@@ -87,6 +87,8 @@ export interface AlertsInput {
   /** Outcomes of the last observations (so a sender whose update crossed a continue-as-new still gets its answer). */
   outcomes?: ObservationOutcome[];
   pending?: Observation[];
+  /** Observations per run before continuing as new (default 500; tests use a few). */
+  observationsPerRun?: number;
 }
 
 /** Observations per run before continuing as new (each is a few events: the history stays small). */
@@ -119,7 +121,7 @@ export async function alertsWorkflow(input: AlertsInput = {}): Promise<void> {
   });
 
   for (;;) {
-    const rollOver = () => processed >= OBSERVATIONS_PER_RUN || workflowInfo().continueAsNewSuggested;
+    const rollOver = () => processed >= (input.observationsPerRun ?? OBSERVATIONS_PER_RUN) || workflowInfo().continueAsNewSuggested;
     await condition(() => queue.length > 0 || (rollOver() && allHandlersFinished()));
     if (queue.length === 0) break;
     const obs = queue.shift()!;
@@ -144,5 +146,5 @@ export async function alertsWorkflow(input: AlertsInput = {}): Promise<void> {
     if (outcomes.length > KEPT_OUTCOMES) outcomes.splice(0, outcomes.length - KEPT_OUTCOMES);
     processed++;
   }
-  await continueAsNew<typeof alertsWorkflow>({ state, channels, outcomes, pending: queue });
+  await continueAsNew<typeof alertsWorkflow>({ state, channels, outcomes, pending: queue, ...(input.observationsPerRun ? { observationsPerRun: input.observationsPerRun } : {}) });
 }

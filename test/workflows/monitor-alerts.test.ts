@@ -11,6 +11,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { ObservationOutcome } from '../../activities';
 import type { ObservedCheck, Observation } from '../../src/monitor/alerts';
 import { alertsWorkflow } from '../../workflows';
+import type { AlertsInput } from '../../workflows/monitor';
 import { alertStateQuery, observationOutcomeUpdate, observeSignal, workflowIds } from '../../workflows/definitions';
 import { stackConfig, uniqueSuffix } from '../helpers/config';
 import { historyText } from '../helpers/history';
@@ -52,10 +53,10 @@ describe('alertsWorkflow (time skipping, real SMTP and webhook receivers)', func
   });
 
   /** What monitorWorkflow's activity does: signalWithStart, then wait for the outcome (an update). */
-  async function observe(env: TestWorkflowEnvironment, taskQueue: string, checks: ObservedCheck[]): Promise<ObservationOutcome> {
+  async function observe(env: TestWorkflowEnvironment, taskQueue: string, checks: ObservedCheck[], input: AlertsInput = {}): Promise<ObservationOutcome> {
     const observation: Observation = { id: `monitor/${uniqueSuffix()}`, source: 'test', complete: true, checks };
     const workflowId = workflowIds.alerts(taskQueue);
-    await env.client.workflow.signalWithStart(alertsWorkflow, { workflowId, taskQueue, args: [{}], signal: observeSignal, signalArgs: [observation] });
+    await env.client.workflow.signalWithStart(alertsWorkflow, { workflowId, taskQueue, args: [input], signal: observeSignal, signalArgs: [observation] });
     return env.client.workflow.getHandle(workflowId).executeUpdate(observationOutcomeUpdate, { args: [observation.id] });
   }
 
@@ -126,6 +127,39 @@ describe('alertsWorkflow (time skipping, real SMTP and webhook receivers)', func
       assert.deepEqual(second.sent, []);
       assert.equal(rx.hooks.length, hooks + 1);
       await env.client.workflow.getHandle(workflowId).terminate('test done');
+    });
+  });
+
+  it('two monitor runs reporting at once send the alert once', async () => {
+    const env = await timeSkippingServer();
+    const hooks = rx.hooks.length;
+    await withWorker({ env, config: config(rx.smtpPort) }, async (taskQueue) => {
+      const [a, b] = await Promise.all([observe(env, taskQueue, [backupAge('critical', 30)]), observe(env, taskQueue, [backupAge('critical', 30)])]);
+      assert.deepEqual([...a.sent, ...b.sent], ['CRITICAL backup-age/acme']);
+      assert.equal(rx.hooks.length, hooks + 1);
+      await env.client.workflow.getHandle(workflowIds.alerts(taskQueue)).terminate('test done');
+    });
+  });
+
+  it('the alert state survives continue-as-new: no second alert, the repeat and the recovery still come', async () => {
+    const env = await timeSkippingServer();
+    const hooks = rx.hooks.length;
+    await withWorker({ env, config: config(rx.smtpPort) }, async (taskQueue) => {
+      const small: AlertsInput = { observationsPerRun: 2 };
+      const handle = env.client.workflow.getHandle(workflowIds.alerts(taskQueue));
+      assert.deepEqual((await observe(env, taskQueue, [backupAge('critical', 30)], small)).sent, ['CRITICAL backup-age/acme']);
+      const firstRun = (await handle.describe()).runId;
+      assert.deepEqual((await observe(env, taskQueue, [backupAge('critical', 31)], small)).sent, []);
+      // Two observations processed: the run continued as new, carrying the state.
+      assert.deepEqual((await observe(env, taskQueue, [backupAge('critical', 32)], small)).sent, []);
+      const d = await handle.describe();
+      assert.notEqual(d.runId, firstRun);
+      assert.deepEqual(Object.keys((await handle.query(alertStateQuery)).state.active), ['backup-age/acme']);
+      await env.sleep(7 * HOUR);
+      assert.deepEqual((await observe(env, taskQueue, [backupAge('critical', 39)], small)).sent, ['still CRITICAL backup-age/acme']);
+      assert.deepEqual((await observe(env, taskQueue, [backupAge('ok', 1)], small)).sent, ['RESOLVED backup-age/acme']);
+      assert.equal(rx.hooks.length, hooks + 3);
+      await handle.terminate('test done');
     });
   });
 
