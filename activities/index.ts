@@ -7,11 +7,13 @@ import { discoverTenants as discover, type DiscoveryRequest, type DiscoveryResul
 import { createBackupActivities, type BackupTestHooks } from './backup';
 import { createRecoveryActivities, type RecoveryTestHooks } from './recovery';
 import { createValidationActivities } from './validation';
+import { createMonitorActivities } from './monitor';
 import { mapped } from './errors';
 
 export type * from './backup';
 export type * from './validation';
 export type * from './recovery';
+export type * from './monitor';
 
 export interface ActivityDeps {
   config: DrConfig;
@@ -35,6 +37,7 @@ export function createActivities({ config, backupHooks, recoveryHooks, workerQue
     ...createBackupActivities(config, secrets, backupHooks, workerQueue),
     ...createValidationActivities(config, secrets),
     ...createRecoveryActivities(config, secrets, recoveryHooks),
+    ...createMonitorActivities(config, secrets),
   };
 }
 

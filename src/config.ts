@@ -409,6 +409,9 @@ export const FIELDS = {
   DR_CLEANUP_TIME: { schema: timeOfDay, default: '05:00', doc: 'Daily retention and pack collection (HH:MM).' },
   DR_SCHEDULE_TIMEZONE: { schema: timeZone, default: 'UTC', doc: 'IANA time zone of the times above (e.g. Europe/Brussels).' },
   DR_SCHEDULE_JITTER_MINUTES: { schema: wholeNumber(0, 60), default: '0', doc: 'Start each scheduled run up to this many minutes late, at random, so large fleets do not all start at once.' },
+  DR_ALERT_REPEAT_HOURS: { schema: wholeNumber(1, 720), default: '24', doc: 'A warning or critical check that persists is alerted again at most this often (hours); a recovery message is sent when it clears.' },
+  DR_DRILL_MAX_AGE_DAYS: { schema: wholeNumber(1, 3650), default: '35', doc: 'Drill cadence: the monitor warns when the last drill is older (days), critical at twice that.' },
+  DR_PROMETHEUS_TEXTFILE: { schema: absolutePath, doc: 'Also write the monitor figures here in Prometheus text format (node_exporter textfile collector, e.g. /var/lib/node_exporter/textfile/odoo_dr.prom).' },
   // --- Temporal
   DR_TASK_QUEUE: { schema: text, default: 'odoo-dr', doc: 'Task queue of the odoo-dr worker.' },
 } satisfies Record<string, Field>;
@@ -463,6 +466,7 @@ export interface DrConfig {
     webhookUrl: string | undefined;
     backupAgeSeconds: number;
     diskUsagePercent: number;
+    repeatHours: number;
   };
   /** What `odoo-dr schedules apply` schedules (src/automation/schedules.ts). */
   automation: {
@@ -479,6 +483,7 @@ export interface DrConfig {
     timezone: string;
     jitterMinutes: number;
   };
+  monitor: { drillMaxAgeDays: number; prometheusTextfile: string | undefined };
   taskQueue: string;
   /** TEMPORAL_* variables from the file, for @temporalio/envconfig (process env wins). */
   temporalEnv: Record<string, string>;
@@ -850,6 +855,7 @@ export function loadConfig(options: LoadConfigOptions = {}): DrConfig {
       webhookUrl: p.DR_WEBHOOK_URL || undefined,
       backupAgeSeconds: p.DR_ALERT_ON_BACKUP_AGE!,
       diskUsagePercent: p.DR_ALERT_ON_DISK_USAGE!,
+      repeatHours: p.DR_ALERT_REPEAT_HOURS!,
     },
     automation: {
       backupTime: p.DR_BACKUP_TIME!,
@@ -865,6 +871,7 @@ export function loadConfig(options: LoadConfigOptions = {}): DrConfig {
       timezone: p.DR_SCHEDULE_TIMEZONE!,
       jitterMinutes: p.DR_SCHEDULE_JITTER_MINUTES!,
     },
+    monitor: { drillMaxAgeDays: p.DR_DRILL_MAX_AGE_DAYS!, prometheusTextfile: p.DR_PROMETHEUS_TEXTFILE },
     taskQueue: p.DR_TASK_QUEUE!,
     temporalEnv,
     warnings,

@@ -40,6 +40,7 @@ import { connectWorker, temporalSettings } from './connection';
 import { registerInteropCommands } from './cli/interop';
 import { registerScheduleCommands } from './cli/schedules';
 import { registerSetupCommands } from './cli/setup';
+import { registerMonitorCommands } from './cli/monitor';
 
 import {
   CliExit,
@@ -236,6 +237,7 @@ Exit code 1 when any check fails.`)
       await withTemporal(config, async (client) => {
         const input: ValidationInput = {
           session: sessionArg,
+          startedBy: operatorIdentity(),
           ...(cmdOpts.tenant ? { tenant: cmdOpts.tenant } : {}),
           ...(cmdOpts.restoreTest ? { restoreTest: true } : {}),
           ...(cmdOpts.cloud === true ? { source: 'cloud' as const, fromCloud: true } : {}),
@@ -439,6 +441,8 @@ Exit codes: 0 recovered (or plan shown), 1 failed, rolled back, rejected or expi
         else printRecovery(status);
       });
     });
+
+  registerMonitorCommands(program, { outcome, load, printWarnings, withTemporal, waitForWorkflow, reconnectTimeoutMs, operatorIdentity, formatTable, exit: (code, message) => new CliExit(code, message) });
 
   const sessions = program.command('sessions').description('Backup sessions.');
   sessions

@@ -2,7 +2,9 @@
  * The public contract of odoo-dr's workflows: task queue, workflow names, IDs, signals and queries.
  * Operators start these from the CLI, the Temporal UI or `temporal workflow start`; keep names stable.
  */
-import { defineQuery, defineSignal } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { ObservationOutcome } from '../activities/monitor';
+import type { AlertState, Observation } from '../src/monitor/alerts';
 
 /** Default task queue of the odoo-dr worker (DR_TASK_QUEUE overrides it). */
 export const DEFAULT_TASK_QUEUE = 'odoo-dr';
@@ -124,3 +126,16 @@ export const backupProgressQuery = defineQuery<BackupProgress>('progress');
 
 /** Signal to a backupBatchWorkflow started ahead (its locks taken): a slot is free, start. */
 export const batchGoSignal = defineSignal('go');
+
+/** Signal to alertsWorkflow: checks observed (by monitorWorkflow, validation, drill). */
+export const observeSignal = defineSignal<[Observation]>('observe');
+/** Update on alertsWorkflow: completes with what was sent once the observation with this id was processed. */
+export const observationOutcomeUpdate = defineUpdate<ObservationOutcome, [string]>('observationOutcome');
+/** Query on alertsWorkflow: the alert state (active alerts, last delivery per channel). */
+export const alertStateQuery = defineQuery<AlertsView>('alertState');
+
+export interface AlertsView {
+  state: AlertState;
+  channels: ObservationOutcome['channels'];
+  processed: number;
+}

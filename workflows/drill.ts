@@ -1,10 +1,10 @@
-import { executeChild, proxyActivities, uuid4, workflowInfo } from '@temporalio/workflow';
+import { executeChild, isCancellation, patched, proxyActivities, uuid4, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { CheckResult } from '../src/validate/session';
 import { backupWorkflow, type BackupResult } from './backup';
 import { backupSessionName, workflowIds } from './definitions';
 import { quickActivity } from './options';
-import { sessionResult, validateSession, type RestoreMeasure } from './validation';
+import { auditAndAlert, errorText, sessionResult, validateSession, type RestoreMeasure } from './validation';
 
 const quick = proxyActivities<Activities>(quickActivity);
 
@@ -57,6 +57,33 @@ const GiB = 1024 ** 3;
  * measured restore rate; the report is kept as JSON under DR_LOG_DIR and returned.
  */
 export async function drillWorkflow(input: DrillInput): Promise<DrillReport> {
+  // Runs started before audit lines and alerts existed replay without them.
+  if (!patched('drill-audit-and-alerts')) return runDrill(input);
+  let report: DrillReport;
+  try {
+    report = await runDrill(input);
+  } catch (err) {
+    if (!isCancellation(err)) {
+      await auditAndAlert('drill', { session: '(none)', status: 'fail', finishedAt: new Date(Date.now()).toISOString(), startedBy: input.startedBy, failures: [], error: errorText(err), detail: { mode: input.mode, error: errorText(err) } });
+    }
+    throw err;
+  }
+  const failures = [
+    ...report.tenants.flatMap((t) => t.failures.map((f) => `${t.tenant}: ${f}`)),
+    ...(report.projectedRto && !report.projectedRto.pass ? [`projected RTO ${report.projectedRto.minutes.toFixed(0)} min exceeds ${report.projectedRto.targetMinutes} min`] : []),
+  ];
+  await auditAndAlert('drill', {
+    session: report.session ?? '(none)',
+    status: report.status,
+    finishedAt: report.finishedAt,
+    startedBy: input.startedBy,
+    failures: failures.slice(0, 20).map((f) => f.slice(0, 500)),
+    detail: { mode: input.mode, cloud: report.cloud, reportPath: report.reportPath },
+  });
+  return report;
+}
+
+async function runDrill(input: DrillInput): Promise<DrillReport> {
   const info = workflowInfo();
   const started = Date.now();
   const cloud = input.cloud ?? false;

@@ -1,9 +1,10 @@
-import { log, proxyActivities, uuid4, workflowInfo } from '@temporalio/workflow';
+import { isCancellation, log, patched, proxyActivities, uuid4, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { RestoreTestResult } from '../src/validate/restore-test';
 import type { CheckResult } from '../src/validate/session';
 import type { SessionResult, SessionSource } from '../src/sessions/catalog';
-import { longActivity, quickActivity, sessionActivity } from './options';
+import { workflowIds } from './definitions';
+import { longActivity, notifyActivity, quickActivity, sessionActivity } from './options';
 
 const quick = proxyActivities<Activities>(quickActivity);
 const session = proxyActivities<Activities>(sessionActivity);
@@ -29,6 +30,8 @@ export interface ValidationInput {
   restoreOnly?: boolean;
   /** Accept an unsigned session (made before signing was set up); the manifest check warns. */
   allowUnsigned?: boolean;
+  /** Who asked (for the audit log); a schedule leaves it unset. */
+  startedBy?: string;
 }
 
 export interface RestoreMeasure {
@@ -109,6 +112,35 @@ export async function validateSession(input: ValidationInput & { session: string
  * neutralized scratch copy with Odoo-aware checks. The report is kept as JSON under DR_LOG_DIR.
  */
 export async function validationWorkflow(input: ValidationInput = {}): Promise<ValidationReport> {
+  // Runs started before audit lines and alerts existed replay without them.
+  if (!patched('validation-audit-and-alerts')) return runValidation(input);
+  let report: ValidationReport;
+  try {
+    report = await runValidation(input);
+  } catch (err) {
+    if (!isCancellation(err)) {
+      await auditAndAlert('validation', { session: input.session ?? 'latest', status: 'fail', finishedAt: new Date(Date.now()).toISOString(), startedBy: input.startedBy, failures: [], error: errorText(err), detail: { error: errorText(err) } });
+    }
+    throw err;
+  }
+  await auditAndAlert('validation', {
+    session: report.session,
+    status: report.status,
+    finishedAt: report.finishedAt,
+    startedBy: input.startedBy,
+    failures: sessionResult('validation', report, false).failures,
+    detail: { restoreTest: input.restoreTest ?? false, ...(input.tenant ? { tenant: input.tenant } : {}), reportPath: report.reportPath },
+  });
+  return report;
+}
+
+/** The error's message, for audit lines and alerts (an activity's failure: its cause's message). */
+export function errorText(err: unknown): string {
+  const e = err as { message?: string; cause?: { message?: string } };
+  return (e.cause?.message ?? e.message ?? String(err)).slice(0, 500);
+}
+
+async function runValidation(input: ValidationInput): Promise<ValidationReport> {
   const startedAt = new Date(Date.now()).toISOString();
   if (input.restoreTest) {
     // Leftovers of restore tests whose worker died are removed before making new ones.
@@ -124,6 +156,29 @@ export async function validationWorkflow(input: ValidationInput = {}): Promise<V
   };
   report.reportPath = await quick.saveReport({ kind: 'validation', name, report, result: sessionResult('validation', report, input.restoreTest ?? false) });
   return report;
+}
+
+const notify = proxyActivities<Activities>(notifyActivity);
+/** Waiting for the alerts workflow includes its deliveries (SMTP and webhook time out after 15 s each). */
+const alerting = proxyActivities<Activities>({ startToCloseTimeout: '5 minutes', retry: { initialInterval: '5 seconds', maximumAttempts: 3 } });
+
+/**
+ * The audit line of a validation or drill, and its result to the alert state as the monitor's
+ * `integrity/<kind>` check: a failure alerts at once, a later pass sends the recovery message.
+ * Neither may fail the workflow: its report is already saved.
+ */
+export async function auditAndAlert(
+  kind: 'validation' | 'drill',
+  r: { session: string; status: 'pass' | 'fail'; finishedAt: string; startedBy: string | undefined; failures: string[]; error?: string; detail: Record<string, unknown> },
+): Promise<void> {
+  const info = workflowInfo();
+  const warn = (what: string) => (err: unknown) => log.warn(`${what} failed`, { error: err instanceof Error ? err.message : String(err) });
+  await notify
+    .appendAuditRecord({ at: new Date(Date.now()).toISOString(), action: kind, startedBy: r.startedBy ?? 'schedule', workflowId: info.workflowId, result: r.status, session: r.session, ...r.detail })
+    .catch(warn('audit line'));
+  await alerting
+    .reportResultToAlerts({ workflowId: workflowIds.alerts(info.taskQueue), taskQueue: info.taskQueue, kind, session: r.session, status: r.status, finishedAt: r.finishedAt, failures: r.failures, reportingWorkflowId: info.workflowId, ...(r.error ? { error: r.error } : {}) })
+    .catch(warn('alert'));
 }
 
 /** The summary kept with the session (it decides what `latest` means). */
