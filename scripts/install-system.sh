@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Debian packages the stack needs: PostgreSQL 15 (server and clients), age, zstd, ssh-keygen.
+# Debian packages the stack needs: PostgreSQL 15 (server and clients), age, zstd, ssh-keygen, jq, curl.
 # Idempotent: apt is only called when something is missing.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -10,6 +10,9 @@ command -v age >/dev/null && command -v age-keygen >/dev/null || need+=(age)
 command -v zstd >/dev/null || need+=(zstd)
 # ssh-keygen verifies session signatures without odoo-dr (break-glass, tests).
 command -v ssh-keygen >/dev/null || need+=(openssh-client)
+# jq and curl: the break-glass script (scripts/break-glass-restore.sh) and its test.
+command -v jq >/dev/null || need+=(jq)
+command -v curl >/dev/null || need+=(curl)
 for tool in go java mvn node npm; do
   command -v "$tool" >/dev/null || { log "missing $tool: this machine image is expected to provide it"; exit 1; }
 done
