@@ -200,7 +200,7 @@ describe('break-glass restore script (bash and standard tools only, real session
     assert.deepEqual(await tableHashes(db), source[gen]!.tables);
   });
 
-  it('restores one lost filestore file into a live folder (--file), leaving the others alone', async () => {
+  it('restores one lost filestore file into a live folder (--file), leaving the others alone', () => {
     const fsDir = path.join(work, 'restored', targets[0]!);
     const [lost] = source[gen]!.files;
     const lostPath = lost!.slice(0, lost!.lastIndexOf(':'));
