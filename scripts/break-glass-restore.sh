@@ -316,14 +316,19 @@ if ((DO_FS)); then
     npacks=$((npacks + 1))
   done
   # Sessions made before packs: one encrypted blob per file (its name is its content's SHA-1).
-  for sha in $(awk -F'\t' '$3 == "-" { print $1 }' "$WORK/files.tsv" | sort -u); do
-    brel="blobs/${sha:0:2}/$sha.age"
-    fetch "$brel" "$WORK/blob.age" || die "$brel is missing (listed by the tenant's index)"
-    mkdir -p "$WORK/stage/${sha:0:2}"
-    age -d -i "$IDENTITY" -o "$WORK/stage/${sha:0:2}/$sha" "$WORK/blob.age" 2>"$WORK/age.err" || die "$brel cannot be decrypted: $(head -c 300 "$WORK/age.err")"
-    rm -f "$WORK/blob.age"
-    awk -F'\t' -v s="$sha" '$3 == "-" && $1 == s { print $1 "\t" $2 "\t" $4 }' "$WORK/files.tsv" | place_files "$WORK/stage" "$brel"
-  done
+  awk -F'\t' '$3 == "-" { print $1 "\t" $2 "\t" $4 }' "$WORK/files.tsv" | sort -t$'\t' -k1,1 >"$WORK/blobs.tsv"
+  if [[ -s $WORK/blobs.tsv ]]; then
+    rm -rf "$WORK/stage"; mkdir "$WORK/stage"; prev=''
+    while IFS=$'\t' read -r sha _ _ <&3; do
+      [[ $sha == "$prev" ]] && continue
+      prev=$sha brel="blobs/${sha:0:2}/$sha.age"
+      fetch "$brel" "$WORK/blob.age" || die "$brel is missing (listed by the tenant's index)"
+      mkdir -p "$WORK/stage/${sha:0:2}"
+      age -d -i "$IDENTITY" -o "$WORK/stage/${sha:0:2}/$sha" "$WORK/blob.age" 2>"$WORK/age.err" </dev/null || die "$brel cannot be decrypted: $(head -c 300 "$WORK/age.err")"
+      rm -f "$WORK/blob.age"
+    done 3<"$WORK/blobs.tsv"
+    place_files "$WORK/stage" "blobs/" <"$WORK/blobs.tsv"
+  fi
   # The final word: every file at its final path, read back, has the SHA-1 and the size the index gives.
   awk -F'\t' '{ print $1 "  " $4 }' "$WORK/files.tsv" >"$WORK/final.sha1"
   [[ -s $WORK/final.sha1 ]] || printf 'da39a3ee5e6b4b0d3255bfef95601890afd80709  /dev/null\n' >"$WORK/final.sha1"   # an empty filestore
