@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
+import { createHash, generateKeyPairSync } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -211,7 +211,7 @@ describe('break-glass restore script (bash and standard tools only, real session
     assert.deepEqual(filestoreFiles(fsDir), source[gen]!.files);
   });
 
-  describe('damaged or forged sessions are refused, nothing left behind', () => {
+  describe('copies of the session changed after the backup: damaged or forged ones refused with nothing left, an older layout restored', () => {
     const copyRoot = path.join(work, 'copy');
     const copySession = () => localPath(copyRoot, rel.session(session));
     let manifest: Manifest;
@@ -266,19 +266,39 @@ describe('break-glass restore script (bash and standard tools only, real session
       await refused([], /was modified after it was written/);
     });
 
-    it('an index entry escaping the filestore folder (resealed manifest, no signer)', async () => {
+    /** Rewrites the generated tenant's index and reseals the manifest around it (no signature: the forger has no key). */
+    const rewriteIndex = (text: string) => {
       const indexFile = localPath(copyRoot, rel.filestoreIndex(session, gen));
-      const first = JSON.parse(readFileSync(indexFile, 'utf8').split('\n').find((l) => l.includes('"path"'))!) as Record<string, unknown>;
-      writeFileSync(indexFile, `${readFileSync(indexFile, 'utf8')}${JSON.stringify({ ...first, path: '../../../escaped' })}\n`);
-      const { createHash } = await import('node:crypto');
-      const bytes = readFileSync(indexFile);
+      writeFileSync(indexFile, text);
       const { checksum: _c, ...body } = manifest;
-      const index = body.tenants[gen]!.filestore!.index;
-      Object.assign(index, { bytes: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') });
+      Object.assign(body.tenants[gen]!.filestore!.index, { bytes: Buffer.byteLength(text), sha256: createHash('sha256').update(text).digest('hex') });
       writeFileSync(localPath(copyRoot, rel.manifest(session)), JSON.stringify(sealManifest(body), null, 2));
+    };
+    const indexLines = () => readFileSync(localPath(copyRoot, rel.filestoreIndex(session, gen)), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+
+    it('an index entry escaping the filestore folder (resealed manifest, no signer)', async () => {
+      const lines = indexLines();
+      const first = lines.find((l) => 'path' in l)!;
+      rewriteIndex([...lines, { ...first, path: '../../../escaped' }].map((l) => `${JSON.stringify(l)}\n`).join(''));
       const r = await refused([], /unsafe path "\.\.\/\.\.\/\.\.\/escaped"/);
       assert.match(r.stderr, /WARNING: no --signer given/);
       assert.equal(existsSync(path.join(work, 'escaped')), false);
+    });
+
+    it('a session made before packs (one age blob per file) restores equal, without any pack', () => {
+      const files = indexLines().filter((l) => 'path' in l) as Array<{ path: string; sha1: string; size: number; pack?: string }>;
+      for (const f of files) {
+        const blob = localPath(copyRoot, rel.blob(f.sha1));
+        mkdirSync(path.dirname(blob), { recursive: true });
+        execFileSync(path.join(tools, 'age'), ['-r', config.encryption.recipients[0]!, '-o', blob, path.join(dataDir, 'filestore', gen, f.path)]);
+      }
+      rewriteIndex(files.map(({ pack: _pack, ...f }) => `${JSON.stringify(f)}\n`).join(''));
+      rmSync(path.join(copyRoot, 'packs'), { recursive: true });
+      const fsDir = path.join(work, 'restored', `legacy-${s}`);
+      const r = breakGlass(['--session', copySession(), ...common(gen), '--no-database', '--filestore-dir', fsDir]);
+      assert.equal(r.code, 0, r.out);
+      assert.match(r.stdout, /from 0 packs/);
+      assert.deepEqual(filestoreFiles(fsDir), source[gen]!.files);
     });
   });
 
