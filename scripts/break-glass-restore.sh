@@ -131,14 +131,16 @@ fetch() {
       grep -qE '404|Not Found|NoSuchKey|does not exist' "$WORK/s3.err" && return 3
       die "cannot download s3://$BUCKET/$ROOT_PREFIX$rel: $(head -c 400 "$WORK/s3.err")"; }
   else
-    local url=${ENDPOINT:-https://s3.$REGION.amazonaws.com} code
+    # AWS itself: virtual-hosted style (newer buckets have no path style); other endpoints: path style.
+    local url="https://$BUCKET.s3.$REGION.amazonaws.com" code
+    [[ -n $ENDPOINT ]] && url="$ENDPOINT/$BUCKET"
     # Credentials go through curl's config on stdin, never on the command line (visible in ps).
     # S3 wants the payload's SHA-256 signed along (a GET has an empty one); curl 7.x does not add it itself.
     code=$({ printf 'user = "%s:%s"\n' "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY"
              printf 'header = "x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"\n'
              [[ -n ${AWS_SESSION_TOKEN:-} ]] && printf 'header = "x-amz-security-token: %s"\n' "$AWS_SESSION_TOKEN"; true; } |
       curl -K - --silent --show-error --retry 5 --aws-sigv4 "aws:amz:$REGION:s3" -o "$dest" -w '%{http_code}' \
-        "$url/$BUCKET/$ROOT_PREFIX$rel" 2>"$WORK/s3.err") || die "cannot download $url/$BUCKET/$ROOT_PREFIX$rel: $(head -c 400 "$WORK/s3.err")"
+        "$url/$ROOT_PREFIX$rel" 2>"$WORK/s3.err") || die "cannot download $url/$ROOT_PREFIX$rel: $(head -c 400 "$WORK/s3.err")"
     [[ $code == 404 ]] && { rm -f "$dest"; return 3; }
     [[ $code == 200 ]] || die "cannot download s3://$BUCKET/$ROOT_PREFIX$rel: HTTP $code $(head -c 300 "$dest" 2>/dev/null | tr -d '\n')"
   fi
