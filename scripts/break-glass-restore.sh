@@ -103,7 +103,7 @@ if ((REMOTE)); then
 fi
 
 WORK=$(mktemp -d "$WORK_PARENT/odoo-dr-break-glass.XXXXXX") || die "cannot create a work folder in $WORK_PARENT (--work-dir)"
-CREATED_DB='' FS_PARTIAL=''
+CREATED_DB='' KEPT_DB='' FS_PARTIAL=''
 cleanup() {
   local rc=$?
   rm -rf -- "$WORK"   # plaintext dumps and packs never outlive the script
@@ -111,6 +111,10 @@ cleanup() {
     [[ -n $FS_PARTIAL ]] && rm -rf -- "$FS_PARTIAL"
     if [[ -n $CREATED_DB ]] && psql -X -q -v ON_ERROR_STOP=1 -d postgres -v db="$CREATED_DB" >/dev/null 2>&1 <<<'DROP DATABASE IF EXISTS :"db" WITH (FORCE)'; then
       printf 'break-glass: dropped the unfinished database "%s"\n' "$CREATED_DB" >&2
+    fi
+    # --force had renamed the existing database away: it goes back under its name.
+    if [[ -n $KEPT_DB ]] && psql -X -q -v ON_ERROR_STOP=1 -d postgres -v kept="$KEPT_DB" -v db="$TARGET_DB" >/dev/null 2>&1 <<<'ALTER DATABASE :"kept" RENAME TO :"db"; ALTER DATABASE :"db" ALLOW_CONNECTIONS true'; then
+      printf 'break-glass: database "%s" is back under its name\n' "$TARGET_DB" >&2
     fi
     printf 'break-glass: FAILED, nothing was left behind\n' >&2
   fi
