@@ -150,6 +150,7 @@ describe('break-glass restore script (bash and standard tools only, real session
   after(async function () {
     this.timeout(120_000);
     for (const db of targets) await dropDatabase(db).catch(() => undefined);
+    await adminQuery(`DROP ROLE IF EXISTS bg_gone_${s}`).catch(() => undefined);
     for (const t of [gen, real]) await dropTenant(admin(), dataDir, t).catch(() => undefined);
     const keys: string[] = [];
     for await (const o of listObjects(config.cloud!, `${prefix}/`)) keys.push(o.key);
@@ -283,6 +284,38 @@ describe('break-glass restore script (bash and standard tools only, real session
       const r = await refused([], /unsafe path "\.\.\/\.\.\/\.\.\/escaped"/);
       assert.match(r.stderr, /WARNING: no --signer given/);
       assert.equal(existsSync(path.join(work, 'escaped')), false);
+    });
+
+    it('a failed pg_restore after --force renamed the existing database: dropped, and the old one back under its name', async () => {
+      // A verifying dump that cannot be replayed here: it grants to a role this cluster lacks.
+      const src = target('grant');
+      const role = `bg_gone_${s}`;
+      await adminQuery(`CREATE DATABASE "${src}" OWNER odoo TEMPLATE template0`);
+      await adminQuery(`CREATE ROLE ${role} NOLOGIN`);
+      await withClient(config.postgres, src, async (c) => {
+        await c.query(`CREATE TABLE t (x int); GRANT SELECT ON t TO ${role}`);
+      });
+      const pg = await findClientTools((await serverVersion(config.postgres)).major);
+      const { host, port, user, password } = config.postgres;
+      const dump = localPath(copyRoot, rel.database(session, gen));
+      execFileSync('/bin/bash', ['-c', `"$1" -Fc -d "$2" | zstd -q | age -r "$3" > "$4"`, 'dump', pg.pgDump, src, config.encryption.recipients[0]!, dump], {
+        env: { ...process.env, PGHOST: host, PGPORT: String(port), PGUSER: user, PGPASSWORD: password ?? '' },
+      });
+      await dropDatabase(src);
+      await adminQuery(`DROP ROLE ${role}`);
+      const { checksum: _c, ...body } = manifest;
+      const bytes = readFileSync(dump);
+      Object.assign(body.tenants[gen]!.database!, { bytes: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') });
+      writeFileSync(localPath(copyRoot, rel.manifest(session)), JSON.stringify(sealManifest(body), null, 2));
+      const existing = targets[0]!;
+      const before = await tableHashes(existing);
+      const r = breakGlass(['--session', copySession(), ...common(gen), '--target-db', existing, '--no-filestore', '--force']);
+      assert.equal(r.code, 1, r.out);
+      assert.match(r.stderr, new RegExp(`pg_restore into "${existing}" failed: .*role "${role}" does not exist`));
+      assert.match(r.stderr, new RegExp(`database "${existing}" is back under its name`));
+      assert.deepEqual(await tableHashes(existing), before);
+      const left = (await adminQuery("SELECT datname FROM pg_database WHERE datname LIKE '%pre_breakglass%' AND datname LIKE $1", [`%${s}%`])) as Array<{ datname: string }>;
+      assert.deepEqual(left.map((d) => d.datname).filter((n) => !targets.includes(n)), []);
     });
 
     it('a session made before packs (one age blob per file) restores equal, without any pack', () => {
