@@ -120,6 +120,7 @@ Temporal stays unreachable for --reconnect-timeout while a command waits: the wo
       process.stderr.write(
         `odoo-dr worker: namespace ${namespace}, task queue ${taskQueue} (and its own ${worker.workerQueue}), ${temporalSettings(config).connectionOptions.address}\n`,
       );
+      process.stderr.write(`odoo-dr worker: ${worker.workflowCode}\n`);
       // Worker.run resolves after SIGINT/SIGTERM once in-flight tasks finished or the grace time passed.
       await worker.run();
       await connection.close();

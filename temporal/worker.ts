@@ -19,6 +19,7 @@ import { sweepDeadProcesses } from '../src/restore/scratch';
 import { findInterruptedSwaps, undoInterruptedSwap } from '../src/recovery/swap';
 import { removeUnfinishedSession, unfinishedLocalSessions } from '../src/backup/session';
 import { tenantLockId } from '../workflows/lock';
+import { prebuiltWorkflowBundle } from './bundle';
 
 /** Compiled workflows entry (dist/workflows/index.js next to dist/temporal/). */
 export const WORKFLOWS_PATH = path.resolve(__dirname, '../workflows/index.js');
@@ -28,7 +29,7 @@ export interface WorkerSetup {
   connection: NativeConnection;
   namespace: string;
   taskQueue?: string;
-  /** Prebuilt bundle (tests bundle once per run); default: bundle from WORKFLOWS_PATH. */
+  /** Prebuilt bundle (tests bundle once per run); default: `npm run bundle`'s when it matches the code, else bundle from WORKFLOWS_PATH. */
   workflowBundle?: WorkerOptions['workflowBundle'];
   /** Activities to register instead of the real ones (tests only). */
   activities?: object;
@@ -42,6 +43,8 @@ export function workerQueueName(taskQueue: string): string {
 export interface OdooDrWorker {
   taskQueue: string;
   workerQueue: string;
+  /** Which workflow code it runs: the prebuilt bundle, or bundled at start and why. */
+  workflowCode: string;
   /** What dead workers of this host left (plaintext scratch, scratch copies, restore roles), removed at start. */
   swept: string[];
   /** Runs both pollers until SIGINT/SIGTERM (or `shutdown()`), then drains. */
@@ -125,11 +128,18 @@ export async function createWorker(setup: WorkerSetup): Promise<OdooDrWorker> {
   // Resume points (upload parts, phases) reach the server at most this stale: a retry after a crash
   // redoes at most a few seconds of work (the SDK's default is up to 48 s with a 60 s timeout).
   const heartbeats = { maxHeartbeatThrottleInterval: '5 seconds', defaultHeartbeatThrottleInterval: '5 seconds' } as const;
+  const prebuilt = setup.workflowBundle ? undefined : prebuiltWorkflowBundle();
+  const bundle = setup.workflowBundle ?? (prebuilt && 'codePath' in prebuilt ? { codePath: prebuilt.codePath } : undefined);
+  const workflowCode = setup.workflowBundle
+    ? 'workflow bundle given by the caller'
+    : prebuilt && 'codePath' in prebuilt
+      ? `prebuilt workflow bundle ${prebuilt.codePath} (${prebuilt.builtAt})`
+      : `workflows bundled at start (${prebuilt && 'reason' in prebuilt ? prebuilt.reason : ''})`;
   const shared = await Worker.create({
     connection: setup.connection,
     namespace: setup.namespace,
     taskQueue,
-    ...(setup.workflowBundle ? { workflowBundle: setup.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
+    ...(bundle ? { workflowBundle: bundle } : { workflowsPath: WORKFLOWS_PATH }),
     activities,
     maxConcurrentActivityTaskExecutions: concurrency,
     shutdownGraceTime: '30 seconds',
@@ -153,6 +163,7 @@ export async function createWorker(setup: WorkerSetup): Promise<OdooDrWorker> {
   return {
     taskQueue,
     workerQueue,
+    workflowCode,
     swept,
     run,
     shutdown,
