@@ -236,6 +236,9 @@ export function createBackupActivities(config: DrConfig, secrets: Array<string |
     let filestore: FilestoreResult;
     let partialIndex: string | undefined;
     try {
+      // The lease (src/retention/collect.ts): in the bucket before any pack is looked for, so that a
+      // collection of the bucket either sees this session in progress or ran before the lookup.
+      if (input.cloud) await catalog.cloud!.putDocument(`${rel.session(input.session)}/leases/${input.tenant}.json`, { tenant: input.tenant, attempt: fence.token, at: new Date().toISOString() });
       const previous = await previousFilestoreIndex({ config, catalog, tenant: input.tenant, session: input.session, scratchDir: scratch, signal: Context.current().cancellationSignal });
       if (previous) reuseFrom.push(previous.file);
       await hooks.beforeFilestore?.(activityInfo().attempt);
