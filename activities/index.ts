@@ -7,17 +7,20 @@ import { discoverTenants as discover, type DiscoveryRequest, type DiscoveryResul
 import { createBackupActivities, type BackupTestHooks } from './backup';
 import { createRecoveryActivities, type RecoveryTestHooks } from './recovery';
 import { createValidationActivities } from './validation';
+import { createRetentionActivities, type RetentionTestHooks } from './retention';
 import { mapped } from './errors';
 
 export type * from './backup';
 export type * from './validation';
 export type * from './recovery';
+export type * from './retention';
 
 export interface ActivityDeps {
   config: DrConfig;
   /** Fault injection (tests only). */
   backupHooks?: BackupTestHooks;
   recoveryHooks?: RecoveryTestHooks;
+  retentionHooks?: RetentionTestHooks;
   /** This worker process's own task queue (see temporal/worker.ts), for sessions pinned to one disk. */
   workerQueue?: string;
 }
@@ -25,7 +28,7 @@ export interface ActivityDeps {
 export type DiscoverTenantsInput = DiscoveryRequest;
 export type DiscoverTenantsResult = DiscoveryResult;
 
-export function createActivities({ config, backupHooks, recoveryHooks, workerQueue }: ActivityDeps) {
+export function createActivities({ config, backupHooks, recoveryHooks, retentionHooks, workerQueue }: ActivityDeps) {
   const secrets = configSecrets(config);
   return {
     /** Lists the tenants to work on, by Odoo's own rule plus the configured filters. */
@@ -35,6 +38,7 @@ export function createActivities({ config, backupHooks, recoveryHooks, workerQue
     ...createBackupActivities(config, secrets, backupHooks, workerQueue),
     ...createValidationActivities(config, secrets),
     ...createRecoveryActivities(config, secrets, recoveryHooks),
+    ...createRetentionActivities(config, secrets, retentionHooks),
   };
 }
 

@@ -38,6 +38,7 @@ import type { ValidationInput, ValidationReport } from '../workflows/validation'
 import { approveSignal, recoveryStatusQuery, rejectSignal, type RecoveryInput, type RecoveryResult, type RecoveryStatus } from '../workflows/recovery';
 import type { RecoveryMode } from '../src/recovery/plan';
 import { connectClient, connectWorker, temporalSettings } from './connection';
+import { registerCleanupCommands } from './cli/cleanup';
 
 /** Exit codes (README "Exit codes"). */
 export const EXIT = {
@@ -50,7 +51,7 @@ export const EXIT = {
   unavailable: 3,
 } as const;
 
-interface GlobalOptions {
+export interface GlobalOptions {
   config?: string;
   json?: boolean;
   reconnectTimeout?: string;
@@ -59,7 +60,7 @@ interface GlobalOptions {
 /** Default of --reconnect-timeout: how long Temporal may stay unreachable while the CLI waits for a workflow. */
 const DEFAULT_RECONNECT_TIMEOUT_MINUTES = 30;
 
-class CliExit extends Error {
+export class CliExit extends Error {
   constructor(
     readonly code: number,
     message: string,
@@ -68,7 +69,7 @@ class CliExit extends Error {
   }
 }
 
-function load(opts: GlobalOptions): DrConfig {
+export function load(opts: GlobalOptions): DrConfig {
   try {
     return loadConfig(opts.config ? { path: opts.config } : {});
   } catch (err) {
@@ -77,11 +78,11 @@ function load(opts: GlobalOptions): DrConfig {
   }
 }
 
-function printWarnings(config: DrConfig): void {
+export function printWarnings(config: DrConfig): void {
   for (const w of config.warnings) process.stderr.write(`warning: ${w}\n`);
 }
 
-function formatBytes(n: number): string {
+export function formatBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let v = n;
   let i = 0;
@@ -93,7 +94,7 @@ function formatBytes(n: number): string {
 }
 
 /** Runs `fn` with a Temporal client (exit code 3 when Temporal is unreachable) and always closes it. */
-async function withTemporal<T>(config: DrConfig, fn: (client: Client) => Promise<T>): Promise<T> {
+export async function withTemporal<T>(config: DrConfig, fn: (client: Client) => Promise<T>): Promise<T> {
   const client = await connectClient(config).catch((err: Error) => {
     throw new CliExit(EXIT.unavailable, err.message);
   });
@@ -134,7 +135,7 @@ export function operatorIdentity(): string {
   return `${user}@${hostname()}`;
 }
 
-function formatTable(header: string[], rows: string[][]): string {
+export function formatTable(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
   return `${[header, ...rows].map(line).join('\n')}\n`;
@@ -517,6 +518,8 @@ Exit codes: 0 recovered (or plan shown), 1 failed, rolled back, rejected or expi
       });
     });
 
+  registerCleanupCommands(program, outcome);
+
   const sessions = program.command('sessions').description('Backup sessions.');
   sessions
     .command('list')
@@ -581,7 +584,7 @@ Exit codes: 0 recovered (or plan shown), 1 failed, rolled back, rejected or expi
 
 
 /** --reconnect-timeout in milliseconds (exit 2 when it is not a positive number of minutes). */
-function reconnectTimeoutMs(opts: GlobalOptions): number {
+export function reconnectTimeoutMs(opts: GlobalOptions): number {
   if (opts.reconnectTimeout === undefined) return DEFAULT_RECONNECT_TIMEOUT_MINUTES * 60_000;
   const minutes = Number(opts.reconnectTimeout);
   if (!Number.isFinite(minutes) || minutes <= 0) {
@@ -638,7 +641,7 @@ class StatusLine {
   }
 }
 
-interface WaitSettings<T extends Workflow> {
+export interface WaitSettings<T extends Workflow> {
   config: DrConfig;
   /** Stop waiting (exit 3) once Temporal has been unreachable this long. */
   reconnectTimeoutMs: number;
@@ -661,7 +664,7 @@ interface WaitSettings<T extends Workflow> {
  * connection is closed meanwhile. Here the retrying is this loop's, so a connection can be closed at
  * any time.
  */
-async function waitForWorkflow<T extends Workflow>(workflowId: string, settings: WaitSettings<T>): Promise<WorkflowResultType<T>> {
+export async function waitForWorkflow<T extends Workflow>(workflowId: string, settings: WaitSettings<T>): Promise<WorkflowResultType<T>> {
   const { connectionOptions, namespace } = temporalSettings(settings.config);
   const address = connectionOptions.address ?? '127.0.0.1:7233';
   const line = new StatusLine();

@@ -5,3 +5,4 @@ export { validationWorkflow } from './validation';
 export { drillWorkflow } from './drill';
 export { recoveryWorkflow } from './recovery';
 export { tenantLockWorkflow } from './lock';
+export { retentionWorkflow } from './retention';
