@@ -141,6 +141,8 @@ export interface BackupTestHooks {
   afterDump?: (file: string) => Promise<void> | void;
   /** Called before the filestore phase with the attempt number (a test stalls an attempt here). */
   beforeFilestore?: (attempt: number) => Promise<void> | void;
+  /** Called before a stored pack is checked for reuse (a test runs a collection there). */
+  beforePackReuse?: (pack: string) => Promise<void>;
 }
 
 export function createBackupActivities(config: DrConfig, secrets: Array<string | undefined>, hooks: BackupTestHooks = {}, workerQueue?: string) {
@@ -256,6 +258,7 @@ export function createBackupActivities(config: DrConfig, secrets: Array<string |
         onCheckpoint: (file) => {
           partialIndex = file;
         },
+        ...(hooks.beforePackReuse ? { beforeReuse: hooks.beforePackReuse } : {}),
       });
     } finally {
       await rm(scratch, { recursive: true, force: true }).catch(() => undefined);

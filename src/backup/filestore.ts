@@ -51,6 +51,8 @@ export interface FilestoreRequest {
   onCheckpoint?: (partialIndex: string) => void;
   /** Files read at once (default 8). */
   concurrency?: number;
+  /** Test hook: called before a stored pack is checked for reuse (once per pack). */
+  beforeReuse?: (pack: string) => Promise<void>;
 }
 
 export interface FilestoreResult {
@@ -210,6 +212,7 @@ export async function backupFilestore(req: FilestoreRequest): Promise<FilestoreR
       known = (async () => {
         const bytes = reusable.packs.get(id);
         if (bytes === undefined) return false;
+        await req.beforeReuse?.(id);
         const packFile = localPath(config.backupDir, rel.pack(id));
         // Touched first, then looked at: a collection that is moving it away sees the touch and puts it
         // back; one that moved it before finds us finding it missing (src/retention/collect.ts).

@@ -10,8 +10,9 @@
  *   the newest complete session of each of the N latest UTC days, ISO weeks and months that have one
  *   (a partial session stands for its period only when the period has no complete one);
  * - `protected`: named by the caller (the session a backup is writing).
- * An `incomplete` session (no manifest: being written, or crashed) is kept while younger than the
- * age limit, like any other; `corrupt` sessions get no protection beyond their age.
+ * - `in-progress`: no manifest yet, and written to within the grace period (the caller knows).
+ * An `incomplete` session (no manifest: being written, or crashed) is otherwise kept while younger
+ * than the age limit, like any other; `corrupt` sessions get no protection beyond their age.
  */
 import { sessionTime } from '../backup/layout';
 import type { SessionSummary } from '../sessions/catalog';
@@ -26,9 +27,11 @@ export interface RetentionPolicy {
   maxAgeDays: number;
   gfs?: GfsRule | null;
   protect?: Iterable<string>;
+  /** Sessions without a manifest that were written to recently: backups in progress, whatever their name says. */
+  writing?: Iterable<string>;
 }
 
-export type KeepReason = 'age' | 'newest-complete' | 'newest-validated' | 'daily' | 'weekly' | 'monthly' | 'protected';
+export type KeepReason = 'age' | 'newest-complete' | 'newest-validated' | 'daily' | 'weekly' | 'monthly' | 'protected' | 'in-progress';
 
 export interface RetentionPlan {
   /** Kept sessions with every reason that keeps them (newest first). */
@@ -121,6 +124,7 @@ export function planRetention(sessions: SessionSummary[], policy: RetentionPolic
   if (policy.gfs) for (const [name, why] of gfsKeeps(sessions, policy.gfs)) add(name, why);
   const known = new Set(sessions.map((s) => s.session));
   for (const name of policy.protect ?? []) if (known.has(name)) add(name, 'protected');
+  for (const name of policy.writing ?? []) if (known.has(name)) add(name, 'in-progress');
   const names = [...known].sort().reverse();
   const keep = new Map<string, KeepReason[]>();
   const remove: string[] = [];

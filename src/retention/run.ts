@@ -61,6 +61,21 @@ async function folderBytes(dir: string): Promise<number> {
   return total;
 }
 
+/** The newest mtime in a session's folder, its `tenants/` and each tenant's folder (where a backup writes). */
+async function lastWritten(dir: string): Promise<number> {
+  let newest = 0;
+  const look = async (d: string, depth: number): Promise<void> => {
+    for (const name of await readdir(d).catch(() => [] as string[])) {
+      const st = await stat(path.join(d, name)).catch(() => undefined);
+      if (!st) continue;
+      newest = Math.max(newest, st.mtimeMs);
+      if (st.isDirectory() && depth > 0) await look(path.join(d, name), depth - 1);
+    }
+  };
+  await look(dir, 3);
+  return newest;
+}
+
 function sweepOptions(config: DrConfig, opts: PlaceOptions): SweepOptions {
   return {
     graceMs: config.retention.collectGraceHours * 3_600_000,
@@ -73,15 +88,24 @@ function sweepOptions(config: DrConfig, opts: PlaceOptions): SweepOptions {
 }
 
 function keptPastAge(keep: Map<string, KeepReason[]>): Record<string, KeepReason[]> {
-  return Object.fromEntries([...keep].filter(([, why]) => !why.includes('age') && !why.includes('protected')));
+  return Object.fromEntries([...keep].filter(([, why]) => !why.includes('age') && !why.includes('protected') && !why.includes('in-progress')));
 }
 
 /** The local folder: expired sessions, temp files of crashed runs, unreferenced packs and blobs. */
 export async function retainLocal(config: DrConfig, opts: PlaceOptions): Promise<PlaceReport> {
   const catalog = SessionCatalog.fromConfig(config);
   const sessions = await catalog.list(catalog.local);
+  const recent = opts.now.getTime() - config.retention.collectGraceHours * 3_600_000;
+  const writing: string[] = [];
+  for (const s of sessions) {
+    if (s.status === 'incomplete' && (await lastWritten(localPath(config.backupDir, rel.session(s.session)))) >= recent) writing.push(s.session);
+  }
   // GFS is for the long-term copy: the bucket, or this folder when there is no bucket.
-  const plan = planRetention(sessions, { maxAgeDays: config.retention.localDays, gfs: config.cloud ? null : config.retention.gfs, protect: opts.protect ?? [] }, opts.now);
+  const plan = planRetention(
+    sessions,
+    { maxAgeDays: config.retention.localDays, gfs: config.cloud ? null : config.retention.gfs, protect: opts.protect ?? [], writing },
+    opts.now,
+  );
   const report: PlaceReport = {
     place: 'local',
     dryRun: opts.dryRun,
@@ -125,7 +149,12 @@ export async function retainCloud(config: DrConfig, opts: PlaceOptions & { local
   const catalog = SessionCatalog.fromConfig(config);
   if (!cloud || !catalog.cloud) throw new Error('retainCloud needs DR_CLOUD_BUCKET');
   const sessions = await catalog.list(catalog.cloud);
-  const plan = planRetention(sessions, { maxAgeDays: config.retention.cloudDays, gfs: config.retention.gfs, protect: opts.protect ?? [] }, opts.now);
+  const graceMs = config.retention.collectGraceHours * 3_600_000;
+  const writing: string[] = [];
+  for (const s of sessions) {
+    if (s.status === 'incomplete' && (await cloudSessionInProgress(cloud, [s.session], { graceMs, now: opts.now }))) writing.push(s.session);
+  }
+  const plan = planRetention(sessions, { maxAgeDays: config.retention.cloudDays, gfs: config.retention.gfs, protect: opts.protect ?? [], writing }, opts.now);
   const report: PlaceReport = {
     place: 'cloud',
     dryRun: opts.dryRun,
@@ -148,7 +177,6 @@ export async function retainCloud(config: DrConfig, opts: PlaceOptions & { local
 
   // Only now, after the expired sessions are gone (see collect.ts for why the order matters): a fresh
   // listing, so that a backup that started since the first one is seen.
-  const graceMs = config.retention.collectGraceHours * 3_600_000;
   const removed = new Set(plan.remove);
   const finished = new Set(sessions.filter((s) => s.status !== 'incomplete').map((s) => s.session));
   const present = (await catalog.cloud.sessionNames()).filter((n) => !removed.has(n));
