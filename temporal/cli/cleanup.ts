@@ -18,7 +18,9 @@ function placeRow(name: string, p: PlaceReport | null): string[] {
     String(p.sessionsKept),
     c.deferred ? '-' : `${c.packsDeleted}${c.blobsDeleted ? ` (+${c.blobsDeleted} blobs)` : ''}`,
     formatBytes(p.sessionBytes + c.bytesFreed),
-    c.deferred ? `packs not collected: ${c.deferred}` : `${c.youngKept} unreferenced kept (grace)${c.restored ? `, ${c.restored} put back (a backup reused them)` : ''}`,
+    c.deferred
+      ? `packs not collected: ${c.deferred}`
+      : [c.youngKept ? `${c.youngKept} unreferenced but younger than the grace period: kept` : '', c.restored ? `${c.restored} put back (a backup reused them meanwhile)` : ''].filter(Boolean).join('; '),
   ];
 }
 

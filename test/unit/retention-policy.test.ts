@@ -141,6 +141,14 @@ describe('retention policy: a simulated year', () => {
     assert.ok(plan.keep.get(name(year, '2026-01-31'))?.includes('monthly'));
   });
 
+  it('a session being written is kept whatever its name says; an old crashed one goes', () => {
+    const crashed = at('2026-05-05', 'incomplete', {}, { time: '030000' });
+    const running = at('2026-05-06', 'incomplete', {}, { time: '030000' });
+    const plan = planRetention([running, crashed, ...year], { maxAgeDays: 7, writing: [running.session] }, NOW);
+    assert.deepEqual(plan.keep.get(running.session), ['in-progress']);
+    assert.ok(plan.remove.includes(crashed.session));
+  });
+
   it('ISO weeks: Monday to Sunday, the year of their Thursday', () => {
     assert.equal(isoWeekOf(new Date('2026-12-31T02:00:00Z')), '2026-W53');
     assert.equal(isoWeekOf(new Date('2027-01-03T23:59:59Z')), '2026-W53');
