@@ -69,8 +69,11 @@ const PACK_FILE = /^([0-9a-f]{64})\.tar\.zst\.age$/;
 const BLOB_FILE = /^([0-9a-f]{40})\.age$/;
 const isGone = (err: unknown) => (err as NodeJS.ErrnoException).code === 'ENOENT';
 
-/** Adds what one index lists. `tolerant`: an index still being written (its last line may be cut). */
-export async function addIndexReferences(file: string, refs: References, tolerant = false): Promise<void> {
+/**
+ * Adds what one index lists. `tolerant`: an index still being written (its last line may be cut);
+ * returns false when it was gone (renamed into place meanwhile).
+ */
+export async function addIndexReferences(file: string, refs: References, tolerant = false): Promise<boolean> {
   refs.indexes++;
   if (!tolerant) {
     for await (const line of readIndexLines(file)) {
@@ -78,7 +81,7 @@ export async function addIndexReferences(file: string, refs: References, toleran
       else if (line.entry.pack) refs.packs.add(line.entry.pack);
       else refs.blobs.add(line.entry.sha1);
     }
-    return;
+    return true;
   }
   const lines = createInterface({ input: createReadStream(file), crlfDelay: Infinity });
   try {
@@ -95,10 +98,12 @@ export async function addIndexReferences(file: string, refs: References, toleran
       else refs.blobs.add(line.entry.sha1);
     }
   } catch (err) {
-    if (!isGone(err)) throw err; // renamed into place meanwhile: its final name is read too
+    if (!isGone(err)) throw err;
+    return false; // renamed into place meanwhile: the caller reads its final name
   } finally {
     lines.close();
   }
+  return true;
 }
 
 /** Marks from every index of every local session but `skip` (the sessions being deleted). */
@@ -109,14 +114,18 @@ export async function markLocal(root: string, skip: Set<string>, refs: Reference
     const tenantsDir = path.join(root, 'sessions', session, 'tenants');
     for (const tenant of await readdir(tenantsDir).catch(() => [] as string[])) {
       const dir = path.join(tenantsDir, tenant);
-      for (const name of await readdir(dir).catch(() => [] as string[])) {
-        if (name === 'filestore.jsonl') {
-          try {
-            await addIndexReferences(path.join(dir, name), refs);
-          } catch (err) {
-            if (!isGone(err)) throw err;
-          }
-        } else if (name.startsWith('filestore.jsonl.') && name.endsWith('.partial')) await addIndexReferences(path.join(dir, name), refs, true);
+      const names = (await readdir(dir).catch(() => [] as string[])).sort();
+      let final = names.includes('filestore.jsonl');
+      for (const name of names) {
+        if (!name.startsWith('filestore.jsonl.') || !name.endsWith('.partial')) continue;
+        if (!(await addIndexReferences(path.join(dir, name), refs, true))) final = true;
+      }
+      if (final) {
+        try {
+          await addIndexReferences(path.join(dir, 'filestore.jsonl'), refs);
+        } catch (err) {
+          if (!isGone(err)) throw err; // a failed tenant's folder, removed meanwhile
+        }
       }
     }
   }

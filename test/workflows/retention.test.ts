@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import type { WorkflowHandle } from '@temporalio/client';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, utimesSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createActivities } from '../../activities';
@@ -119,8 +119,8 @@ describe('retentionWorkflow with a backup running concurrently (the collection r
     const env = await devServer();
     return withWorker({ env, config, activities: activities() }, (taskQueue) =>
       fn({
-        backup: (session: string) =>
-          env.client.workflow.start(backupWorkflow, { taskQueue, workflowId: `test/retention/${session}`, args: [{ session, tenants: [tenant], cloud: false, retention: false }] }),
+        backup: (session: string, retention = false) =>
+          env.client.workflow.start(backupWorkflow, { taskQueue, workflowId: `test/retention/${session}`, args: [{ session, tenants: [tenant], cloud: false, retention }] }),
         retention: () =>
           env.client.workflow.execute(retentionWorkflow, { taskQueue, workflowId: workflowIds.retention(`test-${uniqueSuffix()}`), args: [{ cloud: false, startedBy: 'retention test' }] }),
         validate: (session: string) =>
@@ -129,7 +129,7 @@ describe('retentionWorkflow with a backup running concurrently (the collection r
     );
   };
   interface Runner {
-    backup(session: string): Promise<WorkflowHandle<typeof backupWorkflow>>;
+    backup(session: string, retention?: boolean): Promise<WorkflowHandle<typeof backupWorkflow>>;
     retention(): Promise<RetentionReport>;
     validate(session: string): ReturnType<typeof validationWorkflow>;
   }
@@ -223,6 +223,21 @@ describe('retentionWorkflow with a backup running concurrently (the collection r
       const again = await run.retention();
       assert.equal(again.local!.collection.packsDeleted, 0, JSON.stringify(again.local));
       assert.deepEqual(again.local!.sessionsDeleted, []);
+    });
+  });
+
+  it("a backup's own retention collects the local folder's old unreferenced packs (a site without schedules)", async () => {
+    await withStack(async (run) => {
+      const orphan = localPath(backupDir, rel.pack('ab'.padEnd(64, '0')));
+      const junk = Buffer.alloc(5000, 7);
+      mkdirSync(path.dirname(orphan), { recursive: true });
+      writeFileSync(orphan, junk);
+      utimesSync(orphan, twoDaysAgo(), twoDaysAgo());
+      const before = packsOf(backupDir).filter((p) => !orphan.endsWith(p));
+      const result = await (await run.backup(backupSessionName(new Date(), uniqueSuffix()), true)).result();
+      assert.equal(result.status, 'complete', JSON.stringify(result));
+      assert.ok(!existsSync(orphan), 'the orphan pack was collected by the backup');
+      for (const p of before) assert.ok(existsSync(path.join(backupDir, 'packs', p)), `${p} (referenced or young) kept`);
     });
   });
 });
