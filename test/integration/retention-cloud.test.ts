@@ -9,6 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { createActivities } from '../../activities';
 import { readIndexLines } from '../../src/backup/filestore';
 import { localPath, rel } from '../../src/backup/layout';
 import type { DrConfig } from '../../src/config';
@@ -124,4 +125,48 @@ describe('retention of the bucket: pack collection (real S3)', function () {
     assert.equal(after.collection.packsDeleted, 1);
     assert.equal(await headObject(config.cloud!, orphans.packKey), null);
   });
+
+  it('a real backup between its lease and its reuse check defers the sweep; it completes with every pack it lists in the bucket', async () => {
+    const orphans = await plantOrphans();
+    const reached = deferred<void>();
+    const release = deferred<void>();
+    let stalled = false;
+    const activities = createActivities({
+      config,
+      backupHooks: {
+        beforePackReuse: async () => {
+          if (stalled) return;
+          stalled = true;
+          reached.resolve();
+          await release.promise;
+        },
+      },
+    });
+    const wf = await devServer();
+    const next = backupSessionName(new Date(), uniqueSuffix());
+    await withWorker({ env: wf, config, activities }, async (taskQueue) => {
+      const handle = await wf.client.workflow.start(backupWorkflow, { taskQueue, workflowId: `test/retention-cloud/${next}`, args: [{ session: next, tenants: [tenant], cloud: true, retention: false }] });
+      await reached.promise;
+      try {
+        const during = await retainCloud(config, { now: new Date(), dryRun: false });
+        assert.match(during.collection.deferred ?? '', new RegExp(`backup session ${next} is being written`));
+        assert.ok(await headObject(config.cloud!, orphans.packKey));
+      } finally {
+        release.resolve(); // a failed assertion must not leave the backup stalled
+      }
+      const result = await handle.result();
+      assert.equal(result.status, 'complete', JSON.stringify(result));
+      assert.ok(result.tenants[0]!.blobsReused > 0, 'the backup reused the stored packs');
+    });
+    for await (const line of readIndexLines(localPath(dir, rel.filestoreIndex(next, tenant)))) {
+      if (line.kind === 'pack') assert.ok(await headObject(config.cloud!, cloudKey(config.cloud!, rel.pack(line.record.pack))), `pack ${line.record.pack} in the bucket`);
+    }
+    await deleteObjects(config.cloud!, [orphans.packKey, orphans.blobKey]);
+  });
 });
+
+function deferred<T>(): { promise: Promise<T>; resolve: (v: T) => void } {
+  let resolve!: (v: T) => void;
+  const promise = new Promise<T>((r) => (resolve = r));
+  return { promise, resolve };
+}

@@ -167,15 +167,17 @@ describe('retentionWorkflow with a backup running concurrently (the collection r
       const second = await run.backup(old2);
       await gate.reached.promise;
       expire(old1);
-      const report = await run.retention();
-      assert.equal(report.status, 'ok', JSON.stringify(report.errors));
-      assert.deepEqual(report.local!.sessionsDeleted, [old1]);
-      assert.equal(report.local!.collection.packsDeleted, firstPacks.length, 'every pack of old1 is unreferenced and old: collected');
-      assert.ok(report.local!.collection.bytesFreed > 0);
-      assert.equal(report.local!.sessionsKept, 1, 'the session being written (named in 2020, written now) is kept');
-      assert.deepEqual(packsOf(backupDir), [], 'nothing left to reuse');
-
-      gate.release.resolve();
+      try {
+        const report = await run.retention();
+        assert.equal(report.status, 'ok', JSON.stringify(report.errors));
+        assert.deepEqual(report.local!.sessionsDeleted, [old1]);
+        assert.equal(report.local!.collection.packsDeleted, firstPacks.length, 'every pack of old1 is unreferenced and old: collected');
+        assert.ok(report.local!.collection.bytesFreed > 0);
+        assert.equal(report.local!.sessionsKept, 1, 'the session being written (named in 2020, written now) is kept');
+        assert.deepEqual(packsOf(backupDir), [], 'nothing left to reuse');
+      } finally {
+        gate.release.resolve(); // a failed assertion must not leave the backup stalled
+      }
       const result = await second.result();
       assert.equal(result.status, 'complete', JSON.stringify(result));
       assert.equal(result.tenants[0]!.blobsReused, 0, 'nothing could be reused');
@@ -205,7 +207,7 @@ describe('retentionWorkflow with a backup running concurrently (the collection r
         gate.release.resolve();
         await until(`the backup's touch of ${relPath}`, () => statSync(file).mtimeMs !== before);
       };
-      const report = await run.retention();
+      const report = await run.retention().finally(() => gate.release.resolve()); // never left stalled
       assert.equal(report.status, 'ok', JSON.stringify(report.errors));
       assert.deepEqual(report.local!.sessionsDeleted, [old2]);
       assert.ok(raced, 'the collection had a candidate');
