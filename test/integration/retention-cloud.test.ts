@@ -124,6 +124,7 @@ describe('retention of the bucket: pack collection (real S3)', function () {
     assert.equal(after.collection.deferred, undefined);
     assert.equal(after.collection.packsDeleted, 1);
     assert.equal(await headObject(config.cloud!, orphans.packKey), null);
+    await deleteObjects(config.cloud!, [leaseKey]);
   });
 
   it('a real backup between its lease and its reuse check defers the sweep; it completes with every pack it lists in the bucket', async () => {
