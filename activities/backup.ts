@@ -141,6 +141,8 @@ export interface BackupTestHooks {
   afterDump?: (file: string) => Promise<void> | void;
   /** Called before the filestore phase with the attempt number (a test stalls an attempt here). */
   beforeFilestore?: (attempt: number) => Promise<void> | void;
+  /** Called before a stored pack is checked for reuse (a test runs a collection there). */
+  beforePackReuse?: (pack: string) => Promise<void>;
 }
 
 export function createBackupActivities(config: DrConfig, secrets: Array<string | undefined>, hooks: BackupTestHooks = {}, workerQueue?: string) {
@@ -236,6 +238,9 @@ export function createBackupActivities(config: DrConfig, secrets: Array<string |
     let filestore: FilestoreResult;
     let partialIndex: string | undefined;
     try {
+      // The lease (src/retention/collect.ts): in the bucket before any pack is looked for, so that a
+      // collection of the bucket either sees this session in progress or ran before the lookup.
+      if (input.cloud) await catalog.cloud!.putDocument(`${rel.session(input.session)}/leases/${input.tenant}.json`, { tenant: input.tenant, attempt: fence.token, at: new Date().toISOString() });
       const previous = await previousFilestoreIndex({ config, catalog, tenant: input.tenant, session: input.session, scratchDir: scratch, signal: Context.current().cancellationSignal });
       if (previous) reuseFrom.push(previous.file);
       await hooks.beforeFilestore?.(activityInfo().attempt);
@@ -253,6 +258,7 @@ export function createBackupActivities(config: DrConfig, secrets: Array<string |
         onCheckpoint: (file) => {
           partialIndex = file;
         },
+        ...(hooks.beforePackReuse ? { beforeReuse: hooks.beforePackReuse } : {}),
       });
     } finally {
       await rm(scratch, { recursive: true, force: true }).catch(() => undefined);

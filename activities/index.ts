@@ -8,18 +8,21 @@ import { createBackupActivities, type BackupTestHooks } from './backup';
 import { createRecoveryActivities, type RecoveryTestHooks } from './recovery';
 import { createValidationActivities } from './validation';
 import { createMonitorActivities } from './monitor';
+import { createRetentionActivities, type RetentionTestHooks } from './retention';
 import { mapped } from './errors';
 
 export type * from './backup';
 export type * from './validation';
 export type * from './recovery';
 export type * from './monitor';
+export type * from './retention';
 
 export interface ActivityDeps {
   config: DrConfig;
   /** Fault injection (tests only). */
   backupHooks?: BackupTestHooks;
   recoveryHooks?: RecoveryTestHooks;
+  retentionHooks?: RetentionTestHooks;
   /** This worker process's own task queue (see temporal/worker.ts), for sessions pinned to one disk. */
   workerQueue?: string;
 }
@@ -27,7 +30,7 @@ export interface ActivityDeps {
 export type DiscoverTenantsInput = DiscoveryRequest;
 export type DiscoverTenantsResult = DiscoveryResult;
 
-export function createActivities({ config, backupHooks, recoveryHooks, workerQueue }: ActivityDeps) {
+export function createActivities({ config, backupHooks, recoveryHooks, retentionHooks, workerQueue }: ActivityDeps) {
   const secrets = configSecrets(config);
   return {
     /** Lists the tenants to work on, by Odoo's own rule plus the configured filters. */
@@ -38,6 +41,7 @@ export function createActivities({ config, backupHooks, recoveryHooks, workerQue
     ...createValidationActivities(config, secrets),
     ...createRecoveryActivities(config, secrets, recoveryHooks),
     ...createMonitorActivities(config, secrets),
+    ...createRetentionActivities(config, secrets, retentionHooks),
   };
 }
 

@@ -158,6 +158,13 @@ const boolean = custom('true or false', (raw) => {
   return undefined;
 });
 
+/** `DAILY/WEEKLY/MONTHLY` counts (e.g. `7/4/3`), or empty for none. */
+const gfsRule = custom('DAILY/WEEKLY/MONTHLY counts such as 7/4/3, or empty for none', (raw): { daily: number; weekly: number; monthly: number } | null | undefined => {
+  if (raw === '') return null;
+  const m = /^(\d{1,4})\/(\d{1,4})\/(\d{1,4})$/.exec(raw);
+  return m ? { daily: Number(m[1]), weekly: Number(m[2]), monthly: Number(m[3]) } : undefined;
+});
+
 const text = custom('a non-empty text', (raw) => (raw === '' ? undefined : raw));
 const optionalText = custom('a text', (raw) => raw);
 
@@ -340,6 +347,17 @@ export const FIELDS = {
   DR_RETENTION_DAYS: { schema: wholeNumber(1, 36500), default: '90', doc: 'Days cloud (S3) sessions are kept.' },
   DR_LOCAL_RETENTION_DAYS: { schema: wholeNumber(1, 36500), default: '7', doc: 'Days local sessions are kept.' },
   DR_LOG_DIR: { schema: absolutePath, doc: 'Audit log, status report and drill reports. Default: <DR_BACKUP_DIR>/logs.' },
+  DR_RETENTION_GFS: {
+    schema: gfsRule,
+    default: '',
+    doc: 'Grandfather-father-son keeping on top of the age limits, DAILY/WEEKLY/MONTHLY (Odoo.sh keeps 7/4/3): the newest complete session of each of that many latest days, ISO weeks and months (UTC) is kept whatever its age. Applies to the bucket (to the local folder when there is no bucket). Empty: off.',
+  },
+  DR_COLLECT_GRACE_HOURS: {
+    schema: wholeNumber(1, 720),
+    default: '24',
+    doc: 'Filestore packs and blobs that no kept session references are deleted once untouched for this long (a running backup may be about to list them).',
+  },
+  DR_LOG_RETENTION_DAYS: { schema: wholeNumber(1, 36500), default: '30', doc: 'Days files in DR_LOG_DIR (rotated audit logs, drill reports) are kept; the status report and the current audit log never go.' },
   // --- PostgreSQL
   POSTGRES_HOST: { schema: text, default: 'localhost', doc: 'PostgreSQL host (or socket directory).' },
   POSTGRES_PORT: { schema: wholeNumber(1, 65535), default: '5432', doc: 'PostgreSQL port.' },
@@ -426,7 +444,16 @@ export interface DrConfig {
   backupDir: string;
   sessionsDir: string;
   logDir: string;
-  retention: { cloudDays: number; localDays: number; scratchHours: number; preRecoveryDays: number };
+  retention: {
+    cloudDays: number;
+    localDays: number;
+    scratchHours: number;
+    preRecoveryDays: number;
+    /** DR_RETENTION_GFS; null: off. */
+    gfs: { daily: number; weekly: number; monthly: number } | null;
+    collectGraceHours: number;
+    logDays: number;
+  };
   approvalTimeoutMinutes: number;
   postgres: { host: string; port: number; user: string; password: string | undefined; maintenanceDb: string; binDir: string | undefined };
   odoo: {
@@ -795,6 +822,9 @@ export function loadConfig(options: LoadConfigOptions = {}): DrConfig {
       localDays: p.DR_LOCAL_RETENTION_DAYS!,
       scratchHours: p.DR_TEST_RETENTION_HOURS!,
       preRecoveryDays: p.DR_PRE_RECOVERY_RETENTION_DAYS!,
+      gfs: p.DR_RETENTION_GFS ?? null,
+      collectGraceHours: p.DR_COLLECT_GRACE_HOURS!,
+      logDays: p.DR_LOG_RETENTION_DAYS!,
     },
     approvalTimeoutMinutes: p.DR_APPROVAL_TIMEOUT_MINUTES!,
     postgres: {

@@ -315,8 +315,8 @@ export async function backupWorkflow(input: BackupInput = {}): Promise<BackupRes
     if (!(input.retention ?? true)) return undefined;
     try {
       const removed = await sessionSteps.applyBackupRetention({ protect: [sessionName], cloud });
-      if (removed.localDeleted.length || removed.cloudDeleted.length) {
-        log.info('retention', { localDeleted: removed.localDeleted, cloudDeleted: removed.cloudDeleted });
+      if (removed.localDeleted.length || removed.cloudDeleted.length || removed.packsDeleted) {
+        log.info('retention', { localDeleted: removed.localDeleted, cloudDeleted: removed.cloudDeleted, packsDeleted: removed.packsDeleted ?? 0, bytesFreed: removed.bytesFreed ?? 0 });
       }
       return undefined;
     } catch (err) {

@@ -6,3 +6,4 @@ export { drillWorkflow } from './drill';
 export { recoveryWorkflow } from './recovery';
 export { tenantLockWorkflow } from './lock';
 export { monitorWorkflow, alertsWorkflow } from './monitor';
+export { retentionWorkflow } from './retention';

@@ -6,7 +6,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, readFileSync, statSync, type Dirent } from 'node:fs';
-import { mkdir, open, opendir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, opendir, rename, rm, stat, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { DrConfig } from '../config';
@@ -51,6 +51,8 @@ export interface FilestoreRequest {
   onCheckpoint?: (partialIndex: string) => void;
   /** Files read at once (default 8). */
   concurrency?: number;
+  /** Test hook: called before a stored pack is checked for reuse (once per pack). */
+  beforeReuse?: (pack: string) => Promise<void>;
 }
 
 export interface FilestoreResult {
@@ -210,7 +212,13 @@ export async function backupFilestore(req: FilestoreRequest): Promise<FilestoreR
       known = (async () => {
         const bytes = reusable.packs.get(id);
         if (bytes === undefined) return false;
-        const here = await stat(localPath(config.backupDir, rel.pack(id))).catch(() => undefined);
+        await req.beforeReuse?.(id);
+        const packFile = localPath(config.backupDir, rel.pack(id));
+        // Touched first, then looked at: a collection that is moving it away sees the touch and puts it
+        // back; one that moved it before finds us finding it missing (src/retention/collect.ts).
+        const now = new Date();
+        await utimes(packFile, now, now).catch(() => undefined);
+        const here = await stat(packFile).catch(() => undefined);
         if (here?.size !== bytes) {
           if (here) result.blobsRepaired++; // damaged here: its files are packed again
           return false;

@@ -492,7 +492,7 @@ export async function swapState(config: DrConfig, plan: SwapPlan): Promise<'befo
  * database is never dropped, whatever its name), and only folders named
  * `.<tenant>.pre-recovery-<YYYYMMDDHHMMSS>` directly under the filestore root. Returns what it removed.
  */
-export async function dropPreRecovery(config: DrConfig, tenant: string | undefined, olderThanDays: number, now: Date): Promise<string[]> {
+export async function dropPreRecovery(config: DrConfig, tenant: string | undefined, olderThanDays: number, now: Date, opts: { dryRun?: boolean } = {}): Promise<string[]> {
   if (!(olderThanDays >= 0)) throw new InvalidInputError(`olderThanDays must be 0 or more, got ${olderThanDays}`);
   const cutoff = now.getTime() - olderThanDays * 86_400_000;
   const removed: string[] = [];
@@ -507,6 +507,10 @@ export async function dropPreRecovery(config: DrConfig, tenant: string | undefin
       if (!m || m.database !== row.datname) continue; // a tenant still carrying the marker mid-swap: never
       if (tenant !== undefined && m.tenant !== tenant) continue;
       if (Date.parse(m.createdAt) >= cutoff) continue;
+      if (opts.dryRun) {
+        removed.push(row.datname);
+        continue;
+      }
       // Re-check in the same session right before the drop.
       const again = await client.query<{ c: string | null }>("SELECT shobj_description(oid, 'pg_database') AS c FROM pg_database WHERE datname = $1", [row.datname]);
       const m2 = parsePreRecoveryMarker(again.rows[0]?.c);
@@ -528,7 +532,7 @@ export async function dropPreRecovery(config: DrConfig, tenant: string | undefin
     if (!parsed || (tenant !== undefined && parsed.tenant !== tenant)) continue;
     if (stampTime(parsed.stamp).getTime() >= cutoff) continue;
     const full = path.join(config.odoo.filestoreRoot, name);
-    await rm(full, { recursive: true, force: true });
+    if (!opts.dryRun) await rm(full, { recursive: true, force: true });
     removed.push(full);
   }
   return removed;

@@ -213,7 +213,7 @@ export async function dropScratchDatabase(config: DrConfig, database: string): P
  * `<DR_BACKUP_DIR>/scratch` (decrypted dumps, scratch filestores) last modified before that.
  * Returns what it removed: database names and folder paths.
  */
-export async function sweepScratch(config: DrConfig, opts: { olderThanHours: number; now: Date }): Promise<string[]> {
+export async function sweepScratch(config: DrConfig, opts: { olderThanHours: number; now: Date; dryRun?: boolean }): Promise<string[]> {
   if (!(opts.olderThanHours >= 0)) throw new InvalidInputError(`olderThanHours must be 0 or more, got ${opts.olderThanHours}`);
   const cutoff = opts.now.getTime() - opts.olderThanHours * 3_600_000;
   const removed: string[] = [];
@@ -228,7 +228,8 @@ export async function sweepScratch(config: DrConfig, opts: { olderThanHours: num
       const marker = parseScratchMarker(row.c);
       if (!marker || marker.database !== row.datname) continue;
       if (Date.parse(marker.createdAt) >= cutoff) continue;
-      if (await dropMarked(client, config, row.datname)) removed.push(row.datname);
+      if (opts.dryRun) removed.push(row.datname);
+      else if (await dropMarked(client, config, row.datname)) removed.push(row.datname);
     }
   });
 
@@ -249,7 +250,7 @@ export async function sweepScratch(config: DrConfig, opts: { olderThanHours: num
       continue; // removed meanwhile
     }
     if (mtime >= cutoff) continue;
-    await rm(entry, { recursive: true, force: true });
+    if (!opts.dryRun) await rm(entry, { recursive: true, force: true });
     removed.push(entry);
   }
   return removed;
