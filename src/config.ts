@@ -10,7 +10,7 @@ import { parse as parseDotenv } from 'dotenv';
 import { expand as expandDotenv } from 'dotenv-expand';
 import { z } from 'zod';
 import { ageRecipientProblem } from './crypto/age';
-import { DRILL_CADENCES, parseTimeOfDay, type DrillCadence, type TimeOfDay } from './automation/schedules';
+import { DRILL_CADENCES, parseTimeOfDay, type AutomationSettings } from './automation/schedules';
 import { ConfigError, hideUrlCredentials, looksLikePrivateKey, scrubSecrets } from './errors';
 
 /**
@@ -496,20 +496,7 @@ export interface DrConfig {
     repeatHours: number;
   };
   /** What `odoo-dr schedules apply` schedules (src/automation/schedules.ts). */
-  automation: {
-    backupTime: TimeOfDay;
-    backupIntervalHours: number | undefined;
-    validationTime: TimeOfDay;
-    validationRestoreTest: boolean;
-    drillEnabled: boolean;
-    drillCadence: DrillCadence;
-    drillTime: TimeOfDay;
-    monitoringEnabled: boolean;
-    monitoringIntervalMinutes: number;
-    cleanupTime: TimeOfDay;
-    timezone: string;
-    jitterMinutes: number;
-  };
+  automation: Omit<AutomationSettings, 'rpoHours' | 'cloud'>;
   monitor: { drillMaxAgeDays: number; prometheusTextfile: string | undefined };
   taskQueue: string;
   /** TEMPORAL_* variables from the file, for @temporalio/envconfig (process env wins). */

@@ -5,6 +5,7 @@
  */
 import { hostname } from 'node:os';
 import nodemailer from 'nodemailer';
+import type SMTPTransport from 'nodemailer/lib/smtp-transport';
 import { configSecrets, type DrConfig } from './config';
 import { scrubSecrets } from './errors';
 
@@ -21,6 +22,18 @@ export interface AlertDelivery {
   webhook: 'sent' | 'not configured' | `failed: ${string}`;
 }
 
+/** The SMTP transport alerts (and `setup`'s checks) use: TLS on 465, STARTTLS when offered, 15 s timeouts. */
+export function smtpTransport(smtp: NonNullable<DrConfig['alerts']['smtp']>): nodemailer.Transporter<SMTPTransport.SentMessageInfo> {
+  return nodemailer.createTransport({
+    host: smtp.host,
+    port: smtp.port,
+    secure: smtp.port === 465,
+    ...(smtp.user ? { auth: { user: smtp.user, pass: smtp.password ?? '' } } : {}),
+    connectionTimeout: 15_000,
+    greetingTimeout: 15_000,
+  });
+}
+
 export async function sendAlert(config: DrConfig, alert: Alert): Promise<AlertDelivery> {
   const secrets = configSecrets(config);
   const subject = `[odoo-dr ${alert.severity}] ${alert.subject}`;
@@ -30,14 +43,7 @@ export async function sendAlert(config: DrConfig, alert: Alert): Promise<AlertDe
   const { smtp, emails, webhookUrl } = config.alerts;
   if (smtp && emails.length) {
     try {
-      const transport = nodemailer.createTransport({
-        host: smtp.host,
-        port: smtp.port,
-        secure: smtp.port === 465,
-        ...(smtp.user ? { auth: { user: smtp.user, pass: smtp.password ?? '' } } : {}),
-        connectionTimeout: 15_000,
-        greetingTimeout: 15_000,
-      });
+      const transport = smtpTransport(smtp);
       await transport.sendMail({ from: smtp.from ?? `odoo-dr@${hostname()}`, to: emails.join(', '), subject, text });
       delivery.email = 'sent';
     } catch (err) {

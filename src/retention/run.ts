@@ -106,16 +106,7 @@ export async function retainLocal(config: DrConfig, opts: PlaceOptions): Promise
     { maxAgeDays: config.retention.localDays, gfs: config.cloud ? null : config.retention.gfs, protect: opts.protect ?? [], writing },
     opts.now,
   );
-  const report: PlaceReport = {
-    place: 'local',
-    dryRun: opts.dryRun,
-    sessionsDeleted: [],
-    sessionsKept: plan.keep.size,
-    keptPastAge: keptPastAge(plan.keep),
-    sessionBytes: 0,
-    collection: emptySweep(),
-    staleUploadsAborted: 0,
-  };
+  const report = emptyReport('local', opts.dryRun, plan.keep);
   for (const name of plan.remove) {
     report.sessionBytes += await folderBytes(localPath(config.backupDir, rel.session(name)));
     if (!opts.dryRun) await catalog.local.deleteSession(name);
@@ -139,6 +130,20 @@ export async function retainLocal(config: DrConfig, opts: PlaceOptions): Promise
   return report;
 }
 
+/** A place's report before anything is deleted. */
+function emptyReport(place: PlaceReport['place'], dryRun: boolean, keep: Parameters<typeof keptPastAge>[0]): PlaceReport {
+  return {
+    place,
+    dryRun,
+    sessionsDeleted: [],
+    sessionsKept: keep.size,
+    keptPastAge: keptPastAge(keep),
+    sessionBytes: 0,
+    collection: emptySweep(),
+    staleUploadsAborted: 0,
+  };
+}
+
 /**
  * The bucket: expired sessions, stale multipart uploads, then (unless a backup is in progress
  * there) unreferenced packs and blobs. `localRemoved`: the sessions a dry run of the local step
@@ -155,16 +160,7 @@ export async function retainCloud(config: DrConfig, opts: PlaceOptions & { local
     if (s.status === 'incomplete' && (await cloudSessionInProgress(cloud, [s.session], { graceMs, now: opts.now }))) writing.push(s.session);
   }
   const plan = planRetention(sessions, { maxAgeDays: config.retention.cloudDays, gfs: config.retention.gfs, protect: opts.protect ?? [], writing }, opts.now);
-  const report: PlaceReport = {
-    place: 'cloud',
-    dryRun: opts.dryRun,
-    sessionsDeleted: [],
-    sessionsKept: plan.keep.size,
-    keptPastAge: keptPastAge(plan.keep),
-    sessionBytes: 0,
-    collection: emptySweep(),
-    staleUploadsAborted: 0,
-  };
+  const report = emptyReport('cloud', opts.dryRun, plan.keep);
   for (const name of plan.remove) {
     for await (const obj of listObjects(cloud, `${cloudKey(cloud, rel.session(name))}/`)) report.sessionBytes += obj.bytes;
     // deleteSession removes the manifest first: a half-deleted session never looks complete.

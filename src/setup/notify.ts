@@ -4,7 +4,7 @@
  * its host is ever shown.
  */
 import { hostname } from 'node:os';
-import nodemailer from 'nodemailer';
+import { smtpTransport } from '../notify';
 import { configSecrets, redactValue, type DrConfig } from '../config';
 import { scrubSecrets } from '../errors';
 import { firstLine, ok, problem, skipped, type SetupCheck } from './report';
@@ -13,14 +13,7 @@ export async function checkSmtp(config: DrConfig, sendTest: boolean): Promise<Se
   const { smtp, emails } = config.alerts;
   if (!smtp) return skipped('smtp', 'server', emails.length ? 'DR_SMTP_HOST is not set: alert e-mails cannot be sent' : 'no e-mail alerts configured (DR_SMTP_HOST)');
   const where = `${smtp.host}:${smtp.port}`;
-  const transport = nodemailer.createTransport({
-    host: smtp.host,
-    port: smtp.port,
-    secure: smtp.port === 465,
-    ...(smtp.user ? { auth: { user: smtp.user, pass: smtp.password ?? '' } } : {}),
-    connectionTimeout: 15_000,
-    greetingTimeout: 15_000,
-  });
+  const transport = smtpTransport(smtp);
   const clean = (err: unknown) => scrubSecrets(firstLine(err), configSecrets(config));
   try {
     await transport.verify();

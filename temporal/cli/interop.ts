@@ -11,6 +11,7 @@ import type { Command } from 'commander';
 import type { DrConfig } from '../../src/config';
 import type { SessionSource } from '../../src/sessions/catalog';
 import { ODOO_DB_NAME } from '../../src/odoo/db-name';
+import { formatBytes } from './common';
 
 export interface InteropCliHelpers {
   load(opts: { config?: string }): DrConfig;
@@ -25,16 +26,6 @@ interface Globals {
 
 const SESSION = /^backup_\d{8}_\d{6}_[a-z0-9]+$/;
 
-function human(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
-}
 
 /** Progress on stderr (a line per phase; on a terminal, redrawn in place). */
 function progressPrinter(command: string, json: boolean | undefined): (phase: string, detail?: string) => void {
@@ -97,8 +88,8 @@ export function registerInteropCommands(program: Command, helpers: InteropCliHel
         return;
       }
       process.stdout.write(
-        `exported ${tenant} from ${result.session} (${result.location}) to ${result.out}: ${human(result.zipBytes)} ` +
-          `(dump.sql ${human(result.sqlBytes)}, ${result.files} files ${human(result.fileBytes)}, Odoo ${result.manifest.major_version}, ` +
+        `exported ${tenant} from ${result.session} (${result.location}) to ${result.out}: ${formatBytes(result.zipBytes)} ` +
+          `(dump.sql ${formatBytes(result.sqlBytes)}, ${result.files} files ${formatBytes(result.fileBytes)}, Odoo ${result.manifest.major_version}, ` +
           `${Object.keys(result.manifest.modules).length} modules, PostgreSQL ${result.manifest.pg_version}) in ${(result.durationMs / 1000).toFixed(1)} s\n`,
       );
     });
@@ -127,7 +118,7 @@ export function registerInteropCommands(program: Command, helpers: InteropCliHel
       const src = result.source ? ` (Odoo ${result.source.version}, database "${result.source.dbName}", ${result.source.modules} modules)` : '';
       process.stdout.write(
         `imported ${result.file}${src} as tenant ${tenant} (${result.mode}${result.mode === 'copy' ? ': neutralized, new database.uuid and database.secret' : ''}): ` +
-          `${result.files} files (${human(result.bytes)}) in ${(result.durationMs / 1000).toFixed(1)} s\n`,
+          `${result.files} files (${formatBytes(result.bytes)}) in ${(result.durationMs / 1000).toFixed(1)} s\n`,
       );
       for (const c of result.checks) process.stdout.write(`  ${c.status.toUpperCase().padEnd(4)}  ${c.name}: ${c.message}\n`);
     });
