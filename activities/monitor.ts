@@ -105,6 +105,12 @@ async function workerFact(client: Client, taskQueue: string): Promise<MonitorFac
   }
 }
 
+/** The schedules this configuration asks for: no drill or monitor schedule when DR_TEST_ENABLED / DR_MONITORING_ENABLED are false. */
+export function expectedSchedules(config: DrConfig, schedules: Record<string, string>): Record<string, string> {
+  const off = new Set([...(config.automation.drillEnabled ? [] : ['drill']), ...(config.automation.monitoringEnabled ? [] : ['monitor'])]);
+  return Object.fromEntries(Object.entries(schedules).filter(([name]) => !off.has(name)));
+}
+
 export function createMonitorActivities(config: DrConfig, secrets: string[]) {
   return {
     /** Facts of host, PostgreSQL, catalog and Temporal → checks → the report (not yet written). */
@@ -112,7 +118,7 @@ export function createMonitorActivities(config: DrConfig, secrets: string[]) {
       const client = activityClient();
       const [host, schedules, worker] = await Promise.all([
         gatherHostFacts(config, new Date()),
-        scheduleFacts(client, input.schedules),
+        scheduleFacts(client, expectedSchedules(config, input.schedules)),
         workerFact(client, input.taskQueue),
       ]);
       const facts: MonitorFacts = { ...host, schedules, worker };

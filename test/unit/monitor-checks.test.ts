@@ -1,8 +1,11 @@
 /** Monitoring decisions alone (no services): facts → checks with status, value, threshold, message, action. */
 import assert from 'node:assert/strict';
+import { expectedSchedules } from '../../activities/monitor';
+import { loadConfig } from '../../src/config';
 import { evaluateChecks, worstStatus, type MonitorCheck, type MonitorFacts, type MonitorSettings } from '../../src/monitor/checks';
 
 const NOW = '2026-11-26T12:00:00.000Z';
+const RECIPIENT = 'age1rh5kfd2egluawyk2wxkm70gkujaaedk4hdvnx04qzkjf4qgelgnsc6sld8';
 const hoursAgo = (h: number) => new Date(Date.parse(NOW) - h * 3_600_000).toISOString();
 const settings: MonitorSettings = { rpoHours: 4, backupAgeSeconds: 86_400, diskUsagePercent: 90, drillMaxAgeDays: 30 };
 
@@ -164,5 +167,16 @@ describe('monitor checks: evaluateChecks', () => {
     assert.equal(worstStatus([{ status: 'unknown' }, { status: 'warning' }]), 'warning');
     assert.equal(worstStatus([{ status: 'critical' }, { status: 'warning' }]), 'critical');
     assert.equal(worstStatus([]), 'ok');
+  });
+});
+
+describe('the schedules the monitor expects', () => {
+  const all = { backup: 'odoo-dr/backup', validation: 'odoo-dr/validation', monitor: 'odoo-dr/monitor', drill: 'odoo-dr/drill', cleanup: 'odoo-dr/cleanup' };
+  const withAutomation = (env: NodeJS.ProcessEnv) => loadConfig({ path: '/dev/null', env: { DR_BACKUP_DIR: '/tmp/odoo-dr-unit', DR_AGE_RECIPIENTS: RECIPIENT, ...env } });
+
+  it('are all five by default, and not the drill or monitor schedule the configuration turns off', () => {
+    assert.deepEqual(Object.keys(expectedSchedules(withAutomation({}), all)), ['backup', 'validation', 'monitor', 'drill', 'cleanup']);
+    assert.deepEqual(Object.keys(expectedSchedules(withAutomation({ DR_TEST_ENABLED: 'false' }), all)), ['backup', 'validation', 'monitor', 'cleanup']);
+    assert.deepEqual(Object.keys(expectedSchedules(withAutomation({ DR_MONITORING_ENABLED: 'false', DR_TEST_ENABLED: 'false' }), all)), ['backup', 'validation', 'cleanup']);
   });
 });
