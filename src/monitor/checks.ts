@@ -137,6 +137,29 @@ function completeness(f: MonitorFacts): MonitorCheck {
   };
 }
 
+/**
+ * Every tenant complete in the latest session still has its database: one that vanished (dropped,
+ * renamed, its owner changed) is the disaster this tool exists for, and discovery alone no longer
+ * lists it. A tenant removed on purpose leaves the latest session with the next backup, and its
+ * check with it.
+ */
+function tenantsPresent(f: MonitorFacts): MonitorCheck[] {
+  if (f.tenants.error || !f.latestSession) return [];
+  const current = new Set(f.tenants.names);
+  const latest = f.latestSession;
+  return latest.tenants.map((tenant) => {
+    const base = { id: `tenant-present/${tenant}`, category: 'completeness' as const, tenant, threshold: `in the cluster (backed up in ${latest.session})` };
+    if (current.has(tenant)) return { ...base, status: 'ok' as const, value: 'present', message: `${tenant} is in the cluster`, action: '' };
+    return {
+      ...base,
+      status: 'critical' as const,
+      value: 'gone',
+      message: `${tenant} was backed up in ${latest.session} but its database is no longer a tenant of the cluster (dropped, renamed, or no longer owned by the Odoo role)`,
+      action: `recover it: odoo-dr recover -m full --tenant ${tenant} --wait (add -c when the local session is gone); if it was removed on purpose, this clears with the next backup`,
+    };
+  });
+}
+
 function cloudSync(f: MonitorFacts, s: MonitorSettings, now: number): MonitorCheck {
   const base = { id: 'cloud-sync', category: 'cloud-sync' as const, threshold: 'latest session present and equal in the bucket' };
   if (!f.cloud.configured) return { ...base, status: 'ok', value: 'not configured', message: 'no cloud copy configured (DR_CLOUD_BUCKET empty)', action: '' };
@@ -269,7 +292,7 @@ export function evaluateChecks(f: MonitorFacts, s: MonitorSettings): MonitorChec
     const b = f.backups[t];
     checks.push(backupAge(t, b?.lastComplete, s, now), validatedAge(t, b?.lastValidated, s, now));
   }
-  checks.push(completeness(f), cloudSync(f, s, now));
+  checks.push(completeness(f), ...tenantsPresent(f), cloudSync(f, s, now));
   if (f.catalogError) {
     checks.push({ id: 'catalog', category: 'integrity', status: 'critical', value: null, threshold: 'sessions readable and verified', message: `backup sessions could not be read: ${f.catalogError}`, action: 'check DR_BACKUP_DIR, the signing keys (DR_TRUSTED_SIGNERS) and the bucket' });
   }

@@ -81,6 +81,20 @@ describe('monitor checks: evaluateChecks', () => {
     assert.match(comp.message, /initech/);
   });
 
+  it('a tenant backed up in the latest session whose database is gone is critical, names the recovery, and clears once back', () => {
+    const gone = evaluateChecks(facts({ tenants: { names: ['acme'] } }), settings);
+    const check = byId(gone, 'tenant-present/globex');
+    assert.equal(check.status, 'critical');
+    assert.equal(check.tenant, 'globex');
+    assert.match(check.message, /globex was backed up in s1 but its database is no longer a tenant/);
+    assert.match(check.action, /odoo-dr recover -m full --tenant globex/);
+    assert.equal(byId(gone, 'tenant-present/acme').status, 'ok');
+    assert.equal(byId(evaluateChecks(facts(), settings), 'tenant-present/globex').status, 'ok');
+    // Removed on purpose: the next session no longer lists it, and neither does the monitor.
+    const after = evaluateChecks(facts({ tenants: { names: ['acme'] }, latestSession: { session: 's2', at: hoursAgo(0.5), status: 'complete', tenants: ['acme'] } }), settings);
+    assert.equal(after.filter((c) => c.id === 'tenant-present/globex').length, 0);
+  });
+
   it('validated backup age and integrity: a failed validation is critical and says which', () => {
     const checks = evaluateChecks(
       facts({
