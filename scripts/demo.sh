@@ -85,13 +85,20 @@ echo "globex-eu before: $before_globex"
 "$PG_BIN/psql" -q -d postgres -c 'DROP DATABASE "globex-eu" WITH (FORCE)'
 echo "globex-eu now:    $(checksum globex-eu)"
 echo
+echo "== odoo-dr monitor --wait: the monitor notices (a tenant backed up in the latest session has no database any more) and alerts"
+node bin/odoo-dr --config "$CONFIG" monitor --wait || true
+echo
 echo "== odoo-dr recover -m database-only -c --tenant globex-eu --yes --wait (recoveryWorkflow, from the S3 copy)"
 node bin/odoo-dr --config "$CONFIG" recover -m database-only -c --tenant globex-eu --yes --wait || true
 after_globex=$(checksum globex-eu); after_acme=$(checksum acme)
 echo "globex-eu after:  $after_globex  $([[ "$after_globex" == "$before_globex" ]] && echo '(back as backed up)' || echo '(DIFFERENT!)')"
 echo "acme untouched:   $after_acme  $([[ "$after_acme" == "$before_acme" ]] && echo '(unchanged)' || echo '(CHANGED!)')"
 echo
-echo "== the alerts odoo-dr sent during the demo (monitoring, the recovery of globex-eu), as the on-call operator got them"
+echo "== odoo-dr monitor --wait: globex-eu is back; its alert clears with a recovery message"
+node bin/odoo-dr --config "$CONFIG" monitor --wait >/dev/null || true
+node bin/odoo-dr --config "$CONFIG" status | grep -E 'globex-eu|^odoo-dr status' || true
+echo
+echo "== the alerts odoo-dr sent during the demo (monitoring, the lost tenant and its recovery), as the on-call operator got them"
 show_alerts
 echo
 echo "== site loss: the whole host is gone. A new host (empty PostgreSQL cluster, empty folders, new Temporal server) gets only the configuration, the bucket and the key"
