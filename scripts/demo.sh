@@ -23,6 +23,8 @@ mkdir -p "$ODOO_DR_STACK/odoo-config"
 log "loading the sample tenants (generated Odoo-like tenants + the real Odoo 17 backup)"
 node dist/scripts/fixtures.js --config "$CONFIG" sample
 
+# The demo works on its sample tenants only, whatever else the stack's cluster holds (tests' tenants).
+export DR_TENANTS="acme,globex-eu,initech.fr,odoo17-demo"
 # Alerts of this demo go to the stack's catcher (scripts/alert-catcher.js): e-mail and webhook.
 export DR_SMTP_HOST=127.0.0.1 DR_SMTP_PORT="$ALERT_SMTP_PORT" DR_SMTP_FROM=odoo-dr@local-stack.test
 export DR_NOTIFICATION_EMAIL=ops@local-stack.test DR_WEBHOOK_URL="http://127.0.0.1:$ALERT_HTTP_PORT/hook"

@@ -154,7 +154,9 @@ async function readCatalog(config: DrConfig, now: Date): Promise<CatalogFacts> {
       out.latestSession = { ...ref, status: m.status, tenants: complete };
       if (catalog.cloud) out.cloud = await cloudState(catalog, name, opened.store.location, cloudError);
     }
-    const results = await catalog.results(name).catch(() => [] as SessionResult[]);
+    // A result dated in the future (a wrong clock, a forged document) would stay "the newest" and
+    // hide every real one after it: beyond the skew sessions are allowed, it is not counted.
+    const results = (await catalog.results(name).catch(() => [] as SessionResult[])).filter((r) => Date.parse(r.finishedAt) <= now.getTime() + 3_600_000);
     const validation = results.filter((r) => r.kind === 'validation');
     const drill = results.find((r) => r.kind === 'drill');
     if (drill && (!out.lastDrill || drill.finishedAt > out.lastDrill.finishedAt)) out.lastDrill = resultRef(drill);

@@ -106,7 +106,9 @@ export async function planRecovery(config: DrConfig, input: PlanRequest): Promis
   if (input.site && input.tenants?.length) throw new InvalidInputError('--all recovers every tenant of the session: do not name tenants with it');
   if (input.configTarget !== undefined && !path.isAbsolute(input.configTarget)) throw new InvalidInputError(`--config-target must be an absolute folder, got "${input.configTarget}"`);
   const catalog = SessionCatalog.fromConfig(config, { allowUnsigned: input.allowUnsigned ?? false });
-  const chosen = await catalog.resolve(input.session, input.fromCloud ? 'cloud' : 'auto', { force: input.force });
+  // `latest` for named tenants: the newest session that has them (see SessionCatalog.resolve).
+  const wantedTenants = input.mode !== 'config-only' && input.tenants?.length ? input.tenants : undefined;
+  const chosen = await catalog.resolve(input.session, input.fromCloud ? 'cloud' : 'auto', { force: input.force, ...(wantedTenants ? { tenants: wantedTenants } : {}) });
   const { manifest } = chosen;
   const warnings = [...chosen.warnings];
   if (!chosen.signedBy) warnings.push(`session ${chosen.session} is NOT SIGNED: recovering from it only because --allow-unsigned was given`);

@@ -214,10 +214,13 @@ export class SessionCatalog {
   }
 
   /**
-   * `latest` (or nothing): the newest complete session whose newest validation did not fail. A
-   * named session is opened; one that failed validation is refused unless `force`.
+   * `latest` (or nothing): the newest complete session whose newest validation did not fail; with
+   * `tenants`, the newest complete or partial one in which each of them is complete (a session in
+   * which another tenant failed, or that lacks this one, is no reason to go back further for
+   * everybody, nor a session to recover this one from). A named session is opened; one that failed
+   * validation is refused unless `force`.
    */
-  async resolve(wanted: string | undefined, source: SessionSource, opts: { force?: boolean } = {}): Promise<ResolvedSession> {
+  async resolve(wanted: string | undefined, source: SessionSource, opts: { force?: boolean; tenants?: string[] } = {}): Promise<ResolvedSession> {
     const warnings: string[] = [];
     if (wanted && wanted !== 'latest') {
       const opened = await this.open(wanted, source);
@@ -238,7 +241,8 @@ export class SessionCatalog {
       } catch {
         continue; // in progress, crashed or corrupt: not a candidate
       }
-      if (opened.manifest.status !== 'complete') continue;
+      const wanted = opts.tenants ?? [];
+      if (wanted.length === 0 ? opened.manifest.status !== 'complete' : !wanted.every((t) => opened.manifest.tenants[t]?.status === 'complete')) continue;
       const validation = await this.validationOf(name);
       if (validation === 'fail') {
         warnings.push(`skipped ${name}: it failed validation`);
@@ -247,7 +251,8 @@ export class SessionCatalog {
       if (validation === 'never') warnings.push(`session ${name} was never validated (run odoo-dr validate ${name} --restore-test)`);
       return { ...opened, validation, warnings };
     }
-    throw new InvalidInputError(`no complete, non-failed backup session in ${this.where(source)}`);
+    const of = opts.tenants?.length ? ` with a complete backup of ${opts.tenants.join(', ')}` : '';
+    throw new InvalidInputError(`no complete, non-failed backup session${of} in ${this.where(source)}`);
   }
 
   /** Sessions of one place, newest first, each with its verified status and validation. */

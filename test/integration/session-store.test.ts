@@ -27,7 +27,7 @@ const trust = { signers: () => Promise.resolve([formatPublicKey(signer, 'backup-
 const putSigned = (store: SessionStore, session: string, text: string) => store.putManifest(session, text, signMessage(text, signer));
 const NEW = 'backup_20261126_020000_bbbbbb';
 
-function manifestText(session: string, status: 'complete' | 'partial' = 'complete'): string {
+function manifestText(session: string, status: 'complete' | 'partial' = 'complete', tenants: Record<string, 'complete' | 'failed'> = { acme: 'complete' }): string {
   const m = sealManifest({
     format: MANIFEST_FORMAT,
     version: MANIFEST_VERSION,
@@ -42,7 +42,7 @@ function manifestText(session: string, status: 'complete' | 'partial' = 'complet
     encryption: { format: 'age', recipients: [] },
     compression: { format: 'zstd', level: 1 },
     cloud: null,
-    tenants: { acme: { status: 'complete', durationMs: 1 } },
+    tenants: Object.fromEntries(Object.entries(tenants).map(([t, status]) => [t, { status, durationMs: 1 }])),
     warnings: [],
   });
   return `${JSON.stringify(m, null, 2)}\n`;
@@ -188,6 +188,18 @@ for (const backend of backends) {
       assert.equal(await catalog.validationOf(NEW), 'pass');
       assert.equal(await catalog.restoreRate(NEW), 42);
       assert.equal((await catalog.resolve('latest', 'auto')).session, NEW);
+    });
+
+    it('latest for named tenants: the newest session in which they are complete, partial ones included', async () => {
+      const NEWEST = 'backup_20261127_000000_cccccc';
+      await putSigned(store, NEW, manifestText(NEW, 'partial', { acme: 'failed', globex: 'complete' }));
+      await putSigned(store, NEWEST, manifestText(NEWEST, 'complete', { initech: 'complete' }));
+      assert.equal((await catalog.resolve('latest', 'auto')).session, NEWEST);
+      assert.equal((await catalog.resolve('latest', 'auto', { tenants: ['globex'] })).session, NEW, 'a partial session serves the tenants complete in it');
+      assert.equal((await catalog.resolve('latest', 'auto', { tenants: ['acme'] })).session, OLD, 'acme failed in NEW and is not in NEWEST');
+      const none = await rejection(catalog.resolve('latest', 'auto', { tenants: ['acme', 'globex'] }));
+      assert.match(none.message, /no complete, non-failed backup session with a complete backup of acme, globex/);
+      await store.deleteSession(NEWEST);
     });
 
     it('documents and blobs', async () => {
