@@ -563,11 +563,19 @@ async function readInterruptedSwaps(client: pg.ClientBase): Promise<InterruptedS
     `SELECT datname, shobj_description(oid, 'pg_database') AS c FROM pg_database ORDER BY datname`,
   );
   const names = new Set(rows.map((r) => r.datname));
+  // Whenever a swap is interrupted with its tenant's name free (between the renames, either way),
+  // that recovery's shadow exists, marked. Without one, the swap finished and the tenant was dropped
+  // since (removed on purpose): its pre-recovery copy must not come back under the name.
+  const shadowed = new Set<string>();
+  for (const row of rows) {
+    const m = parseScratchMarker(row.c);
+    if (m?.purpose === SHADOW_PURPOSE && m.database === row.datname && m.tenant) shadowed.add(m.tenant);
+  }
   const found: InterruptedSwap[] = [];
   for (const row of rows) {
     const marker = parsePreRecoveryMarker(row.c);
     if (!marker) continue;
-    if (marker.database === row.datname && !names.has(marker.tenant)) found.push({ tenant: marker.tenant, kind: 'moved-aside', database: row.datname, marker });
+    if (marker.database === row.datname && !names.has(marker.tenant) && shadowed.has(marker.tenant)) found.push({ tenant: marker.tenant, kind: 'moved-aside', database: row.datname, marker });
     else if (marker.tenant === row.datname && marker.database !== row.datname) found.push({ tenant: marker.tenant, kind: 'fenced', database: row.datname, marker });
   }
   return found;

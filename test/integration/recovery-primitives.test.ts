@@ -440,6 +440,11 @@ describe('recovery primitives (real PostgreSQL, real backups)', function () {
     // A completed swap is not interrupted: never undone.
     await swapIn(config, plan);
     assert.deepEqual((await findInterruptedSwaps(config)).filter((x) => x.tenant === gen), []);
+    // Nor once the recovered tenant is gone (dropped on purpose; here renamed out of the way): its
+    // pre-recovery copy must not come back under the name at the next worker start.
+    await adminQuery(`ALTER DATABASE ${quoteIdent(gen)} RENAME TO ${quoteIdent(`${gen}_away`)}`);
+    assert.deepEqual((await findInterruptedSwaps(config)).filter((x) => x.tenant === gen), [], 'a finished recovery of a since-dropped tenant is not an interrupted swap');
+    await adminQuery(`ALTER DATABASE ${quoteIdent(`${gen}_away`)} RENAME TO ${quoteIdent(gen)}`);
     await swapBack(config, plan);
     await dropShadow(config, gen, id);
     assert.deepEqual(await snapshot(gen, tenantDir(gen)), before);
