@@ -641,7 +641,9 @@ async function freshUpload(
       if (req.expectedBytes > partSize) await abortLostUploads(client, cloud, key, started, undefined);
       throw err;
     }
-    if (upload.uploadId !== undefined) await abortLostUploads(client, cloud, key, started, upload.uploadId);
+    // Ours is complete: any other upload of this key (a failed attempt whose abort did not reach a
+    // stopped server, a superseded attempt still sending parts) can only leave parts or overwrite it.
+    if (upload.uploadId !== undefined) await abortLostUploads(client, cloud, key, started, upload.uploadId, { all: true });
     const multipart = upload.uploadId !== undefined;
     const expectedChecksum = multipart ? compositeSha256(hasher.partDigests) : sha256Base64(req.expectedSha256);
     const s3Checksum = out.ChecksumSHA256;
@@ -697,13 +699,18 @@ async function checkServerChecksum(
  * CreateMultipartUpload is lost (the connection reset after the server created the upload), the
  * SDK asks again and the first upload is never used. They are the uploads of the same key,
  * initiated since this one started (5 minutes of clock skew allowed), other than `keep`, holding no
- * part; they are aborted now instead of waiting for abortStaleUploads. Best effort.
+ * part; they are aborted now instead of waiting for abortStaleUploads. With `all` (this upload
+ * completed): every other upload of the key, whatever it holds. Best effort.
  */
-async function abortLostUploads(client: S3Client, cloud: CloudSettings, key: string, since: number, keep: string | undefined): Promise<void> {
+async function abortLostUploads(client: S3Client, cloud: CloudSettings, key: string, since: number, keep: string | undefined, opts: { all?: boolean } = {}): Promise<void> {
   try {
     const page = await client.send(new ListMultipartUploadsCommand({ Bucket: cloud.bucket, Prefix: key }));
     for (const u of page.Uploads ?? []) {
       if (u.Key !== key || u.UploadId === undefined || u.UploadId === keep) continue;
+      if (opts.all) {
+        await abortMultipart(client, cloud, key, u.UploadId);
+        continue;
+      }
       if (u.Initiated !== undefined && u.Initiated.getTime() < since - 5 * 60_000) continue;
       const parts = await client.send(new ListPartsCommand({ Bucket: cloud.bucket, Key: key, UploadId: u.UploadId, MaxParts: 1 }));
       if ((parts.Parts ?? []).length === 0) await abortMultipart(client, cloud, key, u.UploadId);

@@ -18,6 +18,7 @@ import {
   ListMultipartUploadsCommand,
   ListPartsCommand,
   PutObjectCommand,
+  UploadPartCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
 import {
@@ -640,6 +641,19 @@ describe('S3 storage (real versitygw)', function () {
         execFileSync('umount', [mnt]);
       }
     });
+  });
+
+  it('a completed upload aborts the other uploads of its key, parts and all (an earlier attempt whose abort never reached the server)', async () => {
+    const f = await makeFile(dir, 'again.bin', 11 * MiB);
+    const key = k('again.bin');
+    // The earlier attempt: an upload with a part, left when the server was unreachable for its abort.
+    const earlier = await direct.send(new CreateMultipartUploadCommand({ Bucket: cloud.bucket, Key: key }));
+    await direct.send(new UploadPartCommand({ Bucket: cloud.bucket, Key: key, UploadId: earlier.UploadId, PartNumber: 1, Body: randomBytes(5 * MiB) }));
+    assert.equal((await uploadsFor(key)).length, 1);
+    const res = await uploadFile({ cloud, key, file: f.file, expectedBytes: f.bytes, expectedSha256: f.sha256, partSize: 5 * MiB, queueSize: 2 });
+    assert.ok(res.uploadId && res.uploadId !== earlier.UploadId);
+    assert.deepEqual(await uploadsFor(key), [], 'the earlier upload was aborted with its part');
+    assert.equal((await verifyObject(cloud, key, { bytes: f.bytes, sha256: f.sha256 })).ok, true);
   });
 
   it('aborts multipart uploads left behind, only when older than asked', async () => {
