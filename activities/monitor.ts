@@ -180,21 +180,38 @@ export function createMonitorActivities(config: DrConfig, secrets: string[]) {
       const at = new Date().toISOString();
       return { id: observation.id, sent: [], active: [], channels: { email: { last: 'not configured', at }, webhook: { last: 'not configured', at } } };
     }
-    const client = activityClient();
-    await client.workflow.signalWithStart(ALERTS_WORKFLOW_TYPE, {
+    return handObservation(activityClient(), target, observation);
+  }
+}
+
+/**
+ * Signals the observation to the alerts workflow (starting it if it is not running) and waits for
+ * what it did with it. Exported so that the workflow tests drive the alerts workflow exactly as
+ * the activity does.
+ */
+export async function handObservation(client: Pick<Client, 'workflow'>, target: AlertsTarget, observation: Observation, alertsInput: object = {}): Promise<ObservationOutcome> {
+  const start = () =>
+    client.workflow.signalWithStart(ALERTS_WORKFLOW_TYPE, {
       workflowId: target.workflowId,
       taskQueue: target.taskQueue,
-      args: [{}],
+      args: [alertsInput],
       signal: ALERTS_OBSERVE_SIGNAL,
       signalArgs: [observation],
     });
-    // By workflow ID only: the latest run, also after a continue-as-new.
-    try {
-      return await client.workflow.getHandle(target.workflowId).executeUpdate<ObservationOutcome, [string]>(ALERTS_OUTCOME_UPDATE, { args: [observation.id] });
-    } catch (err) {
-      const e = err as Error;
-      if (e.name === 'WorkflowUpdateFailedError') throw new Error(`the alerts workflow did not process observation ${observation.id}: ${(e.cause as Error | undefined)?.message ?? e.message}`);
-      throw err;
-    }
+  try {
+    await start();
+  } catch (err) {
+    // Two reporters starting the workflow at the same instant: one start wins, the other is a
+    // plain signal now (the workflow drops an observation it has already seen).
+    if ((err as Error).name !== 'WorkflowExecutionAlreadyStartedError') throw err;
+    await start();
+  }
+  // By workflow ID only: the latest run, also after a continue-as-new.
+  try {
+    return await client.workflow.getHandle(target.workflowId).executeUpdate<ObservationOutcome, [string]>(ALERTS_OUTCOME_UPDATE, { args: [observation.id] });
+  } catch (err) {
+    const e = err as Error;
+    if (e.name === 'WorkflowUpdateFailedError') throw new Error(`the alerts workflow did not process observation ${observation.id}: ${(e.cause as Error | undefined)?.message ?? e.message}`);
+    throw err;
   }
 }

@@ -82,5 +82,29 @@ export async function withWorker<T>(run: WorkerRun, fn: (taskQueue: string) => P
     workflowBundle: await workflowBundle(),
     activities: run.activities ?? createActivities({ config }),
   });
-  return worker.runUntil(fn(taskQueue));
+  try {
+    return await worker.runUntil(fn(taskQueue));
+  } finally {
+    await terminateLeftovers(run.env, taskQueue);
+  }
+}
+
+/**
+ * A test that failed half-way leaves its workflows running with nobody to serve them. On the
+ * time-skipping server such a workflow's pending task stops time skipping for every later test
+ * (they then wait in real time and time out), so whatever is still open on this task queue ends here.
+ */
+async function terminateLeftovers(env: TestWorkflowEnvironment, taskQueue: string): Promise<void> {
+  const open: string[] = [];
+  if (env.supportsTimeSkipping) {
+    // The Java test server has no visibility queries, only the list of open executions.
+    const { executions } = await env.client.workflowService.listOpenWorkflowExecutions({ namespace: env.namespace ?? 'default', maximumPageSize: 1000 });
+    for (const e of executions) {
+      const id = e.execution?.workflowId;
+      if (id && (await env.client.workflow.getHandle(id).describe()).taskQueue === taskQueue) open.push(id);
+    }
+  } else {
+    for await (const w of env.client.workflow.list({ query: `TaskQueue = "${taskQueue}" AND ExecutionStatus = "Running"` })) open.push(w.workflowId);
+  }
+  await Promise.all(open.map((id) => env.client.workflow.getHandle(id).terminate('left running by a test').catch(() => undefined)));
 }

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { ObservationOutcome } from '../../activities';
+import { handObservation } from '../../activities/monitor';
 import type { ObservedCheck, Observation } from '../../src/monitor/alerts';
 import { alertsWorkflow } from '../../workflows';
 import type { AlertsInput } from '../../workflows/monitor';
@@ -52,12 +53,11 @@ describe('alertsWorkflow (time skipping, real SMTP and webhook receivers)', func
     action: 'odoo-dr backup --tenant acme --wait',
   });
 
-  /** What monitorWorkflow's activity does: signalWithStart, then wait for the outcome (an update). */
+  /** What monitorWorkflow's activity does (the same function): signalWithStart, then wait for the outcome (an update). */
   async function observe(env: TestWorkflowEnvironment, taskQueue: string, checks: ObservedCheck[], input: AlertsInput = {}): Promise<ObservationOutcome> {
     const observation: Observation = { id: `monitor/${uniqueSuffix()}`, source: 'test', complete: true, checks };
     const workflowId = workflowIds.alerts(taskQueue);
-    await env.client.workflow.signalWithStart(alertsWorkflow, { workflowId, taskQueue, args: [input], signal: observeSignal, signalArgs: [observation] });
-    return env.client.workflow.getHandle(workflowId).executeUpdate(observationOutcomeUpdate, { args: [observation.id] });
+    return handObservation(env.client, { workflowId, taskQueue }, observation, input);
   }
 
   it('fires once, repeats after DR_ALERT_REPEAT_HOURS, clears with a recovery message; e-mail and webhook carry the details', async () => {
