@@ -9,7 +9,7 @@ import path from 'node:path';
 import { parse as parseDotenv } from 'dotenv';
 import { expand as expandDotenv } from 'dotenv-expand';
 import { z } from 'zod';
-import { ageRecipientProblem } from './crypto/age';
+import { ageRecipientProblem } from './crypto/age-keys';
 import { DRILL_CADENCES, parseTimeOfDay, type AutomationSettings } from './automation/schedules';
 import { ConfigError, hideUrlCredentials, looksLikePrivateKey, scrubSecrets } from './errors';
 

@@ -15,6 +15,7 @@ import { createActivities, type FinalizeInput } from '../../activities';
 import { localPath, rel } from '../../src/backup/layout';
 import type { DrConfig } from '../../src/config';
 import * as pipeline from '../../src/pipeline';
+import * as hashing from '../../src/pipeline/hash';
 import { backupSessionName } from '../../workflows/definitions';
 import { createTenant, dropTenant, type PgAdminConnection } from '../fixtures/odoo-tenants';
 import { stackConfig, uniqueSuffix } from '../helpers/config';
@@ -28,21 +29,22 @@ describe('finalisation: verified, without re-reading what was hashed on the way 
   let config: DrConfig;
   const quiet = { logger: new DefaultLogger('ERROR') };
   const hashed: string[] = [];
-  const realHashFile = pipeline.hashFile;
+  const realHashFile = hashing.hashFile;
 
   before(async () => {
     config = stackConfig({ DR_BACKUP_DIR: path.join(dir, 'backups'), ODOO_DATA_DIR: path.join(dir, 'data'), DR_LOG_DIR: path.join(dir, 'logs') });
     const { host, port, user, password } = config.postgres;
     const admin: PgAdminConnection = { host, port, user, ...(password ? { password } : {}) };
     await createTenant(admin, config.odoo.dataDir, { name: tenant, moveLines: 2000, files: 3 });
-    // Which files finalisation reads and hashes (src/backup/session.ts calls it through the module).
-    (pipeline as { hashFile: typeof pipeline.hashFile }).hashFile = (file: string) => {
+    // Which files finalisation reads and hashes: src/backup/session.ts calls it through src/pipeline, whose
+    // re-export reads the defining module's binding at each call (the re-export itself cannot be assigned).
+    (hashing as { hashFile: typeof hashing.hashFile }).hashFile = (file: string) => {
       hashed.push(file);
       return realHashFile(file);
     };
   });
   after(async () => {
-    (pipeline as { hashFile: typeof pipeline.hashFile }).hashFile = realHashFile;
+    (hashing as { hashFile: typeof hashing.hashFile }).hashFile = realHashFile;
     const { host, port, user, password } = config.postgres;
     await dropTenant({ host, port, user, ...(password ? { password } : {}) }, config.odoo.dataDir, tenant);
     rmSync(dir, { recursive: true, force: true });

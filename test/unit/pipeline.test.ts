@@ -285,20 +285,23 @@ describe('pipeline', function () {
   describe('abort', () => {
     it('an aborted signal kills every child, removes the partial file and rejects with its reason', async () => {
       const pids = path.join(dir, 'pids');
+      const terms = path.join(dir, 'terms');
       const dest = path.join(dir, 'aborted.out');
       const controller = new AbortController();
-      const started = Date.now();
-      setTimeout(() => controller.abort(new Error('cancelled by the operator')), 300);
+      // Each child notes SIGTERM and exits on it (a write to a closed pipe must not end it first).
+      const onTerm = (name: string) => `trap '' PIPE; trap 'echo ${name} >> "${terms}"; exit 143' TERM`;
       const err = await rejection(
         runPipeline({
-          source: sh('slow', `echo $$ >> '${pids}'; while :; do echo row; sleep 0.05; done`),
-          stages: [sh('filter', `echo $$ >> '${pids}'; cat`)],
+          source: sh('slow', `${onTerm('slow')}; echo $$ >> '${pids}'; while :; do echo row; sleep 0.05; done`),
+          stages: [sh('filter', `${onTerm('filter')}; echo $$ >> '${pids}'; cat`)],
           dest,
           signal: controller.signal,
+          // Aborted once output arrives: both children have started and written their pid by then.
+          onProgress: () => controller.abort(new Error('cancelled by the operator')),
         }),
       );
       assert.equal((err).message, 'cancelled by the operator');
-      assert.ok(Date.now() - started < 3000, 'SIGTERM was enough');
+      assert.deepEqual(readFileSync(terms, 'utf8').trim().split('\n').sort(), ['filter', 'slow'], 'SIGTERM was enough');
       const list = readFileSync(pids, 'utf8').trim().split('\n').map(Number);
       assert.equal(list.length, 2);
       for (const pid of list) assert.ok(!alive(pid), `pid ${pid} still alive`);
@@ -308,20 +311,25 @@ describe('pipeline', function () {
     it('a child ignoring SIGTERM gets SIGKILL, with its own children (process group)', async function () {
       this.timeout(20_000);
       const pids = path.join(dir, 'stubborn-pids');
+      const terms = path.join(dir, 'stubborn-terms');
       const controller = new AbortController();
-      setTimeout(() => controller.abort(), 200);
-      const started = Date.now();
-      await rejection(
+      // The background sleep inherits the ignored SIGTERM; the shell then only notes SIGTERM and carries on
+      // (also writing to its closed output): only SIGKILL ends either.
+      const script = `trap '' TERM; sleep 1000 & echo $! >> '${pids}'; trap '' PIPE; trap 'echo TERM >> "${terms}"' TERM; echo $$ >> '${pids}'; while :; do echo x; sleep 0.05; done`;
+      const err = await rejection(
         runPipeline({
-          source: sh('stubborn', `trap '' TERM; sleep 1000 & echo $! >> '${pids}'; echo $$ >> '${pids}'; while :; do echo x; sleep 0.05; done`),
+          source: sh('stubborn', script),
           stages: [],
           dest: path.join(dir, 'stubborn.out'),
           signal: controller.signal,
+          onProgress: () => controller.abort(new Error('cancelled')),
         }),
       );
-      const elapsed = Date.now() - started;
-      assert.ok(elapsed >= 4000 && elapsed < 10_000, `SIGKILL after the grace period (${elapsed} ms)`);
-      for (const pid of readFileSync(pids, 'utf8').trim().split('\n').map(Number)) assert.ok(!alive(pid), `pid ${pid} survived`);
+      assert.equal((err).message, 'cancelled');
+      assert.match(readFileSync(terms, 'utf8'), /^TERM$/m, 'SIGTERM came first');
+      const list = readFileSync(pids, 'utf8').trim().split('\n').map(Number);
+      assert.equal(list.length, 2);
+      for (const pid of list) assert.ok(!alive(pid), `pid ${pid} survived`);
     });
 
     it('an already aborted signal starts nothing', async () => {

@@ -1,0 +1,99 @@
+/** What a pipeline runs: stages (commands, never through a shell), their environment and their stderr tails. */
+import { constants } from 'node:fs';
+import { access, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { EncryptionKeyError, InvalidInputError, PipelineError } from '../errors';
+
+export interface Stage {
+  /** Shown in errors and used as the key of `PipelineResult.stderr`. */
+  name: string;
+  /** Executable, looked up in PATH unless it contains a `/`. Never run through a shell. */
+  command: string;
+  args: string[];
+  /** Merged over a minimal environment (PATH, HOME, locale, TZ, TMPDIR); secrets like PGPASSWORD go only here. */
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Bytes of each stage's stderr that are kept. */
+export const STDERR_TAIL_BYTES = 8 * 1024;
+/** Bytes of a failing stage's stderr quoted in the error message. */
+export const MESSAGE_TAIL_CHARS = 1_500;
+/** Environment variables passed on to children (everything else must be given in `Stage.env`). */
+const INHERITED_ENV = ['PATH', 'HOME', 'USER', 'LOGNAME', 'LANG', 'LANGUAGE', 'LC_ALL', 'LC_CTYPE', 'LC_MESSAGES', 'TZ', 'TMPDIR'];
+const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/** `zstd -q -c -<level> -T<threads>`: compresses stdin to stdout. `threads` 0 = one per core (zstd's choice). */
+export function zstdStage(level: number, threads = 0): Stage {
+  if (!Number.isInteger(level) || level < 1 || level > 19) {
+    throw new InvalidInputError(`zstd compression level must be a whole number from 1 to 19, got ${level}`);
+  }
+  if (!Number.isInteger(threads) || threads < 0) {
+    throw new InvalidInputError(`zstd threads must be a whole number (0 = one per core), got ${threads}`);
+  }
+  return { name: 'zstd', command: 'zstd', args: ['-q', '-c', `-${level}`, `-T${threads}`] };
+}
+
+/** `age -e -r R1 -r R2 …`: encrypts stdin to stdout for the recipients (no private key needed). */
+export function ageEncryptStage(recipients: string[]): Stage {
+  if (recipients.length === 0) {
+    throw new EncryptionKeyError('age encryption needs at least one recipient: set DR_AGE_RECIPIENTS or DR_ENCRYPTION_KEY_FILE');
+  }
+  for (const r of recipients) {
+    // Refuse anything that is not a key (a value starting with '-' must never reach the command line as an option).
+    if (!/^(age1[0-9a-z]+|ssh-(ed25519|rsa) \S+( .*)?)$/.test(r)) {
+      throw new EncryptionKeyError(`not an age recipient: ${JSON.stringify(r)} (expected age1…)`);
+    }
+  }
+  return { name: 'age', command: 'age', args: ['-e', ...recipients.flatMap((r) => ['-r', r])] };
+}
+
+export function childEnv(stage: Stage): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const key of INHERITED_ENV) if (process.env[key] !== undefined) env[key] = process.env[key];
+  env.PATH ??= DEFAULT_PATH;
+  return { ...env, ...stage.env };
+}
+
+async function isExecutableFile(file: string): Promise<boolean> {
+  try {
+    if (!(await stat(file)).isFile()) return false;
+    await access(file, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The executable a stage would run, or a PipelineError saying it is not installed. */
+export async function resolveCommand(stage: Stage, env: NodeJS.ProcessEnv): Promise<string> {
+  const { command } = stage;
+  if (command.includes('/')) {
+    if (await isExecutableFile(command)) return command;
+    throw new PipelineError(`stage "${stage.name}": command ${command} is not installed (no executable file at that path)`);
+  }
+  const searchPath = env.PATH ?? DEFAULT_PATH;
+  for (const dir of searchPath.split(':')) {
+    if (!dir) continue;
+    const candidate = path.join(dir, command);
+    if (await isExecutableFile(candidate)) return candidate;
+  }
+  throw new PipelineError(`stage "${stage.name}": command "${command}" is not installed (not found in PATH=${searchPath})`);
+}
+
+/** Keeps the last `max` bytes written to it. */
+export class Tail {
+  private chunks: Buffer[] = [];
+  private size = 0;
+  constructor(private readonly max: number) {}
+  push(chunk: Buffer): void {
+    this.chunks.push(chunk);
+    this.size += chunk.length;
+    while (this.chunks.length > 1 && this.size - this.chunks[0]!.length >= this.max) {
+      this.size -= this.chunks.shift()!.length;
+    }
+  }
+  text(): string {
+    const all = Buffer.concat(this.chunks);
+    return all.subarray(Math.max(0, all.length - this.max)).toString('utf8');
+  }
+}
