@@ -16,7 +16,7 @@ import { createActivities } from '../activities';
 import type { DrConfig } from '../src/config';
 import { sweepRestoreRoles } from '../src/restore/restore-role';
 import { sweepDeadProcesses } from '../src/restore/scratch';
-import { findInterruptedSwaps, undoInterruptedSwap } from '../src/recovery/swap';
+import { findInterruptedSwaps, undoInterruptedSwap } from '../src/recovery/pre-recovery';
 import { removeUnfinishedSession, unfinishedLocalSessions } from '../src/backup/session';
 import { tenantLockId } from '../workflows/lock';
 import { prebuiltWorkflowBundle } from './bundle';

@@ -16,7 +16,7 @@ export interface TimeOfDay {
   minute: number;
 }
 
-/** What the configuration says (src/config.ts `automation`, plus the RPO). */
+/** What the configuration says (src/config `automation`, plus the RPO). */
 export interface AutomationSettings {
   rpoHours: number;
   backupTime: TimeOfDay;

@@ -7,7 +7,7 @@
  * bucket is deferred while any backup is being written there, and this one is.
  */
 import type { DrConfig } from '../config';
-import { dropPreRecovery } from '../recovery/swap';
+import { dropPreRecovery } from '../recovery/pre-recovery';
 import { SessionCatalog } from '../sessions/catalog';
 import { retainCloud, retainLocal } from '../retention/run';
 

@@ -28,36 +28,28 @@
  * `swapIn` puts it back. The tenant ends exactly as before: name, owner, comment, ALLOW_CONNECTIONS,
  * content, filestore folder.
  */
-import { lstat, readdir, rename, rm } from 'node:fs/promises';
-import path from 'node:path';
-import pg from 'pg';
+import { rename } from 'node:fs/promises';
 import type { DrConfig } from '../config';
 import { DrError, InvalidInputError } from '../errors';
 import { quoteIdent, withClient } from '../postgres';
-import { parseScratchMarker, scratchMarker } from '../restore/scratch';
-import { filestoreDir, parseFilestorePreRecoveryDir, stampTime } from './names';
+import { scratchMarker } from '../restore/scratch';
+import { filestoreDir } from './names';
 import { SHADOW_PURPOSE } from './shadow';
-
-export const PRE_RECOVERY_MARKER_PREFIX = 'odoo-dr-pre-recovery:';
-
-export interface SwapPlan {
-  tenant: string;
-  shadowDb: string;
-  shadowDir: string;
-  preRecoveryDb: string;
-  preRecoveryDir: string;
-  /** The tenant database existed when the recovery was planned (false: recovered directly under its name). */
-  tenantExisted: boolean;
-  /** The tenant's filestore folder existed when the recovery was planned. */
-  tenantDirExisted: boolean;
-}
-
-export interface PreRecoveryMarker {
-  database: string;
-  tenant: string;
-  createdAt: string;
-  original: { comment: string | null; allowConnections: boolean };
-}
+import {
+  checkPlan,
+  isShadowMarked,
+  pathExists,
+  preMarkerOf,
+  preRecoveryMarker,
+  readDbState,
+  renameDatabase,
+  setAllowConn,
+  setComment,
+  tenantRole,
+  terminate,
+  type PreRecoveryMarker,
+  type SwapPlan,
+} from './swap-state';
 
 export const SWAP_IN_STEPS = [
   'mark-tenant',
@@ -90,137 +82,6 @@ export type SwapBackStep = (typeof SWAP_BACK_STEPS)[number];
 export interface SwapHooks<S extends string> {
   stopAfter?: S;
 }
-
-interface DbRow {
-  comment: string | null;
-  allowConn: boolean;
-  owner: string;
-  template: boolean;
-}
-
-interface DbState {
-  t: DbRow | undefined;
-  p: DbRow | undefined;
-  s: DbRow | undefined;
-}
-
-// --- markers --------------------------------------------------------------------------------------------
-
-export function preRecoveryMarker(m: PreRecoveryMarker): string {
-  return `${PRE_RECOVERY_MARKER_PREFIX}${JSON.stringify(m)}`;
-}
-
-export function parsePreRecoveryMarker(comment: string | null | undefined): PreRecoveryMarker | undefined {
-  if (!comment?.startsWith(PRE_RECOVERY_MARKER_PREFIX)) return undefined;
-  try {
-    const d = JSON.parse(comment.slice(PRE_RECOVERY_MARKER_PREFIX.length)) as Partial<PreRecoveryMarker>;
-    if (
-      typeof d.database !== 'string' ||
-      typeof d.tenant !== 'string' ||
-      typeof d.createdAt !== 'string' ||
-      Number.isNaN(Date.parse(d.createdAt)) ||
-      typeof d.original !== 'object' ||
-      d.original === null ||
-      typeof d.original.allowConnections !== 'boolean' ||
-      !(d.original.comment === null || typeof d.original.comment === 'string')
-    ) {
-      return undefined;
-    }
-    return { database: d.database, tenant: d.tenant, createdAt: d.createdAt, original: { comment: d.original.comment, allowConnections: d.original.allowConnections } };
-  } catch {
-    return undefined;
-  }
-}
-
-/** The pre-recovery marker on `row` written for this plan. */
-function preMarkerOf(row: DbRow | undefined, plan: SwapPlan): PreRecoveryMarker | undefined {
-  const m = parsePreRecoveryMarker(row?.comment);
-  return m && m.database === plan.preRecoveryDb && m.tenant === plan.tenant ? m : undefined;
-}
-
-/** `row` carries the scratch marker of this plan's shadow. */
-function isShadowMarked(row: DbRow | undefined, plan: SwapPlan): boolean {
-  const m = parseScratchMarker(row?.comment);
-  return m !== undefined && m.database === plan.shadowDb && m.purpose === SHADOW_PURPOSE && m.tenant === plan.tenant;
-}
-
-// --- state ----------------------------------------------------------------------------------------------
-
-async function readDbState(client: pg.ClientBase, plan: SwapPlan): Promise<DbState> {
-  const { rows } = await client.query<{ datname: string; c: string | null; allow: boolean; owner: string; tmpl: boolean }>(
-    `SELECT datname, shobj_description(oid, 'pg_database') AS c, datallowconn AS allow,
-            pg_get_userbyid(datdba) AS owner, datistemplate AS tmpl
-       FROM pg_database WHERE datname = ANY($1)`,
-    [[plan.tenant, plan.preRecoveryDb, plan.shadowDb]],
-  );
-  const get = (name: string): DbRow | undefined => {
-    const r = rows.find((x) => x.datname === name);
-    return r && { comment: r.c, allowConn: r.allow, owner: r.owner, template: r.tmpl };
-  };
-  return { t: get(plan.tenant), p: get(plan.preRecoveryDb), s: get(plan.shadowDb) };
-}
-
-async function pathExists(p: string): Promise<boolean> {
-  try {
-    await lstat(p);
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw err;
-  }
-}
-
-/**
- * Which database currently named `<tenant>` this is: the original tenant (not yet moved aside), the
- * recovered copy, or absent. `foreign`: a database of that name that is neither (refused).
- */
-function tenantRole(st: DbState, plan: SwapPlan): 'original' | 'recovered' | 'absent' | 'foreign' {
-  if (!st.t) return 'absent';
-  if (isShadowMarked(st.t, plan)) return 'recovered';
-  if (preMarkerOf(st.p, plan)) return 'recovered'; // the original is already under its pre-recovery name
-  if (plan.tenantExisted) return 'original';
-  // The tenant did not exist: a database of its name is the recovered copy once the shadow is gone.
-  return st.s ? 'foreign' : 'recovered';
-}
-
-function checkPlan(config: DrConfig, plan: SwapPlan): void {
-  const names = [plan.tenant, plan.shadowDb, plan.preRecoveryDb];
-  if (new Set(names).size !== 3) throw new InvalidInputError(`swap plan for "${plan.tenant}": the three database names must differ`);
-  const root = path.resolve(config.odoo.filestoreRoot);
-  const dirs = [filestoreDir(config, plan.tenant), plan.shadowDir, plan.preRecoveryDir];
-  for (const d of dirs) {
-    if (path.dirname(path.resolve(d)) !== root) {
-      throw new InvalidInputError(`swap plan for "${plan.tenant}": ${d} is not directly under the filestore root ${root} (the swap must be a rename on one filesystem)`);
-    }
-  }
-  if (new Set(dirs.map((d) => path.resolve(d))).size !== 3) throw new InvalidInputError(`swap plan for "${plan.tenant}": the three filestore folders must differ`);
-}
-
-const terminate = (client: pg.ClientBase, db: string) =>
-  client.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [db]);
-
-/**
- * ALTER DATABASE … RENAME fails while a session is connected (even one being terminated, until it
- * has exited): terminate, then retry briefly.
- */
-async function renameDatabase(client: pg.ClientBase, from: string, to: string): Promise<void> {
-  for (let attempt = 0; ; attempt++) {
-    await terminate(client, from);
-    try {
-      await client.query(`ALTER DATABASE ${quoteIdent(from)} RENAME TO ${quoteIdent(to)}`);
-      return;
-    } catch (err) {
-      if ((err as { code?: string }).code !== '55006' || attempt >= 50) throw err; // object_in_use
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-}
-
-const setComment = (client: pg.ClientBase, db: string, comment: string | null) =>
-  client.query(`COMMENT ON DATABASE ${quoteIdent(db)} IS ${comment === null ? 'NULL' : pg.escapeLiteral(comment)}`);
-
-const setAllowConn = (client: pg.ClientBase, db: string, allow: boolean) =>
-  client.query(`ALTER DATABASE ${quoteIdent(db)} ALLOW_CONNECTIONS ${allow ? 'true' : 'false'}`);
 
 /** The test hook's simulated crash (a DrError, so withClient passes it through unchanged). */
 class Stopped extends DrError {
@@ -446,165 +307,4 @@ export async function swapBack(config: DrConfig, plan: SwapPlan, hooks: SwapHook
     if (err instanceof Stopped) return;
     throw err;
   }
-}
-
-// --- state ----------------------------------------------------------------------------------------------
-
-/**
- * 'before': nothing of the swap done (the shadow and its folder in place, the tenant untouched);
- * 'swapped': everything done; 'partial': anything in between (re-run swapIn or swapBack).
- */
-export async function swapState(config: DrConfig, plan: SwapPlan): Promise<'before' | 'partial' | 'swapped'> {
-  checkPlan(config, plan);
-  const tenantDir = filestoreDir(config, plan.tenant);
-  const st = await withClient(config.postgres, config.postgres.maintenanceDb, (client) => readDbState(client, plan));
-  const shadowDir = await pathExists(plan.shadowDir);
-  const preDir = await pathExists(plan.preRecoveryDir);
-  const liveDir = await pathExists(tenantDir);
-
-  const before =
-    st.s !== undefined &&
-    isShadowMarked(st.s, plan) &&
-    st.s.allowConn &&
-    st.p === undefined &&
-    (plan.tenantExisted ? st.t !== undefined && parsePreRecoveryMarker(st.t.comment)?.database !== plan.preRecoveryDb : st.t === undefined) &&
-    shadowDir &&
-    !preDir;
-  if (before) return 'before';
-  const swapped =
-    st.s === undefined &&
-    st.t !== undefined &&
-    !isShadowMarked(st.t, plan) &&
-    st.t.allowConn &&
-    st.t.owner === config.odoo.dbUser &&
-    (plan.tenantExisted ? preMarkerOf(st.p, plan) !== undefined : true) &&
-    !shadowDir &&
-    liveDir &&
-    (plan.tenantDirExisted ? preDir : true);
-  return swapped ? 'swapped' : 'partial';
-}
-
-// --- retention ------------------------------------------------------------------------------------------
-
-/**
- * Drops pre-recovery databases and folders of `tenant` (every tenant if undefined) older than
- * `olderThanDays`: only databases carrying a pre-recovery marker naming themselves (so an unmarked
- * database is never dropped, whatever its name), and only folders named
- * `.<tenant>.pre-recovery-<YYYYMMDDHHMMSS>` directly under the filestore root. Returns what it removed.
- */
-export async function dropPreRecovery(config: DrConfig, tenant: string | undefined, olderThanDays: number, now: Date, opts: { dryRun?: boolean } = {}): Promise<string[]> {
-  if (!(olderThanDays >= 0)) throw new InvalidInputError(`olderThanDays must be 0 or more, got ${olderThanDays}`);
-  const cutoff = now.getTime() - olderThanDays * 86_400_000;
-  const removed: string[] = [];
-  await withClient(config.postgres, config.postgres.maintenanceDb, async (client) => {
-    const { rows } = await client.query<{ datname: string; c: string | null }>(
-      `SELECT datname, shobj_description(oid, 'pg_database') AS c FROM pg_database
-        WHERE shobj_description(oid, 'pg_database') LIKE $1 ORDER BY datname`,
-      [`${PRE_RECOVERY_MARKER_PREFIX}%`],
-    );
-    for (const row of rows) {
-      const m = parsePreRecoveryMarker(row.c);
-      if (!m || m.database !== row.datname) continue; // a tenant still carrying the marker mid-swap: never
-      if (tenant !== undefined && m.tenant !== tenant) continue;
-      if (Date.parse(m.createdAt) >= cutoff) continue;
-      if (opts.dryRun) {
-        removed.push(row.datname);
-        continue;
-      }
-      // Re-check in the same session right before the drop.
-      const again = await client.query<{ c: string | null }>("SELECT shobj_description(oid, 'pg_database') AS c FROM pg_database WHERE datname = $1", [row.datname]);
-      const m2 = parsePreRecoveryMarker(again.rows[0]?.c);
-      if (!m2 || m2.database !== row.datname) continue;
-      await terminate(client, row.datname);
-      await client.query(`DROP DATABASE IF EXISTS ${quoteIdent(row.datname)} WITH (FORCE)`);
-      removed.push(row.datname);
-    }
-  });
-  let entries: string[];
-  try {
-    entries = await readdir(config.odoo.filestoreRoot);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return removed;
-    throw err;
-  }
-  for (const name of entries.sort()) {
-    const parsed = parseFilestorePreRecoveryDir(name);
-    if (!parsed || (tenant !== undefined && parsed.tenant !== tenant)) continue;
-    if (stampTime(parsed.stamp).getTime() >= cutoff) continue;
-    const full = path.join(config.odoo.filestoreRoot, name);
-    if (!opts.dryRun) await rm(full, { recursive: true, force: true });
-    removed.push(full);
-  }
-  return removed;
-}
-
-// --- start-up reconciliation ----------------------------------------------------------------------------
-
-/**
- * A swap whose recovery is gone (its workflow terminated or reset) and that left the tenant offline:
- * `fenced`, the original still under its name but carrying the pre-recovery marker (maybe closed to
- * connections); `moved-aside`, the original under its pre-recovery name and no database under the
- * tenant's. A completed swap (recovered copy under the name, original aside) is not interrupted.
- */
-export interface InterruptedSwap {
-  tenant: string;
-  kind: 'fenced' | 'moved-aside';
-  /** Where the original database is now. */
-  database: string;
-  marker: PreRecoveryMarker;
-}
-
-export async function findInterruptedSwaps(config: DrConfig): Promise<InterruptedSwap[]> {
-  return withClient(config.postgres, config.postgres.maintenanceDb, readInterruptedSwaps);
-}
-
-async function readInterruptedSwaps(client: pg.ClientBase): Promise<InterruptedSwap[]> {
-  const { rows } = await client.query<{ datname: string; c: string | null }>(
-    `SELECT datname, shobj_description(oid, 'pg_database') AS c FROM pg_database ORDER BY datname`,
-  );
-  const names = new Set(rows.map((r) => r.datname));
-  // Whenever a swap is interrupted with its tenant's name free (between the renames, either way),
-  // that recovery's shadow exists, marked. Without one, the swap finished and the tenant was dropped
-  // since (removed on purpose): its pre-recovery copy must not come back under the name.
-  const shadowed = new Set<string>();
-  for (const row of rows) {
-    const m = parseScratchMarker(row.c);
-    if (m?.purpose === SHADOW_PURPOSE && m.database === row.datname && m.tenant) shadowed.add(m.tenant);
-  }
-  const found: InterruptedSwap[] = [];
-  for (const row of rows) {
-    const marker = parsePreRecoveryMarker(row.c);
-    if (!marker) continue;
-    if (marker.database === row.datname && !names.has(marker.tenant) && shadowed.has(marker.tenant)) found.push({ tenant: marker.tenant, kind: 'moved-aside', database: row.datname, marker });
-    else if (marker.tenant === row.datname && marker.database !== row.datname) found.push({ tenant: marker.tenant, kind: 'fenced', database: row.datname, marker });
-  }
-  return found;
-}
-
-/**
- * Puts an interrupted swap's tenant back exactly as it was before the recovery: the original
- * database under its name with its comment and ALLOW_CONNECTIONS, and its original filestore folder
- * (kept as `.<tenant>.pre-recovery-<stamp>`) back in place; a folder found at the tenant's place
- * meanwhile is the recovered one, kept as `.<tenant>.recovered-<stamp>`. Re-reads the state first:
- * does nothing if it changed since `findInterruptedSwaps`. Returns what it did.
- */
-export async function undoInterruptedSwap(config: DrConfig, swap: InterruptedSwap): Promise<string | undefined> {
-  const stamp = /(\d{14})$/.exec(swap.marker.database)?.[1];
-  const did = await withClient(config.postgres, config.postgres.maintenanceDb, async (client) => {
-    const now = (await readInterruptedSwaps(client)).find((s) => s.database === swap.database && s.kind === swap.kind && s.tenant === swap.tenant);
-    if (!now) return undefined;
-    if (now.kind === 'moved-aside') await renameDatabase(client, now.database, now.tenant);
-    await setAllowConn(client, now.tenant, now.marker.original.allowConnections);
-    await setComment(client, now.tenant, now.marker.original.comment);
-    return `${now.tenant}: interrupted recovery undone (database ${now.kind === 'moved-aside' ? `${now.database} renamed back` : 'reopened'})`;
-  });
-  if (!did || !stamp) return did;
-  const tenantDir = filestoreDir(config, swap.tenant);
-  const preDir = path.join(config.odoo.filestoreRoot, `.${swap.tenant}.pre-recovery-${stamp}`);
-  if (await pathExists(preDir)) {
-    if (await pathExists(tenantDir)) await rename(tenantDir, path.join(config.odoo.filestoreRoot, `.${swap.tenant}.recovered-${stamp}`));
-    await rename(preDir, tenantDir);
-    return `${did}, filestore put back`;
-  }
-  return did;
 }

@@ -9,7 +9,7 @@ import type { DrConfig } from '../config';
 import { localPath, rel } from '../backup/layout';
 import { SessionCatalog } from '../sessions/catalog';
 import { abortStaleUploads, cloudKey, listObjects } from '../storage/s3';
-import { dropPreRecovery } from '../recovery/swap';
+import { dropPreRecovery } from '../recovery/pre-recovery';
 import { ensureScratchRoot, scratchFolderName, sweepScratch } from '../restore/scratch';
 import { planRetention, type KeepReason } from './policy';
 import { cloudSessionInProgress, emptyReferences, emptySweep, markCloud, markLocal, sweepCloud, sweepLocal, type SweepOptions, type SweepResult } from './collect';

@@ -32,18 +32,9 @@ import {
 } from '../../src/recovery/names';
 import { checkHealth, runServiceCommand } from '../../src/recovery/odoo-service';
 import { dropShadow, restoreShadow, verifyShadow } from '../../src/recovery/shadow';
-import {
-  dropPreRecovery,
-  findInterruptedSwaps,
-  parsePreRecoveryMarker,
-  SWAP_BACK_STEPS,
-  SWAP_IN_STEPS,
-  swapBack,
-  swapIn,
-  swapState,
-  type SwapPlan,
-  undoInterruptedSwap,
-} from '../../src/recovery/swap';
+import { dropPreRecovery, findInterruptedSwaps, undoInterruptedSwap } from '../../src/recovery/pre-recovery';
+import { SWAP_BACK_STEPS, SWAP_IN_STEPS, swapBack, swapIn } from '../../src/recovery/swap';
+import { parsePreRecoveryMarker, swapState, type SwapPlan } from '../../src/recovery/swap-state';
 import { parseScratchMarker, readScratchMarker } from '../../src/restore/scratch';
 import { createTenant, dropTenant, type PgAdminConnection } from '../fixtures/odoo-tenants';
 import { loadRealOdooTenant } from '../fixtures/real-odoo';
