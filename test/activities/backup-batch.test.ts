@@ -17,6 +17,7 @@ import type { DrConfig } from '../../src/config';
 import { backupSessionName } from '../../workflows/definitions';
 import { createTenant, dropTenant, type PgAdminConnection } from '../fixtures/odoo-tenants';
 import { stackConfig, uniqueSuffix } from '../helpers/config';
+import { adminConnection } from '../helpers/pg';
 
 const quiet = new DefaultLogger('ERROR');
 
@@ -27,10 +28,7 @@ describe('backupTenants activity (a batch of small tenants)', function () {
   const tenants = [0, 1, 2, 3].map((i) => `bt-${s}-${i}`);
   let config: DrConfig;
   let recipients: string[];
-  const admin = (): PgAdminConnection => {
-    const { host, port, user, password } = config.postgres;
-    return { host, port, user, ...(password ? { password } : {}) };
-  };
+  const admin = (): PgAdminConnection => adminConnection(config);
 
   before(async () => {
     config = stackConfig({ DR_BACKUP_DIR: path.join(dir, 'backups'), ODOO_DATA_DIR: path.join(dir, 'data'), DR_LOG_DIR: path.join(dir, 'logs') });

@@ -15,12 +15,9 @@ import { runCli, startCliWorker } from '../helpers/cli';
 import { stackConfig, uniqueSuffix } from '../helpers/config';
 import { historyText } from '../helpers/history';
 import { devServer } from '../helpers/temporal';
+import { adminConnection } from '../helpers/pg';
 
 
-function admin(): PgAdminConnection {
-  const { host, port, user, password } = stackConfig().postgres;
-  return { host, port, user, ...(password ? { password } : {}) };
-}
 
 async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs: number): Promise<void> {
   const until = Date.now() + timeoutMs;
@@ -50,10 +47,10 @@ describe('odoo-dr backup (CLI and worker processes)', function () {
   before(async function () {
     this.timeout(300_000);
     // Big enough that its dump needs several 8 MiB parts.
-    await createTenant(admin(), config.odoo.dataDir, { name: tenant, moveLines: 400_000, files: 20 });
+    await createTenant(adminConnection(), config.odoo.dataDir, { name: tenant, moveLines: 400_000, files: 20 });
   });
   after(async () => {
-    await dropTenant(admin(), config.odoo.dataDir, tenant);
+    await dropTenant(adminConnection(), config.odoo.dataDir, tenant);
     const keys: string[] = [];
     for await (const o of listObjects(config.cloud!, `${prefix}/`)) keys.push(o.key);
     if (keys.length) await deleteObjects(config.cloud!, keys);

@@ -23,7 +23,7 @@ import { findRealOdooZip, loadRealOdooTenant, readOdooManifest } from '../fixtur
 import { leftovers, tenantData } from '../faults/measure';
 import { BIN, runCli as cli, startCliWorker, type CliRun } from '../helpers/cli';
 import { LOCAL_CONFIG_PATH, stackConfig, uniqueSuffix } from '../helpers/config';
-import { adminQuery } from '../helpers/pg';
+import { adminQuery, adminConnection } from '../helpers/pg';
 
 /** Tables odoo-dr's neutralization may change (the rest of a copy equals the source). */
 const NEUTRALIZED_TABLES = new Set(['ir_config_parameter', 'ir_mail_server', 'ir_cron', 'fetchmail_server', 'payment_provider', 'ir_act_server', 'ir_ui_view', 'mail_template', 'website', 'iap_account']);
@@ -97,10 +97,7 @@ describe('odoo-dr import / export (Odoo backup zips, CLI)', function () {
   const tenantsMade: string[] = [];
   const fixture = findRealOdooZip();
   let worker: CliRun | undefined;
-  const admin = (): PgAdminConnection => {
-    const { host, port, user, password } = config.postgres;
-    return { host, port, user, ...(password ? { password } : {}) };
-  };
+  const admin = (): PgAdminConnection => adminConnection(config);
 
   before(async () => {
     // The reference: the fixture restored the way Odoo's restore does it (psql + file copy).

@@ -8,7 +8,7 @@ import { recoveryStatusQuery } from '../../workflows/recovery';
 import { createTenant, dropTenant, type PgAdminConnection } from '../fixtures/odoo-tenants';
 import { runCli as cli, startCliWorker as startWorker, workflowIdOf } from '../helpers/cli';
 import { stackConfig, uniqueSuffix } from '../helpers/config';
-import { adminQuery } from '../helpers/pg';
+import { adminQuery, adminConnection } from '../helpers/pg';
 import { devServer } from '../helpers/temporal';
 
 describe('recovery survives a worker killed mid-restore', function () {
@@ -19,10 +19,7 @@ describe('recovery survives a worker killed mid-restore', function () {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'odoo-dr-crash-rc-data-'));
   const env = { DR_BACKUP_DIR: dir, DR_LOG_DIR: path.join(dir, 'logs'), ODOO_DATA_DIR: dataDir, DR_TASK_QUEUE: `crash-rc-${s}` };
   const config = stackConfig(env);
-  const admin = (): PgAdminConnection => {
-    const { host, port, user, password } = config.postgres;
-    return { host, port, user, ...(password ? { password } : {}) };
-  };
+  const admin = (): PgAdminConnection => adminConnection(config);
   const count = () => withClient(config.postgres, tenant, async (c) => Number((await c.query<{ n: string }>('SELECT count(*) AS n FROM account_move_line')).rows[0]!.n));
 
   after(async () => {

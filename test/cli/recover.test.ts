@@ -7,6 +7,7 @@ import type { RecoveryResult } from '../../workflows/recovery';
 import { createTenant, dropTenant, type PgAdminConnection } from '../fixtures/odoo-tenants';
 import { runCli as cli, startCliWorker, workflowIdOf, type CliRun } from '../helpers/cli';
 import { stackConfig, uniqueSuffix } from '../helpers/config';
+import { adminConnection } from '../helpers/pg';
 
 describe('odoo-dr recover (CLI, worker process)', function () {
   this.timeout(600_000);
@@ -18,10 +19,7 @@ describe('odoo-dr recover (CLI, worker process)', function () {
   const env = { DR_BACKUP_DIR: dir, DR_LOG_DIR: path.join(dir, 'logs'), ODOO_DATA_DIR: dataDir, DR_TASK_QUEUE: taskQueue };
   const config = stackConfig(env);
   let worker: CliRun;
-  const admin = (): PgAdminConnection => {
-    const { host, port, user, password } = config.postgres;
-    return { host, port, user, ...(password ? { password } : {}) };
-  };
+  const admin = (): PgAdminConnection => adminConnection(config);
   const rows = () => withClient(config.postgres, tenant, async (c) => Number((await c.query<{ n: string }>('SELECT count(*) AS n FROM account_move_line')).rows[0]!.n));
 
   before(async () => {

@@ -15,11 +15,8 @@ import { createTenant, dropTenant, type PgAdminConnection } from '../fixtures/od
 import { runCli, startCliWorker, type CliRun } from '../helpers/cli';
 import { stackConfig, uniqueSuffix } from '../helpers/config';
 import { devServer } from '../helpers/temporal';
+import { adminConnection } from '../helpers/pg';
 
-function admin(): PgAdminConnection {
-  const { host, port, user, password } = stackConfig().postgres;
-  return { host, port, user, ...(password ? { password } : {}) };
-}
 
 describe('odoo-dr schedules (CLI on the dev server)', function () {
   this.timeout(600_000);
@@ -55,7 +52,7 @@ describe('odoo-dr schedules (CLI on the dev server)', function () {
   before(async function () {
     this.timeout(300_000);
     client = (await devServer()).client;
-    await createTenant(admin(), stackConfig().odoo.dataDir, { name: tenant, moveLines: 200, files: 5 });
+    await createTenant(adminConnection(), stackConfig().odoo.dataDir, { name: tenant, moveLines: 200, files: 5 });
   });
 
   after(async () => {
@@ -67,7 +64,7 @@ describe('odoo-dr schedules (CLI on the dev server)', function () {
     for await (const w of client.workflow.list({ query: `TaskQueue = '${taskQueue}' AND ExecutionStatus = 'Running'` })) {
       await client.workflow.getHandle(w.workflowId, w.runId).terminate('test cleanup').catch(() => undefined);
     }
-    await dropTenant(admin(), stackConfig().odoo.dataDir, tenant);
+    await dropTenant(adminConnection(), stackConfig().odoo.dataDir, tenant);
   });
 
   it('`apply --dry-run` prints the plan and creates nothing', async () => {

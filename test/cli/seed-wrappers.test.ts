@@ -12,11 +12,8 @@ import { createTenant, dropTenant, type PgAdminConnection } from '../fixtures/od
 import { runCli, startCliWorker } from '../helpers/cli';
 import { LOCAL_CONFIG_PATH, REPO_ROOT, stackConfig, uniqueSuffix } from '../helpers/config';
 import { devServer } from '../helpers/temporal';
+import { adminConnection } from '../helpers/pg';
 
-function admin(): PgAdminConnection {
-  const { host, port, user, password } = stackConfig().postgres;
-  return { host, port, user, ...(password ? { password } : {}) };
-}
 
 /** A script of scripts/ with the real CLI (ODOO_DR unset), the stack's configuration file and `env` over it. */
 function script(name: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; out: string }> {
@@ -39,7 +36,7 @@ describe("the seed's scripts against the real CLI and stack", function () {
 
   before(async function () {
     this.timeout(300_000);
-    await createTenant(admin(), stackConfig().odoo.dataDir, { name: tenant, moveLines: 200, files: 5 });
+    await createTenant(adminConnection(), stackConfig().odoo.dataDir, { name: tenant, moveLines: 200, files: 5 });
     worker = await startCliWorker(env, ['--task-queue', taskQueue]);
   });
   after(async () => {
@@ -47,7 +44,7 @@ describe("the seed's scripts against the real CLI and stack", function () {
       worker.child.kill('SIGTERM');
       await worker.result;
     }
-    await dropTenant(admin(), stackConfig().odoo.dataDir, tenant);
+    await dropTenant(adminConnection(), stackConfig().odoo.dataDir, tenant);
     rmSync(backupDir, { recursive: true, force: true });
   });
 

@@ -24,7 +24,7 @@ import { runCli, startCliWorker, workflowIdOf, type CliRun } from '../helpers/cl
 import { stackConfig, uniqueSuffix } from '../helpers/config';
 import { startFreshSite, type FreshSite } from '../helpers/fresh-site';
 import { filestoreFiles } from '../helpers/files';
-import { adminQuery } from '../helpers/pg';
+import { adminQuery, adminConnection } from '../helpers/pg';
 
 const STACK = '/var/tmp/odoo-dr-stack';
 
@@ -75,10 +75,7 @@ describe('site loss: the bucket alone brings the platform back on a fresh host (
     DR_MAX_PARALLEL_BACKUPS: '2',
   };
   const config = stackConfig(env);
-  const admin = (): PgAdminConnection => {
-    const { host, port, user, password } = config.postgres;
-    return { host, port, user, ...(password ? { password } : {}) };
-  };
+  const admin = (): PgAdminConnection => adminConnection(config);
   const originals = new Map<string, string>();
   let session = '';
   let worker: CliRun | undefined;

@@ -16,6 +16,7 @@ import { pendingTenantsOf } from '../helpers/backup-activities';
 import { runCli, startCliWorker, type CliRun } from '../helpers/cli';
 import { stackConfig, uniqueSuffix } from '../helpers/config';
 import { devServer } from '../helpers/temporal';
+import { adminConnection } from '../helpers/pg';
 
 function json<T>(out: string): T {
   return JSON.parse(out.slice(out.indexOf('{'))) as T;
@@ -32,10 +33,7 @@ describe('two workers on two hosts (different DR_BACKUP_DIRs, one task queue)', 
   const envA = { ...common, DR_BACKUP_DIR: hostA, DR_LOG_DIR: path.join(hostA, 'logs') };
   const envB = { ...common, DR_BACKUP_DIR: hostB, DR_LOG_DIR: path.join(hostB, 'logs') };
   const config = stackConfig(envA);
-  const admin = (): PgAdminConnection => {
-    const { host, port, user, password } = config.postgres;
-    return { host, port, user, ...(password ? { password } : {}) };
-  };
+  const admin = (): PgAdminConnection => adminConnection(config);
   let a: CliRun | undefined;
   let b: CliRun | undefined;
   const stop = async (w: CliRun | undefined, signal: NodeJS.Signals = 'SIGTERM') => {

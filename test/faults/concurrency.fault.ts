@@ -11,6 +11,7 @@ import { runCli, startCliWorker, type CliRun } from '../helpers/cli';
 import { stackConfig, uniqueSuffix } from '../helpers/config';
 import { leftovers } from './measure';
 import { recordFault } from './table';
+import { adminConnection } from '../helpers/pg';
 
 describe('faults: overlapping backups', function () {
   this.timeout(600_000);
@@ -19,10 +20,7 @@ describe('faults: overlapping backups', function () {
   let work = '';
   let env: Record<string, string> = {};
   const workers: CliRun[] = [];
-  const admin = (): PgAdminConnection => {
-    const { host, port, user, password } = stackConfig(env).postgres;
-    return { host, port, user, ...(password ? { password } : {}) };
-  };
+  const admin = (): PgAdminConnection => adminConnection(stackConfig(env));
 
   before(async function () {
     this.timeout(300_000);

@@ -25,7 +25,7 @@ import { runCli, startCliWorker, workflowIdOf, type CliRun } from '../helpers/cl
 import { REPO_ROOT, stackConfig, uniqueSuffix } from '../helpers/config';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy';
 import { filestoreFiles } from '../helpers/files';
-import { adminQuery } from '../helpers/pg';
+import { adminQuery, adminConnection } from '../helpers/pg';
 import { devServer } from '../helpers/temporal';
 import { recordFault } from './table';
 
@@ -120,10 +120,7 @@ describe('S3 faults: odoo-dr behind a fault-injecting proxy, and versitygw stopp
   let original: string[] = [];
   let session = '';
 
-  const admin = (): PgAdminConnection => {
-    const { host, port, user, password } = config.postgres;
-    return { host, port, user, ...(password ? { password } : {}) };
-  };
+  const admin = (): PgAdminConnection => adminConnection(config);
 
   /** Local files of a session and the blobs, each compared with its bucket object: what is missing or different there. */
   async function bucketDiffers(name: string): Promise<string[]> {

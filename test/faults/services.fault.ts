@@ -42,7 +42,7 @@ import { tenantActivityAttempt } from '../helpers/backup-activities';
 import { runCli, startCliWorker, workflowIdOf, type CliRun } from '../helpers/cli';
 import { REPO_ROOT, stackConfig, uniqueSuffix } from '../helpers/config';
 import { filestoreFiles } from '../helpers/files';
-import { adminQuery } from '../helpers/pg';
+import { adminQuery, adminConnection } from '../helpers/pg';
 import { recordFault } from './table';
 
 const run = promisify(execFile);
@@ -225,10 +225,7 @@ describe('faults: Temporal, PostgreSQL and the backup disk fail during a backup 
   const prefix = `test-faults-svc-${s}`;
   const checkDb = `flt_svc_check_${s}`;
   const base = stackConfig();
-  const admin = (): PgAdminConnection => {
-    const { host, port, user, password } = base.postgres;
-    return { host, port, user, ...(password ? { password } : {}) };
-  };
+  const admin = (): PgAdminConnection => adminConnection(base);
 
   /** A case's environment: its own backup folder, task queue and bucket prefix (retention only ever sees the latter). */
   const caseEnv = (name: string, extra: Record<string, string> = {}) => {

@@ -14,7 +14,7 @@ import { createTenant, dropTenant, type PgAdminConnection } from '../fixtures/od
 import { pendingTenantActivityOf } from '../helpers/backup-activities';
 import { runCli, startCliWorker, workflowIdOf, type CliRun } from '../helpers/cli';
 import { stackConfig, uniqueSuffix } from '../helpers/config';
-import { adminQuery } from '../helpers/pg';
+import { adminQuery, adminConnection } from '../helpers/pg';
 import { devServer } from '../helpers/temporal';
 import { dataLost, leftovers, tenantData, type TenantData } from './measure';
 import { recordFault } from './table';
@@ -56,10 +56,7 @@ describe('faults: worker SIGKILL at each phase', function () {
     DR_ODOO_START_CMD: 'true',
   };
   const config = stackConfig(env);
-  const admin = (): PgAdminConnection => {
-    const { host, port, user, password } = config.postgres;
-    return { host, port, user, ...(password ? { password } : {}) };
-  };
+  const admin = (): PgAdminConnection => adminConnection(config);
   let client: Client;
   let worker: CliRun | undefined;
   let original: TenantData;

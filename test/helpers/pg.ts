@@ -1,5 +1,7 @@
 /** Direct PostgreSQL set-up for tests (as the stack's superuser). */
+import type { DrConfig } from '../../src/config';
 import { withClient, quoteIdent } from '../../src/postgres';
+import type { PgAdminConnection } from '../fixtures/odoo-tenants';
 import { stackConfig } from './config';
 
 export async function adminQuery(sql: string, params: unknown[] = []): Promise<unknown[]> {
@@ -37,4 +39,10 @@ export async function ensureRole(name: string, password?: string): Promise<void>
 
 function pgLiteral(s: string): string {
   return `'${s.replace(/'/g, "''")}'`;
+}
+
+/** The stack's superuser connection settings (or another configuration's DR role), as the src/ helpers take them. */
+export function adminConnection(config: DrConfig = stackConfig()): PgAdminConnection {
+  const { host, port, user, password } = config.postgres;
+  return { host, port, user, ...(password ? { password } : {}) };
 }

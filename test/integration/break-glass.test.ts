@@ -22,7 +22,7 @@ import { loadRealOdooTenant } from '../fixtures/real-odoo';
 import { runCli, startCliWorker } from '../helpers/cli';
 import { REPO_ROOT, stackConfig, uniqueSuffix } from '../helpers/config';
 import { filestoreFiles, flipByte } from '../helpers/files';
-import { adminQuery, dropDatabase } from '../helpers/pg';
+import { adminQuery, dropDatabase, adminConnection } from '../helpers/pg';
 
 const SCRIPT = path.join(REPO_ROOT, 'scripts/break-glass-restore.sh');
 /** What the script may use besides bash: the issue's tools, jq, ssh-keygen, and POSIX base utilities. */
@@ -79,10 +79,7 @@ describe('break-glass restore script (bash and standard tools only, real session
   let session = '';
   let signer = '';
   const source: Record<string, { tables: Record<string, string>; files: string[] }> = {};
-  const admin = (): PgAdminConnection => {
-    const { host, port, user, password } = config.postgres;
-    return { host, port, user, ...(password ? { password } : {}) };
-  };
+  const admin = (): PgAdminConnection => adminConnection(config);
   const target = (tag: string) => {
     const name = `bg-${tag}-${s}`;
     targets.push(name);

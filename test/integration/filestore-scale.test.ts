@@ -23,15 +23,12 @@ import { stackConfig, uniqueSuffix } from '../helpers/config';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy';
 import { filestoreFiles } from '../helpers/files';
 import { devServer, withWorker } from '../helpers/temporal';
+import { adminConnection } from '../helpers/pg';
 
 const FILES = 20_000;
 /** Longer than the production heartbeat timeout (60 s, workflows/options.ts). */
 const STALL_MS = 75_000;
 
-function admin(): PgAdminConnection {
-  const { host, port, user, password } = stackConfig().postgres;
-  return { host, port, user, ...(password ? { password } : {}) };
-}
 
 /** Every file of a filestore folder with its SHA-1 (relative path → SHA-1). */
 function snapshot(dir: string): Map<string, string> {
@@ -59,13 +56,13 @@ describe('a filestore of 20,000 files (real stack, production heartbeat timeout,
       DR_S3_ENDPOINT: proxy.url,
       DR_COMPRESSION_LEVEL: '3',
     });
-    await createTenant(admin(), config.odoo.dataDir, { name: tenant, files: FILES, fileSize: 8_192, moveLines: 200 });
+    await createTenant(adminConnection(), config.odoo.dataDir, { name: tenant, files: FILES, fileSize: 8_192, moveLines: 200 });
     original = snapshot(filestore());
     assert.ok(original.size >= FILES, `${original.size} files generated`);
   });
   after(async () => {
     await proxy?.close();
-    await dropTenant(admin(), config.odoo.dataDir, tenant);
+    await dropTenant(adminConnection(), config.odoo.dataDir, tenant);
     rmSync(backupDir, { recursive: true, force: true });
   });
 

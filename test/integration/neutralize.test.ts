@@ -17,12 +17,8 @@ import { dropScratchDatabase, markScratch } from '../../src/restore/scratch';
 import { createTenant, dropTenant, type PgAdminConnection } from '../fixtures/odoo-tenants';
 import { loadRealOdooTenant } from '../fixtures/real-odoo';
 import { stackConfig, uniqueSuffix } from '../helpers/config';
-import { adminQuery, dropDatabase } from '../helpers/pg';
+import { adminQuery, dropDatabase, adminConnection } from '../helpers/pg';
 
-function admin(config: DrConfig): PgAdminConnection {
-  const { host, port, user, password } = config.postgres;
-  return { host, port, user, ...(password ? { password } : {}) };
-}
 
 describe('neutralization and Odoo checks (real PostgreSQL)', function () {
   this.timeout(300_000);
@@ -51,15 +47,15 @@ describe('neutralization and Odoo checks (real PostgreSQL)', function () {
 
   before(async function () {
     this.timeout(600_000);
-    await loadRealOdooTenant(admin(config), dataDir, { name: real });
-    await createTenant(admin(config), dataDir, { name: gen, moveLines: 2_000, files: 12 });
+    await loadRealOdooTenant(adminConnection(config), dataDir, { name: real });
+    await createTenant(adminConnection(config), dataDir, { name: gen, moveLines: 2_000, files: 12 });
     for (const t of [real, gen]) facts[t] = await withClient(config.postgres, t, (c) => readOdooFacts(c));
   });
 
   after(async function () {
     this.timeout(120_000);
     for (const db of clones) await dropDatabase(db).catch(() => undefined);
-    for (const t of [real, gen]) await dropTenant(admin(config), dataDir, t).catch(() => undefined);
+    for (const t of [real, gen]) await dropTenant(adminConnection(config), dataDir, t).catch(() => undefined);
     rmSync(work, { recursive: true, force: true });
   });
 

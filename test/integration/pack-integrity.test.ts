@@ -17,6 +17,7 @@ import { findClientTools } from '../../src/pgtools';
 import { serverVersion } from '../../src/postgres';
 import { createTenant, dropTenant, type PgAdminConnection } from '../fixtures/odoo-tenants';
 import { stackConfig, uniqueSuffix } from '../helpers/config';
+import { adminConnection } from '../helpers/pg';
 
 describe('filestore packs: damaged packs are never reused, unchanged files are not read again; finalisation checks every pack', function () {
   this.timeout(300_000);
@@ -26,10 +27,7 @@ describe('filestore packs: damaged packs are never reused, unchanged files are n
   const dataDir = path.join(work, 'odoo-data');
   const config = stackConfig({ DR_BACKUP_DIR: backupDir, DR_LOG_DIR: path.join(work, 'logs'), ODOO_DATA_DIR: dataDir });
   const tenant = `packs-${s}`;
-  const admin = (): PgAdminConnection => {
-    const { host, port, user, password } = config.postgres;
-    return { host, port, user, ...(password ? { password } : {}) };
-  };
+  const admin = (): PgAdminConnection => adminConnection(config);
   const session = (n: number) => `backup_2026010${n}_000000_bl${s}`;
   const indexOf = (sess: string) => localPath(backupDir, rel.filestoreIndex(sess, tenant));
   const entries = async (sess: string): Promise<FilestoreEntry[]> => {

@@ -39,13 +39,9 @@ import { parseScratchMarker, readScratchMarker } from '../../src/restore/scratch
 import { createTenant, dropTenant, type PgAdminConnection } from '../fixtures/odoo-tenants';
 import { loadRealOdooTenant } from '../fixtures/real-odoo';
 import { stackConfig, uniqueSuffix } from '../helpers/config';
-import { adminQuery, dropDatabase } from '../helpers/pg';
+import { adminQuery, dropDatabase, adminConnection } from '../helpers/pg';
 import { rejection } from '../helpers/assert';
 
-function admin(config: DrConfig): PgAdminConnection {
-  const { host, port, user, password } = config.postgres;
-  return { host, port, user, ...(password ? { password } : {}) };
-}
 
 const CHECKSUM_TABLES = ['res_partner', 'res_users', 'ir_attachment', 'ir_config_parameter', 'ir_module_module', 'account_move', 'account_move_line'];
 
@@ -165,10 +161,10 @@ describe('recovery primitives (real PostgreSQL, real backups)', function () {
   before(async function () {
     this.timeout(600_000);
     mkdirSync(backupDir, { recursive: true });
-    await loadRealOdooTenant(admin(config), dataDir, { name: real });
-    await createTenant(admin(config), dataDir, { name: gen, moveLines: 3_000, files: 12, fileSize: 4096 });
-    await createTenant(admin(config), dataDir, { name: other, moveLines: 500, files: 5 });
-    await createTenant(admin(config), dataDir, { name: gone, moveLines: 200, files: 4 });
+    await loadRealOdooTenant(adminConnection(config), dataDir, { name: real });
+    await createTenant(adminConnection(config), dataDir, { name: gen, moveLines: 3_000, files: 12, fileSize: 4096 });
+    await createTenant(adminConnection(config), dataDir, { name: other, moveLines: 500, files: 5 });
+    await createTenant(adminConnection(config), dataDir, { name: gone, moveLines: 200, files: 4 });
     identity = await readIdentity(config.encryption.identityFile!);
     tools = await findClientTools((await serverVersion(config.postgres)).major);
     recipients = await recipientsFor(config);
@@ -187,7 +183,7 @@ describe('recovery primitives (real PostgreSQL, real backups)', function () {
       writeFileSync(path.join(dir, 'ff', 'f'.repeat(40)), 'written after the backup');
     }
     await adminQuery(`COMMENT ON DATABASE ${quoteIdent(gen)} IS 'an operator comment'`);
-    await dropTenant(admin(config), dataDir, gone);
+    await dropTenant(adminConnection(config), dataDir, gone);
     otherBefore = await snapshot(other, tenantDir(other));
   });
 
@@ -195,7 +191,7 @@ describe('recovery primitives (real PostgreSQL, real backups)', function () {
     this.timeout(120_000);
     const all = (await adminQuery('SELECT datname FROM pg_database WHERE datname LIKE $1', [`rp-%${s}%`])) as Array<{ datname: string }>;
     for (const db of [...all.map((r) => r.datname), ...extraDbs]) await dropDatabase(db).catch(() => undefined);
-    for (const t of [real, gen, other, gone]) await dropTenant(admin(config), dataDir, t).catch(() => undefined);
+    for (const t of [real, gen, other, gone]) await dropTenant(adminConnection(config), dataDir, t).catch(() => undefined);
     rmSync(work, { recursive: true, force: true });
     if (downtimes.length) {
       const sorted = [...downtimes].sort((a, b) => a - b);

@@ -35,7 +35,7 @@ import {
 import { createTenant, dropTenant, type PgAdminConnection } from '../fixtures/odoo-tenants';
 import { loadRealOdooTenant } from '../fixtures/real-odoo';
 import { LOCAL_CONFIG_PATH, REPO_ROOT, stackConfig, uniqueSuffix } from '../helpers/config';
-import { adminQuery, dropDatabase } from '../helpers/pg';
+import { adminQuery, dropDatabase, adminConnection } from '../helpers/pg';
 import { rejection } from '../helpers/assert';
 
 async function databaseExists(name: string): Promise<boolean> {
@@ -46,10 +46,6 @@ async function allDatabases(): Promise<string[]> {
   return ((await adminQuery('SELECT datname FROM pg_database ORDER BY 1')) as Array<{ datname: string }>).map((r) => r.datname);
 }
 
-function admin(config: DrConfig): PgAdminConnection {
-  const { host, port, user, password } = config.postgres;
-  return { host, port, user, ...(password ? { password } : {}) };
-}
 
 
 describe('restore primitives (real PostgreSQL, real backups)', function () {
@@ -79,8 +75,8 @@ describe('restore primitives (real PostgreSQL, real backups)', function () {
   before(async function () {
     this.timeout(600_000);
     mkdirSync(backupDir, { recursive: true });
-    await loadRealOdooTenant(admin(config), dataDir, { name: real });
-    await createTenant(admin(config), dataDir, { name: gen, moveLines: 200_000, files: 30, fileSize: 8192 });
+    await loadRealOdooTenant(adminConnection(config), dataDir, { name: real });
+    await createTenant(adminConnection(config), dataDir, { name: gen, moveLines: 200_000, files: 30, fileSize: 8192 });
     identity = await readIdentity(config.encryption.identityFile!);
     tools = await findClientTools((await serverVersion(config.postgres)).major);
     const recipients = await recipientsFor(config);
@@ -94,7 +90,7 @@ describe('restore primitives (real PostgreSQL, real backups)', function () {
   after(async function () {
     this.timeout(120_000);
     for (const db of scratchDbs) await dropDatabase(db).catch(() => undefined);
-    for (const t of [real, gen]) await dropTenant(admin(config), dataDir, t).catch(() => undefined);
+    for (const t of [real, gen]) await dropTenant(adminConnection(config), dataDir, t).catch(() => undefined);
     rmSync(work, { recursive: true, force: true });
   });
 

@@ -20,6 +20,7 @@ import { backupSessionName } from '../../workflows/definitions';
 import { createTenant, dropTenant, type PgAdminConnection } from '../fixtures/odoo-tenants';
 import { stackConfig, uniqueSuffix } from '../helpers/config';
 import { devServer, withWorker } from '../helpers/temporal';
+import { adminConnection } from '../helpers/pg';
 
 describe('retention of the bucket: pack collection (real S3)', function () {
   this.timeout(300_000);
@@ -31,10 +32,7 @@ describe('retention of the bucket: pack collection (real S3)', function () {
   let config: DrConfig;
   let session = '';
   const later = () => new Date(Date.now() + 2 * 86_400_000);
-  const admin = (): PgAdminConnection => {
-    const { host, port, user, password } = stackConfig().postgres;
-    return { host, port, user, ...(password ? { password } : {}) };
-  };
+  const admin = (): PgAdminConnection => adminConnection();
 
   before(async () => {
     config = stackConfig(env);

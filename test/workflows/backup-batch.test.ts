@@ -20,7 +20,7 @@ import { backupProgressQuery, backupSessionName } from '../../workflows/definiti
 import { tenantLockId } from '../../workflows/lock';
 import { createTenant, dropTenant, type PgAdminConnection } from '../fixtures/odoo-tenants';
 import { stackConfig, uniqueSuffix } from '../helpers/config';
-import { dropDatabase } from '../helpers/pg';
+import { dropDatabase, adminConnection } from '../helpers/pg';
 import { devServer, withWorker } from '../helpers/temporal';
 
 type History = Awaited<ReturnType<ReturnType<Awaited<ReturnType<typeof devServer>>['client']['workflow']['getHandle']>['fetchHistory']>>;
@@ -39,10 +39,7 @@ describe('backupWorkflow: small tenants in batches (dev server, real stack)', fu
   const dir = mkdtempSync(path.join(tmpdir(), 'odoo-dr-batches-'));
   const tenants = [0, 1, 2, 3, 4].map((i) => `bb-${s}-${i}`);
   let config: DrConfig;
-  const admin = (): PgAdminConnection => {
-    const { host, port, user, password } = config.postgres;
-    return { host, port, user, ...(password ? { password } : {}) };
-  };
+  const admin = (): PgAdminConnection => adminConnection(config);
 
   before(async () => {
     // One slot: a first batch of 3 tenants, then the next (taken ahead, started by `go`) of 2.

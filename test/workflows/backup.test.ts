@@ -21,7 +21,7 @@ import { backupSessionName } from '../../workflows/definitions';
 import { stackConfig, uniqueSuffix } from '../helpers/config';
 import { flipByte } from '../helpers/files';
 import { historyText } from '../helpers/history';
-import { dropDatabase } from '../helpers/pg';
+import { dropDatabase, adminConnection } from '../helpers/pg';
 import { devServer, timeSkippingServer, withWorker } from '../helpers/temporal';
 import { createTenant, dropTenant, type PgAdminConnection, type TenantInfo } from '../fixtures/odoo-tenants';
 import { loadRealOdooTenant } from '../fixtures/real-odoo';
@@ -38,10 +38,6 @@ function testConfig(backupDir: string, prefix: string, extra: NodeJS.ProcessEnv 
   });
 }
 
-function admin(): PgAdminConnection {
-  const { host, port, user, password } = stackConfig().postgres;
-  return { host, port, user, ...(password ? { password } : {}) };
-}
 
 /** Decrypts with the standard CLI and lists the archive with pg_restore: what an operator would do by hand. */
 function breakGlassList(config: DrConfig, file: string): string {
@@ -66,12 +62,12 @@ describe('backupWorkflow (real PostgreSQL, S3, age; dev server)', function () {
 
   before(async () => {
     config = testConfig(backupDir, prefix);
-    infos[tenants[0]!] = await createTenant(admin(), config.odoo.dataDir, { name: tenants[0]!, moveLines: 3000, files: 12 });
-    infos[tenants[1]!] = await createTenant(admin(), config.odoo.dataDir, { name: tenants[1]!, moveLines: 500, files: 5 });
-    infos[real] = await loadRealOdooTenant(admin(), config.odoo.dataDir, { name: real });
+    infos[tenants[0]!] = await createTenant(adminConnection(), config.odoo.dataDir, { name: tenants[0]!, moveLines: 3000, files: 12 });
+    infos[tenants[1]!] = await createTenant(adminConnection(), config.odoo.dataDir, { name: tenants[1]!, moveLines: 500, files: 5 });
+    infos[real] = await loadRealOdooTenant(adminConnection(), config.odoo.dataDir, { name: real });
   });
   after(async () => {
-    for (const t of [...tenants, real]) await dropTenant(admin(), config.odoo.dataDir, t);
+    for (const t of [...tenants, real]) await dropTenant(adminConnection(), config.odoo.dataDir, t);
   });
 
   const run = async (cfg: DrConfig, input: Parameters<typeof backupWorkflow>[0], activities?: object, server = devServer) => {
@@ -197,7 +193,7 @@ describe('backupWorkflow (real PostgreSQL, S3, age; dev server)', function () {
 
   it('fails only the tenant dropped between discovery and dump (TenantNotFoundError, not retried)', async () => {
     const victim = `bk-victim-${s}`;
-    await createTenant(admin(), config.odoo.dataDir, { name: victim, moveLines: 100, files: 2 });
+    await createTenant(adminConnection(), config.odoo.dataDir, { name: victim, moveLines: 100, files: 2 });
     const realActivities = createActivities({ config });
     const activities = {
       ...realActivities,
@@ -209,7 +205,7 @@ describe('backupWorkflow (real PostgreSQL, S3, age; dev server)', function () {
       },
     };
     const { result } = await run(config, { tenants: [tenants[1]!, victim], cloud: false }, activities);
-    await dropTenant(admin(), config.odoo.dataDir, victim);
+    await dropTenant(adminConnection(), config.odoo.dataDir, victim);
     assert.equal(result.status, 'partial');
     const failed = result.tenants.find((t) => t.tenant === victim)!;
     assert.equal(failed.status, 'failed');
@@ -219,7 +215,7 @@ describe('backupWorkflow (real PostgreSQL, S3, age; dev server)', function () {
 
   it('a tenant dropped (WITH FORCE) while its dump runs fails that dump; the worker process survives', async () => {
     const victim = `bk-dropped-${s}`;
-    await createTenant(admin(), config.odoo.dataDir, { name: victim, moveLines: 400_000, files: 1 });
+    await createTenant(adminConnection(), config.odoo.dataDir, { name: victim, moveLines: 400_000, files: 1 });
     const tools = await findClientTools(15);
     const dumping = dumpDatabase({ config, tools, session: backupSessionName(new Date(), uniqueSuffix()), tenant: victim, recipients: await recipientsFor(config) });
     dumping.catch(() => undefined); // observed below; avoids an 'unhandled rejection' note meanwhile
@@ -227,7 +223,7 @@ describe('backupWorkflow (real PostgreSQL, S3, age; dev server)', function () {
     await dropDatabase(victim);
     // Without a guard, node-postgres emits 'error' on the idle snapshot connection and kills the process.
     await assert.rejects(dumping, (err: Error) => /pg_dump|terminat|does not exist|PostgresError|Pipeline/i.test(`${err.name} ${err.message}`));
-    await dropTenant(admin(), config.odoo.dataDir, victim);
+    await dropTenant(adminConnection(), config.odoo.dataDir, victim);
   });
 
   it('never uploads a local artifact that was corrupted after it was written', async () => {

@@ -18,7 +18,7 @@ import { approveSignal, recoveryStatusQuery, rejectSignal } from '../../workflow
 import { createTenant, dropTenant, type PgAdminConnection } from '../fixtures/odoo-tenants';
 import { stackConfig, uniqueSuffix } from '../helpers/config';
 import { filestoreFiles } from '../helpers/files';
-import { adminQuery } from '../helpers/pg';
+import { adminQuery, adminConnection } from '../helpers/pg';
 import { devServer, timeSkippingServer, withWorker } from '../helpers/temporal';
 
 /** What an operator would compare: row count and content checksum of the main tables, and every filestore file. */
@@ -67,10 +67,7 @@ describe('recoveryWorkflow (real PostgreSQL, filestore, approval)', function () 
       DR_CLOUD_BUCKET: `s3://odoo-dr-local/test-recovery-${s}`,
       ...extra,
     });
-  const admin = (): PgAdminConnection => {
-    const { host, port, user, password } = config.postgres;
-    return { host, port, user, ...(password ? { password } : {}) };
-  };
+  const admin = (): PgAdminConnection => adminConnection(config);
   const recover = async (
     input: Parameters<typeof recoveryWorkflow>[0],
     onStart?: (id: string) => Promise<void>,

@@ -19,11 +19,8 @@ import type { RetentionReport } from '../../workflows/retention';
 import { createTenant, dropTenant, type PgAdminConnection } from '../fixtures/odoo-tenants';
 import { stackConfig, uniqueSuffix } from '../helpers/config';
 import { devServer, withWorker } from '../helpers/temporal';
+import { adminConnection } from '../helpers/pg';
 
-function admin(): PgAdminConnection {
-  const { host, port, user, password } = stackConfig().postgres;
-  return { host, port, user, ...(password ? { password } : {}) };
-}
 
 interface Deferred<T> {
   promise: Promise<T>;
@@ -86,10 +83,10 @@ describe('retentionWorkflow with a backup running concurrently (the collection r
       DR_TEST_RETENTION_HOURS: '720',
       DR_PRE_RECOVERY_RETENTION_DAYS: '3650',
     });
-    await createTenant(admin(), config.odoo.dataDir, { name: tenant, moveLines: 200, files: 48, fileSize: 256 * 1024 });
+    await createTenant(adminConnection(), config.odoo.dataDir, { name: tenant, moveLines: 200, files: 48, fileSize: 256 * 1024 });
   });
   after(async () => {
-    await dropTenant(admin(), config.odoo.dataDir, tenant);
+    await dropTenant(adminConnection(), config.odoo.dataDir, tenant);
     rmSync(backupDir, { recursive: true, force: true });
   });
 

@@ -23,6 +23,7 @@ import { backupSessionName } from '../../workflows/definitions';
 import { createTenant, dropTenant, type PgAdminConnection } from '../fixtures/odoo-tenants';
 import { stackConfig, uniqueSuffix } from '../helpers/config';
 import { devServer, withWorker } from '../helpers/temporal';
+import { adminConnection } from '../helpers/pg';
 
 describe('trust: a bucket an attacker can write to (real stack)', function () {
   this.timeout(600_000);
@@ -32,10 +33,7 @@ describe('trust: a bucket an attacker can write to (real stack)', function () {
   const dir = mkdtempSync(path.join(tmpdir(), 'odoo-dr-trust-'));
   const config: DrConfig = stackConfig({ DR_BACKUP_DIR: dir, DR_LOG_DIR: path.join(dir, 'logs'), DR_CLOUD_BUCKET: `s3://odoo-dr-local/trust-${s}` });
   const cloud = config.cloud!;
-  const admin = (): PgAdminConnection => {
-    const { host, port, user, password } = config.postgres;
-    return { host, port, user, ...(password ? { password } : {}) };
-  };
+  const admin = (): PgAdminConnection => adminConnection(config);
   const rows = () => withClient(config.postgres, victim, async (c) => Number((await c.query<{ n: string }>('SELECT count(*) AS n FROM account_move_line')).rows[0]!.n));
   let session = '';
   let manifest: Manifest;

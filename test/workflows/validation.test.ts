@@ -15,13 +15,9 @@ import { createTenant, dropTenant, type PgAdminConnection } from '../fixtures/od
 import { loadRealOdooTenant } from '../fixtures/real-odoo';
 import { stackConfig, uniqueSuffix } from '../helpers/config';
 import { flipByte } from '../helpers/files';
-import { adminQuery } from '../helpers/pg';
+import { adminQuery, adminConnection } from '../helpers/pg';
 import { devServer, withWorker } from '../helpers/temporal';
 
-function admin(): PgAdminConnection {
-  const { host, port, user, password } = stackConfig().postgres;
-  return { host, port, user, ...(password ? { password } : {}) };
-}
 
 
 const failed = (r: ValidationReport) => r.checks.filter((c) => c.status === 'fail');
@@ -59,12 +55,12 @@ describe('validationWorkflow and drillWorkflow (real stack)', function () {
   };
 
   before(async () => {
-    await createTenant(admin(), stackConfig().odoo.dataDir, { name: tenant, moveLines: 2000, files: 8 });
-    await loadRealOdooTenant(admin(), stackConfig().odoo.dataDir, { name: real });
+    await createTenant(adminConnection(), stackConfig().odoo.dataDir, { name: tenant, moveLines: 2000, files: 8 });
+    await loadRealOdooTenant(adminConnection(), stackConfig().odoo.dataDir, { name: real });
   });
   after(async () => {
-    await dropTenant(admin(), stackConfig().odoo.dataDir, tenant);
-    await dropTenant(admin(), stackConfig().odoo.dataDir, real);
+    await dropTenant(adminConnection(), stackConfig().odoo.dataDir, tenant);
+    await dropTenant(adminConnection(), stackConfig().odoo.dataDir, real);
     const cloud = stackConfig({ DR_CLOUD_BUCKET: `s3://odoo-dr-local/${prefix}` }).cloud!;
     const keys: string[] = [];
     for await (const o of listObjects(cloud, `${prefix}/`)) keys.push(o.key);
