@@ -4,7 +4,8 @@
  */
 import { configSecrets, type DrConfig } from '../src/config';
 import { discoverTenants as discover, type DiscoveryRequest, type DiscoveryResult } from '../src/tenants';
-import { createBackupActivities, type BackupTestHooks } from './backup';
+import { createBackupActivities } from './backup';
+import type { BackupTestHooks } from './backup-tenant';
 import { createRecoveryActivities, type RecoveryTestHooks } from './recovery';
 import { createValidationActivities } from './validation';
 import { createMonitorActivities } from './monitor';
@@ -12,6 +13,7 @@ import { createRetentionActivities, type RetentionTestHooks } from './retention'
 import { mapped } from './errors';
 
 export type * from './backup';
+export type * from './backup-tenant';
 export type * from './validation';
 export type * from './recovery';
 export type * from './monitor';

@@ -1,12 +1,22 @@
 /**
  * The error catalogue. Every error odoo-dr raises on purpose has a stable name (used as the
  * Temporal failure type) and says whether retrying can help. activities/ maps them to
- * non-retryable ApplicationFailures from this one table; the CLI maps them to exit codes.
+ * non-retryable ApplicationFailures from this one table; workflows fail with the types of
+ * WORKFLOW_FAILURES; the CLI's exit code follows each one's ExitClass.
  */
+
+/**
+ * What an error means for the command that met it, hence its exit code (temporal/cli/common.ts
+ * EXIT, README "Exit codes"): `failed` the operation ran and failed or was refused; `usage` a bad
+ * command line or configuration, nothing was started; `unavailable` a service could not be reached.
+ */
+export type ExitClass = 'failed' | 'usage' | 'unavailable';
 
 export abstract class DrError extends Error {
   /** Retrying the same call cannot succeed (bad input, bad credentials, missing object). */
   abstract readonly permanent: boolean;
+  /** Only a service that could not be reached is `unavailable`; retryable is not the same thing. */
+  readonly exitClass: ExitClass = 'failed';
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = new.target.name;
@@ -16,6 +26,7 @@ export abstract class DrError extends Error {
 /** The configuration is invalid; `problems` lists each one, naming its variable. */
 export class ConfigError extends DrError {
   readonly permanent = true;
+  override readonly exitClass = 'usage';
   constructor(
     message: string,
     readonly problems: string[] = [message],
@@ -27,6 +38,7 @@ export class ConfigError extends DrError {
 /** A PostgreSQL server cannot be reached (network, server down): worth retrying. */
 export class DatabaseUnavailableError extends DrError {
   readonly permanent = false;
+  override readonly exitClass = 'unavailable';
 }
 
 /** PostgreSQL refused our credentials or role: retrying will not help. */
@@ -62,6 +74,7 @@ export class BucketNotFoundError extends DrError {
 /** The S3 service cannot be reached or answered with a server error: worth retrying. */
 export class CloudUnavailableError extends DrError {
   readonly permanent = false;
+  override readonly exitClass = 'unavailable';
 }
 
 /** An artifact's bytes do not match their recorded size or checksum (local or cloud copy). */
@@ -115,6 +128,50 @@ export const PERMANENT_ERROR_TYPES = [
   'DiskFullError',
   'EncryptionKeyError',
 ] as const;
+
+/**
+ * The failure types workflows end with on purpose (workflows/failures.ts `fail`), besides the
+ * activities' errors they pass on: what each means for the operator and its exit class. A workflow
+ * that failed is an operation that failed (exit 1): none of them says a service was unreachable.
+ * The names are stable: histories and alerts carry them.
+ */
+export const WORKFLOW_FAILURES = {
+  BackupNotStarted: {
+    meaning: 'backupWorkflow could not discover the tenants or prepare the session (the message names why); an alert was sent, no session exists',
+    exit: 'failed',
+  },
+  TenantNotFoundError: {
+    meaning: 'backupWorkflow was asked for names that are not tenants (absent, not owned by the Odoo role, templates): refused before a session was created, nothing backed up',
+    exit: 'failed',
+  },
+  BackupNotFinalized: {
+    meaning: 'the tenants ran but the manifest could not be written: the session is incomplete (listed as such) and an alert was sent',
+    exit: 'failed',
+  },
+  InsufficientSpace: {
+    meaning: 'recoveryWorkflow: the plan found too little free space for the shadow copies; nothing was changed',
+    exit: 'failed',
+  },
+  RecoveryNotPrepared: {
+    meaning: 'recoveryWorkflow: no tenant\'s shadow copy could be restored and verified (each one\'s reason in the message); Odoo was not touched',
+    exit: 'failed',
+  },
+  PreRecoveryBackupFailed: {
+    meaning: 'recoveryWorkflow with --backup-first: the backup of today\'s state failed, so nothing was swapped (shadows dropped)',
+    exit: 'failed',
+  },
+  TenantLocked: {
+    meaning: 'another backup or recovery holds the tenant\'s lock (one writer per tenant); the message names it',
+    exit: 'failed',
+  },
+  ObservationNotReceived: {
+    meaning: 'alertsWorkflow: an observation sent by a monitor run was not processed within 10 minutes (the update fails, the monitor run reports it)',
+    exit: 'failed',
+  },
+} as const satisfies Record<string, { meaning: string; exit: ExitClass }>;
+
+/** A failure type a workflow may end with (workflows/failures.ts checks it at compile time). */
+export type WorkflowFailureType = keyof typeof WORKFLOW_FAILURES;
 
 /**
  * `scheme://user:password@host…` → `scheme://***@host…`, wherever it occurs in a text. The userinfo runs to

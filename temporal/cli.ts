@@ -8,11 +8,9 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import path from 'node:path';
-import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import type { Client, WorkflowHandle } from '@temporalio/client';
 import { Command, CommanderError } from 'commander';
 import { redactConfig } from '../src/config';
-import { DrError, scrubSecrets } from '../src/errors';
 import { existsSync } from 'node:fs';
 import type { BackupInput, BackupResult } from '../workflows/backup';
 import {
@@ -52,7 +50,8 @@ import {
 } from './cli/common';
 
 export { CliExit, EXIT, formatTable, load, operatorIdentity, printWarnings, withTemporal, type GlobalOptions } from './cli/common';
-import { DEFAULT_RECONNECT_TIMEOUT_MINUTES, isTemporalUnavailable, reconnectTimeoutMs, waitForWorkflow } from './cli/wait';
+import { commandFailure } from './cli/exit-codes';
+import { DEFAULT_RECONNECT_TIMEOUT_MINUTES, reconnectTimeoutMs, waitForWorkflow } from './cli/wait';
 export { isTemporalUnavailable, reconnectTimeoutMs, waitForWorkflow, type WaitSettings } from './cli/wait';
 
 function printDiscovery(result: TenantDiscoveryResult): void {
@@ -632,29 +631,8 @@ export async function main(argv: string[]): Promise<number> {
     if (err instanceof CommanderError) {
       return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
     }
-    if (err instanceof CliExit) {
-      process.stderr.write(`odoo-dr: ${scrubSecrets(err.message, [])}\n`);
-      return err.code;
-    }
-    if (err instanceof DrError) {
-      process.stderr.write(`odoo-dr: ${err.name}: ${scrubSecrets(err.message, [])}\n`);
-      return err.permanent ? EXIT.failed : EXIT.unavailable;
-    }
-    if (err instanceof WorkflowFailedError) {
-      // The operator needs the root cause (an activity's error), not "Workflow execution failed".
-      let cause: unknown = err.cause;
-      while (cause instanceof Error && cause.cause instanceof Error && !(cause instanceof ApplicationFailure)) cause = cause.cause;
-      const root = cause as { type?: string; message?: string } | undefined;
-      process.stderr.write(`odoo-dr: workflow failed: ${root?.type ? `${root.type}: ` : ''}${scrubSecrets(root?.message ?? err.message, [])}\n`);
-      return EXIT.failed;
-    }
-    if (isTemporalUnavailable(err)) {
-      // Temporal went away between connecting and an answer (start, signal, query).
-      const cause = (err as Error).cause instanceof Error ? `: ${((err as Error).cause as Error).message}` : '';
-      process.stderr.write(`odoo-dr: Temporal unreachable: ${scrubSecrets(`${(err as Error).message}${cause}`, [])}\n`);
-      return EXIT.unavailable;
-    }
-    process.stderr.write(`odoo-dr: ${scrubSecrets((err as Error).message ?? String(err), [])}\n`);
-    return EXIT.failed;
+    const failure = commandFailure(err);
+    process.stderr.write(`odoo-dr: ${failure.message}\n`);
+    return failure.code;
   }
 }

@@ -1,9 +1,10 @@
+/**
+ * backupWorkflow: a backup session for the fleet or chosen tenants. How its tenants run (and the
+ * per-tenant and batch child workflows) is in backup-tenants.ts.
+ */
 import {
-  ApplicationFailure,
-  ChildWorkflowFailure,
+  condition,
   executeChild,
-  startChild,
-  type ChildWorkflowHandle,
   log,
   patched,
   proxyActivities,
@@ -11,21 +12,17 @@ import {
   setHandler,
   uuid4,
   workflowInfo,
-  condition,
-  ActivityFailure,
 } from '@temporalio/workflow';
-import type { Activities, FinalizeInput, ManifestSummary, TenantBackupDone } from '../activities';
+import type { Activities, FinalizeInput, ManifestSummary } from '../activities';
 import type { AlertDelivery } from '../src/notify';
-import { DEFAULT_BATCH, planBackupUnits, type BatchSettings } from './backup-plan';
-import {
-  backupProgressQuery,
-  backupSessionName,
-  batchGoSignal,
-  workflowIds,
-  type BackupProgress,
-} from './definitions';
-import { acquireTenantLock, type HeldLock } from './lock';
+import type { BatchSettings } from './backup-plan';
+import { backUpTenantUnits, failedSummary, failureMessage, tenantBackupWorkflow, type TenantBackupSummary } from './backup-tenants';
+import { backupProgressQuery, backupSessionName, workflowIds, type BackupProgress } from './definitions';
+import { fail } from './failures';
 import { localNotifyActivity, localQuickActivity, longActivity, notifyActivity, pinnedActivity, quickActivity, sessionActivity } from './options';
+
+export { backupBatchWorkflow, tenantBackupWorkflow } from './backup-tenants';
+export type { BackupBatchInput, BackupBatchResult, TenantBackupInput, TenantBackupSummary } from './backup-tenants';
 
 const quick = proxyActivities<Activities>(quickActivity);
 const long = proxyActivities<Activities>(longActivity);
@@ -54,30 +51,6 @@ export interface BackupInput {
   batch?: Partial<BatchSettings>;
 }
 
-export interface TenantBackupInput {
-  session: string;
-  tenant: string;
-  recipients: string[];
-  cloud: boolean;
-  /** Run on this worker's own task queue (a session without a cloud copy lives on its disk). */
-  workerQueue?: string;
-  /** The workflow already holding the tenant's lock (see BackupInput.lockedBy). */
-  lockedBy?: string;
-}
-
-export interface TenantBackupSummary {
-  tenant: string;
-  status: 'complete' | 'failed';
-  error?: string;
-  durationMs: number;
-  databaseBytes: number;
-  filestoreFiles: number;
-  filestoreBytes: number;
-  blobsStored: number;
-  blobsReused: number;
-  blobsUploaded: number;
-}
-
 export interface BackupResult {
   session: string;
   workflowId: string;
@@ -87,130 +60,6 @@ export interface BackupResult {
   warnings: string[];
   durationMs: number;
   alert?: AlertDelivery;
-}
-
-function tenantSummary(tenant: string, done: TenantBackupDone): TenantBackupSummary {
-  return {
-    tenant,
-    status: 'complete',
-    durationMs: done.entry.durationMs,
-    databaseBytes: done.databaseBytes,
-    filestoreFiles: done.filestore.files,
-    filestoreBytes: done.filestore.bytes,
-    blobsStored: done.filestore.blobsStored,
-    blobsReused: done.filestore.blobsReused,
-    blobsUploaded: done.filestore.blobsUploaded,
-  };
-}
-
-function failedSummary(tenant: string, error: string): TenantBackupSummary {
-  return { tenant, status: 'failed', error, durationMs: 0, databaseBytes: 0, filestoreFiles: 0, filestoreBytes: 0, blobsStored: 0, blobsReused: 0, blobsUploaded: 0 };
-}
-
-function failureMessage(err: unknown): string {
-  let e: unknown = err;
-  // Unwrap ChildWorkflowFailure → ActivityFailure → ApplicationFailure to the root cause.
-  while (e instanceof ChildWorkflowFailure || e instanceof ActivityFailure) e = e.cause;
-  if (e instanceof ApplicationFailure) return e.type ? `${e.type}: ${e.message}` : e.message;
-  return e instanceof Error ? e.message : String(e);
-}
-
-/**
- * One tenant: database dump (with the Odoo facts of the same snapshot), filestore blobs, cloud
- * copies of the session artifacts, then its manifest entry. Fails as a whole; the parent records it.
- *
- * The child of sessions started before backupWorkflow ran its tenants itself (patch
- * `backup-inline-tenants`): kept, unchanged, for their histories.
- */
-export async function tenantBackupWorkflow(input: TenantBackupInput): Promise<TenantBackupSummary> {
-  // One activity: every local file it writes is read back by itself, so any worker on any host can
-  // run it (and a retry elsewhere starts the tenant over).
-  const run = input.workerQueue ? proxyActivities<Activities>(pinnedActivity(longActivity, input.workerQueue)) : long;
-  // No dump while a recovery swaps the tenant (it would be of neither state), nor two at once.
-  const lock = input.lockedBy === undefined && patched('tenant-lock') ? await acquireTenantLock(input.tenant, 'backup') : undefined;
-  let done;
-  try {
-    done = await run.backupTenant({ session: input.session, tenant: input.tenant, recipients: input.recipients, cloud: input.cloud });
-  } finally {
-    await lock?.release();
-  }
-  return tenantSummary(input.tenant, done);
-}
-
-export interface BackupBatchInput {
-  session: string;
-  tenants: string[];
-  recipients: string[];
-  cloud: boolean;
-  /** Take the locks, then wait for the signal `go` before backing up (started one unit ahead). */
-  waitForGo: boolean;
-  /** Run on this worker's own task queue (a session without a cloud copy lives on its disk). */
-  workerQueue?: string;
-  /** The workflow already holding the tenants' locks (see BackupInput.lockedBy). */
-  lockedBy?: string;
-}
-
-export interface BackupBatchResult {
-  tenants: TenantBackupSummary[];
-}
-
-/**
- * Several small tenants of a session (ID `backup/<session>/batch/<n>`): takes their locks, then
- * (after `go`, when it was started ahead) backs them up in one activity, `backupTenants`, which
- * heartbeats every finished tenant (a retry skips them). A tenant that failed for a transient reason,
- * or all of them if the batch activity failed as a whole, is then backed up alone (`backupTenant`,
- * with its retries). A tenant's failure is its own. Closing releases the locks (see backupWorkflow).
- */
-export async function backupBatchWorkflow(input: BackupBatchInput): Promise<BackupBatchResult> {
-  let go = !input.waitForGo;
-  setHandler(batchGoSignal, () => {
-    go = true;
-  });
-  const options = input.workerQueue ? pinnedActivity(longActivity, input.workerQueue) : longActivity;
-  const summaries: TenantBackupSummary[] = [];
-  const task = { session: input.session, recipients: input.recipients, cloud: input.cloud };
-  const alone = (tenant: string) =>
-    proxyActivities<Activities>({ ...options, activityId: `tenant/${tenant}` })
-      .backupTenant({ ...task, tenant })
-      .then(
-        (done) => summaries.push(tenantSummary(tenant, done)),
-        (err: unknown) => summaries.push(failedSummary(tenant, failureMessage(err))),
-      );
-  const held = await Promise.all(
-    input.tenants.map((tenant) =>
-      input.lockedBy !== undefined
-        ? Promise.resolve({ tenant, error: undefined })
-        : acquireTenantLock(tenant, 'backup').then(
-            () => ({ tenant, error: undefined }),
-            (err: unknown) => ({ tenant, error: failureMessage(err) }),
-          ),
-    ),
-  );
-  const ready: string[] = [];
-  for (const h of held) {
-    if (h.error !== undefined) summaries.push(failedSummary(h.tenant, h.error));
-    else ready.push(h.tenant);
-  }
-  await condition(() => go);
-  if (ready.length === 1) await alone(ready[0]!);
-  else if (ready.length > 1) {
-    const batch = await proxyActivities<Activities>({ ...options, activityId: 'tenants' })
-      .backupTenants({ ...task, tenants: ready })
-      .catch((err: unknown) => {
-        log.warn('the batch activity failed as a whole: each of its tenants is backed up alone', { error: failureMessage(err) });
-        return undefined;
-      });
-    const again: string[] = [];
-    for (const t of ready) {
-      const outcome = batch?.tenants[t];
-      if (outcome?.status === 'complete') summaries.push(tenantSummary(t, outcome.done));
-      else if (outcome?.status === 'failed' && !outcome.retryable) summaries.push(failedSummary(t, outcome.error));
-      // A transient failure, or none recorded: alone, with the retries of a tenant's activity.
-      else again.push(t);
-    }
-    for (const t of again) await alone(t);
-  }
-  return { tenants: summaries };
 }
 
 /**
@@ -255,12 +104,12 @@ export async function backupWorkflow(input: BackupInput = {}): Promise<BackupRes
     await notify
       .sendAlert({ severity: 'critical', subject: `backup ${sessionName} could not start`, text: message })
       .catch(() => undefined);
-    throw ApplicationFailure.nonRetryable(`backup ${sessionName} could not start: ${message}`, 'BackupNotStarted');
+    throw fail('BackupNotStarted', `backup ${sessionName} could not start: ${message}`);
   }
   if (!prepared) {
     const message = `not tenants (absent, not owned by the Odoo role, or templates): ${discovery.missing.join(', ')}; nothing was backed up`;
     await audit('refused', { error: message });
-    throw ApplicationFailure.nonRetryable(message, 'TenantNotFoundError');
+    throw fail('TenantNotFoundError', message);
   }
 
   const cloud = prepared.cloud !== null;
@@ -329,139 +178,26 @@ export async function backupWorkflow(input: BackupInput = {}): Promise<BackupRes
   let cluster: Cluster;
   let lockReleases: Promise<void> | undefined;
   if (inline) {
-    const done = (tenant: string, result: TenantBackupDone) => {
-      summaries.push(tenantSummary(tenant, result));
-      progress.tenants[tenant] = { state: 'complete' };
-    };
-    const failed = (tenant: string, error: string) => {
-      summaries.push(failedSummary(tenant, error));
-      progress.tenants[tenant] = { state: 'failed', error };
-    };
-    const task = { session: sessionName, recipients: prepared.recipients, cloud };
-    // One tenant, one activity (named after the tenant in the history and in pending activities).
-    const alone = (tenant: string) =>
-      proxyActivities<Activities>({ ...longOptions, activityId: `tenant/${tenant}` })
-        .backupTenant({ ...task, tenant })
-        .then(
-          (result) => done(tenant, result),
-          (err: unknown) => failed(tenant, failureMessage(err)),
-        );
-
-    const batching = { ...DEFAULT_BATCH, ...input.batch };
-    const units = planBackupUnits(discovery.tenants, prepared.maxParallel, batching);
-    // No dump while a recovery swaps the tenant, nor two at once. A tenant alone: its lock is taken
-    // here, when its unit starts or one unit ahead, and released (a signal) when it is done. A batch
-    // is a child workflow that takes its tenants' locks and holds them until it closes: closing
-    // releases them all at once on the server (ParentClosePolicy TERMINATE), without a signal and a
-    // workflow task per lock. The next round of units is made ready ahead (batches started with
-    // `waitForGo`): they take their locks while the running units work, and wait for the signal `go`
-    // until a slot frees.
-    type Held = { tenant: string; lock?: HeldLock; error?: string };
-    const locks: Array<Promise<Held[]>> = [];
-    const lockUnit = (i: number): Promise<Held[]> =>
-      (locks[i] ??= Promise.all(
-        units[i]!.tenants.map((tenant) =>
-          input.lockedBy !== undefined
-            ? Promise.resolve<Held>({ tenant })
-            : acquireTenantLock(tenant, 'backup').then(
-                (lock): Held => ({ tenant, lock }),
-                (err: unknown): Held => ({ tenant, error: failureMessage(err) }),
-              ),
-        ),
-      ));
-    const batches: Array<{ child: Promise<ChildWorkflowHandle<typeof backupBatchWorkflow>>; waiting: boolean } | undefined> = [];
-    const startBatch = (i: number, waitForGo: boolean) =>
-      (batches[i] ??= {
-        waiting: waitForGo,
-        child: startChild(backupBatchWorkflow, {
-          workflowId: workflowIds.backupBatch(sessionName, i),
-          args: [{ ...task, tenants: units[i]!.tenants, waitForGo, ...(workerQueue ? { workerQueue } : {}), ...(input.lockedBy ? { lockedBy: input.lockedBy } : {}) }],
-        }),
-      });
-    const ahead = (i: number) => {
-      if (i >= units.length) return;
-      if (units[i]!.batch) startBatch(i, true);
-      else void lockUnit(i);
-    };
-    const releases: Array<Promise<void>> = [];
-    // Each unit says when its work is under way (its activity scheduled, or its batch started).
-    const underWay: Array<Promise<void>> = [];
-    const runAlone = async (i: number, started: () => void): Promise<void> => {
-      const held = await lockUnit(i);
-      try {
-        for (const h of held) {
-          if (h.error !== undefined) failed(h.tenant, h.error);
-          else {
-            progress.tenants[h.tenant] = { state: 'running' };
-            const work = alone(h.tenant);
-            started();
-            await work;
-          }
-        }
-      } finally {
-        started();
-        for (const h of held) if (h.lock) releases.push(h.lock.release());
-      }
-    };
-    const runBatch = async (i: number, started: () => void): Promise<void> => {
-      const { child, waiting } = startBatch(i, false);
-      const tenants = units[i]!.tenants;
-      try {
-        const handle = await child;
-        if (waiting) await handle.signal(batchGoSignal);
-        for (const t of tenants) progress.tenants[t] = { state: 'running' };
-        started();
-        const result = await handle.result();
-        for (const summary of result.tenants) {
-          summaries.push(summary);
-          progress.tenants[summary.tenant] = summary.status === 'complete' ? { state: 'complete' } : { state: 'failed', ...(summary.error ? { error: summary.error } : {}) };
-        }
-      } catch (err) {
-        const error = failureMessage(err);
-        for (const t of tenants) if (!summaries.some((s) => s.tenant === t)) failed(t, error);
-      } finally {
-        started();
-      }
-    };
-
-    // Sliding window of units: a failed tenant never stops the others.
-    let running = 0;
-    // Units that end soon (a batch, a small tenant): locks taken ahead wait for a slot only that long.
-    const short = new Set<number>();
-    const all: Array<Promise<void>> = [];
-    for (let i = 0; i < units.length; i++) {
-      await condition(() => running < prepared.maxParallel);
-      running++;
-      const unit = units[i]!;
-      if (unit.batch || unit.bytes <= batching.smallBytes) short.add(i);
-      let started!: () => void;
-      underWay.push(new Promise<void>((resolve) => (started = resolve)));
-      const run = unit.batch ? runBatch(i, started) : runAlone(i, started);
-      // Every slot busy, one of them soon free: the next units get ready (their locks) meanwhile, once
-      // this one has its own (its locks first). Never behind large tenants only: their locks would be
-      // held, unused, for as long as those run.
-      if (running >= prepared.maxParallel && short.size > 0) {
-        const own = unit.batch ? batches[i]!.child.then(() => undefined, () => undefined) : lockUnit(i).then(() => undefined);
-        const depth = batching.ahead ?? prepared.maxParallel;
-        void own.then(() => {
-          for (let k = i + 1; k <= i + depth; k++) ahead(k);
-        });
-      }
-      all.push(
-        run.finally(() => {
-          running--;
-          short.delete(i);
-        }),
-      );
-    }
-    // Every unit is under way: globals, configuration and retention take the slots the last ones
-    // leave (started after the last unit's work, so that they never delay it).
-    await Promise.all(underWay);
-    const clusterDone = clusterSteps(true);
-    retained = retention();
-    await Promise.all(all);
+    let clusterDone: Promise<Cluster> | undefined;
+    const releases = await backUpTenantUnits({
+      session: sessionName,
+      tenants: discovery.tenants,
+      recipients: prepared.recipients,
+      cloud,
+      maxParallel: prepared.maxParallel,
+      batch: input.batch,
+      longOptions,
+      workerQueue,
+      lockedBy: input.lockedBy,
+      progress,
+      summaries,
+      whenUnderWay: () => {
+        clusterDone = clusterSteps(true);
+        retained = retention();
+      },
+    });
     progress.phase = 'cluster';
-    cluster = await clusterDone;
+    cluster = await clusterDone!;
     // The releases were sent with the workflow task that follows each unit; their acknowledgements
     // (and the locks' ends) arrive while the session is finalised: awaited at the very end.
     lockReleases = Promise.all(releases).then(() => undefined);
@@ -533,7 +269,7 @@ export async function backupWorkflow(input: BackupInput = {}): Promise<BackupRes
     await notify
       .sendAlert({ severity: 'critical', subject: `backup ${sessionName} could not be finalized`, text: message })
       .catch(() => undefined);
-    throw ApplicationFailure.nonRetryable(`backup ${sessionName} could not be finalized: ${message}`, 'BackupNotFinalized');
+    throw fail('BackupNotFinalized', `backup ${sessionName} could not be finalized: ${message}`);
   }
   // Verification may demote a tenant whose artifact did not read back correctly.
   for (const s of summaries) {

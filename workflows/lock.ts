@@ -13,7 +13,6 @@
  * signal `lockHeld` to the contender, so the refusal names the running workflow.
  */
 import {
-  ApplicationFailure,
   condition,
   defineSignal,
   getExternalWorkflowHandle,
@@ -24,6 +23,7 @@ import {
   type ChildWorkflowHandle,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import { fail } from './failures';
 
 export interface TenantLockInput {
   tenant: string;
@@ -85,10 +85,7 @@ export async function acquireTenantLock(tenant: string, purpose: TenantLockInput
     const who = holder
       ? `the ${holder.purpose} ${holder.holder} (since ${holder.since})`
       : `another backup or recovery (lock workflow ${tenantLockId(tenant)})`;
-    throw ApplicationFailure.nonRetryable(
-      `tenant "${tenant}" is locked by ${who}: one backup or recovery of a tenant at a time; wait for it to finish or cancel it, then retry`,
-      'TenantLocked',
-    );
+    throw fail('TenantLocked', `tenant "${tenant}" is locked by ${who}: one backup or recovery of a tenant at a time; wait for it to finish or cancel it, then retry`);
   }
   return {
     release: async () => {

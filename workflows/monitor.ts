@@ -6,7 +6,6 @@ import {
   proxyActivities,
   setHandler,
   workflowInfo,
-  ApplicationFailure,
 } from '@temporalio/workflow';
 import type { Activities, ObservationOutcome } from '../activities';
 import type { AlertState, Observation } from '../src/monitor/alerts';
@@ -21,6 +20,7 @@ import {
   type MonitorInput,
   type ScheduleName,
 } from './definitions';
+import { fail } from './failures';
 import { notifyActivity, quickActivity } from './options';
 
 const quick = proxyActivities<Activities>(quickActivity);
@@ -107,7 +107,7 @@ export async function alertsWorkflow(input: AlertsInput = {}): Promise<void> {
   setHandler(alertStateQuery, () => ({ state, channels, processed }));
   setHandler(observationOutcomeUpdate, async (id) => {
     const done = await condition(() => outcomes.some((o) => o.id === id), '10 minutes');
-    if (!done) throw ApplicationFailure.nonRetryable(`observation ${id} was not received`, 'ObservationNotReceived');
+    if (!done) throw fail('ObservationNotReceived', `observation ${id} was not received`);
     return outcomes.find((o) => o.id === id)!;
   });
 

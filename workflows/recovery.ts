@@ -1,6 +1,8 @@
+/**
+ * recoveryWorkflow: plan, approval, shadow copies, the swap with Odoo stopped, health checks, and
+ * compensations on failure. Its status types and helpers are in recovery-steps.ts.
+ */
 import {
-  ActivityFailure,
-  ApplicationFailure,
   CancellationScope,
   condition,
   defineQuery,
@@ -14,11 +16,15 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities, RecoveryScope } from '../activities';
-import type { RecoveryMode, RecoveryPlan } from '../src/recovery/plan';
+import type { RecoveryMode } from '../src/recovery/plan';
 import { backupWorkflow } from './backup';
 import { backupSessionName, workflowIds } from './definitions';
+import { fail } from './failures';
 import { acquireTenantLock, type HeldLock } from './lock';
 import { compensationActivity, criticalActivity, longActivity, notifyActivity, quickActivity, serviceActivity } from './options';
+import { failureMessage, inParallel, recoveryReport, runCompensations, stampOf, type Compensation, type RecoveryStatus } from './recovery-steps';
+
+export type { RecoveryReport, RecoveryStatus, TenantRecoveryState } from './recovery-steps';
 
 const quick = proxyActivities<Activities>(quickActivity);
 const long = proxyActivities<Activities>(longActivity);
@@ -62,50 +68,6 @@ export interface RecoveryInput {
   startedBy?: string;
 }
 
-export type TenantRecoveryState =
-  | 'planned'
-  | 'restoring-shadow'
-  | 'verified'
-  | 'swapped'
-  | 'recovered'
-  | 'failed-before-swap'
-  | 'rolled-back'
-  | 'rollback-failed';
-
-export interface RecoveryStatus {
-  state: 'planning' | 'waiting-for-approval' | 'rejected' | 'expired' | 'recovering' | 'done' | 'rolled-back' | 'planned';
-  plan?: RecoveryPlan;
-  approvedBy?: string;
-  rejectedBy?: string;
-  /**
-   * Per tenant. `downtimeMs`: how long the tenant was not served (Odoo stopped until started again),
-   * `swapMs`: its swap, retries included; both measured from the workflow's own timestamps.
-   */
-  tenants: Record<string, { state: TenantRecoveryState; error?: string; downtimeMs?: number; swapMs?: number; bytes?: number; skipped?: string }>;
-  /** Odoo stopped → started again, in total (health-check rollbacks included). */
-  odooDowntimeMs?: number;
-  config?: { restored: string[]; keptAs: string[]; error?: string };
-  /** Cluster roles restored before the tenants (full mode). */
-  globals?: { created: string[]; existing: string[]; memberships: string[]; skipped: string[]; warnings: string[]; passwordsRestored: number; error?: string };
-  /** The final figures: what came back, how old it is (achieved RPO), how long it took (achieved RTO). */
-  report?: RecoveryReport;
-  /** The session made by --backup-first. */
-  backupFirst?: { session: string; status: string };
-}
-
-export interface RecoveryReport {
-  session: string;
-  tenantsRecovered: number;
-  tenantsFailed: number;
-  bytes: number;
-  /** Per tenant: the session's age when its data came back. */
-  achievedRpoHours: Record<string, number>;
-  /** Wall time from approval to the end. */
-  achievedRtoMinutes: number;
-  rtoMinutes: number;
-  rtoMet: boolean;
-}
-
 export interface RecoveryResult extends RecoveryStatus {
   workflowId: string;
   durationMs: number;
@@ -114,13 +76,6 @@ export interface RecoveryResult extends RecoveryStatus {
 export const approveSignal = defineSignal<[{ by: string }]>('approve');
 export const rejectSignal = defineSignal<[{ by: string; reason?: string }]>('reject');
 export const recoveryStatusQuery = defineQuery<RecoveryStatus>('status');
-
-function failureMessage(err: unknown): string {
-  let e: unknown = err;
-  while (e instanceof ActivityFailure) e = e.cause;
-  if (e instanceof ApplicationFailure) return e.type ? `${e.type}: ${e.message}` : e.message;
-  return e instanceof Error ? e.message : String(err);
-}
 
 /**
  * Recovers tenants from a backup session: plan, approval, shadow restore and verification of each
@@ -170,7 +125,7 @@ export async function recoveryWorkflow(input: RecoveryInput): Promise<RecoveryRe
     return result();
   }
   if (plan.space.some((s) => s.ok === false)) {
-    throw ApplicationFailure.nonRetryable(`not enough space: ${plan.warnings.join('; ')}`, 'InsufficientSpace');
+    throw fail('InsufficientSpace', `not enough space: ${plan.warnings.join('; ')}`);
   }
 
   // Approval before anything destructive; silence means no.
@@ -226,25 +181,8 @@ export async function recoveryWorkflow(input: RecoveryInput): Promise<RecoveryRe
     }
   }
   const scope: RecoveryScope = input.mode === 'database-only' ? 'database' : input.mode === 'files-only' ? 'files' : 'both';
-  // Each undo says what the tenant is once it succeeded: status and audit tell what happened.
-  const compensations: Array<{ tenant: string; undo: () => Promise<void>; after?: TenantRecoveryState }> = [];
-  const runCompensations = async (why: string) => {
-    // Compensations must run even when the workflow is being cancelled.
-    await CancellationScope.nonCancellable(async () => {
-      for (const c of [...compensations].reverse()) {
-        try {
-          await c.undo();
-          const now = status.tenants[c.tenant];
-          if (c.after && now && now.state !== 'rollback-failed' && now.state !== 'rolled-back' && now.state !== 'failed-before-swap') {
-            status.tenants[c.tenant] = { ...now, state: c.after, error: now.error ?? `recovery rolled back: ${why}` };
-          }
-        } catch (err) {
-          log.error('compensation failed', { tenant: c.tenant, error: failureMessage(err) });
-          status.tenants[c.tenant] = { ...status.tenants[c.tenant], state: 'rollback-failed', error: failureMessage(err) };
-        }
-      }
-    });
-  };
+  // Every step registers its undo here; a failure runs them in reverse (recovery-steps.ts).
+  const compensations: Compensation[] = [];
   // One writer per tenant: held from here to the end (released with the workflow, whatever happens).
   const locks: HeldLock[] = [];
   const lockTenants = patched('tenant-lock');
@@ -289,7 +227,7 @@ export async function recoveryWorkflow(input: RecoveryInput): Promise<RecoveryRe
     const ready = plan.tenants.map((t) => t.tenant).filter((t) => readySet.has(t));
     if (plan.tenants.length > 0 && ready.length === 0) {
       const why = plan.tenants.map((t) => `${t.tenant}: ${status.tenants[t.tenant]?.error ?? 'not prepared'}`).join('; ');
-      throw ApplicationFailure.nonRetryable(`no tenant could be prepared for recovery (${why})`, 'RecoveryNotPrepared');
+      throw fail('RecoveryNotPrepared', `no tenant could be prepared for recovery (${why})`);
     }
 
     if (input.backupFirst) {
@@ -301,7 +239,7 @@ export async function recoveryWorkflow(input: RecoveryInput): Promise<RecoveryRe
         args: [{ session, tenants: ready.filter((t) => plan.tenants.find((p) => p.tenant === t)?.exists), startedBy: `recovery ${info.workflowId}`, retention: false, ...(lockTenants ? { lockedBy: info.workflowId } : {}) }],
       });
       status.backupFirst = { session: pre.session, status: pre.status };
-      if (pre.status === 'failed') throw ApplicationFailure.nonRetryable(`the pre-recovery backup ${pre.session} failed`, 'PreRecoveryBackupFailed');
+      if (pre.status === 'failed') throw fail('PreRecoveryBackupFailed', `the pre-recovery backup ${pre.session} failed`);
     }
 
     // Nothing left to swap (every tenant already recovered by an earlier run): Odoo is not touched.
@@ -378,7 +316,7 @@ export async function recoveryWorkflow(input: RecoveryInput): Promise<RecoveryRe
     }
   } catch (err) {
     // Anything unexpected (or a cancellation): undo everything done, in reverse.
-    await runCompensations(failureMessage(err));
+    await runCompensations(compensations, status, failureMessage(err));
     status.state = 'rolled-back';
     await audit('rolled-back', { session: plan.session, error: failureMessage(err), tenants: status.tenants });
     await alert('critical', `recovery rolled back: ${info.workflowId}`, `${what}\n${failureMessage(err)}`);
@@ -396,46 +334,4 @@ export async function recoveryWorkflow(input: RecoveryInput): Promise<RecoveryRe
     Object.entries(status.tenants).map(([t, s]) => `- ${t}: ${s.state}${s.error ? ` (${s.error})` : ''}`).join('\n'),
   );
   return result();
-}
-
-/**
- * Runs `fn` over `items`, at most `limit` at once; waits for all of them to settle before it
- * reports the first failure (compensations must never race a step still running).
- */
-async function inParallel<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let running = 0;
-  const all: Array<Promise<void>> = [];
-  for (const item of items) {
-    await condition(() => running < limit);
-    running++;
-    all.push(
-      fn(item).finally(() => {
-        running--;
-      }),
-    );
-  }
-  const failed = (await Promise.allSettled(all)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed) throw failed.reason;
-}
-
-/** What came back, its age (achieved RPO) and the wall time from approval (achieved RTO). */
-function recoveryReport(plan: RecoveryPlan, status: RecoveryStatus, wallMs: number): RecoveryReport {
-  const ageHours = (Date.now() - Date.parse(plan.sessionStartedAt)) / 3_600_000;
-  const recovered = Object.entries(status.tenants).filter(([, t]) => t.state === 'recovered');
-  const achievedRtoMinutes = wallMs / 60_000;
-  return {
-    session: plan.session,
-    tenantsRecovered: recovered.length,
-    tenantsFailed: Object.values(status.tenants).filter((t) => t.state !== 'recovered').length,
-    bytes: recovered.reduce((a, [, t]) => a + (t.bytes ?? 0), 0),
-    achievedRpoHours: Object.fromEntries(recovered.map(([tenant]) => [tenant, ageHours])),
-    achievedRtoMinutes,
-    rtoMinutes: plan.rtoMinutes,
-    rtoMet: achievedRtoMinutes <= plan.rtoMinutes,
-  };
-}
-
-/** `20261126031500` from a time in ms. */
-function stampOf(ms: number): string {
-  return new Date(ms).toISOString().replace(/[-:T]/g, '').slice(0, 14);
 }

@@ -6,19 +6,19 @@ import { hostname, userInfo } from 'node:os';
 import type { Client } from '@temporalio/client';
 import { assertSessionName, assertTenantName } from '../../src/backup/layout';
 import { loadConfig, type DrConfig } from '../../src/config';
-import { ConfigError } from '../../src/errors';
+import { ConfigError, type ExitClass } from '../../src/errors';
 import { connectClient } from '../connection';
 
-/** Exit codes (README "Exit codes"). */
+/** Exit codes (README "Exit codes"): one per ExitClass of the error catalogue (src/errors.ts), and 0. */
 export const EXIT = {
   ok: 0,
   /** The operation ran and failed (or found a problem). */
   failed: 1,
   /** Bad command line or configuration: nothing was started. */
   usage: 2,
-  /** A service (Temporal, PostgreSQL) could not be reached. */
+  /** A service (Temporal, PostgreSQL, S3) could not be reached. */
   unavailable: 3,
-} as const;
+} as const satisfies Record<ExitClass | 'ok', number>;
 
 export interface GlobalOptions {
   config?: string;
