@@ -9,7 +9,7 @@ import type { UploadProgress } from '../../src/storage/s3';
 import { cloudKey, deleteObjects, listObjects } from '../../src/storage/s3';
 import type { BackupResult } from '../../workflows/backup';
 import { backupSessionName } from '../../workflows/definitions';
-import { createTenant, dropTenant, type PgAdminConnection } from '../fixtures/odoo-tenants';
+import { createTenant, dropTenant } from '../fixtures/odoo-tenants';
 import { pendingTenantActivityOf } from '../helpers/backup-activities';
 import { runCli, startCliWorker } from '../helpers/cli';
 import { stackConfig, uniqueSuffix } from '../helpers/config';

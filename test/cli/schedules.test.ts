@@ -11,7 +11,7 @@ import path from 'node:path';
 import type { Client, ScheduleDescription } from '@temporalio/client';
 import type { AppliedSchedule, ScheduleState } from '../../temporal/schedules';
 import type { BackupResult } from '../../workflows/backup';
-import { createTenant, dropTenant, type PgAdminConnection } from '../fixtures/odoo-tenants';
+import { createTenant, dropTenant } from '../fixtures/odoo-tenants';
 import { runCli, startCliWorker, type CliRun } from '../helpers/cli';
 import { stackConfig, uniqueSuffix } from '../helpers/config';
 import { devServer } from '../helpers/temporal';

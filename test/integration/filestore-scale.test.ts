@@ -18,7 +18,7 @@ import { readManifest } from '../../src/backup/manifest';
 import type { DrConfig } from '../../src/config';
 import { backupWorkflow, recoveryWorkflow, validationWorkflow } from '../../workflows';
 import { backupSessionName } from '../../workflows/definitions';
-import { createTenant, dropTenant, type PgAdminConnection } from '../fixtures/odoo-tenants';
+import { createTenant, dropTenant } from '../fixtures/odoo-tenants';
 import { stackConfig, uniqueSuffix } from '../helpers/config';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy';
 import { filestoreFiles } from '../helpers/files';

@@ -36,7 +36,7 @@ import { dropPreRecovery, findInterruptedSwaps, undoInterruptedSwap } from '../.
 import { SWAP_BACK_STEPS, SWAP_IN_STEPS, swapBack, swapIn } from '../../src/recovery/swap';
 import { parsePreRecoveryMarker, swapState, type SwapPlan } from '../../src/recovery/swap-state';
 import { parseScratchMarker, readScratchMarker } from '../../src/restore/scratch';
-import { createTenant, dropTenant, type PgAdminConnection } from '../fixtures/odoo-tenants';
+import { createTenant, dropTenant } from '../fixtures/odoo-tenants';
 import { loadRealOdooTenant } from '../fixtures/real-odoo';
 import { stackConfig, uniqueSuffix } from '../helpers/config';
 import { adminQuery, dropDatabase, adminConnection } from '../helpers/pg';

@@ -14,7 +14,6 @@ import { dumpDatabase, type DumpResult } from '../../src/backup/database';
 import { backupFilestore, type FilestoreResult } from '../../src/backup/filestore';
 import { localPath, rel } from '../../src/backup/layout';
 import { writePack } from '../../src/backup/packs';
-import type { DrConfig } from '../../src/config';
 import { encryptFile, readIdentity, recipientsFor } from '../../src/crypto/age';
 import { ArtifactCorruptedError, EncryptionKeyError, InvalidInputError, ToolVersionError } from '../../src/errors';
 import { odooChecks } from '../../src/odoo/checks';
@@ -32,7 +31,7 @@ import {
   sweepScratch,
   unmarkScratch,
 } from '../../src/restore/scratch';
-import { createTenant, dropTenant, type PgAdminConnection } from '../fixtures/odoo-tenants';
+import { createTenant, dropTenant } from '../fixtures/odoo-tenants';
 import { loadRealOdooTenant } from '../fixtures/real-odoo';
 import { LOCAL_CONFIG_PATH, REPO_ROOT, stackConfig, uniqueSuffix } from '../helpers/config';
 import { adminQuery, dropDatabase, adminConnection } from '../helpers/pg';

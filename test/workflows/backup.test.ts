@@ -23,7 +23,7 @@ import { flipByte } from '../helpers/files';
 import { historyText } from '../helpers/history';
 import { dropDatabase, adminConnection } from '../helpers/pg';
 import { devServer, timeSkippingServer, withWorker } from '../helpers/temporal';
-import { createTenant, dropTenant, type PgAdminConnection, type TenantInfo } from '../fixtures/odoo-tenants';
+import { createTenant, dropTenant, type TenantInfo } from '../fixtures/odoo-tenants';
 import { loadRealOdooTenant } from '../fixtures/real-odoo';
 
 const PG15 = '/usr/lib/postgresql/15/bin';

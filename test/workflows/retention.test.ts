@@ -16,7 +16,7 @@ import type { DrConfig } from '../../src/config';
 import { backupWorkflow, retentionWorkflow, validationWorkflow } from '../../workflows';
 import { backupSessionName, workflowIds } from '../../workflows/definitions';
 import type { RetentionReport } from '../../workflows/retention';
-import { createTenant, dropTenant, type PgAdminConnection } from '../fixtures/odoo-tenants';
+import { createTenant, dropTenant } from '../fixtures/odoo-tenants';
 import { stackConfig, uniqueSuffix } from '../helpers/config';
 import { devServer, withWorker } from '../helpers/temporal';
 import { adminConnection } from '../helpers/pg';

@@ -11,7 +11,7 @@ import { deleteObjects, listObjects } from '../../src/storage/s3';
 import { backupWorkflow, drillWorkflow, validationWorkflow } from '../../workflows';
 import { backupSessionName } from '../../workflows/definitions';
 import type { ValidationReport } from '../../workflows/validation';
-import { createTenant, dropTenant, type PgAdminConnection } from '../fixtures/odoo-tenants';
+import { createTenant, dropTenant } from '../fixtures/odoo-tenants';
 import { loadRealOdooTenant } from '../fixtures/real-odoo';
 import { stackConfig, uniqueSuffix } from '../helpers/config';
 import { flipByte } from '../helpers/files';
