@@ -51,6 +51,27 @@ export async function abortMultipart(client: S3Client, cloud: CloudSettings, key
   }
 }
 
+/**
+ * Discards an upload cancelled for good: its multipart upload(s) are aborted at once, and again once
+ * its requests still in flight (`settled`) are over, since a part the server was still receiving can
+ * outlive the first abort (S3 documents that an upload may have to be aborted more than once).
+ * Best effort: what cannot be aborted is left for abortStaleUploads.
+ */
+export async function discardUploads(
+  client: S3Client,
+  cloud: CloudSettings,
+  key: string,
+  uploadIds: () => Iterable<string | undefined>,
+  settled: () => Promise<void>,
+): Promise<void> {
+  const abortAll = async () => {
+    for (const id of new Set(uploadIds())) if (id !== undefined) await abortMultipart(client, cloud, key, id);
+  };
+  await abortAll();
+  await settled();
+  await abortAll();
+}
+
 /** Discards a multipart upload (e.g. when the activity is cancelled for good, not retried). */
 export async function abortUpload(cloud: CloudSettings, key: string, uploadId: string): Promise<void> {
   try {

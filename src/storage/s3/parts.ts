@@ -129,10 +129,16 @@ export interface UploadRequest {
   /**
    * Aborting stops the upload like a killed worker would: no new part is started, the call rejects
    * at once with the signal's reason, and the multipart upload is KEPT so that a retry can resume it
-   * (`abortUpload` discards it, `abortStaleUploads` collects forgotten ones). Parts already in
-   * flight may still complete in the background (they are then reused).
+   * (`discardOnAbort` and `abortUpload` discard it, `abortStaleUploads` collects forgotten ones).
+   * Parts already in flight may still complete in the background (they are then reused).
    */
   signal?: AbortSignal;
+  /**
+   * Asked when `signal` aborts: true discards the multipart upload instead of keeping it (the
+   * caller knows whether the abort is for good or a retry will resume). It is aborted at once and
+   * again once the parts in flight are over; the call rejects after that.
+   */
+  discardOnAbort?: () => boolean;
   /** Default 8 MiB; at least 5 MiB; raised automatically if the file would need more than 10,000 parts. */
   partSize?: number;
   /** Parts in flight at once; memory is bounded by queueSize × partSize. Default 4. */

@@ -171,7 +171,11 @@ export async function resumeUpload(client: S3Client, req: UploadRequest, notes: 
     req.signal?.removeEventListener('abort', onAbort);
   }
 
-  if (req.signal?.aborted) throw abortReason(req.signal); // keep the parts, as a crash would
+  if (req.signal?.aborted) {
+    // The parts in flight were cancelled and are over: one abort discards the upload.
+    if (req.discardOnAbort?.()) await abortMultipart(client, cloud, key, uploadId);
+    throw abortReason(req.signal); // else keep the parts, as a crash would
+  }
   const sha256 = whole.digest('hex');
   if (failure === undefined && sha256 !== req.expectedSha256) failure = corrupted(req, `read ${total} bytes with sha256 ${sha256}`);
   if (failure !== undefined) {

@@ -18,7 +18,7 @@ import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { DrError, InvalidInputError } from '../../errors';
 import { clientFor, MiB, s3Url, type CloudSettings } from './client';
-import { abortLostUploads, abortMultipart } from './delete';
+import { abortLostUploads, abortMultipart, discardUploads } from './delete';
 import { abortReason, errorCode, errorMessage, isSseUnsupported, mapS3Error } from './errors';
 import {
   checkServerChecksum,
@@ -116,8 +116,9 @@ async function freshUpload(
   // Errors of either stream destroy the other and surface through the uploader's reads.
   const body = pipelineCallback(source, hasher, () => undefined);
   const controller = new AbortController();
+  const watched = watchedClient(client);
   const upload = new Upload({
-    client,
+    client: watched.client,
     params: {
       Bucket: cloud.bucket,
       Key: key,
@@ -130,7 +131,7 @@ async function freshUpload(
     },
     partSize,
     queueSize,
-    // Parts are kept on abort (a retry resumes them); on any other failure they are aborted below.
+    // Parts are kept on abort (a retry resumes them) unless discarded; on any other failure they are aborted below.
     leavePartsOnError: true,
     abortController: controller,
   });
@@ -153,7 +154,10 @@ async function freshUpload(
     try {
       out = await upload.done();
     } catch (err) {
-      if (req.signal?.aborted) throw abortReason(req.signal);
+      if (req.signal?.aborted) {
+        if (req.discardOnAbort?.()) await discardUploads(client, cloud, key, () => [upload.uploadId, ...watched.uploadIds], watched.settled);
+        throw abortReason(req.signal);
+      }
       if (upload.uploadId !== undefined) await abortMultipart(client, cloud, key, upload.uploadId, err);
       if (req.expectedBytes > partSize) await abortLostUploads(client, cloud, key, started, undefined);
       throw err;
@@ -179,6 +183,34 @@ async function freshUpload(
   } finally {
     req.signal?.removeEventListener('abort', onAbort);
   }
+}
+
+/**
+ * `client` as one lib-storage Upload sees it, with what that Upload has in flight: its requests not
+ * answered yet, and the multipart upload ids the server gave it (one it had not learnt yet when it
+ * was aborted included). lib-storage lets parts in flight finish after an abort and exposes neither.
+ */
+function watchedClient(client: S3Client): { client: S3Client; uploadIds: Set<string>; settled: () => Promise<void> } {
+  const pending = new Set<Promise<unknown>>();
+  const uploadIds = new Set<string>();
+  const send = (command: unknown, options?: unknown): Promise<unknown> => {
+    const sent = (client.send as (command: unknown, options?: unknown) => Promise<unknown>).call(client, command, options);
+    pending.add(sent);
+    sent.then(
+      (out) => {
+        const id = (out as { UploadId?: unknown } | undefined)?.UploadId;
+        if (typeof id === 'string') uploadIds.add(id);
+        pending.delete(sent);
+      },
+      () => pending.delete(sent),
+    );
+    return sent;
+  };
+  const watched = new Proxy(client, { get: (target, prop, receiver) => (prop === 'send' ? send : (Reflect.get(target, prop, receiver) as unknown)) });
+  const settled = async () => {
+    while (pending.size > 0) await Promise.allSettled([...pending]);
+  };
+  return { client: watched, uploadIds, settled };
 }
 
 /** Puts a small object in one request, with the server checking its SHA-256 and `x-amz-meta-sha256` set. */
