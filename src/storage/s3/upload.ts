@@ -155,7 +155,8 @@ async function freshUpload(
       out = await upload.done();
     } catch (err) {
       if (req.signal?.aborted) {
-        if (req.discardOnAbort?.()) await discardUploads(client, cloud, key, () => [upload.uploadId, ...watched.uploadIds], watched.settled);
+        // A single PUT (the file fits one part) leaves nothing to discard.
+        if (req.expectedBytes > partSize && req.discardOnAbort?.()) await discardUploads(client, cloud, key, () => [upload.uploadId, ...watched.uploadIds], watched.settled);
         throw abortReason(req.signal);
       }
       if (upload.uploadId !== undefined) await abortMultipart(client, cloud, key, upload.uploadId, err);
