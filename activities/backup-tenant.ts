@@ -135,8 +135,9 @@ export function createTenantBackup(config: DrConfig, catalog: SessionCatalog, ho
       fence,
     });
   };
-  const upload = (artifact: Artifact, resume?: UploadProgress, dump?: DumpDatabaseResult) =>
-    uploadFile({
+  const upload = (artifact: Artifact, resume?: UploadProgress, dump?: DumpDatabaseResult) => {
+    const activity = Context.current();
+    return uploadFile({
       cloud: config.cloud!,
       key: cloudKey(config.cloud!, artifact.path),
       file: localPath(config.backupDir, artifact.path),
@@ -144,9 +145,12 @@ export function createTenantBackup(config: DrConfig, catalog: SessionCatalog, ho
       expectedSha256: artifact.sha256,
       ...(resume?.uploadId ? { resume } : {}),
       // Every part: the resume point must be as fresh as possible.
-      onProgress: (p) => Context.current().heartbeat({ phase: 'upload', upload: p, ...(dump ? { dump } : {}) } satisfies TenantBackupProgress),
-      signal: Context.current().cancellationSignal,
+      onProgress: (p) => activity.heartbeat({ phase: 'upload', upload: p, ...(dump ? { dump } : {}) } satisfies TenantBackupProgress),
+      signal: activity.cancellationSignal,
+      // A retry resumes the upload by its id after a timeout, a shutdown or a pause: only an explicit cancellation discards it.
+      discardOnAbort: () => activity.cancellationDetails?.cancelRequested === true,
     });
+  };
 
   /**
    * The fence of one attempt at a tenant: each attempt writes its own token into the tenant's
