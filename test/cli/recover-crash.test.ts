@@ -8,7 +8,7 @@ import { recoveryStatusQuery } from '../../workflows/recovery';
 import { createTenant, dropTenant, type PgAdminConnection } from '../fixtures/odoo-tenants';
 import { runCli as cli, startCliWorker as startWorker, workflowIdOf } from '../helpers/cli';
 import { stackConfig, uniqueSuffix } from '../helpers/config';
-import { adminQuery, adminConnection } from '../helpers/pg';
+import { adminQuery, adminConnection, restoreUnderWay } from '../helpers/pg';
 import { devServer } from '../helpers/temporal';
 
 describe('recovery survives a worker killed mid-restore', function () {
@@ -48,7 +48,9 @@ describe('recovery survives a worker killed mid-restore', function () {
       await new Promise((r) => setTimeout(r, 50));
     }
     assert.equal(state?.tenants[tenant]?.state, 'restoring-shadow');
-    await new Promise((r) => setTimeout(r, 1500));
+    // Killed once the shadow's tables exist: the restore is under way, its data not yet loaded.
+    for (let i = 0; i < 1200 && !(await restoreUnderWay(`${tenant}\\_dr\\_shadow\\_%`, 'account_move_line')); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(await restoreUnderWay(`${tenant}\\_dr\\_shadow\\_%`, 'account_move_line'), 'the shadow restore started within a minute');
     worker.child.kill('SIGKILL');
     await worker.result;
     assert.equal(await count(), 500_000, 'the tenant is untouched while the shadow is being restored');

@@ -14,7 +14,7 @@ import { createTenant, dropTenant, type PgAdminConnection } from '../fixtures/od
 import { pendingTenantActivityOf } from '../helpers/backup-activities';
 import { runCli, startCliWorker, workflowIdOf, type CliRun } from '../helpers/cli';
 import { stackConfig, uniqueSuffix } from '../helpers/config';
-import { adminQuery, adminConnection } from '../helpers/pg';
+import { adminQuery, adminConnection, restoreUnderWay } from '../helpers/pg';
 import { devServer } from '../helpers/temporal';
 import { dataLost, leftovers, tenantData, type TenantData } from './measure';
 import { recordFault } from './table';
@@ -136,11 +136,8 @@ describe('faults: worker SIGKILL at each phase', function () {
   it('validation with a restore test: SIGKILL during the restore, a new worker validates; no scratch copy, role or plaintext left', async () => {
     assert.ok(lastSession, 'a session from the cases above');
     const run = runCli(['--json', 'validate', lastSession, '--tenant', tenant, '--restore-test', '--wait'], env);
-    await waitFor('the restore test', run, async () => {
-      const rows = (await adminQuery("SELECT datname FROM pg_database WHERE datname LIKE $1", [`${tenant}\\_dr\\_test\\_%`]));
-      return rows.length > 0;
-    });
-    await new Promise((r) => setTimeout(r, 500));
+    // Killed once the scratch copy's tables exist: the restore is under way.
+    await waitFor('the restore test', run, () => restoreUnderWay(`${tenant}\\_dr\\_test\\_%`, 'account_move_line'));
     await restartWorker();
     const done = await run.result;
     assert.equal(done.code, 0, done.out);
@@ -161,9 +158,10 @@ describe('faults: worker SIGKILL at each phase', function () {
       const stopping = path.join(work, 'odoo-stopping');
       rmSync(stopping, { force: true });
       await waitFor(`the ${phase}`, run, async () =>
-        phase === 'shadow restore' ? (await pendingActivity(client, id, 'prepareRecoveryShadow')) !== undefined : existsSync(stopping),
+        phase === 'shadow restore'
+          ? (await pendingActivity(client, id, 'prepareRecoveryShadow')) !== undefined && (await restoreUnderWay(`${tenant}\\_dr\\_shadow\\_%`, 'account_move_line'))
+          : existsSync(stopping),
       );
-      await new Promise((r) => setTimeout(r, 1000));
       await restartWorker();
       const done = await run.result;
       assert.equal(done.code, 0, done.out);

@@ -27,16 +27,28 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, opts: { conf
   return { child, out: () => out, result };
 }
 
-/** Starts `odoo-dr worker` and resolves once it polls its task queue. */
+/** How long a worker may take to start polling (it bundles the workflow code unless a prebuilt bundle exists). */
+export const WORKER_START_TIMEOUT_MS = 180_000;
+
+/** Starts `odoo-dr worker` and resolves once it polls its task queue; a worker that does not is killed, with its output in the error. */
 export async function startCliWorker(env: NodeJS.ProcessEnv, extraArgs: string[] = [], opts: { config?: string | null } = {}): Promise<CliRun> {
   const worker = runCli(['worker', ...extraArgs], env, opts);
   await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      worker.child.kill('SIGKILL');
+      reject(new Error(`worker did not start polling within ${WORKER_START_TIMEOUT_MS / 1000} s: ${worker.out()}`));
+    }, WORKER_START_TIMEOUT_MS);
     const check = () => {
-      if (worker.out().includes("state: 'RUNNING'")) resolve();
+      if (!worker.out().includes("state: 'RUNNING'")) return;
+      clearTimeout(timer);
+      resolve();
     };
     worker.child.stdout.on('data', check);
     worker.child.stderr.on('data', check);
-    worker.child.on('close', (code) => reject(new Error(`worker exited early (${code}): ${worker.out()}`)));
+    worker.child.on('close', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`worker exited early (${code}): ${worker.out()}`));
+    });
   });
   return worker;
 }

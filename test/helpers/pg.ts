@@ -46,3 +46,21 @@ export function adminConnection(config: DrConfig = stackConfig()): PgAdminConnec
   const { host, port, user, password } = config.postgres;
   return { host, port, user, ...(password ? { password } : {}) };
 }
+
+/**
+ * Whether a restore into a database named LIKE `pattern` is under way: the database exists and
+ * already holds `table` (pg_restore creates the tables before it loads them). Tests that kill a
+ * worker mid-restore wait for this rather than for a fixed time.
+ */
+export async function restoreUnderWay(pattern: string, table: string): Promise<boolean> {
+  const { postgres } = stackConfig();
+  const rows = (await adminQuery('SELECT datname FROM pg_database WHERE datname LIKE $1', [pattern])) as Array<{ datname: string }>;
+  for (const { datname } of rows) {
+    const found = await withClient(postgres, datname, async (c) => {
+      const { rows: r } = await c.query<{ t: string | null }>('SELECT to_regclass($1)::text AS t', [table]);
+      return r[0]?.t !== null && r[0]?.t !== undefined;
+    }).catch(() => false);
+    if (found) return true;
+  }
+  return false;
+}
