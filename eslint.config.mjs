@@ -1,27 +1,23 @@
 // ESLint flat config for odoo-dr (typed linting over the TypeScript sources).
 //
-// Besides the usual type-checked rules it enforces the dependency table of ARCHITECTURE.md §2:
-//
-//   folder       may import                                          must not import
-//   src/         Node, libraries                                     @temporalio/*, activities/, workflows/, temporal/
-//   activities/  src/, @temporalio/activity, @temporalio/common      workflows/, temporal/, any other @temporalio/*
-//   workflows/   @temporalio/workflow (+ common), `import type` of    runtime imports of src/, activities/, Node
-//                anything except temporal/                           built-ins and the other @temporalio/* packages
-//   temporal/    everything                                          (nothing imports it, not even for types)
+// Besides the usual type-checked rules it enforces the dependency table of ARCHITECTURE.md §2, read
+// from test/architecture/layers.json: the one copy of the table, which test/architecture/imports.test.ts
+// also checks on the resolved import graph (types included, and cycles).
 //
 // Lint covers `import`, `export … from`, `import x = require()` (through
 // @typescript-eslint/no-restricted-imports) and literal dynamic `import()` (through no-restricted-syntax);
-// `require()` is already banned in TypeScript by @typescript-eslint/no-require-imports. The same table is
-// checked on the resolved import graph by test/architecture/imports.test.ts.
+// `require()` is already banned in TypeScript by @typescript-eslint/no-require-imports.
+import { readFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 const TS_SOURCES = ['{src,activities,workflows,temporal,test,bench,scripts}/**/*.{ts,mts,cts}'];
-const LAYERS = ['src', 'activities', 'workflows', 'temporal'];
+const TABLE = JSON.parse(readFileSync(new URL('./test/architecture/layers.json', import.meta.url), 'utf8'));
+const LAYERS = Object.keys(TABLE.layers);
 /** Files deeper than this below a layer folder get the depth-agnostic (slightly broader) patterns. */
 const MAX_EXACT_DEPTH = 8;
-const WHY = 'see ARCHITECTURE.md §2';
+const WHY = `see ${TABLE.source}`;
 
 const escapeRegex = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
@@ -40,55 +36,35 @@ const NODE_BUILTIN = [
   `^(?:${builtinModules.filter((m) => !m.startsWith('_')).map(escapeRegex).join('|')})(?:/|$)`,
 ];
 
-/** The restricted patterns of one layer, for a file `depth` folders below it. */
+/**
+ * The restricted patterns of one layer, for a file `depth` folders below it. Each pattern covers one
+ * target (a layer, the @temporalio packages, the built-ins), so that a type-only allowance never
+ * widens a strict pattern (the rule allows a type import as soon as ANY matching pattern allows it).
+ */
 function restrictionsFor(layer, depth) {
-  switch (layer) {
-    case 'src':
-      return [
-        { regex: '^@temporalio/', message: `src/ is the domain core and never imports @temporalio/* (${WHY}).` },
-        {
-          regex: reaching(['activities', 'workflows', 'temporal'], depth),
-          message: `src/ is the domain core and never imports activities/, workflows/ or temporal/ (${WHY}).`,
-        },
-      ];
-    case 'activities':
-      return [
-        {
-          regex: '^@temporalio/(?!(?:activity|common)(?:/|$))',
-          message: `activities/ may use only @temporalio/activity and @temporalio/common (${WHY}).`,
-        },
-        {
-          regex: reaching(['workflows', 'temporal'], depth),
-          message: `activities/ never imports workflows/ or temporal/ (${WHY}).`,
-        },
-      ];
-    case 'workflows':
-      // Keep the allowTypeImports patterns disjoint from the strict one: the rule allows a type import
-      // as soon as ANY matching pattern has allowTypeImports.
-      return [
-        {
-          regex: reaching(['src', 'activities'], depth),
-          allowTypeImports: true,
-          message: `workflows/ must be deterministic: only \`import type\` from src/ and activities/ (${WHY}).`,
-        },
-        {
-          regex: reaching(['temporal'], depth),
-          message: `temporal/ is the composition root: workflows/ never imports it, not even types (${WHY}).`,
-        },
-        ...NODE_BUILTIN.map((regex) => ({
-          regex,
-          allowTypeImports: true,
-          message: `workflows/ runs in the deterministic sandbox: no runtime Node built-ins, only \`import type\` (${WHY}).`,
-        })),
-        {
-          regex: '^@temporalio/(?!(?:workflow|common)(?:/|$))',
-          allowTypeImports: true,
-          message: `workflows/ may import at run time only @temporalio/workflow (and @temporalio/common) (${WHY}).`,
-        },
-      ];
-    default:
-      return [];
+  const { why, imports, temporalio, builtins } = TABLE.layers[layer];
+  const patterns = Object.entries(imports).map(([target, allowed]) => ({
+    regex: reaching([target], depth),
+    ...(allowed === 'type-only' ? { allowTypeImports: true } : {}),
+    message:
+      allowed === 'type-only'
+        ? `${why}: only \`import type\` from ${target}/ (${WHY}).`
+        : `${why}: never imports ${target}/, not even types (${WHY}).`,
+  }));
+  if (temporalio.runtime !== 'any') {
+    const runtime = temporalio.runtime.map((p) => escapeRegex(p.replace('@temporalio/', '')));
+    patterns.push({
+      regex: runtime.length ? `^@temporalio/(?!(?:${runtime.join('|')})(?:/|$))` : '^@temporalio/',
+      ...(temporalio.other === 'type-only' ? { allowTypeImports: true } : {}),
+      message: runtime.length
+        ? `${why}: at run time only ${temporalio.runtime.join(' and ')} of @temporalio/* (${WHY}).`
+        : `${why}: never imports @temporalio/* (${WHY}).`,
+    });
   }
+  if (builtins === 'type-only') {
+    patterns.push(...NODE_BUILTIN.map((regex) => ({ regex, allowTypeImports: true, message: `${why}: no runtime Node built-ins, only \`import type\` (${WHY}).` })));
+  }
+  return patterns;
 }
 
 /** The same patterns for literal dynamic `import('…')`, which no-restricted-imports does not see. */
@@ -103,7 +79,7 @@ function dynamicImportSelectors(patterns) {
 function layerConfigs() {
   const configs = [];
   for (const layer of LAYERS) {
-    if (layer === 'temporal') continue; // may import everything
+    if (restrictionsFor(layer, undefined).length === 0) continue; // temporal/ may import everything
     const entries = [[`${layer}/**/*.{ts,mts,cts}`, undefined]];
     for (let depth = 0; depth <= MAX_EXACT_DEPTH; depth++) {
       entries.push([`${layer}/${'*/'.repeat(depth)}*.{ts,mts,cts}`, depth]);

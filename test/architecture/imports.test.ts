@@ -1,6 +1,7 @@
 /**
  * Architecture test: walks the import graph of the TypeScript sources and enforces the dependency
- * table of ARCHITECTURE.md §2 (the same table eslint.config.mjs enforces with no-restricted-imports):
+ * table of ARCHITECTURE.md §2, read from test/architecture/layers.json (the same file eslint.config.mjs
+ * turns into no-restricted-imports patterns):
  *
  *   src/         Node, libraries; never @temporalio/*, activities/, workflows/, temporal/ (types included)
  *   activities/  src/, @temporalio/activity, @temporalio/common; never workflows/, temporal/, other @temporalio/*
@@ -20,6 +21,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import ts from 'typescript';
 
+/** The four layer folders (test/architecture/layers.json describes what each may import). */
 export const LAYERS = ['src', 'activities', 'workflows', 'temporal'] as const;
 export type Layer = (typeof LAYERS)[number];
 
@@ -154,60 +156,41 @@ export function classify(root: string, fromFile: string, specifier: string): Tar
   return { type: 'package', name };
 }
 
-const WHY = '(ARCHITECTURE.md §2)';
+type Allowance = 'never' | 'type-only';
+interface LayerRules {
+  why: string;
+  imports: Partial<Record<Layer, Allowance>>;
+  temporalio: { runtime: string[] | 'any'; other: Allowance };
+  builtins: 'any' | 'type-only';
+}
+
+/** The dependency table, the one copy that eslint.config.mjs reads too. */
+export const TABLE = JSON.parse(readFileSync(path.join(findRepoRoot(__dirname), 'test/architecture/layers.json'), 'utf8')) as {
+  source: string;
+  layers: Record<Layer, LayerRules>;
+};
+const WHY = `(${TABLE.source})`;
 
 /** The rule an import breaks, or undefined. `from` is the importing file's layer. */
 export function ruleFor(from: Layer, target: Target, typeOnly: boolean): { rule: string; message: string } | undefined {
-  const temporalio = target.type === 'package' && target.name.startsWith('@temporalio/') ? target.name : undefined;
-  const layer = target.type === 'layer' ? target.layer : undefined;
-  switch (from) {
-    case 'src':
-      if (temporalio) return { rule: 'src/no-temporalio', message: `src/ is the domain core and never imports @temporalio/* ${WHY}` };
-      if (layer && layer !== 'src') {
-        return { rule: `src/no-${layer}`, message: `src/ is the domain core and never imports ${layer}/ ${WHY}` };
-      }
-      return undefined;
-    case 'activities':
-      if (temporalio && temporalio !== '@temporalio/activity' && temporalio !== '@temporalio/common') {
-        return {
-          rule: 'activities/temporalio-activity-or-common-only',
-          message: `activities/ may import only @temporalio/activity and @temporalio/common, not ${temporalio} ${WHY}`,
-        };
-      }
-      if (layer === 'workflows' || layer === 'temporal') {
-        return { rule: `activities/no-${layer}`, message: `activities/ never imports ${layer}/ ${WHY}` };
-      }
-      return undefined;
-    case 'workflows':
-      if (layer === 'temporal') {
-        return {
-          rule: 'workflows/no-temporal',
-          message: `temporal/ is the composition root: workflows/ never imports it, not even types ${WHY}`,
-        };
-      }
-      if (typeOnly) return undefined;
-      if (layer === 'src' || layer === 'activities') {
-        return {
-          rule: `workflows/type-only-${layer}`,
-          message: `workflows/ must be deterministic: only \`import type\` from ${layer}/ ${WHY}`,
-        };
-      }
-      if (target.type === 'builtin') {
-        return {
-          rule: 'workflows/no-node-builtins',
-          message: `workflows/ runs in the deterministic sandbox: no runtime import of Node built-ins ${WHY}`,
-        };
-      }
-      if (temporalio && temporalio !== '@temporalio/workflow' && temporalio !== '@temporalio/common') {
-        return {
-          rule: 'workflows/temporalio-workflow-only',
-          message: `workflows/ may import at run time only @temporalio/workflow (and @temporalio/common), not ${temporalio} ${WHY}`,
-        };
-      }
-      return undefined;
-    case 'temporal':
-      return undefined;
+  const { why, imports, temporalio, builtins } = TABLE.layers[from];
+  if (target.type === 'layer') {
+    const allowed = imports[target.layer];
+    if (allowed === 'never') return { rule: `${from}/no-${target.layer}`, message: `${why}: never imports ${target.layer}/, not even types ${WHY}` };
+    if (allowed === 'type-only' && !typeOnly) return { rule: `${from}/type-only-${target.layer}`, message: `${why}: only \`import type\` from ${target.layer}/ ${WHY}` };
+    return undefined;
   }
+  if (target.type === 'builtin') {
+    if (builtins === 'type-only' && !typeOnly) return { rule: `${from}/no-node-builtins`, message: `${why}: no runtime import of Node built-ins ${WHY}` };
+    return undefined;
+  }
+  if (target.type === 'package' && target.name.startsWith('@temporalio/') && temporalio.runtime !== 'any' && !temporalio.runtime.includes(target.name)) {
+    if (temporalio.other === 'type-only' && typeOnly) return undefined;
+    if (temporalio.runtime.length === 0) return { rule: `${from}/no-temporalio`, message: `${why}: never imports @temporalio/* ${WHY}` };
+    const only = temporalio.runtime.map((p) => p.replace('@temporalio/', '')).join('-or-');
+    return { rule: `${from}/temporalio-${only}-only`, message: `${why}: at run time only ${temporalio.runtime.join(' and ')}, not ${target.name} ${WHY}` };
+  }
+  return undefined;
 }
 
 export interface ImportGraph {
@@ -316,6 +299,10 @@ describe('architecture: import graph', () => {
       const { files, imports } = collectImports(root);
       for (const layer of LAYERS) assert.ok(files[layer].length > 0, `no TypeScript sources found in ${root}/${layer}/`);
       assert.ok(imports.length > 0, 'no imports found');
+    });
+
+    it('reads a table (test/architecture/layers.json, shared with lint) that describes exactly the four layers', () => {
+      assert.deepEqual(Object.keys(TABLE.layers).sort(), [...LAYERS].sort());
     });
 
     it('obeys the dependency table of ARCHITECTURE.md §2', () => {
@@ -513,7 +500,7 @@ describe('architecture: import graph', () => {
           'workflows/bad.ts:2 ../src/y workflows/type-only-src',
           'workflows/bad.ts:3 node:crypto workflows/no-node-builtins',
           'workflows/bad.ts:4 fs workflows/no-node-builtins',
-          'workflows/bad.ts:5 @temporalio/activity workflows/temporalio-workflow-only',
+          'workflows/bad.ts:5 @temporalio/activity workflows/temporalio-workflow-or-common-only',
           'workflows/bad.ts:6 ../temporal/cli workflows/no-temporal',
           'workflows/bad.ts:7 ../activities workflows/type-only-activities',
           'workflows/bad.ts:8 ../src/side-effect workflows/type-only-src',
