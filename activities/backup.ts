@@ -9,7 +9,7 @@ import { appendAudit, type AuditRecord } from '../src/audit';
 import { archiveConfiguration, dumpGlobals } from '../src/backup/cluster';
 import { assertSessionName, assertTenantName, localPath, rel } from '../src/backup/layout';
 import type { Artifact, Manifest, TenantEntry } from '../src/backup/manifest';
-import { applyRetention, type RetentionResult } from '../src/backup/retention';
+import { applyRetention, type RetentionResult } from '../src/retention/after-backup';
 import { finalizeSession, prepareSession, type FinalizeRequest, type PreparedSession } from '../src/backup/session';
 import type { DrConfig } from '../src/config';
 import { InvalidInputError, SupersededError } from '../src/errors';

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { sessionsToKeep } from '../../src/backup/retention';
+import { sessionsToKeep } from '../../src/retention/policy';
 import { loadConfig } from '../../src/config';
 import { ConfigError } from '../../src/errors';
 import { isoWeekOf, planRetention } from '../../src/retention/policy';

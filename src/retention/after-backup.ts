@@ -9,9 +9,7 @@
 import type { DrConfig } from '../config';
 import { dropPreRecovery } from '../recovery/pre-recovery';
 import { SessionCatalog } from '../sessions/catalog';
-import { retainCloud, retainLocal } from '../retention/run';
-
-export { sessionsToKeep } from '../retention/policy';
+import { retainCloud, retainLocal } from './run';
 
 export interface RetentionResult {
   localDeleted: string[];
