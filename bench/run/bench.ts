@@ -133,6 +133,30 @@ export class Bench {
     return w;
   }
 
+  /**
+   * Runs `measure` --runs times, each with a fresh worker (`<label><run>`, its peak RSS counted in
+   * `group`), stopped after the run. The first failure ends the runs and is returned, so that the
+   * scenario still makes figures from the runs done before it.
+   */
+  async eachRun(label: string, group: string, measure: (run: number, w: BenchWorker) => Promise<void>): Promise<Error | undefined> {
+    for (let i = 0; i < this.p.runs; i++) {
+      let w: BenchWorker;
+      try {
+        w = await this.worker(`${label}${i}`, group);
+      } catch (err) {
+        return err as Error;
+      }
+      try {
+        await measure(i, w);
+      } catch (err) {
+        return err as Error;
+      } finally {
+        await w.stop();
+      }
+    }
+    return undefined;
+  }
+
   backupDir(w: BenchWorker): string {
     return w.env.DR_BACKUP_DIR!;
   }

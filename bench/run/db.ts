@@ -17,54 +17,44 @@ export async function dbScenario(b: Bench): Promise<void> {
   b.scenarioInfo.db = { tenant: t.name, databaseBytes: t.dbSizeBytes, moveLines: t.tables.account_move_line };
   const r = { z0: [] as number[], dflt: [] as number[], dfltBytes: [] as number[], ours: [] as number[], oursBytes: [] as number[], bareRestore: [] as number[], restoreTest: [] as number[], recovery: [] as number[] };
   // A failed run ends the scenario, but the runs done so far still make figures.
-  let failure: Error | undefined;
-  for (let i = 0; i < b.p.runs; i++) {
-    const w = await b.worker(`db${i}`, 'db').catch((err: unknown) => void (failure = err as Error));
-    if (!w) break;
-    try {
-      const tmp = b.tmp('db');
-      const z0File = path.join(tmp, 'z0.dump');
-      const [bare, ours] = await b.alternate(
-        i,
-        async () => {
-          const z0 = await pgDumpUncompressed(b, t.name, z0File);
-          const dflt = await pgDumpDefault(b, t.name, path.join(tmp, 'default.dump'));
-          return { z0: z0.ms, dflt: dflt.ms, dfltBytes: statSync(path.join(tmp, 'default.dump')).size };
-        },
-        () => b.cli('db', w, ['backup', '--tenant', t.name, '--no-cloud', '--wait']),
-      );
-      const session = String(ours.json.session);
-      r.z0.push(bare.z0);
-      r.dflt.push(bare.dflt);
-      r.dfltBytes.push(bare.dfltBytes);
-      r.ours.push(ours.ms);
-      r.oursBytes.push(dirBytes(b.backupDir(w)));
+  const failure = await b.eachRun('db', 'db', async (i, w) => {
+    const tmp = b.tmp('db');
+    const z0File = path.join(tmp, 'z0.dump');
+    const [bare, ours] = await b.alternate(
+      i,
+      async () => {
+        const z0 = await pgDumpUncompressed(b, t.name, z0File);
+        const dflt = await pgDumpDefault(b, t.name, path.join(tmp, 'default.dump'));
+        return { z0: z0.ms, dflt: dflt.ms, dfltBytes: statSync(path.join(tmp, 'default.dump')).size };
+      },
+      () => b.cli('db', w, ['backup', '--tenant', t.name, '--no-cloud', '--wait']),
+    );
+    const session = String(ours.json.session);
+    r.z0.push(bare.z0);
+    r.dflt.push(bare.dflt);
+    r.dfltBytes.push(bare.dfltBytes);
+    r.ours.push(ours.ms);
+    r.oursBytes.push(dirBytes(b.backupDir(w)));
 
-      const bareDb = `${b.prefix}-bare`;
-      const [bareRestore, restoreTest] = await b.alternate(
-        i,
-        async () => {
-          const x = await createAndRestore(b, bareDb, z0File);
-          await b.dropDatabase(bareDb);
-          return x.ms;
-        },
-        async () => (await b.cli('db', w, ['validate', session, '--tenant', t.name, '--restore-test', '--no-cloud', '--wait'])).ms,
-      );
-      r.bareRestore.push(bareRestore);
-      r.restoreTest.push(restoreTest);
-      r.recovery.push((await b.cli('db', w, ['recover', '-m', 'database-only', '--tenant', t.name, '-s', session, '--yes', '--wait'])).ms);
-      await b.sweep();
-      console.log(
-        `  run ${i + 1}: backup ${(ours.ms / 1000).toFixed(2)} s vs pg_dump -Z0 ${(bare.z0 / 1000).toFixed(2)} s / default ${(bare.dflt / 1000).toFixed(2)} s; ` +
-          `restore test ${(restoreTest / 1000).toFixed(2)} s, database-only recovery ${(r.recovery.at(-1)! / 1000).toFixed(2)} s vs pg_restore -j2 ${(bareRestore / 1000).toFixed(2)} s`,
-      );
-    } catch (err) {
-      failure = err as Error;
-    } finally {
-      await w.stop();
-    }
-    if (failure) break;
-  }
+    const bareDb = `${b.prefix}-bare`;
+    const [bareRestore, restoreTest] = await b.alternate(
+      i,
+      async () => {
+        const x = await createAndRestore(b, bareDb, z0File);
+        await b.dropDatabase(bareDb);
+        return x.ms;
+      },
+      async () => (await b.cli('db', w, ['validate', session, '--tenant', t.name, '--restore-test', '--no-cloud', '--wait'])).ms,
+    );
+    r.bareRestore.push(bareRestore);
+    r.restoreTest.push(restoreTest);
+    r.recovery.push((await b.cli('db', w, ['recover', '-m', 'database-only', '--tenant', t.name, '-s', session, '--yes', '--wait'])).ms);
+    await b.sweep();
+    console.log(
+      `  run ${i + 1}: backup ${(ours.ms / 1000).toFixed(2)} s vs pg_dump -Z0 ${(bare.z0 / 1000).toFixed(2)} s / default ${(bare.dflt / 1000).toFixed(2)} s; ` +
+        `restore test ${(restoreTest / 1000).toFixed(2)} s, database-only recovery ${(r.recovery.at(-1)! / 1000).toFixed(2)} s vs pg_restore -j2 ${(bareRestore / 1000).toFixed(2)} s`,
+    );
+  });
   const size = `${((t.dbSizeBytes ?? 0) / MiB).toFixed(0)} MiB`;
   const backup = { label: '`odoo-dr backup --tenant T --no-cloud --wait` (dump, zstd, age, fsync, manifest, globals, configuration)', unit: 'ms' as const, runs: r.ours };
   b.pair({ id: 'db-backup-vs-z0', name: `Tenant backup, ${size} database, vs \`pg_dump -Fc -Z0\``, scenario: 'db', ours: backup, bare: { label: '`pg_dump -Fc -Z0 -f FILE`', unit: 'ms', runs: r.z0 }, aim: { of: 'ratio', op: '<=', value: AIMS.dbBackup } });

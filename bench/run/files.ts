@@ -18,65 +18,55 @@ export async function fsScenario(b: Bench): Promise<void> {
   const added = Math.max(1, Math.round(t.fileCount * INCREMENT));
   const r = { tar: [] as number[], tarBytes: [] as number[], first: [] as number[], firstBytes: [] as number[], tarIncr: [] as number[], incr: [] as number[], untar: [] as number[], recover: [] as number[], restoreTest: [] as number[] };
   // A failed run ends the scenario, but the runs done so far still make figures.
-  let failure: Error | undefined;
-  for (let i = 0; i < b.p.runs; i++) {
-    const w = await b.worker(`fs${i}`, 'files').catch((err: unknown) => void (failure = err as Error));
-    if (!w) break;
+  const failure = await b.eachRun('fs', 'files', async (i, w) => {
+    const tmp = b.tmp('fs');
+    const archive = path.join(tmp, 'first.tar.zst.age');
+    const snap0 = path.join(tmp, 'snap0');
+    const [bare, first] = await b.alternate(
+      i,
+      () => tarZstdAge(dir, b.recipient, archive, snap0),
+      () => b.cli('fs', w, ['backup', '--tenant', t.name, '--no-cloud', '--wait']),
+    );
+    const session = String(first.json.session);
+    r.tar.push(bare.ms);
+    r.tarBytes.push(statSync(archive).size);
+    r.first.push(first.ms);
+    r.firstBytes.push(dirBytes(b.backupDir(w)));
+
+    const files = addFiles(dir, added, b.p.fileSize);
     try {
-      const tmp = b.tmp('fs');
-      const archive = path.join(tmp, 'first.tar.zst.age');
-      const snap0 = path.join(tmp, 'snap0');
-      const [bare, first] = await b.alternate(
+      copyFileSync(snap0, path.join(tmp, 'snap1'));
+      const [bareIncr, incr] = await b.alternate(
         i,
-        () => tarZstdAge(dir, b.recipient, archive, snap0),
+        () => tarZstdAge(dir, b.recipient, path.join(tmp, 'incr.tar.zst.age'), path.join(tmp, 'snap1')),
         () => b.cli('fs', w, ['backup', '--tenant', t.name, '--no-cloud', '--wait']),
       );
-      const session = String(first.json.session);
-      r.tar.push(bare.ms);
-      r.tarBytes.push(statSync(archive).size);
-      r.first.push(first.ms);
-      r.firstBytes.push(dirBytes(b.backupDir(w)));
-
-      const files = addFiles(dir, added, b.p.fileSize);
-      try {
-        copyFileSync(snap0, path.join(tmp, 'snap1'));
-        const [bareIncr, incr] = await b.alternate(
-          i,
-          () => tarZstdAge(dir, b.recipient, path.join(tmp, 'incr.tar.zst.age'), path.join(tmp, 'snap1')),
-          () => b.cli('fs', w, ['backup', '--tenant', t.name, '--no-cloud', '--wait']),
-        );
-        r.tarIncr.push(bareIncr.ms);
-        r.incr.push(incr.ms);
-      } finally {
-        for (const f of files) rmSync(f, { force: true });
-      }
-
-      const dest = path.join(tmp, 'restored');
-      const [untar, recover] = await b.alternate(
-        i,
-        async () => {
-          const x = await ageZstdUntar(b.identityFile, archive, dest);
-          rmSync(dest, { recursive: true, force: true });
-          return x.ms;
-        },
-        async () => (await b.cli('fs', w, ['recover', '-m', 'files-only', '--tenant', t.name, '-s', session, '--yes', '--wait'])).ms,
-      );
-      await b.sweep();
-      r.untar.push(untar);
-      r.recover.push(recover);
-      r.restoreTest.push((await b.cli('fs', w, ['validate', session, '--tenant', t.name, '--restore-test', '--no-cloud', '--wait'])).ms);
-      await b.sweep();
-      console.log(
-        `  run ${i + 1}: first backup ${(first.ms / 1000).toFixed(2)} s vs tar ${(bare.ms / 1000).toFixed(2)} s; incremental ${(r.incr.at(-1)! / 1000).toFixed(2)} s vs ${(r.tarIncr.at(-1)! / 1000).toFixed(2)} s; ` +
-          `files-only recovery ${(recover / 1000).toFixed(2)} s, restore test ${(r.restoreTest.at(-1)! / 1000).toFixed(2)} s vs untar ${(untar / 1000).toFixed(2)} s`,
-      );
-    } catch (err) {
-      failure = err as Error;
+      r.tarIncr.push(bareIncr.ms);
+      r.incr.push(incr.ms);
     } finally {
-      await w.stop();
+      for (const f of files) rmSync(f, { force: true });
     }
-    if (failure) break;
-  }
+
+    const dest = path.join(tmp, 'restored');
+    const [untar, recover] = await b.alternate(
+      i,
+      async () => {
+        const x = await ageZstdUntar(b.identityFile, archive, dest);
+        rmSync(dest, { recursive: true, force: true });
+        return x.ms;
+      },
+      async () => (await b.cli('fs', w, ['recover', '-m', 'files-only', '--tenant', t.name, '-s', session, '--yes', '--wait'])).ms,
+    );
+    await b.sweep();
+    r.untar.push(untar);
+    r.recover.push(recover);
+    r.restoreTest.push((await b.cli('fs', w, ['validate', session, '--tenant', t.name, '--restore-test', '--no-cloud', '--wait'])).ms);
+    await b.sweep();
+    console.log(
+      `  run ${i + 1}: first backup ${(first.ms / 1000).toFixed(2)} s vs tar ${(bare.ms / 1000).toFixed(2)} s; incremental ${(r.incr.at(-1)! / 1000).toFixed(2)} s vs ${(r.tarIncr.at(-1)! / 1000).toFixed(2)} s; ` +
+        `files-only recovery ${(recover / 1000).toFixed(2)} s, restore test ${(r.restoreTest.at(-1)! / 1000).toFixed(2)} s vs untar ${(untar / 1000).toFixed(2)} s`,
+    );
+  });
   const what = `${t.fileCount.toLocaleString('en-US')} files (${(t.filestoreBytes / MiB).toFixed(0)} MiB)`;
   const tarLabel = '`tar -g SNAP -cf - . | zstd -1 | age -r R > FILE`';
   const untarLabel = '`age -d -i KEY FILE | zstd -d | tar -x` (no fsync)';

@@ -12,27 +12,17 @@ export async function fleetScenario(b: Bench): Promise<void> {
   const names = await fleetTenants(b);
   const r = { bare: [] as number[], ours: [] as number[] };
   // A failed run ends the scenario, but the runs done so far still make figures.
-  let failure: Error | undefined;
-  for (let i = 0; i < b.p.runs; i++) {
-    const w = await b.worker(`fleet${i}`, 'fleet').catch((err: unknown) => void (failure = err as Error));
-    if (!w) break;
-    try {
-      const tmp = b.tmp('fleet');
-      const [bare, ours] = await b.alternate(
-        i,
-        () => pgDumpFleet(b, tmp, names),
-        () => b.cli('fleet', w, ['backup', '--tenant', ...names, '--no-cloud', '--wait']),
-      );
-      r.bare.push(bare.ms);
-      r.ours.push(ours.ms);
-      console.log(`  run ${i + 1}: fleet backup ${(ours.ms / 1000).toFixed(2)} s vs xargs -P3 pg_dump ${(bare.ms / 1000).toFixed(2)} s`);
-    } catch (err) {
-      failure = err as Error;
-    } finally {
-      await w.stop();
-    }
-    if (failure) break;
-  }
+  const failure = await b.eachRun('fleet', 'fleet', async (i, w) => {
+    const tmp = b.tmp('fleet');
+    const [bare, ours] = await b.alternate(
+      i,
+      () => pgDumpFleet(b, tmp, names),
+      () => b.cli('fleet', w, ['backup', '--tenant', ...names, '--no-cloud', '--wait']),
+    );
+    r.bare.push(bare.ms);
+    r.ours.push(ours.ms);
+    console.log(`  run ${i + 1}: fleet backup ${(ours.ms / 1000).toFixed(2)} s vs xargs -P3 pg_dump ${(bare.ms / 1000).toFixed(2)} s`);
+  });
   b.pair({
     id: 'fleet-backup',
     name: `Fleet of ${names.length} tiny tenants vs \`xargs -P3 pg_dump -Fc -Z0\``,
