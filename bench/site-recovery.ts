@@ -10,30 +10,30 @@
  * 1 GiB from the rate odoo-dr measured.
  *
  *   node dist/bench/site-recovery.js [--tenants 20] [--move-lines 18000] [--files 20] [--runs 1]
+ *
+ * The two sides are in bench/site-recovery/ (odoo-dr.ts with phases.ts, bare.ts), with the check
+ * both pass through (restored.ts); this file generates and backs up the tenants and prints the figures.
  */
-import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { promisify } from 'node:util';
 import { parseArgs } from 'node:util';
-import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
-import { Client as PgClient } from 'pg';
 import type { DrConfig } from '../src/config';
 import { deleteObjects, listObjects } from '../src/storage/s3';
 import { temporalSettings } from '../temporal/connection';
 import { createWorker, WORKFLOWS_PATH } from '../temporal/worker';
 import type { BackupInput, BackupResult } from '../workflows/backup';
 import { backupSessionName } from '../workflows/definitions';
-import type { RecoveryInput, RecoveryResult } from '../workflows/recovery';
+import type { RecoveryResult } from '../workflows/recovery';
 import { createTenant, dropTenant, type PgAdminConnection, type TenantInfo } from '../test/fixtures/odoo-tenants';
 import { stackConfig } from '../test/helpers/config';
-import { startFreshPostgres, startFreshSite, type FreshPostgres, type FreshSite } from '../test/helpers/fresh-site';
+import { median, MiB } from './harness';
+import { bareRecovery, STACK_DIR } from './site-recovery/bare';
+import { odooDrRecovery } from './site-recovery/odoo-dr';
+import { PARALLEL } from './site-recovery/restored';
 
 const { values: args } = parseArgs({
   options: {
@@ -44,270 +44,12 @@ const { values: args } = parseArgs({
     runs: { type: 'string', default: '1' },
   },
 });
-const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
-const STACK_DIR = path.resolve(process.env.ODOO_DR_STACK_DIR ?? '/var/tmp/odoo-dr-stack');
-const PG_BIN = `/usr/lib/postgresql/${process.env.ODOO_DR_PG_MAJOR ?? '15'}/bin`;
-/** Tenants restored at once, by odoo-dr (DR_MAX_PARALLEL_BACKUPS) and by the bare baseline. */
-const PARALLEL = 3;
-/** Filestore blobs in flight per tenant: odoo-dr's restoreFilestore default, used for the baseline too. */
-const BLOB_CONCURRENCY = 4;
-const run = promisify(execFile);
 
 interface Measured {
   odooDrMs: number;
   bareMs: number;
   report: RecoveryResult['report'];
-}
-
-type History = Awaited<ReturnType<WorkflowHandle['fetchHistory']>>;
-
-/** Where odoo-dr's wall time went, from the workflow's history (server timestamps). */
-interface Phases {
-  /** Start to the first shadow restore scheduled: plan, approval, roles, configuration. */
-  beforeShadowsMs: number;
-  /** First shadow scheduled to last shadow completed. */
-  shadowsMs: number;
-  /** Σ prepareRecoveryShadow time (started to completed). */
-  shadowActivityMs: number;
-  /** Last shadow completed to the workflow's end: stop Odoo, swaps, start, health, markers, report. */
-  afterShadowsMs: number;
-  /** Activities after the shadows, by type: count and Σ scheduled-to-completed time. */
-  after: Record<string, { n: number; ms: number }>;
-}
-
-function eventMs(t: { seconds?: unknown; nanos?: number | null } | null | undefined): number {
-  return Number(t?.seconds ?? 0) * 1000 + (t?.nanos ?? 0) / 1e6;
-}
-
-function phasesOf(history: History): Phases {
-  const events = history.events ?? [];
-  const scheduled = new Map<string, { type: string; at: number }>();
-  const started = new Map<string, number>();
-  let start = Infinity;
-  let end = 0;
-  let firstShadow = Infinity;
-  let lastShadow = 0;
-  let shadowActivityMs = 0;
-  const done: Array<{ type: string; scheduledAt: number; at: number }> = [];
-  for (const e of events) {
-    const at = eventMs(e.eventTime);
-    start = Math.min(start, at);
-    end = Math.max(end, at);
-    const sch = e.activityTaskScheduledEventAttributes;
-    if (sch) {
-      const type = sch.activityType?.name ?? '?';
-      scheduled.set(String(e.eventId), { type, at });
-      if (type === 'prepareRecoveryShadow') firstShadow = Math.min(firstShadow, at);
-    }
-    if (e.activityTaskStartedEventAttributes) started.set(String(e.activityTaskStartedEventAttributes.scheduledEventId), at);
-    const fin = e.activityTaskCompletedEventAttributes ?? e.activityTaskFailedEventAttributes;
-    if (fin) {
-      const s = scheduled.get(String(fin.scheduledEventId));
-      if (!s) continue;
-      done.push({ type: s.type, scheduledAt: s.at, at });
-      if (s.type === 'prepareRecoveryShadow') {
-        lastShadow = Math.max(lastShadow, at);
-        shadowActivityMs += at - (started.get(String(fin.scheduledEventId)) ?? s.at);
-      }
-    }
-  }
-  const after: Phases['after'] = {};
-  for (const d of done) {
-    if (d.scheduledAt < lastShadow) continue;
-    const a = (after[d.type] ??= { n: 0, ms: 0 });
-    a.n++;
-    a.ms += d.at - d.scheduledAt;
-  }
-  return { beforeShadowsMs: firstShadow - start, shadowsMs: lastShadow - firstShadow, shadowActivityMs, afterShadowsMs: end - lastShadow, after };
-}
-
-/** Runs `fn` over `items`, `limit` at a time; the first error wins (after the running ones settle). */
-async function pool<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const errors: unknown[] = [];
-  const lane = async () => {
-    while (next < items.length && errors.length === 0) {
-      const item = items[next++]!;
-      await fn(item).catch((err: unknown) => void errors.push(err));
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
-  if (errors.length) throw errors[0];
-}
-
-async function sh(file: string, argv: string[], env?: NodeJS.ProcessEnv): Promise<void> {
-  try {
-    await run(file, argv, { env: env ?? process.env, maxBuffer: 16 * MiB });
-  } catch (err) {
-    const e = err as Error & { stderr?: string };
-    throw new Error(`${path.basename(file)} ${argv.slice(0, 3).join(' ')}… failed: ${e.stderr?.trim() || e.message}`);
-  }
-}
-
-/** `age -d` of a stream into `dest`. */
-function ageDecryptTo(body: Readable, identityFile: string, dest: string): Promise<void> {
-  const child = spawn('age', ['-d', '-i', identityFile, '-o', dest], { stdio: ['pipe', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<void>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', (code) => (code === 0 ? resolve() : reject(new Error(`age -d ${dest} exited ${code}: ${stderr.trim()}`))));
-  });
-  return Promise.all([pipeline(body, child.stdin), exited]).then(() => undefined);
-}
-
-async function pgCount(conn: { host: string; port: number; user: string; password: string }, database: string, sql: string): Promise<number> {
-  const c = new PgClient({ ...conn, database });
-  await c.connect();
-  try {
-    const { rows } = await c.query<{ n: string }>(sql);
-    return Number(rows[0]!.n);
-  } finally {
-    await c.end();
-  }
-}
-
-/** Regular files under a filestore folder, Odoo's `checklist/` markers excluded. */
-function countFiles(dir: string, top = true): number {
-  if (!existsSync(dir)) return 0;
-  let n = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    if (top && e.name === 'checklist') continue;
-    n += e.isDirectory() ? countFiles(path.join(dir, e.name), false) : 1;
-  }
-  return n;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
-/** odoo-dr: site recovery of every tenant of the session onto a fresh host, from the bucket alone. */
-async function odooDrRecovery(opts: {
-  bucketUrl: string;
-  etcDir: string;
-  infos: TenantInfo[];
-  workflowBundle: Awaited<ReturnType<typeof bundleWorkflowCode>>;
-}): Promise<{ ms: number; result: RecoveryResult; phases: Phases }> {
-  let site: FreshSite | undefined;
-  try {
-    site = await startFreshSite();
-    // The host is gone: its configuration too (it comes back from the archive, into DR_CONFIG_PATHS).
-    rmSync(opts.etcDir, { recursive: true, force: true });
-    const taskQueue = `bench-site-${randomBytes(3).toString('hex')}`;
-    const env = { ...site.env, DR_CLOUD_BUCKET: opts.bucketUrl, DR_TASK_QUEUE: taskQueue, DR_CONFIG_PATHS: opts.etcDir, DR_MAX_PARALLEL_BACKUPS: String(PARALLEL) };
-    const config = site.config(env);
-    const native = await NativeConnection.connect({ address: site.temporal.address });
-    const connection = await Connection.connect({ address: site.temporal.address });
-    const client = new Client({ connection, namespace: 'default' });
-    const worker = await createWorker({ config, connection: native, namespace: 'default', taskQueue, workflowBundle: opts.workflowBundle });
-    const running = worker.run();
-    let ms: number;
-    let result: RecoveryResult;
-    let phases: Phases;
-    try {
-      const input: RecoveryInput = { mode: 'full', site: true, fromCloud: true, approvedBy: 'bench', startedBy: 'bench' };
-      const t0 = performance.now();
-      result = await client.workflow.execute<(i: RecoveryInput) => Promise<RecoveryResult>>('recoveryWorkflow', {
-        taskQueue,
-        workflowId: `bench/site-recovery/${taskQueue}`,
-        args: [input],
-      });
-      ms = performance.now() - t0;
-      phases = phasesOf(await client.workflow.getHandle(`bench/site-recovery/${taskQueue}`).fetchHistory());
-    } finally {
-      worker.shutdown();
-      await running;
-      await connection.close();
-      await native.close();
-    }
-    const bad = opts.infos.filter((t) => result.tenants[t.name]?.state !== 'recovered');
-    if (bad.length) {
-      throw new Error(
-        `odoo-dr site recovery: ${bad.length} tenant(s) not recovered (workflow state ${result.state}): ` +
-          bad.map((t) => `${t.name}: ${JSON.stringify(result.tenants[t.name])}`).join('; '),
-      );
-    }
-    // Same data as the originals (outside the timing): move lines and filestore files.
-    const conn = { host: config.postgres.host, port: config.postgres.port, user: config.postgres.user, password: config.postgres.password ?? '' };
-    for (const t of opts.infos) {
-      const lines = await pgCount(conn, t.name, 'SELECT count(*) AS n FROM account_move_line');
-      const files = countFiles(path.join(config.odoo.filestoreRoot, t.name));
-      if (lines !== t.tables.account_move_line || files !== t.fileCount) {
-        throw new Error(`odoo-dr restored ${t.name} with ${lines} move lines and ${files} files, expected ${t.tables.account_move_line} and ${t.fileCount}`);
-      }
-    }
-    return { ms, result, phases };
-  } finally {
-    await site?.stop();
-  }
-}
-
-/** The bare tools: what a person with the bucket, the key and a shell would run, 3 tenants at a time. */
-async function bareRecovery(opts: { stack: DrConfig; session: string; infos: TenantInfo[] }): Promise<number> {
-  const cloud = opts.stack.cloud!;
-  const identity = opts.stack.encryption.identityFile!;
-  const s3 = new S3Client({
-    region: cloud.region,
-    endpoint: cloud.endpoint,
-    forcePathStyle: cloud.forcePathStyle,
-    ...(cloud.accessKeyId && cloud.secretAccessKey ? { credentials: { accessKeyId: cloud.accessKeyId, secretAccessKey: cloud.secretAccessKey } } : {}),
-  });
-  const key = (...parts: string[]) => [cloud.prefix, ...parts].filter((p) => p !== '').join('/');
-  const get = async (k: string) => (await s3.send(new GetObjectCommand({ Bucket: cloud.bucket, Key: k }))).Body as Readable;
-  let pg: FreshPostgres | undefined;
-  let work: string | undefined;
-  try {
-    pg = await startFreshPostgres();
-    work = mkdtempSync(path.join(STACK_DIR, 'bench-site-bare-'));
-    const password = readFileSync(pg.passwordFile, 'utf8').trim();
-    const env = { ...process.env, PGHOST: pg.host, PGPORT: String(pg.port), PGUSER: 'postgres', PGPASSWORD: password, PGDATABASE: 'postgres' };
-    const tenantDir = (t: string) => `sessions/${opts.session}/tenants/${t}`;
-    const scratch = work;
-
-    const t0 = performance.now();
-    await sh(path.join(PG_BIN, 'psql'), ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-c', 'CREATE ROLE odoo LOGIN'], env);
-    await pool(opts.infos, PARALLEL, async ({ name }) => {
-      const encrypted = path.join(scratch, `${name}.dump.zst.age`);
-      const plain = path.join(scratch, `${name}.dump`);
-      await pipeline(await get(key(tenantDir(name), 'database.dump.zst.age')), createWriteStream(encrypted));
-      await sh('bash', ['-c', 'set -o pipefail; age -d -i "$1" "$2" | zstd -d -q > "$3"', 'x', identity, encrypted, plain]);
-      await sh(path.join(PG_BIN, 'createdb'), ['-O', 'odoo', name], env);
-      await sh(path.join(PG_BIN, 'pg_restore'), ['-j2', '--exit-on-error', '-d', name, plain], env);
-      rmSync(encrypted);
-      rmSync(plain);
-      const chunks: Buffer[] = [];
-      for await (const chunk of await get(key(tenantDir(name), 'filestore.jsonl'))) chunks.push(chunk as Buffer);
-      const entries = Buffer.concat(chunks)
-        .toString('utf8')
-        .split('\n')
-        .filter((l) => l.trim() !== '')
-        .map((l) => JSON.parse(l) as { path: string; sha1: string; size: number });
-      const dest = path.join(scratch, 'filestore', name);
-      await pool(entries, BLOB_CONCURRENCY, async (e) => {
-        mkdirSync(path.dirname(path.join(dest, e.path)), { recursive: true });
-        await ageDecryptTo(await get(key('blobs', e.sha1.slice(0, 2), `${e.sha1}.age`)), identity, path.join(dest, e.path));
-      });
-    });
-    const ms = performance.now() - t0;
-
-    const conn = { host: pg.host, port: pg.port, user: 'postgres', password };
-    for (const t of opts.infos) {
-      const lines = await pgCount(conn, t.name, 'SELECT count(*) AS n FROM account_move_line');
-      const files = countFiles(path.join(scratch, 'filestore', t.name));
-      if (lines !== t.tables.account_move_line || files !== t.fileCount) {
-        throw new Error(`bare tools restored ${t.name} with ${lines} move lines and ${files} files, expected ${t.tables.account_move_line} and ${t.fileCount}`);
-      }
-    }
-    return ms;
-  } finally {
-    s3.destroy();
-    await pg?.stop();
-    if (work) rmSync(work, { recursive: true, force: true });
-  }
 }
 
 async function main(): Promise<void> {

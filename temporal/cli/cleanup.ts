@@ -7,7 +7,8 @@ import type { Command } from 'commander';
 import type { PlaceReport } from '../../activities';
 import { DEFAULT_TASK_QUEUE, WorkflowNames, idStamp, workflowIds, type RetentionInput } from '../../workflows/definitions';
 import type { RetentionReport } from '../../workflows/retention';
-import { CliExit, EXIT, formatBytes, formatTable, load, operatorIdentity, printWarnings, withTemporal, type GlobalOptions } from './common';
+import { CliExit, EXIT, formatBytes, formatTable, load, operatorIdentity, printWarnings, withTemporal } from './common';
+import { globals } from './output';
 import { reconnectTimeoutMs, waitForWorkflow } from './wait';
 
 function placeRow(name: string, p: PlaceReport | null): string[] {
@@ -69,7 +70,7 @@ Examples:
 Exit code 1 when a step failed (the others still ran).`,
     )
     .action(async (cmdOpts: { dryRun?: boolean; cloud?: boolean; wait?: boolean }, cmd: Command) => {
-      const opts = cmd.optsWithGlobals<GlobalOptions>();
+      const { opts, out } = globals(cmd);
       const waitTimeout = reconnectTimeoutMs(opts);
       const config = load(opts);
       printWarnings(config);
@@ -92,12 +93,11 @@ Exit code 1 when a step failed (the others still ran).`,
           });
         process.stderr.write(`started retention${cmdOpts.dryRun ? ' (dry run)' : ''} (workflow ${handle.workflowId})\n`);
         if (!cmdOpts.wait) {
-          if (opts.json) process.stdout.write(`${JSON.stringify({ workflowId: handle.workflowId })}\n`);
+          out.brief({ workflowId: handle.workflowId });
           return;
         }
         const report = await waitForWorkflow<(i: RetentionInput) => Promise<RetentionReport>>(handle.workflowId, { config, reconnectTimeoutMs: waitTimeout });
-        if (opts.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-        else printRetention(report);
+        out.result(report, printRetention);
         if (report.status !== 'ok') outcome.code = EXIT.failed;
       });
     });

@@ -8,21 +8,13 @@
  */
 import path from 'node:path';
 import type { Command } from 'commander';
-import type { DrConfig } from '../../src/config';
 import type { SessionSource } from '../../src/sessions/catalog';
 import { ODOO_DB_NAME } from '../../src/odoo/db-name';
-import { formatBytes } from './common';
+import { CliExit, EXIT, formatBytes, load, printWarnings } from './common';
+import { globals } from './output';
 
-export interface InteropCliHelpers {
-  load(opts: { config?: string }): DrConfig;
-  /** An error the CLI reports with exit code 2 (bad command line: nothing was done). */
-  usage(message: string): Error;
-}
-
-interface Globals {
-  config?: string;
-  json?: boolean;
-}
+/** An error the CLI reports with exit code 2 (bad command line: nothing was done). */
+const usage = (message: string) => new CliExit(EXIT.usage, message);
 
 const SESSION = /^backup_\d{8}_\d{6}_[a-z0-9]+$/;
 
@@ -37,15 +29,15 @@ function progressPrinter(command: string, json: boolean | undefined): (phase: st
   };
 }
 
-function checkTenant(helpers: InteropCliHelpers, tenant: string | undefined): string {
-  if (!tenant) throw helpers.usage('--tenant DB is required');
+function checkTenant(tenant: string | undefined): string {
+  if (!tenant) throw usage('--tenant DB is required');
   if (!ODOO_DB_NAME.test(tenant) || Buffer.byteLength(tenant) > 63) {
-    throw helpers.usage(`--tenant "${tenant}" is not a valid Odoo database name (letters, digits, _ . -, starting with a letter or digit, at most 63 bytes)`);
+    throw usage(`--tenant "${tenant}" is not a valid Odoo database name (letters, digits, _ . -, starting with a letter or digit, at most 63 bytes)`);
   }
   return tenant;
 }
 
-export function registerInteropCommands(program: Command, helpers: InteropCliHelpers): void {
+export function registerInteropCommands(program: Command): void {
   program
     .command('export')
     .description("Write a tenant's backup as the zip Odoo's database manager restores (dump.sql, filestore/, manifest.json).")
@@ -57,16 +49,16 @@ export function registerInteropCommands(program: Command, helpers: InteropCliHel
     .option('--allow-unsigned', 'accept a session made before signing was set up')
     .addHelpText('after', '\nExamples:\n  odoo-dr export --tenant acme -o /tmp/acme.zip\n  odoo-dr export --tenant acme -s backup_20261126_021503_k3x9q2 -c -o acme.zip\n')
     .action(async (o: { tenant: string; output: string; session?: string; cloud?: boolean; force?: boolean; allowUnsigned?: boolean }, cmd: Command) => {
-      const g = cmd.optsWithGlobals<Globals>();
-      const tenant = checkTenant(helpers, o.tenant);
+      const { opts, out } = globals(cmd);
+      const tenant = checkTenant(o.tenant);
       if (o.session !== undefined && o.session !== 'latest' && !SESSION.test(o.session)) {
-        throw helpers.usage(`-s "${o.session}" is not a session name (backup_YYYYMMDD_HHMMSS_<id>)`);
+        throw usage(`-s "${o.session}" is not a session name (backup_YYYYMMDD_HHMMSS_<id>)`);
       }
-      if (!o.output.endsWith('.zip')) throw helpers.usage(`-o ${o.output}: the file name must end in .zip`);
-      const config = helpers.load(g);
-      for (const w of config.warnings) process.stderr.write(`warning: ${w}\n`);
-      if (o.cloud && !config.cloud) throw helpers.usage('--cloud needs DR_CLOUD_BUCKET in the configuration');
-      if (!config.encryption.identityFile) throw helpers.usage('export decrypts the session: set DR_ENCRYPTION_KEY_FILE');
+      if (!o.output.endsWith('.zip')) throw usage(`-o ${o.output}: the file name must end in .zip`);
+      const config = load(opts);
+      printWarnings(config);
+      if (o.cloud && !config.cloud) throw usage('--cloud needs DR_CLOUD_BUCKET in the configuration');
+      if (!config.encryption.identityFile) throw usage('export decrypts the session: set DR_ENCRYPTION_KEY_FILE');
       const { readIdentity } = await import('../../src/crypto/age.js');
       const { exportTenant } = await import('../../src/interop/export.js');
       const source: SessionSource = o.cloud ? 'cloud' : 'auto';
@@ -79,18 +71,16 @@ export function registerInteropCommands(program: Command, helpers: InteropCliHel
         identity: await readIdentity(config.encryption.identityFile),
         ...(o.force ? { force: true } : {}),
         ...(o.allowUnsigned ? { allowUnsigned: true } : {}),
-        onProgress: progressPrinter('export', g.json),
+        onProgress: progressPrinter('export', out.json),
       });
       if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
       for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
-      if (g.json) {
-        process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-        return;
-      }
-      process.stdout.write(
-        `exported ${tenant} from ${result.session} (${result.location}) to ${result.out}: ${formatBytes(result.zipBytes)} ` +
-          `(dump.sql ${formatBytes(result.sqlBytes)}, ${result.files} files ${formatBytes(result.fileBytes)}, Odoo ${result.manifest.major_version}, ` +
-          `${Object.keys(result.manifest.modules).length} modules, PostgreSQL ${result.manifest.pg_version}) in ${(result.durationMs / 1000).toFixed(1)} s\n`,
+      out.result(result, (r) =>
+        process.stdout.write(
+          `exported ${tenant} from ${r.session} (${r.location}) to ${r.out}: ${formatBytes(r.zipBytes)} ` +
+            `(dump.sql ${formatBytes(r.sqlBytes)}, ${r.files} files ${formatBytes(r.fileBytes)}, Odoo ${r.manifest.major_version}, ` +
+            `${Object.keys(r.manifest.modules).length} modules, PostgreSQL ${r.manifest.pg_version}) in ${(r.durationMs / 1000).toFixed(1)} s\n`,
+        ),
       );
     });
 
@@ -102,24 +92,22 @@ export function registerInteropCommands(program: Command, helpers: InteropCliHel
     .option('--move', 'the tenant itself moved here: database.uuid and database.secret kept, not neutralized')
     .addHelpText('after', '\nExamples:\n  odoo-dr import /tmp/customer_2026-11-26.zip --tenant customer-staging\n  odoo-dr import acme.zip --tenant acme --move\n')
     .action(async (file: string, o: { tenant: string; copy?: boolean; move?: boolean }, cmd: Command) => {
-      const g = cmd.optsWithGlobals<Globals>();
-      const tenant = checkTenant(helpers, o.tenant);
-      if (o.copy && o.move) throw helpers.usage('--copy and --move exclude each other');
-      const config = helpers.load(g);
-      for (const w of config.warnings) process.stderr.write(`warning: ${w}\n`);
+      const { opts, out } = globals(cmd);
+      const tenant = checkTenant(o.tenant);
+      if (o.copy && o.move) throw usage('--copy and --move exclude each other');
+      const config = load(opts);
+      printWarnings(config);
       const { importArchive } = await import('../../src/interop/import.js');
-      const result = await importArchive({ config, file: path.resolve(file), tenant, mode: o.move ? 'move' : 'copy', onProgress: progressPrinter('import', g.json) });
+      const result = await importArchive({ config, file: path.resolve(file), tenant, mode: o.move ? 'move' : 'copy', onProgress: progressPrinter('import', out.json) });
       if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
       for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
-      if (g.json) {
-        process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-        return;
-      }
-      const src = result.source ? ` (Odoo ${result.source.version}, database "${result.source.dbName}", ${result.source.modules} modules)` : '';
-      process.stdout.write(
-        `imported ${result.file}${src} as tenant ${tenant} (${result.mode}${result.mode === 'copy' ? ': neutralized, new database.uuid and database.secret' : ''}): ` +
-          `${result.files} files (${formatBytes(result.bytes)}) in ${(result.durationMs / 1000).toFixed(1)} s\n`,
-      );
-      for (const c of result.checks) process.stdout.write(`  ${c.status.toUpperCase().padEnd(4)}  ${c.name}: ${c.message}\n`);
+      out.result(result, (r) => {
+        const src = r.source ? ` (Odoo ${r.source.version}, database "${r.source.dbName}", ${r.source.modules} modules)` : '';
+        process.stdout.write(
+          `imported ${r.file}${src} as tenant ${tenant} (${r.mode}${r.mode === 'copy' ? ': neutralized, new database.uuid and database.secret' : ''}): ` +
+            `${r.files} files (${formatBytes(r.bytes)}) in ${(r.durationMs / 1000).toFixed(1)} s\n`,
+        );
+        for (const c of r.checks) process.stdout.write(`  ${c.status.toUpperCase().padEnd(4)}  ${c.name}: ${c.message}\n`);
+      });
     });
 }

@@ -4,33 +4,14 @@
  * 3 UNKNOWN (no check could run: Temporal unreachable, no report) — README "Monitoring and alerts".
  */
 import { randomBytes } from 'node:crypto';
-import type { Client } from '@temporalio/client';
 import type { Command } from 'commander';
-import type { DrConfig } from '../../src/config';
 import { exitCodeFor, readStatusReport, statusReportPath, type StatusReport } from '../../src/monitor/report';
 import type { MonitorCheck } from '../../src/monitor/checks';
 import { DEFAULT_TASK_QUEUE, WorkflowNames, idStamp, workflowIds, type MonitorInput } from '../../workflows/definitions';
 import type { MonitorResult } from '../../workflows/monitor';
-
-interface GlobalOptions {
-  config?: string;
-  json?: boolean;
-  reconnectTimeout?: string;
-}
-
-/** What the main CLI lends its commands (kept there: one exit-code and connection policy). */
-export interface CliContext {
-  outcome: { code: number };
-  load(opts: GlobalOptions): DrConfig;
-  printWarnings(config: DrConfig): void;
-  withTemporal<T>(config: DrConfig, fn: (client: Client) => Promise<T>): Promise<T>;
-  waitForWorkflow(workflowId: string, settings: { config: DrConfig; reconnectTimeoutMs: number }): Promise<unknown>;
-  reconnectTimeoutMs(opts: GlobalOptions): number;
-  operatorIdentity(): string;
-  /** An error that ends the CLI with `code` and `message`. */
-  exit(code: number, message: string): Error;
-  formatTable: (header: string[], rows: string[][]) => string;
-}
+import { CliExit, formatTable, load, operatorIdentity, printWarnings, withTemporal } from './common';
+import { globals } from './output';
+import { reconnectTimeoutMs, waitForWorkflow } from './wait';
 
 /** 3: no check could run (the CLI's "service unreachable", Nagios UNKNOWN). */
 const UNKNOWN = 3;
@@ -43,7 +24,7 @@ function age(h: number | undefined): string {
 }
 
 /** The report, readably: a summary line, a table per tenant, then every check that is not ok. */
-export function formatReport(r: StatusReport, table: CliContext['formatTable'], opts: { all?: boolean } = {}): string {
+export function formatReport(r: StatusReport, opts: { all?: boolean } = {}): string {
   const out: string[] = [];
   const s = r.summary;
   out.push(`odoo-dr status: ${MARK[r.status]} (${s.critical} critical, ${s.warning} warning, ${s.ok} ok, ${s.unknown} unknown) — ${r.generatedAt} on ${r.host} (${r.workflowId})`);
@@ -51,7 +32,7 @@ export function formatReport(r: StatusReport, table: CliContext['formatTable'], 
   out.push('');
   if (r.tenants.length) {
     out.push(
-      table(
+      formatTable(
         ['TENANT', 'LAST BACKUP', 'AGE', 'LAST VALIDATED', 'AGE', 'RPO'],
         r.tenants.map((t) => [
           t.tenant,
@@ -67,7 +48,7 @@ export function formatReport(r: StatusReport, table: CliContext['formatTable'], 
   out.push('');
   const shown = opts.all ? r.checks : r.checks.filter((c) => c.status !== 'ok');
   if (shown.length) {
-    out.push(table(['STATUS', 'CHECK', 'VALUE', 'MESSAGE'], shown.map((c) => [MARK[c.status], c.id, c.value === null ? '-' : `${c.value}${c.unit && typeof c.value === 'number' ? ` ${c.unit}` : ''}`, c.message])).trimEnd());
+    out.push(formatTable(['STATUS', 'CHECK', 'VALUE', 'MESSAGE'], shown.map((c) => [MARK[c.status], c.id, c.value === null ? '-' : `${c.value}${c.unit && typeof c.value === 'number' ? ` ${c.unit}` : ''}`, c.message])).trimEnd());
     for (const c of shown.filter((x) => x.action && x.status !== 'ok' && x.status !== 'unknown')) out.push(`  → ${c.id}: ${c.action}`);
   } else out.push(`all ${r.checks.length} checks ok`);
   const a = r.alerts;
@@ -78,7 +59,7 @@ export function formatReport(r: StatusReport, table: CliContext['formatTable'], 
   return `${out.join('\n')}\n`;
 }
 
-export function registerMonitorCommands(program: Command, ctx: CliContext): void {
+export function registerMonitorCommands(program: Command, outcome: { code: number }): void {
   program
     .command('monitor')
     .description('Run a monitoring check now (monitorWorkflow): backup ages, completeness, cloud sync, disks, services, integrity, resources; writes DR_LOG_DIR/dr-status.json and alerts on changes.')
@@ -95,12 +76,12 @@ Exit codes with --wait (as Nagios plugins): 0 OK, 1 WARNING, 2 CRITICAL (also: b
 configuration), 3 UNKNOWN (Temporal unreachable). Checks that cannot be measured here (unknown) do not
 change the code.`)
     .action(async (cmdOpts: { wait?: boolean; alerts: boolean; all?: boolean }, cmd: Command) => {
-      const opts = cmd.optsWithGlobals<GlobalOptions>();
-      const waitTimeout = ctx.reconnectTimeoutMs(opts);
-      const config = ctx.load(opts);
-      ctx.printWarnings(config);
-      await ctx.withTemporal(config, async (client) => {
-        const input: MonitorInput = { alerts: cmdOpts.alerts, startedBy: ctx.operatorIdentity() };
+      const { opts, out } = globals(cmd);
+      const waitTimeout = reconnectTimeoutMs(opts);
+      const config = load(opts);
+      printWarnings(config);
+      await withTemporal(config, async (client) => {
+        const input: MonitorInput = { alerts: cmdOpts.alerts, startedBy: operatorIdentity() };
         const handle = await client.workflow.start<(i: MonitorInput) => Promise<MonitorResult>>(WorkflowNames.monitor, {
           taskQueue: config.taskQueue || DEFAULT_TASK_QUEUE,
           workflowId: workflowIds.monitor(`${idStamp(new Date())}-${randomBytes(3).toString('hex')}`),
@@ -110,13 +91,12 @@ change the code.`)
         });
         process.stderr.write(`started monitoring check (workflow ${handle.workflowId})\n`);
         if (!cmdOpts.wait) {
-          if (opts.json) process.stdout.write(`${JSON.stringify({ workflowId: handle.workflowId })}\n`);
+          out.brief({ workflowId: handle.workflowId });
           return;
         }
-        const report = (await ctx.waitForWorkflow(handle.workflowId, { config, reconnectTimeoutMs: waitTimeout })) as MonitorResult;
-        if (opts.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-        else process.stdout.write(formatReport(report, ctx.formatTable, { all: cmdOpts.all ?? false }) + `report: ${report.reportPath}\n`);
-        ctx.outcome.code = exitCodeFor(report.status);
+        const report = await waitForWorkflow<(i: MonitorInput) => Promise<MonitorResult>>(handle.workflowId, { config, reconnectTimeoutMs: waitTimeout });
+        out.result(report, (r) => process.stdout.write(formatReport(r, { all: cmdOpts.all ?? false }) + `report: ${r.reportPath}\n`));
+        outcome.code = exitCodeFor(report.status);
       });
     });
 
@@ -134,32 +114,30 @@ Examples:
 Exit codes (report): 0 OK, 1 WARNING, 2 CRITICAL (also when the report is older than --max-age),
 3 UNKNOWN (no readable report).`)
     .action(async (workflowId: string | undefined, cmdOpts: { all?: boolean; maxAge?: string }, cmd: Command) => {
-      const opts = cmd.optsWithGlobals<GlobalOptions>();
-      const config = ctx.load(opts);
+      const { opts, out } = globals(cmd);
+      const config = load(opts);
       if (workflowId) {
-        await ctx.withTemporal(config, async (client) => {
+        await withTemporal(config, async (client) => {
           const d = await client.workflow.getHandle(workflowId).describe();
           const info = { workflowId: d.workflowId, runId: d.runId, type: d.type, status: d.status.name, taskQueue: d.taskQueue, startTime: d.startTime.toISOString(), closeTime: d.closeTime?.toISOString() ?? null, historyLength: d.historyLength };
-          if (opts.json) process.stdout.write(`${JSON.stringify(info, null, 2)}\n`);
-          else process.stdout.write(`${Object.entries(info).map(([k, v]) => `${k.padEnd(14)} ${v ?? '-'}`).join('\n')}\n`);
-          if (['FAILED', 'TERMINATED', 'TIMED_OUT', 'CANCELLED'].includes(d.status.name)) ctx.outcome.code = 1;
+          out.result(info, (i) => process.stdout.write(`${Object.entries(i).map(([k, v]) => `${k.padEnd(14)} ${v ?? '-'}`).join('\n')}\n`));
+          if (['FAILED', 'TERMINATED', 'TIMED_OUT', 'CANCELLED'].includes(d.status.name)) outcome.code = 1;
         });
         return;
       }
       const maxAgeMinutes = cmdOpts.maxAge === undefined ? 180 : Number(cmdOpts.maxAge);
-      if (!Number.isFinite(maxAgeMinutes) || maxAgeMinutes <= 0) throw ctx.exit(2, `--max-age must be a positive number of minutes, got "${cmdOpts.maxAge}"`);
+      if (!Number.isFinite(maxAgeMinutes) || maxAgeMinutes <= 0) throw new CliExit(2, `--max-age must be a positive number of minutes, got "${cmdOpts.maxAge}"`);
       const file = statusReportPath(config.logDir);
       let report: StatusReport;
       try {
         report = await readStatusReport(file);
       } catch (err) {
-        throw ctx.exit(UNKNOWN, (err as Error).message);
+        throw new CliExit(UNKNOWN, (err as Error).message);
       }
       const ageMin = (Date.now() - Date.parse(report.generatedAt)) / 60_000;
       const stale = ageMin > maxAgeMinutes;
-      if (opts.json) process.stdout.write(`${JSON.stringify({ ...report, stale }, null, 2)}\n`);
-      else process.stdout.write(formatReport(report, ctx.formatTable, { all: cmdOpts.all ?? false }));
+      out.result({ ...report, stale }, (r) => process.stdout.write(formatReport(r, { all: cmdOpts.all ?? false })));
       if (stale) process.stderr.write(`CRITICAL: the report is ${Math.round(ageMin)} min old (more than ${maxAgeMinutes}): is the monitor schedule running? (odoo-dr schedules list)\n`);
-      ctx.outcome.code = stale ? 2 : exitCodeFor(report.status);
+      outcome.code = stale ? 2 : exitCodeFor(report.status);
     });
 }

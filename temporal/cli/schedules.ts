@@ -7,7 +7,8 @@ import type { Command } from 'commander';
 import { AutomationPlanError, SCHEDULE_KINDS, formatMinutes, planSchedules, type AutomationFlags, type ScheduleKind } from '../../src/automation/schedules';
 import type { DrConfig } from '../../src/config';
 import { scheduleId } from '../../workflows/definitions';
-import { CliExit, EXIT, formatTable, load, operatorIdentity, printWarnings, withTemporal, type GlobalOptions } from './common';
+import { CliExit, EXIT, formatTable, load, operatorIdentity, printWarnings, withTemporal } from './common';
+import { globals } from './output';
 import {
   ScheduleRunInProgressError,
   applySchedules,
@@ -109,7 +110,7 @@ Examples:
 
 Exit code 2 when a flag is invalid or the backup cadence breaks the RPO (nothing is changed).`)
     .action(async (cmdOpts: ApplyOptions, cmd: Command) => {
-      const opts = cmd.optsWithGlobals<GlobalOptions>();
+      const { opts, out } = globals(cmd);
       const config = load(opts);
       printWarnings(config);
       let plan;
@@ -122,17 +123,14 @@ Exit code 2 when a flag is invalid or the backup cadence breaks the RPO (nothing
       const dryRun = Boolean(cmdOpts.dryRun);
       await withTemporal(config, async (client) => {
         const rows = await applySchedules(client, plan, config.taskQueue, { dryRun });
-        if (opts.json) {
-          process.stdout.write(`${JSON.stringify({ taskQueue: config.taskQueue, dryRun, rpo: plan.rpo, warnings: plan.warnings, schedules: rows }, null, 2)}\n`);
-          return;
-        }
-        printApplied(rows, dryRun);
-        const { rpo } = plan;
-        process.stdout.write(
-          `RPO: at most ${formatMinutes(rpo.largestGapMinutes)} between two backups; DR_RPO_HOURS=${rpo.rpoHours} ${rpo.ok ? 'is met' : 'is NOT met (--force)'}\n`,
-        );
-        if (dryRun) process.stdout.write('dry run: nothing was changed\n');
-        else process.stdout.write(`runs need a worker on task queue ${config.taskQueue}: odoo-dr worker\n`);
+        out.result({ taskQueue: config.taskQueue, dryRun, rpo: plan.rpo, warnings: plan.warnings, schedules: rows }, ({ rpo }) => {
+          printApplied(rows, dryRun);
+          process.stdout.write(
+            `RPO: at most ${formatMinutes(rpo.largestGapMinutes)} between two backups; DR_RPO_HOURS=${rpo.rpoHours} ${rpo.ok ? 'is met' : 'is NOT met (--force)'}\n`,
+          );
+          if (dryRun) process.stdout.write('dry run: nothing was changed\n');
+          else process.stdout.write(`runs need a worker on task queue ${config.taskQueue}: odoo-dr worker\n`);
+        });
       });
     });
 
@@ -140,13 +138,12 @@ Exit code 2 when a flag is invalid or the backup cadence breaks the RPO (nothing
     .command('list')
     .description('Show the schedules: state, cadence, next run, last run and its result.')
     .action(async (_: unknown, cmd: Command) => {
-      const opts = cmd.optsWithGlobals<GlobalOptions>();
+      const { opts, out } = globals(cmd);
       const config = load(opts);
       printWarnings(config);
       await withTemporal(config, async (client) => {
         const rows = await listSchedules(client, config.taskQueue);
-        if (opts.json) process.stdout.write(`${JSON.stringify({ taskQueue: config.taskQueue, schedules: rows }, null, 2)}\n`);
-        else printStates(rows);
+        out.result({ taskQueue: config.taskQueue, schedules: rows }, () => printStates(rows));
       });
     });
 
@@ -156,14 +153,13 @@ Exit code 2 when a flag is invalid or the backup cadence breaks the RPO (nothing
       .description(`${verb === 'pause' ? 'Pause' : 'Unpause'} a schedule (${SCHEDULE_KINDS.join(', ')}); the note is shown in the Temporal UI and \`schedules list\`.`)
       .option('--note <text>', 'why (recorded on the schedule)')
       .action(async (raw: string, cmdOpts: { note?: string }, cmd: Command) => {
-        const opts = cmd.optsWithGlobals<GlobalOptions>();
+        const { opts, out } = globals(cmd);
         const config = load(opts);
         const name = scheduleName(raw, config.taskQueue);
         const note = `${verb}d by ${operatorIdentity()} via odoo-dr${cmdOpts.note ? `: ${cmdOpts.note}` : ''}`;
         await withTemporal(config, async (client) => {
           const id = await setPaused(client, name, config.taskQueue, verb === 'pause', note).catch(notFound(config, name));
-          if (opts.json) process.stdout.write(`${JSON.stringify({ scheduleId: id, paused: verb === 'pause', note })}\n`);
-          else process.stdout.write(`${verb}d ${id} (${note})\n`);
+          out.brief({ scheduleId: id, paused: verb === 'pause', note }, () => process.stdout.write(`${verb}d ${id} (${note})\n`));
         });
       });
   pauseCommand('pause');
@@ -173,7 +169,7 @@ Exit code 2 when a flag is invalid or the backup cadence breaks the RPO (nothing
     .command('trigger <name>')
     .description('Run a schedule\'s workflow now (refused while one of its runs is still going).')
     .action(async (raw: string, _: unknown, cmd: Command) => {
-      const opts = cmd.optsWithGlobals<GlobalOptions>();
+      const { opts, out } = globals(cmd);
       const config = load(opts);
       const name = scheduleName(raw, config.taskQueue);
       await withTemporal(config, async (client) => {
@@ -186,8 +182,7 @@ Exit code 2 when a flag is invalid or the backup cadence breaks the RPO (nothing
           outcome.code = EXIT.failed;
           return;
         }
-        if (opts.json) process.stdout.write(`${JSON.stringify({ scheduleId: scheduleId(name, config.taskQueue), workflowId })}\n`);
-        else process.stdout.write(`triggered ${scheduleId(name, config.taskQueue)}: started workflow ${workflowId}\n`);
+        out.brief({ scheduleId: scheduleId(name, config.taskQueue), workflowId }, (r) => process.stdout.write(`triggered ${r.scheduleId}: started workflow ${r.workflowId}\n`));
       });
     });
 
@@ -195,13 +190,14 @@ Exit code 2 when a flag is invalid or the backup cadence breaks the RPO (nothing
     .command('remove [names...]')
     .description(`Delete our schedules (all, or the named ones: ${SCHEDULE_KINDS.join(', ')}); running workflows go on. Only odoo-dr's schedule IDs are touched.`)
     .action(async (raw: string[], _: unknown, cmd: Command) => {
-      const opts = cmd.optsWithGlobals<GlobalOptions>();
+      const { opts, out } = globals(cmd);
       const config = load(opts);
       const names = raw.length ? raw.map((r) => scheduleName(r, config.taskQueue)) : SCHEDULE_KINDS;
       await withTemporal(config, async (client) => {
         const rows = await removeSchedules(client, config.taskQueue, names);
-        if (opts.json) process.stdout.write(`${JSON.stringify({ taskQueue: config.taskQueue, schedules: rows }, null, 2)}\n`);
-        else for (const r of rows) process.stdout.write(`${r.scheduleId}: ${r.change === 'remove' ? 'removed' : 'absent'}\n`);
+        out.result({ taskQueue: config.taskQueue, schedules: rows }, () => {
+          for (const r of rows) process.stdout.write(`${r.scheduleId}: ${r.change === 'remove' ? 'removed' : 'absent'}\n`);
+        });
       });
     });
 }

@@ -7,11 +7,12 @@ import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { loadConfig, type DrConfig } from '../../src/config';
+import { loadConfig, redactConfig, type DrConfig } from '../../src/config';
 import { ConfigError } from '../../src/errors';
 import { defaultKeyDir, ensureIdentity, ensureSigningKey, fillExample, readExample, setUpKeys, writeNewConfig, type KeyState } from '../../src/setup/bootstrap';
 import { allWorking, ok, problem, skipped, type SetupCheck } from '../../src/setup/report';
-import { CliExit, EXIT, formatTable, type GlobalOptions } from './common';
+import { CliExit, EXIT, formatTable, load, printWarnings, type GlobalOptions } from './common';
+import { globals } from './output';
 import { checkTemporal } from './setup-temporal';
 
 interface SetupOptions {
@@ -156,12 +157,27 @@ Examples:
 
 Exit codes: 0 everything works (warnings allowed), 1 something is broken, 2 invalid configuration.`)
     .action(async (cmdOpts: SetupOptions, cmd: Command) => {
-      const opts = cmd.optsWithGlobals<GlobalOptions>();
+      const { opts, out } = globals(cmd);
       if (cmdOpts.check && cmdOpts.applyLifecycle) throw new CliExit(EXIT.usage, '--check changes nothing: it cannot go with --apply-lifecycle');
       if (cmdOpts.dir !== undefined && cmdOpts.dir.trim() === '') throw new CliExit(EXIT.usage, '--dir must name a folder');
       const report = await runSetup(opts, cmdOpts);
-      if (opts.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-      else printReport(report);
+      out.result(report, printReport);
       if (!report.ok) outcome.code = EXIT.failed;
+    });
+}
+
+/** `odoo-dr config check`: the configuration validated and printed with its secrets hidden. */
+export function registerConfigCommands(program: Command): void {
+  const configCmd = program.command('config').description('Configuration commands.');
+  configCmd
+    .command('check')
+    .description('Validate the configuration and print it with secrets hidden.')
+    .action((_: unknown, cmd: Command) => {
+      const { opts, out } = globals(cmd);
+      const config = load(opts);
+      out.result(redactConfig(config), () => {
+        printWarnings(config);
+        process.stdout.write(`configuration ${config.source} is valid\n`);
+      });
     });
 }
