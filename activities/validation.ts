@@ -17,6 +17,7 @@ import { ensureScratchRoot, removeScratch, scratchFolderName } from '../src/rest
 import { restoreTestTenant, type RestoreTestResult } from '../src/validate/restore-test';
 import { ageCheck, artifactCheck, artifactsOf, dumpIntegrityCheck, filestoreBlobsCheck, type CheckResult } from '../src/validate/session';
 import { discoverTenants } from '../src/tenants';
+import { drillOutcome, type DrillFacts, type DrillOutcome, type DrillSettings } from '../src/drill/report';
 import { fetchTenantFiles, withBackupRoot } from '../src/validate/cloud';
 import { mapped } from './errors';
 import { whileHeartbeating } from './heartbeat';
@@ -59,6 +60,11 @@ export interface RestoreTestInput {
   fromCloud?: boolean;
   source?: SessionSource;
   allowUnsigned?: boolean;
+}
+
+export interface DrillReportInput {
+  facts: DrillFacts;
+  settings: DrillSettings;
 }
 
 export interface SaveReportInput {
@@ -222,6 +228,9 @@ export function createValidationActivities(config: DrConfig, secrets: Array<stri
         maxParallel: config.performance.maxParallelBackups,
       }),
     ),
+
+    /** The drill's verdict from what it observed (pure: the drill runs it as a local activity). */
+    drillReport: mapped(secrets, (input: DrillReportInput): Promise<DrillOutcome> => Promise.resolve(drillOutcome(input.facts, input.settings))),
 
     /** Current size of the fleet to recover: database sizes now, filestore sizes of the session. */
     fleetSize: mapped(secrets, async (input: { session: string; source?: SessionSource; allowUnsigned?: boolean }): Promise<{ tenants: number; bytes: number }> => {
