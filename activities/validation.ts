@@ -15,7 +15,8 @@ import { sweepScratch } from '../src/restore/scratch';
 import { SessionCatalog, type SessionResult, type SessionSource } from '../src/sessions/catalog';
 import { ensureScratchRoot, removeScratch, scratchFolderName } from '../src/restore/scratch';
 import { restoreTestTenant, type RestoreTestResult } from '../src/validate/restore-test';
-import { ageCheck, artifactCheck, artifactsOf, dumpIntegrityCheck, filestoreBlobsCheck, type CheckResult } from '../src/validate/session';
+import { planSessionChecks } from '../src/validate/plan';
+import { ageCheck, artifactCheck, dumpIntegrityCheck, filestoreBlobsCheck, type CheckResult } from '../src/validate/session';
 import { discoverTenants } from '../src/tenants';
 import { drillOutcome, type DrillFacts, type DrillOutcome, type DrillSettings } from '../src/drill/report';
 import { fetchTenantFiles, withBackupRoot } from '../src/validate/cloud';
@@ -127,31 +128,13 @@ export function createValidationActivities(config: DrConfig, secrets: Array<stri
         },
       ];
       const base = { manifestOk: true, sessionCloud: manifest.cloud !== null, readFrom: store.location };
-      if (input.tenant && !manifest.tenants[input.tenant]) {
-        checks.push({ name: 'tenant', status: 'fail', tenant: input.tenant, message: `tenant ${input.tenant} is not in session ${input.session}` });
-        return { ...base, checks, tenants: [] };
+      const plan = planSessionChecks(manifest, input, { readFrom: store.location, bucket: catalog.cloud !== undefined });
+      for (const planned of plan.checks) {
+        if (planned.kind === 'verdict') checks.push(planned.result);
+        else if (planned.kind === 'age') checks.push(ageCheck(config, input.session, new Date()));
+        else checks.push(await artifactCheck(planned.copy === 'cloud' ? catalog.cloud! : store, planned.artifact, planned.tenant));
       }
-      for (const [name, entry] of Object.entries(manifest.tenants)) {
-        if (input.tenant && name !== input.tenant) continue;
-        if (entry.status !== 'complete') checks.push({ name: 'tenant', status: 'fail', tenant: name, message: `tenant ${name} failed in this session: ${entry.error ?? 'no detail'}` });
-      }
-      // The copy the session is read from, and the bucket's too when the session was copied there.
-      const alsoCloud = store.location === 'local' && (input.cloud ?? (manifest.cloud !== null && catalog.cloud !== undefined));
-      for (const { artifact, tenant } of artifactsOf(manifest, input.tenant)) {
-        checks.push(await artifactCheck(store, artifact, tenant));
-        if (alsoCloud) {
-          checks.push(
-            manifest.cloud && catalog.cloud
-              ? await artifactCheck(catalog.cloud, artifact, tenant)
-              : { name: 'artifact-cloud', status: 'fail', artifact: artifact.path, ...(tenant ? { tenant } : {}), message: 'this session was not copied to the bucket' },
-          );
-        }
-      }
-      checks.push(ageCheck(config, input.session, new Date()));
-      const tenants = Object.entries(manifest.tenants)
-        .filter(([name, e]) => e.status === 'complete' && (!input.tenant || name === input.tenant))
-        .map(([name]) => name);
-      return { ...base, checks, tenants };
+      return { ...base, checks, tenants: plan.tenants };
     })),
 
     /** Decryption and archive integrity of the dump; every filestore blob decrypted and verified. */
