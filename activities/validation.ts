@@ -19,7 +19,7 @@ import { planSessionChecks } from '../src/validate/plan';
 import { ageCheck, artifactCheck, dumpIntegrityCheck, filestoreBlobsCheck, type CheckResult } from '../src/validate/session';
 import { discoverTenants } from '../src/tenants';
 import { drillOutcome, type DrillFacts, type DrillOutcome, type DrillSettings } from '../src/drill/report';
-import { fetchTenantFiles, withBackupRoot } from '../src/validate/cloud';
+import { fetchTenantFiles } from '../src/validate/cloud';
 import { mapped } from './errors';
 import { whileHeartbeating } from './heartbeat';
 
@@ -197,7 +197,7 @@ export function createValidationActivities(config: DrConfig, secrets: Array<stri
       try {
         onProgress('download');
         const files = await fetchTenantFiles({ store, manifest, tenant: input.tenant, mirror, signal, onProgress: (n) => beat({ phase: 'download', blobs: n }) });
-        return await restoreTestTenant({ config: withBackupRoot(config, files.root), manifest, tenant: input.tenant, identity: await identity(), id: input.id, signal, onProgress });
+        return await restoreTestTenant({ config, backupRoot: files.root, manifest, tenant: input.tenant, identity: await identity(), id: input.id, signal, onProgress });
       } finally {
         await removeScratch(mirror);
       }
