@@ -4,6 +4,7 @@
  * drill workflow gathers the facts (through activities) and a local activity calls this.
  */
 import { SESSION_NAME, sessionTime } from '../backup/layout';
+import type { RestoreTestResult } from '../validate/restore-test';
 import type { CheckResult } from '../validate/session';
 
 const GiB = 1024 ** 3;
@@ -17,15 +18,8 @@ export interface DrillSettings {
   maxParallel: number;
 }
 
-/** One tenant's measured restore (the restore test's times and restored sizes). */
-export interface MeasuredRestore {
-  tenant: string;
-  databaseMs: number;
-  filestoreMs: number;
-  databaseBytes: number;
-  filestoreBytes: number;
-  secondsPerGiB: number;
-}
+/** One tenant's measured restore: the restore test's times and restored sizes, and their rate. */
+export type MeasuredRestore = Pick<RestoreTestResult, 'tenant' | 'databaseMs' | 'filestoreMs' | 'databaseBytes' | 'filestoreBytes'> & { secondsPerGiB: number };
 
 export interface DrillTenantReport {
   tenant: string;
