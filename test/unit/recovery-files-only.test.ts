@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Manifest } from '../../src/backup/manifest';
@@ -12,6 +12,7 @@ import { encryptFile, generateIdentity, readIdentity } from '../../src/crypto/ag
 import { ArtifactCorruptedError, InvalidInputError } from '../../src/errors';
 import type { TenantFilestore } from '../../src/ports';
 import { restoreFilesOnly } from '../../src/recovery/files-only';
+import { localTenantFilestore } from '../../src/recovery/tenant-filestore';
 import { LocalSessionStore } from '../../src/sessions/local-store';
 
 const SESSION = 'backup_20261126_000000_abcdef12';
@@ -129,5 +130,29 @@ describe('recovery: restoreFilesOnly', () => {
     );
     assert.ok(err instanceof InvalidInputError, String(err));
     assert.deepEqual(calls, []);
+  });
+});
+
+describe('recovery: localTenantFilestore', () => {
+  let work: string;
+  before(async () => {
+    work = await mkdtemp(path.join(tmpdir(), 'odoo-dr-tenant-fs-'));
+  });
+  after(() => rm(work, { recursive: true, force: true }));
+
+  it('creates a missing root with the data folder mode, names shadows beside the tenant, and takes the nearest owner', async () => {
+    const dataDir = path.join(work, 'data');
+    await mkdir(dataDir, { mode: 0o751 });
+    await chmod(dataDir, 0o751);
+    const filestoreRoot = path.join(dataDir, 'filestore');
+    const fs = localTenantFilestore({ filestoreRoot, dataDir });
+    assert.equal((await fs.ownerOf('acme'))?.from, dataDir);
+    await fs.ensureRoot();
+    assert.equal((await stat(filestoreRoot)).mode & 0o777, 0o751);
+    assert.equal(fs.shadowDir('acme', 'r1'), path.join(filestoreRoot, '.acme.dr-shadow-r1'));
+    assert.equal((await fs.ownerOf('acme'))?.from, filestoreRoot);
+    await mkdir(path.join(filestoreRoot, 'acme'));
+    assert.equal((await fs.ownerOf('acme'))?.from, path.join(filestoreRoot, 'acme'));
+    assert.throws(() => fs.shadowDir('../etc', 'r1'));
   });
 });
