@@ -2,7 +2,6 @@
  * Recovery activities: thin adapters over src/recovery. Each is idempotent: a retried or resumed
  * step checks the current state first (a half-done shadow is redone, a half-done swap continues).
  */
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { activityInfo, Context } from '@temporalio/activity';
 import { localPath } from '../src/backup/layout';
@@ -12,19 +11,19 @@ import { readIdentity } from '../src/crypto/age';
 import { ArtifactCorruptedError, InvalidInputError } from '../src/errors';
 import { parseToolVersion } from '../src/pgtools';
 import { restoreConfigArchive } from '../src/recovery/config-files';
-import { filestoreDir, filestorePreRecoveryDir, filestoreShadowDir, preRecoveryName, shadowName } from '../src/recovery/names';
-import { applyOwnership, ownershipOf } from '../src/restore/ownership';
+import { filestorePreRecoveryDir, filestoreShadowDir, preRecoveryName, shadowName } from '../src/recovery/names';
 import { checkHealth, runServiceCommand, type HealthCheck } from '../src/recovery/odoo-service';
+import { restoreFilesOnly } from '../src/recovery/files-only';
 import { swapFilestoreBack, swapFilestoreIn } from '../src/recovery/files-swap';
+import { localTenantFilestore } from '../src/recovery/tenant-filestore';
 import { decryptGlobals, restoreGlobals, type GlobalsRestoreResult } from '../src/recovery/globals';
 import { planRecovery, type PlanRequest, type RecoveryPlan } from '../src/recovery/plan';
 import { markRecovered } from '../src/recovery/recovered';
 import { SessionCatalog } from '../src/sessions/catalog';
 import { ensureScratchRoot, removeScratch, scratchFolderName } from '../src/restore/scratch';
-import { dropShadow, removeShadowPartials, restoreShadow, shadowPartialDir, verifyShadow } from '../src/recovery/shadow';
+import { dropShadow, restoreShadow, verifyShadow } from '../src/recovery/shadow';
 import { swapBack, swapIn } from '../src/recovery/swap';
 import type { SwapPlan } from '../src/recovery/swap-state';
-import { restoreFilestore } from '../src/restore/filestore';
 import { fetchTenantFiles } from '../src/validate/cloud';
 import { mapped } from './errors';
 import { whileHeartbeating } from './heartbeat';
@@ -64,6 +63,7 @@ export function createRecoveryActivities(config: DrConfig, secrets: Array<string
     return readIdentity(config.encryption.identityFile);
   };
   const catalog = SessionCatalog.fromConfig(config);
+  const filestore = localTenantFilestore({ filestoreRoot: config.odoo.filestoreRoot, dataDir: config.odoo.dataDir });
   const permissive = SessionCatalog.fromConfig(config, { allowUnsigned: true });
   const open = (session: string, fromCloud: boolean, allowUnsigned?: boolean) => (allowUnsigned ? permissive : catalog).open(session, fromCloud ? 'cloud' : 'auto');
   const scratchDir = async (purpose: string) => path.join(await ensureScratchRoot(config), scratchFolderName(purpose));
@@ -93,35 +93,14 @@ export function createRecoveryActivities(config: DrConfig, secrets: Array<string
       const mirror = await scratchDir(`recovery-${input.id}-${input.tenant}`);
       try {
         const { manifest, store } = await open(input.session, input.fromCloud, input.allowUnsigned);
+        if (input.scope === 'files') {
+          return await restoreFilesOnly({ store, manifest, filestore, tenant: input.tenant, id: input.id, identity: await identity(), mirror, signal, onProgress: beat, beforeRestore: () => hooks.beforeRestoreFiles?.(activityInfo().attempt) });
+        }
         const entry = manifest.tenants[input.tenant];
         if (!entry?.database || !entry.filestore || !entry.odoo) throw new InvalidInputError(`session ${input.session} has no complete backup of ${input.tenant}`);
         beat('download');
         const { root } = await fetchTenantFiles({ store, manifest, tenant: input.tenant, mirror, signal, onProgress: (n) => beat('download', n) });
-        const bytes = entry.filestore.bytes;
-        if (!(await stat(config.odoo.filestoreRoot).catch(() => undefined))) {
-          // A fresh host: the filestore root Odoo will write into belongs to ODOO_DATA_DIR's owner.
-          await mkdir(config.odoo.filestoreRoot, { recursive: true });
-          const owner = await ownershipOf([config.odoo.dataDir]);
-          if (owner) await applyOwnership(config.odoo.filestoreRoot, owner);
-        }
-        if (input.scope === 'files') {
-          // files-only: the folder alone, every file verified against its SHA-1 and size.
-          const dir = filestoreShadowDir(config, input.tenant, input.id);
-          await removeShadowPartials(dir);
-          await rm(dir, { recursive: true, force: true });
-          await hooks.beforeRestoreFiles?.(activityInfo().attempt);
-          const partial = shadowPartialDir(dir);
-          const files = await restoreFilestore({ config, indexFile: localPath(root, entry.filestore.index.path), identity: await identity(), destDir: partial, signal, blobRoot: root, onProgress: (n) => beat('filestore', n) });
-          if (files.problems.length) {
-            await rm(partial, { recursive: true, force: true });
-            throw new ArtifactCorruptedError(`the shadow filestore of ${input.tenant} does not verify: ${files.problems.slice(0, 5).join('; ')}`);
-          }
-          const owner = await ownershipOf([filestoreDir(config, input.tenant), config.odoo.filestoreRoot, config.odoo.dataDir]);
-          if (owner) await applyOwnership(partial, owner);
-          signal.throwIfAborted();
-          await rename(partial, dir);
-          return { checks: [{ name: 'restore-filestore', status: 'pass', message: `${files.files} files restored and verified` }], bytes };
-        }
+        await filestore.ensureRoot();
         const dumpMajor = parseToolVersion(`(PostgreSQL) ${entry.database.pgDump}`)?.major;
         const shadow = await restoreShadow({
           config,

@@ -15,9 +15,11 @@ import { sweepScratch } from '../src/restore/scratch';
 import { SessionCatalog, type SessionResult, type SessionSource } from '../src/sessions/catalog';
 import { ensureScratchRoot, removeScratch, scratchFolderName } from '../src/restore/scratch';
 import { restoreTestTenant, type RestoreTestResult } from '../src/validate/restore-test';
-import { ageCheck, artifactCheck, artifactsOf, dumpIntegrityCheck, filestoreBlobsCheck, type CheckResult } from '../src/validate/session';
+import { planSessionChecks } from '../src/validate/plan';
+import { ageCheck, artifactCheck, dumpIntegrityCheck, filestoreBlobsCheck, type CheckResult } from '../src/validate/session';
 import { discoverTenants } from '../src/tenants';
-import { fetchTenantFiles, withBackupRoot } from '../src/validate/cloud';
+import { drillOutcome, type DrillFacts, type DrillOutcome, type DrillSettings } from '../src/drill/report';
+import { fetchTenantFiles } from '../src/validate/cloud';
 import { mapped } from './errors';
 import { whileHeartbeating } from './heartbeat';
 
@@ -59,6 +61,11 @@ export interface RestoreTestInput {
   fromCloud?: boolean;
   source?: SessionSource;
   allowUnsigned?: boolean;
+}
+
+export interface DrillReportInput {
+  facts: DrillFacts;
+  settings: DrillSettings;
 }
 
 export interface SaveReportInput {
@@ -121,31 +128,13 @@ export function createValidationActivities(config: DrConfig, secrets: Array<stri
         },
       ];
       const base = { manifestOk: true, sessionCloud: manifest.cloud !== null, readFrom: store.location };
-      if (input.tenant && !manifest.tenants[input.tenant]) {
-        checks.push({ name: 'tenant', status: 'fail', tenant: input.tenant, message: `tenant ${input.tenant} is not in session ${input.session}` });
-        return { ...base, checks, tenants: [] };
+      const plan = planSessionChecks(manifest, input, { readFrom: store.location, bucket: catalog.cloud !== undefined });
+      for (const planned of plan.checks) {
+        if (planned.kind === 'verdict') checks.push(planned.result);
+        else if (planned.kind === 'age') checks.push(ageCheck(config, input.session, new Date()));
+        else checks.push(await artifactCheck(planned.copy === 'cloud' ? catalog.cloud! : store, planned.artifact, planned.tenant));
       }
-      for (const [name, entry] of Object.entries(manifest.tenants)) {
-        if (input.tenant && name !== input.tenant) continue;
-        if (entry.status !== 'complete') checks.push({ name: 'tenant', status: 'fail', tenant: name, message: `tenant ${name} failed in this session: ${entry.error ?? 'no detail'}` });
-      }
-      // The copy the session is read from, and the bucket's too when the session was copied there.
-      const alsoCloud = store.location === 'local' && (input.cloud ?? (manifest.cloud !== null && catalog.cloud !== undefined));
-      for (const { artifact, tenant } of artifactsOf(manifest, input.tenant)) {
-        checks.push(await artifactCheck(store, artifact, tenant));
-        if (alsoCloud) {
-          checks.push(
-            manifest.cloud && catalog.cloud
-              ? await artifactCheck(catalog.cloud, artifact, tenant)
-              : { name: 'artifact-cloud', status: 'fail', artifact: artifact.path, ...(tenant ? { tenant } : {}), message: 'this session was not copied to the bucket' },
-          );
-        }
-      }
-      checks.push(ageCheck(config, input.session, new Date()));
-      const tenants = Object.entries(manifest.tenants)
-        .filter(([name, e]) => e.status === 'complete' && (!input.tenant || name === input.tenant))
-        .map(([name]) => name);
-      return { ...base, checks, tenants };
+      return { ...base, checks, tenants: plan.tenants };
     })),
 
     /** Decryption and archive integrity of the dump; every filestore blob decrypted and verified. */
@@ -208,7 +197,7 @@ export function createValidationActivities(config: DrConfig, secrets: Array<stri
       try {
         onProgress('download');
         const files = await fetchTenantFiles({ store, manifest, tenant: input.tenant, mirror, signal, onProgress: (n) => beat({ phase: 'download', blobs: n }) });
-        return await restoreTestTenant({ config: withBackupRoot(config, files.root), manifest, tenant: input.tenant, identity: await identity(), id: input.id, signal, onProgress });
+        return await restoreTestTenant({ config, backupRoot: files.root, manifest, tenant: input.tenant, identity: await identity(), id: input.id, signal, onProgress });
       } finally {
         await removeScratch(mirror);
       }
@@ -222,6 +211,9 @@ export function createValidationActivities(config: DrConfig, secrets: Array<stri
         maxParallel: config.performance.maxParallelBackups,
       }),
     ),
+
+    /** The drill's verdict from what it observed (pure: the drill runs it as a local activity). */
+    drillReport: mapped(secrets, (input: DrillReportInput): Promise<DrillOutcome> => Promise.resolve(drillOutcome(input.facts, input.settings))),
 
     /** Current size of the fleet to recover: database sizes now, filestore sizes of the session. */
     fleetSize: mapped(secrets, async (input: { session: string; source?: SessionSource; allowUnsigned?: boolean }): Promise<{ tenants: number; bytes: number }> => {

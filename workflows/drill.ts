@@ -1,12 +1,16 @@
-import { executeChild, isCancellation, patched, proxyActivities, uuid4, workflowInfo } from '@temporalio/workflow';
+import { executeChild, isCancellation, patched, proxyActivities, proxyLocalActivities, uuid4, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import type { DrillFacts, DrillTenantReport, ProjectedRto } from '../src/drill/report';
 import type { CheckResult } from '../src/validate/session';
 import { backupWorkflow, type BackupResult } from './backup';
 import { backupSessionName, workflowIds } from './definitions';
-import { quickActivity } from './options';
+import { localQuickActivity, quickActivity } from './options';
 import { auditAndAlert, errorText, sessionResult, validateSession, type RestoreMeasure } from './validation';
 
 const quick = proxyActivities<Activities>(quickActivity);
+const local = proxyLocalActivities<Activities>(localQuickActivity);
+
+export type { DrillTenantReport, ProjectedRto };
 
 export type DrillMode = 'full' | 'backup-only' | 'restore-only' | 'validation-only';
 
@@ -21,16 +25,6 @@ export interface DrillInput {
   startedBy?: string;
 }
 
-export interface DrillTenantReport {
-  tenant: string;
-  status: 'pass' | 'fail';
-  /** Age of the newest verified backup of the tenant at drill time. */
-  achievedRpoHours: number | undefined;
-  restore?: RestoreMeasure;
-  checks: { passed: number; failed: number; warned: number };
-  failures: string[];
-}
-
 export interface DrillReport {
   mode: DrillMode;
   cloud: boolean;
@@ -42,7 +36,7 @@ export interface DrillReport {
   objectives: { rpoHours: number; rtoMinutes: number };
   tenants: DrillTenantReport[];
   /** Projected time to restore the whole fleet at the measured rate, at DR_MAX_PARALLEL_BACKUPS at once. */
-  projectedRto?: { minutes: number; targetMinutes: number; pass: boolean; secondsPerGiB: number; fleetBytes: number; parallelism: number };
+  projectedRto?: ProjectedRto;
   backup?: Pick<BackupResult, 'session' | 'status' | 'durationMs'>;
   checks: CheckResult[];
   reportPath?: string;
@@ -87,6 +81,9 @@ async function runDrill(input: DrillInput): Promise<DrillReport> {
   const info = workflowInfo();
   const started = Date.now();
   const cloud = input.cloud ?? false;
+  // Runs started before the verdict moved to src/drill/report.ts compute it inline (no local activity).
+  const reportInSrc = patched('drill-report-in-src');
+  const facts: DrillFacts = { startedAtMs: started };
   const settings = await quick.drillSettings({});
   const report: DrillReport = {
     mode: input.mode,
@@ -109,16 +106,20 @@ async function runDrill(input: DrillInput): Promise<DrillReport> {
     });
     report.backup = { session: backup.session, status: backup.status, durationMs: backup.durationMs };
     report.session = backup.session;
-    for (const t of backup.tenants) {
-      report.tenants.push({
-        tenant: t.tenant,
-        status: t.status === 'complete' ? 'pass' : 'fail',
-        achievedRpoHours: t.status === 'complete' ? (Date.now() - started) / 3_600_000 : undefined,
-        checks: { passed: t.status === 'complete' ? 1 : 0, failed: t.status === 'complete' ? 0 : 1, warned: 0 },
-        failures: t.error ? [t.error] : [],
-      });
+    if (reportInSrc) {
+      facts.backup = { status: backup.status, finishedAtMs: Date.now(), tenants: backup.tenants.map((t) => ({ tenant: t.tenant, status: t.status, ...(t.error ? { error: t.error } : {}) })) };
+    } else {
+      for (const t of backup.tenants) {
+        report.tenants.push({
+          tenant: t.tenant,
+          status: t.status === 'complete' ? 'pass' : 'fail',
+          achievedRpoHours: t.status === 'complete' ? (Date.now() - started) / 3_600_000 : undefined,
+          checks: { passed: t.status === 'complete' ? 1 : 0, failed: t.status === 'complete' ? 0 : 1, warned: 0 },
+          failures: t.error ? [t.error] : [],
+        });
+      }
+      if (backup.status !== 'complete') report.status = 'fail';
     }
-    if (backup.status !== 'complete') report.status = 'fail';
   }
 
   if (input.mode !== 'backup-only') {
@@ -142,49 +143,61 @@ async function runDrill(input: DrillInput): Promise<DrillReport> {
       report.checks.push(...result.checks);
       measures.push(...result.restores);
     }
-    const ageHours = (Date.now() - sessionStart(session)) / 3_600_000;
-    const byTenant = new Map<string, CheckResult[]>();
-    for (const c of report.checks) if (c.tenant) byTenant.set(c.tenant, [...(byTenant.get(c.tenant) ?? []), c]);
-    for (const [tenant, checks] of byTenant) {
-      const existing = report.tenants.find((t) => t.tenant === tenant);
-      const failures = checks.filter((c) => c.status === 'fail').map((c) => `${c.name}: ${c.message}`);
-      const entry: DrillTenantReport = existing ?? { tenant, status: 'pass', achievedRpoHours: ageHours, checks: { passed: 0, failed: 0, warned: 0 }, failures: [] };
-      entry.checks.passed += checks.filter((c) => c.status === 'pass').length;
-      entry.checks.failed += failures.length;
-      entry.checks.warned += checks.filter((c) => c.status === 'warn').length;
-      entry.failures.push(...failures);
-      entry.achievedRpoHours = failures.length ? undefined : ageHours;
-      const measure = measures.find((m) => m.tenant === tenant);
-      if (measure) entry.restore = measure;
-      if (entry.checks.failed) entry.status = 'fail';
-      if (!existing) report.tenants.push(entry);
-    }
-    if (report.checks.some((c) => c.status === 'fail')) report.status = 'fail';
+    if (reportInSrc) {
+      const checkedAtMs = Date.now();
+      const fleet = restoreTest && measures.length ? await quick.fleetSize({ session, source: cloud ? 'cloud' : 'auto', ...(input.allowUnsigned ? { allowUnsigned: true } : {}) }) : undefined;
+      facts.validation = { session, checks: report.checks, restores: measures, checkedAtMs, restoreTest, ...(fleet ? { fleetBytes: fleet.bytes } : {}) };
+    } else {
+      const ageHours = (Date.now() - sessionStart(session)) / 3_600_000;
+      const byTenant = new Map<string, CheckResult[]>();
+      for (const c of report.checks) if (c.tenant) byTenant.set(c.tenant, [...(byTenant.get(c.tenant) ?? []), c]);
+      for (const [tenant, checks] of byTenant) {
+        const existing = report.tenants.find((t) => t.tenant === tenant);
+        const failures = checks.filter((c) => c.status === 'fail').map((c) => `${c.name}: ${c.message}`);
+        const entry: DrillTenantReport = existing ?? { tenant, status: 'pass', achievedRpoHours: ageHours, checks: { passed: 0, failed: 0, warned: 0 }, failures: [] };
+        entry.checks.passed += checks.filter((c) => c.status === 'pass').length;
+        entry.checks.failed += failures.length;
+        entry.checks.warned += checks.filter((c) => c.status === 'warn').length;
+        entry.failures.push(...failures);
+        entry.achievedRpoHours = failures.length ? undefined : ageHours;
+        const measure = measures.find((m) => m.tenant === tenant);
+        if (measure) entry.restore = measure;
+        if (entry.checks.failed) entry.status = 'fail';
+        if (!existing) report.tenants.push(entry);
+      }
+      if (report.checks.some((c) => c.status === 'fail')) report.status = 'fail';
 
-    if (restoreTest && measures.length) {
-      // Fleet RTO: the measured seconds per GiB applied to every tenant's current size, P at once.
-      const totalSeconds = measures.reduce((a, m) => a + (m.databaseMs + m.filestoreMs) / 1000, 0);
-      const totalBytes = measures.reduce((a, m) => a + m.databaseBytes + m.filestoreBytes, 0);
-      const secondsPerGiB = totalBytes > 0 ? totalSeconds / (totalBytes / GiB) : 0;
-      const fleet = await quick.fleetSize({ session, source: cloud ? 'cloud' : 'auto', ...(input.allowUnsigned ? { allowUnsigned: true } : {}) });
-      const minutes = ((fleet.bytes / GiB) * secondsPerGiB) / settings.maxParallel / 60;
-      report.projectedRto = {
-        minutes,
-        targetMinutes: settings.rtoMinutes,
-        pass: minutes <= settings.rtoMinutes,
-        secondsPerGiB,
-        fleetBytes: fleet.bytes,
-        parallelism: settings.maxParallel,
-      };
-      if (!report.projectedRto.pass) report.status = 'fail';
-    }
-    for (const t of report.tenants) {
-      if (t.achievedRpoHours !== undefined && t.achievedRpoHours > settings.rpoHours) {
-        t.status = 'fail';
-        t.failures.push(`achieved RPO ${t.achievedRpoHours.toFixed(1)} h exceeds the ${settings.rpoHours} h objective`);
-        report.status = 'fail';
+      if (restoreTest && measures.length) {
+        // Fleet RTO: the measured seconds per GiB applied to every tenant's current size, P at once.
+        const totalSeconds = measures.reduce((a, m) => a + (m.databaseMs + m.filestoreMs) / 1000, 0);
+        const totalBytes = measures.reduce((a, m) => a + m.databaseBytes + m.filestoreBytes, 0);
+        const secondsPerGiB = totalBytes > 0 ? totalSeconds / (totalBytes / GiB) : 0;
+        const fleet = await quick.fleetSize({ session, source: cloud ? 'cloud' : 'auto', ...(input.allowUnsigned ? { allowUnsigned: true } : {}) });
+        const minutes = ((fleet.bytes / GiB) * secondsPerGiB) / settings.maxParallel / 60;
+        report.projectedRto = {
+          minutes,
+          targetMinutes: settings.rtoMinutes,
+          pass: minutes <= settings.rtoMinutes,
+          secondsPerGiB,
+          fleetBytes: fleet.bytes,
+          parallelism: settings.maxParallel,
+        };
+        if (!report.projectedRto.pass) report.status = 'fail';
+      }
+      for (const t of report.tenants) {
+        if (t.achievedRpoHours !== undefined && t.achievedRpoHours > settings.rpoHours) {
+          t.status = 'fail';
+          t.failures.push(`achieved RPO ${t.achievedRpoHours.toFixed(1)} h exceeds the ${settings.rpoHours} h objective`);
+          report.status = 'fail';
+        }
       }
     }
+  }
+  if (reportInSrc) {
+    const outcome = await local.drillReport({ facts, settings });
+    report.status = outcome.status;
+    report.tenants = outcome.tenants;
+    if (outcome.projectedRto) report.projectedRto = outcome.projectedRto;
   }
   report.tenants.sort((a, b) => (a.tenant < b.tenant ? -1 : 1));
   report.finishedAt = new Date(Date.now()).toISOString();

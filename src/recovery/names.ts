@@ -15,6 +15,9 @@ import type { DrConfig } from '../config';
 import { InvalidInputError } from '../errors';
 import { ODOO_DB_NAME } from '../tenants';
 
+/** What the filestore folder names need of the configuration. */
+export type FilestorePaths = { odoo: Pick<DrConfig['odoo'], 'filestoreRoot'> };
+
 const MAX_NAME_BYTES = 63;
 /** Recovery ids: short, letters and digits (they end up in database and folder names). */
 export const RECOVERY_ID = /^[A-Za-z0-9]{1,24}$/;
@@ -82,20 +85,20 @@ export function preRecoveryName(tenant: string, stamp: string): string {
 }
 
 /** The tenant's live filestore folder, `<filestoreRoot>/<tenant>`. */
-export function filestoreDir(config: DrConfig, tenant: string): string {
+export function filestoreDir(config: FilestorePaths, tenant: string): string {
   checkTenant(tenant);
   return path.join(config.odoo.filestoreRoot, tenant);
 }
 
 /** `<filestoreRoot>/.<tenant>.dr-shadow-<id>`: the shadow filestore (same filesystem as the tenant's folder). */
-export function filestoreShadowDir(config: DrConfig, tenant: string, id: string): string {
+export function filestoreShadowDir(config: FilestorePaths, tenant: string, id: string): string {
   checkTenant(tenant);
   checkId(id);
   return path.join(config.odoo.filestoreRoot, `.${tenant}.dr-shadow-${id}`);
 }
 
 /** `<filestoreRoot>/.<tenant>.pre-recovery-<stamp>`: where the replaced filestore is kept. */
-export function filestorePreRecoveryDir(config: DrConfig, tenant: string, stamp: string): string {
+export function filestorePreRecoveryDir(config: FilestorePaths, tenant: string, stamp: string): string {
   checkTenant(tenant);
   checkStamp(stamp);
   return path.join(config.odoo.filestoreRoot, `.${tenant}.pre-recovery-${stamp}`);

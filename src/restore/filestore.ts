@@ -27,7 +27,8 @@ import { readIndexLines, type FilestoreEntry } from '../backup/filestore';
 import { PackPlan, SMALL_FILE_BYTES, visitPackedFiles, type IndexLine } from '../backup/packs';
 
 export interface RestoreFilestoreOptions {
-  config: DrConfig;
+  /** DR_BACKUP_DIR holds the blobs unless `blobRoot` says where. */
+  config?: Pick<DrConfig, 'backupDir'>;
   /** The session's `filestore.jsonl`. */
   indexFile: string;
   /** age private key text. */
@@ -39,7 +40,7 @@ export interface RestoreFilestoreOptions {
   concurrency?: number;
   /** Files restored so far. */
   onProgress?: (files: number) => void;
-  /** Folder in the session layout holding the blobs (default DR_BACKUP_DIR; a mirror of the bucket). */
+  /** Folder in the session layout holding the blobs (default DR_BACKUP_DIR: `config`; a mirror of the bucket). */
   blobRoot?: string;
 }
 
@@ -94,7 +95,9 @@ async function syncFileSystem(dir: string): Promise<void> {
 
 /** Restores the files listed in `indexFile` into `destDir` (see the module comment). */
 export async function restoreFilestore(opts: RestoreFilestoreOptions): Promise<RestoreFilestoreResult> {
-  const { config, indexFile, identity, destDir, signal } = opts;
+  const { indexFile, identity, destDir, signal } = opts;
+  const blobRoot = opts.blobRoot ?? opts.config?.backupDir;
+  if (blobRoot === undefined) throw new InvalidInputError('restoreFilestore needs the folder holding the blobs (blobRoot or DR_BACKUP_DIR)');
   const concurrency = opts.concurrency ?? 4;
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) {
     throw new InvalidInputError(`filestore restore concurrency must be 1 to 64, got ${concurrency}`);
@@ -132,7 +135,7 @@ export async function restoreFilestore(opts: RestoreFilestoreOptions): Promise<R
       return;
     }
     const blobRel = rel.blob(entry.sha1);
-    const blob = localPath(opts.blobRoot ?? config.backupDir, blobRel);
+    const blob = localPath(blobRoot, blobRel);
     const dest = path.join(destDir, ...entry.path.split('/'));
     await ensureDir(path.dirname(dest));
     const tmp = `${dest}.${randomBytes(6).toString('hex')}.tmp`;
@@ -224,10 +227,9 @@ export async function restoreFilestore(opts: RestoreFilestoreOptions): Promise<R
 
   // Pass 2: each pack read once, start to end, two at a time.
   if (plan.files > 0) {
-    const root = opts.blobRoot ?? config.backupDir;
     await visitPackedFiles({
       plan,
-      open: (id) => Promise.resolve({ file: localPath(root, rel.pack(id)) }),
+      open: (id) => Promise.resolve({ file: localPath(blobRoot, rel.pack(id)) }),
       decrypter: await ageDecrypter(identity),
       problem,
       ...(signal ? { signal } : {}),

@@ -5,8 +5,6 @@
  */
 import { setMaxListeners } from 'node:events';
 import { mkdir } from 'node:fs/promises';
-import path from 'node:path';
-import type { DrConfig } from '../config';
 import { readIndexLines } from '../backup/filestore';
 import { rel } from '../backup/layout';
 import type { Manifest } from '../backup/manifest';
@@ -99,9 +97,4 @@ export async function fetchTenantFiles(opts: {
     clearInterval(ticker);
   }
   return { root: mirror, downloadedBytes };
-}
-
-/** The configuration with its backup root moved to `root` (restore code reads artifacts from there). */
-export function withBackupRoot(config: DrConfig, root: string): DrConfig {
-  return root === config.backupDir ? config : { ...config, backupDir: root, sessionsDir: path.join(root, 'sessions') };
 }

@@ -37,6 +37,8 @@ export interface RestoreTestResult {
 export async function restoreTestTenant(opts: {
   config: DrConfig;
   manifest: Manifest;
+  /** Folder in the session layout holding the tenant's artifacts: DR_BACKUP_DIR (default), or a mirror filled from the bucket (fetchTenantFiles). */
+  backupRoot?: string;
   tenant: string;
   identity: string;
   id: string;
@@ -44,6 +46,7 @@ export async function restoreTestTenant(opts: {
   onProgress?: (phase: string) => void;
 }): Promise<RestoreTestResult> {
   const { config, manifest, tenant, identity } = opts;
+  const backupRoot = opts.backupRoot ?? config.backupDir;
   const entry = manifest.tenants[tenant];
   const scratch = scratchName(config, tenant, opts.id);
   const result: RestoreTestResult = {
@@ -73,7 +76,7 @@ export async function restoreTestTenant(opts: {
         const started = Date.now();
         const r = await restoreDump({
           config,
-          encryptedDump: localPath(config.backupDir, entry.database!.path),
+          encryptedDump: localPath(backupRoot, entry.database!.path),
           identity,
           database: scratch,
           owner: config.postgres.user,
@@ -99,7 +102,8 @@ export async function restoreTestTenant(opts: {
         const started = Date.now();
         const r = await restoreFilestore({
           config,
-          indexFile: localPath(config.backupDir, entry.filestore!.index.path),
+          indexFile: localPath(backupRoot, entry.filestore!.index.path),
+          blobRoot: backupRoot,
           identity,
           destDir: scratchDir,
           ...(opts.signal ? { signal: opts.signal } : {}),
