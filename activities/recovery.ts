@@ -110,13 +110,22 @@ export function createRecoveryActivities(config: DrConfig, secrets: Array<string
           await rm(dir, { recursive: true, force: true });
           await hooks.beforeRestoreFiles?.(activityInfo().attempt);
           const partial = shadowPartialDir(dir);
-          const files = await restoreFilestore({ config, indexFile: localPath(root, entry.filestore.index.path), identity: await identity(), destDir: partial, signal, blobRoot: root, onProgress: (n) => beat('filestore', n) });
+          // The files Odoo will serve get the owner of the tenant's files (or the data dir) as they are written.
+          const owner = await ownershipOf([filestoreDir(config, input.tenant), config.odoo.filestoreRoot, config.odoo.dataDir]);
+          const files = await restoreFilestore({
+            config,
+            indexFile: localPath(root, entry.filestore.index.path),
+            identity: await identity(),
+            destDir: partial,
+            signal,
+            blobRoot: root,
+            onProgress: (n) => beat('filestore', n),
+            ...(owner ? { owner } : {}),
+          });
           if (files.problems.length) {
             await rm(partial, { recursive: true, force: true });
             throw new ArtifactCorruptedError(`the shadow filestore of ${input.tenant} does not verify: ${files.problems.slice(0, 5).join('; ')}`);
           }
-          const owner = await ownershipOf([filestoreDir(config, input.tenant), config.odoo.filestoreRoot, config.odoo.dataDir]);
-          if (owner) await applyOwnership(partial, owner);
           signal.throwIfAborted();
           await rename(partial, dir);
           return { checks: [{ name: 'restore-filestore', status: 'pass', message: `${files.files} files restored and verified` }], bytes };
