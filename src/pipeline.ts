@@ -7,12 +7,13 @@
  * (a stage exiting non-zero or killed, the source stream failing, the disk filling up, an abort) every
  * child is killed and the partial file removed, so a file at `dest` is always complete.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { constants, createReadStream } from 'node:fs';
 import { access, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, type Writable } from 'node:stream';
+import { promisify } from 'node:util';
 import { finished, pipeline as pipeStreams } from 'node:stream/promises';
 import { DiskFullError, DrError, EncryptionKeyError, InvalidInputError, PipelineError, scrubSecrets } from './errors';
 
@@ -58,6 +59,11 @@ export interface PipelineOptions {
   beforeRename?: () => Promise<void>;
   /** Remember the file as written by this process (see `unchangedSinceWritten`). */
   remember?: boolean;
+  /**
+   * false: the output is renamed into place without fsync (of the file or its folder); the caller
+   * makes many such files durable at once (`syncFileSystem`) before anything that names them is.
+   */
+  durable?: boolean;
 }
 
 /** How long a child may take to exit after SIGTERM before it gets SIGKILL. */
@@ -533,11 +539,11 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
   if (causes.length === 0) {
     try {
       onProgress?.(bytes);
-      await fh.sync();
+      if (opts.durable !== false) await fh.sync();
       await fh.close();
       await opts.beforeRename?.();
       await rename(partial, dest);
-      await syncDir(path.dirname(dest));
+      if (opts.durable !== false) await syncDir(path.dirname(dest));
       const sha256 = hash.digest('hex');
       if (opts.remember) await rememberWritten(dest, bytes, sha256);
       return {
@@ -713,6 +719,11 @@ async function feed(source: Readable, stdin: Writable): Promise<void> {
     await iterator.return?.().catch(() => undefined);
     throw err;
   }
+}
+
+/** `sync -f DIR`: syncfs(2) of the file system holding DIR (coreutils): one call makes many files durable. */
+export async function syncFileSystem(dir: string): Promise<void> {
+  await promisify(execFile)('sync', ['-f', dir]);
 }
 
 /** fsync a directory so that a rename in it is durable (best effort: not every filesystem allows it). */

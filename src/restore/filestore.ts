@@ -13,16 +13,15 @@
  * blob; systemic failures (index missing or unreadable, disk full, destination not writable,
  * abort) throw. At most `concurrency` files are in flight, each streamed: memory stays bounded.
  */
-import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, fchmodSync, fchownSync, openSync, writeSync } from 'node:fs';
-import { promisify } from 'node:util';
 import { chmod, copyFile, lchown, mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { DrConfig } from '../config';
 import { ageDecrypter, decryptStream } from '../crypto/age';
 import { ArtifactCorruptedError, DiskFullError, DrError, EncryptionKeyError, InvalidInputError } from '../errors';
 import { localPath, rel } from '../backup/layout';
+import { syncFileSystem } from '../pipeline';
 import { readIndexLines, type FilestoreEntry } from '../backup/filestore';
 import { SMALL_FILE_BYTES, type IndexLine } from '../backup/packs';
 import { PackPlan, visitPackedFiles } from '../backup/pack-reader';
@@ -144,11 +143,6 @@ export class VerifiedFiles {
     if (size !== undefined) return { sha1: relativePath.slice(3), size };
     return this.others.get(relativePath);
   }
-}
-
-/** `sync -f DIR`: syncfs(2) of the file system holding DIR (coreutils). */
-async function syncFileSystem(dir: string): Promise<void> {
-  await promisify(execFile)('sync', ['-f', dir]);
 }
 
 /** Restores the files listed in `indexFile` into `destDir` (see the module comment). */
