@@ -238,26 +238,36 @@ export async function backupFilestore(req: FilestoreRequest): Promise<FilestoreR
     req.onCheckpoint?.(indexPartial);
   };
 
-  /** Closes the batch being filled; waits while another pack is still being written (two in memory at most). */
-  const seal = async (): Promise<void> => {
+  /** Completion of each sealed batch not yet stored, oldest first (they are stored one after another). */
+  const unstored: Array<Promise<void>> = [];
+
+  /** Closes the batch being filled and queues it to be stored after the ones before it. */
+  const seal = (): void => {
     const batch = current;
     current = { members: [], entries: [], bytes: 0 };
     if (batch.entries.length === 0) return;
-    const before = writing;
-    writing = before.then(() => (packFailure ? undefined : storeBatch(batch))).catch((err: unknown) => {
+    // After a failure the batches queued behind it are not stored: their open handles are closed.
+    const skip = async () => {
+      for (const m of batch.members) await m.handle?.close().catch(() => undefined);
+    };
+    const done = writing.then(() => (packFailure ? skip() : storeBatch(batch))).catch((err: unknown) => {
       packFailure ??= err instanceof Error ? err : new Error(String(err));
     });
-    await before;
-    if (packFailure) throw packFailure;
+    writing = done;
+    unstored.push(done);
+    void done.then(() => unstored.shift());
   };
 
   const addMember = async (member: PackMember, entry: FilestoreEntry): Promise<void> => {
+    // Two packs in memory at most: every reader waits here (not only the one that filled a batch,
+    // or the other concurrent readers went on filling batch after batch while one was written).
+    while (unstored.length >= 2) await unstored[0];
     if (packFailure) throw packFailure;
     current.members.push(member);
     current.entries.push(entry);
     current.bytes += member.size + 512;
     packedHere.set(member.sha1, current);
-    if (current.bytes >= PACK_TARGET_BYTES || current.members.length >= 16_384) await seal();
+    if (current.bytes >= PACK_TARGET_BYTES || current.members.length >= 16_384) seal();
   };
 
   /** The content is already packed here (another path, same content): list it with that pack. */
@@ -352,7 +362,7 @@ export async function backupFilestore(req: FilestoreRequest): Promise<FilestoreR
 
   try {
     if (!missing) await forEachLimited(yieldingEvery(64, walkFilestore(source)), req.concurrency ?? 8, storeOne);
-    await seal();
+    seal();
     await writing;
     if (packFailure) throw packFailure;
     // The packs were written without fsync (see writePack): durable before the index names them.
