@@ -4,14 +4,14 @@
  * packs, one blob per file (`<root>/blobs/<aa>/<sha1>.age`).
  *
  * Each pack is read once, start to end (two at a time); each file it holds that the index wants is
- * written to a temporary name beside its destination, its SHA-1 and size checked against the index,
- * then fsync'd and renamed into place.
- * Each file is decrypted (streaming, authenticated) to a temporary name beside its destination,
- * its SHA-1 and size are checked against the index, then it is fsync'd and renamed into place: a
- * file at its final name is always complete and right. A bad blob (missing, undecryptable, wrong
- * content or size) or an unsafe path in the index is recorded as a problem naming the file and
- * blob; systemic failures (index missing or unreadable, disk full, destination not writable,
- * abort) throw. At most `concurrency` files are in flight, each streamed: memory stays bounded.
+ * checked against the index (SHA-1 and size) before it is written: a small file whole from memory,
+ * straight to its name, a larger one streamed to a temporary name and renamed once checked. The
+ * folder is the caller's own (a partial or scratch folder, renamed into place or dropped whole) and
+ * is made durable by one sync of its file system at the end. Files of sessions made before packs
+ * (one blob each) are decrypted to a temporary name, checked, fsync'd and renamed. A bad pack or
+ * blob (missing, undecryptable, wrong content or size) or an unsafe path in the index is recorded
+ * as a problem naming the file and its pack or blob; systemic failures (index missing or
+ * unreadable, disk full, destination not writable, abort) throw. Memory stays bounded.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, fchmodSync, fchownSync, openSync, writeSync } from 'node:fs';
