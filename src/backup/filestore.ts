@@ -5,17 +5,19 @@
  * reuses the packs of the tenant's previous session: an unchanged file is neither read nor uploaded.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, readFileSync, statSync, type Dirent } from 'node:fs';
+import { createWriteStream, readFileSync, statSync, type Dirent } from 'node:fs';
 import { mkdir, open, opendir, rename, rm, stat, utimes } from 'node:fs/promises';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import type { DrConfig } from '../config';
-import { plausibleAgeSize } from '../crypto/age';
-import { ArtifactCorruptedError, DiskFullError } from '../errors';
+import { DiskFullError } from '../errors';
 import { cloudKey, headObject, uploadFile, type CloudSettings } from '../storage/s3';
+import { syncFileSystem } from '../pipeline';
 import { localPath, rel } from './layout';
 import type { Artifact } from './artifact';
-import { PACK_TARGET_BYTES, parseIndexLine, SHA1_HEX, SMALL_FILE_BYTES, writePack, type FileEntry, type IndexLine, type PackMember, type PackRecord } from './packs';
+import { loadReusable } from './filestore-index';
+import { PACK_TARGET_BYTES, SMALL_FILE_BYTES, writePack, type FileEntry, type PackMember, type PackRecord } from './packs';
+
+export { blobSound, readFilestoreIndex, readIndexLines } from './filestore-index';
 
 /** `<aa>/<sha1>` as Odoo writes it. */
 const ODOO_FILE = /^([0-9a-f]{2})\/([0-9a-f]{40})$/;
@@ -130,30 +132,6 @@ function wrapDiskError(err: unknown, where: string): Error {
 
 const isGone = (err: unknown) => (err as NodeJS.ErrnoException).code === 'ENOENT';
 
-/** Files of the reuse indexes: SHA-1 → size and pack, and each pack's stored size. */
-async function loadReusable(files: string[]): Promise<{ files: Map<string, { size: number; pack: string }>; packs: Map<string, number> }> {
-  const out = { files: new Map<string, { size: number; pack: string }>(), packs: new Map<string, number>() };
-  for (const file of files) {
-    const lines = createInterface({ input: createReadStream(file), crlfDelay: Infinity });
-    let n = 0;
-    try {
-      for await (const line of lines) {
-        n++;
-        if (!line.trim()) continue;
-        const parsed = parseIndexLine(line, `${file}, line ${n}`);
-        if (parsed.kind === 'pack') out.packs.set(parsed.record.pack, parsed.record.bytes);
-        else if (parsed.entry.pack && SHA1_HEX.test(parsed.entry.sha1)) out.files.set(parsed.entry.sha1, { size: parsed.entry.size, pack: parsed.entry.pack });
-      }
-    } catch (err) {
-      // An index that cannot be read only means less reuse.
-      if (!isGone(err) && !(err instanceof ArtifactCorruptedError)) throw err;
-    } finally {
-      lines.close();
-    }
-  }
-  return out;
-}
-
 interface Batch {
   members: PackMember[];
   /** Files to list once the pack is stored (several paths may share one member). */
@@ -260,26 +238,36 @@ export async function backupFilestore(req: FilestoreRequest): Promise<FilestoreR
     req.onCheckpoint?.(indexPartial);
   };
 
-  /** Closes the batch being filled; waits while another pack is still being written (two in memory at most). */
-  const seal = async (): Promise<void> => {
+  /** Completion of each sealed batch not yet stored, oldest first (they are stored one after another). */
+  const unstored: Array<Promise<void>> = [];
+
+  /** Closes the batch being filled and queues it to be stored after the ones before it. */
+  const seal = (): void => {
     const batch = current;
     current = { members: [], entries: [], bytes: 0 };
     if (batch.entries.length === 0) return;
-    const before = writing;
-    writing = before.then(() => (packFailure ? undefined : storeBatch(batch))).catch((err: unknown) => {
+    // After a failure the batches queued behind it are not stored: their open handles are closed.
+    const skip = async () => {
+      for (const m of batch.members) await m.handle?.close().catch(() => undefined);
+    };
+    const done = writing.then(() => (packFailure ? skip() : storeBatch(batch))).catch((err: unknown) => {
       packFailure ??= err instanceof Error ? err : new Error(String(err));
     });
-    await before;
-    if (packFailure) throw packFailure;
+    writing = done;
+    unstored.push(done);
+    void done.then(() => unstored.shift());
   };
 
   const addMember = async (member: PackMember, entry: FilestoreEntry): Promise<void> => {
+    // Two packs in memory at most: every reader waits here (not only the one that filled a batch,
+    // or the other concurrent readers went on filling batch after batch while one was written).
+    while (unstored.length >= 2) await unstored[0];
     if (packFailure) throw packFailure;
     current.members.push(member);
     current.entries.push(entry);
     current.bytes += member.size + 512;
     packedHere.set(member.sha1, current);
-    if (current.bytes >= PACK_TARGET_BYTES || current.members.length >= 16_384) await seal();
+    if (current.bytes >= PACK_TARGET_BYTES || current.members.length >= 16_384) seal();
   };
 
   /** The content is already packed here (another path, same content): list it with that pack. */
@@ -374,9 +362,11 @@ export async function backupFilestore(req: FilestoreRequest): Promise<FilestoreR
 
   try {
     if (!missing) await forEachLimited(yieldingEvery(64, walkFilestore(source)), req.concurrency ?? 8, storeOne);
-    await seal();
+    seal();
     await writing;
     if (packFailure) throw packFailure;
+    // The packs were written without fsync (see writePack): durable before the index names them.
+    if (result.packsStored > 0) await syncFileSystem(config.backupDir);
     await new Promise<void>((resolve, reject) => index.end((err?: Error | null) => (err ? reject(wrapDiskError(err, indexPartial)) : resolve())));
     const handle = await open(indexPartial, 'r');
     await handle.sync().finally(() => handle.close());
@@ -401,31 +391,3 @@ export async function backupFilestore(req: FilestoreRequest): Promise<FilestoreR
 /** Part size for pack uploads: a pack (target 8 MiB, a little more once encrypted) goes up in one PUT. */
 const PACK_PART_SIZE = 16 * 1024 * 1024;
 
-/** Whether the stored blob at `file` has the size of an age file of `plainBytes` (see plausibleAgeSize). */
-export async function blobSound(file: string, plainBytes: number): Promise<'sound' | 'absent' | 'damaged'> {
-  const st = await stat(file).catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') return undefined;
-    throw err;
-  });
-  if (!st) return 'absent';
-  return st.isFile() && plausibleAgeSize(st.size, plainBytes) ? 'sound' : 'damaged';
-}
-
-/** Reads a filestore index back (streaming): its file entries and pack records, strictly parsed. */
-export async function* readIndexLines(file: string): AsyncGenerator<IndexLine> {
-  const lines = createInterface({ input: createReadStream(file), crlfDelay: Infinity });
-  let n = 0;
-  try {
-    for await (const line of lines) {
-      n++;
-      if (line.trim()) yield parseIndexLine(line, `filestore index ${file}, line ${n}`);
-    }
-  } finally {
-    lines.close();
-  }
-}
-
-/** The file entries of a filestore index (streaming). */
-export async function* readFilestoreIndex(file: string): AsyncGenerator<FilestoreEntry> {
-  for await (const line of readIndexLines(file)) if (line.kind === 'file') yield line.entry;
-}

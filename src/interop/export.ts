@@ -25,7 +25,7 @@ import { ageDecrypter, decryptStream } from '../crypto/age';
 import { readIndexLines } from '../backup/filestore';
 import { localPath, rel } from '../backup/layout';
 import type { Manifest } from '../backup/manifest';
-import { PackPlan, visitPackedFiles } from '../backup/packs';
+import { PackPlan, visitPackedFiles } from '../backup/pack-reader';
 import { ArtifactCorruptedError, InvalidInputError, PipelineError } from '../errors';
 import { findClientTools, parseToolVersion } from '../pgtools';
 import { ensureScratchRoot } from '../restore/scratch';

@@ -7,7 +7,8 @@
  *   the dummy mail server and the neutralization parameters, and only when the copy is neutralized);
  * - `attachments`: every `ir_attachment.store_fname` exists in the restored filestore with the
  *   SHA-1 of its `checksum` column and the size of its `file_size` column (streamed, a page of rows
- *   and a few files at a time: memory does not grow with the filestore);
+ *   and a few files at a time: memory does not grow with the filestore; files the caller has just
+ *   restored and verified against the signed index are compared with what was verified, not re-read);
  * - `admin-user`: someone can still administer the copy.
  *
  * A check that cannot run fails with the reason; only a lost connection is thrown.
@@ -34,6 +35,16 @@ export interface OdooChecksOptions {
   filestoreDir: string;
   /** Files hashed at once (default 4). */
   concurrency?: number;
+  /**
+   * Files this process restored into `filestoreDir` moments ago and verified against the signed
+   * index (SHA-1 and size) before writing them: their content is known and not read again.
+   */
+  verifiedFiles?: KnownFiles;
+}
+
+/** Content (SHA-1, size) of files by their path relative to a filestore folder. */
+export interface KnownFiles {
+  lookup(relativePath: string): { sha1: string; size: number } | undefined;
 }
 
 /** How many names a message quotes. */
@@ -150,7 +161,7 @@ async function sha1Of(file: string): Promise<string> {
   return hash.digest('hex');
 }
 
-async function attachmentsCheck(client: pg.ClientBase, expected: OdooFacts, filestoreDir: string, concurrency: number): Promise<Check> {
+async function attachmentsCheck(client: pg.ClientBase, expected: OdooFacts, filestoreDir: string, concurrency: number, known: KnownFiles | undefined): Promise<Check> {
   const name = 'attachments';
   if (!(await tableExists(client, 'ir_attachment'))) {
     return expected.attachments.rows > 0
@@ -170,6 +181,17 @@ async function attachmentsCheck(client: pg.ClientBase, expected: OdooFacts, file
     if (!isSafeStoreFname(row.f)) {
       wrongCount++;
       if (wrong.length < FIRST) wrong.push(`${JSON.stringify(row.f)} (unsafe store_fname)`);
+      return;
+    }
+    const verified = known?.lookup(row.f);
+    if (verified) {
+      if (row.size !== null && verified.size !== row.size) {
+        wrongCount++;
+        if (wrong.length < FIRST) wrong.push(`${row.f} (${verified.size} bytes, file_size ${row.size})`);
+      } else if (row.checksum && verified.sha1 !== row.checksum.trim().toLowerCase()) {
+        wrongCount++;
+        if (wrong.length < FIRST) wrong.push(`${row.f} (SHA-1 ${verified.sha1}, checksum ${row.checksum})`);
+      }
       return;
     }
     const file = path.join(root, ...row.f.split('/'));
@@ -289,7 +311,7 @@ export async function odooChecks(opts: OdooChecksOptions): Promise<Check[]> {
   return [
     await guard('modules', () => (actual ? modulesCheck(expected, actual) : noFacts('modules'))),
     await guard('row-counts', () => (actual ? rowCountsCheck(client, expected, actual) : noFacts('row-counts'))),
-    await guard('attachments', () => attachmentsCheck(client, expected, filestoreDir, concurrency)),
+    await guard('attachments', () => attachmentsCheck(client, expected, filestoreDir, concurrency, opts.verifiedFiles)),
     await guard('admin-user', () => adminUserCheck(client)),
   ];
 }

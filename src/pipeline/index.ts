@@ -12,5 +12,6 @@
  */
 export { filterThrough } from './filter';
 export { hashFile, unchangedSinceWritten } from './hash';
+export { syncFileSystem } from './partial';
 export { runPipeline, type PipelineOptions, type PipelineResult } from './run';
 export { ageEncryptStage, zstdStage, type Stage } from './stage';

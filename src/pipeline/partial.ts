@@ -3,9 +3,11 @@
  * destination (with the folder fsync'd, so the rename is durable) or removed. A file at the destination
  * is therefore always complete.
  */
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { DiskFullError, PipelineError } from '../errors';
 import { isDiskFull, messageOf } from './failures';
 
@@ -29,13 +31,16 @@ export class PartialFile {
     }
   }
 
-  /** fsync, close, then `beforeRename` (throwing abandons the file: a fence), rename to `dest`, fsync its folder. */
-  async commit(dest: string, beforeRename: (() => Promise<void>) | undefined): Promise<void> {
-    await this.handle.sync();
+  /**
+   * fsync, close, then `beforeRename` (throwing abandons the file: a fence), rename to `dest`, fsync
+   * its folder. Not `durable`: no fsync at all (the caller syncs many files at once).
+   */
+  async commit(dest: string, beforeRename: (() => Promise<void>) | undefined, durable = true): Promise<void> {
+    if (durable) await this.handle.sync();
     await this.handle.close();
     await beforeRename?.();
     await rename(this.path, dest);
-    await syncDir(path.dirname(dest));
+    if (durable) await syncDir(path.dirname(dest));
   }
 
   /** Closes and removes the partial file, ignoring errors (it may already be closed or gone). */
@@ -56,4 +61,9 @@ async function syncDir(dir: string): Promise<void> {
   } finally {
     await handle?.close().catch(() => undefined);
   }
+}
+
+/** `sync -f DIR`: syncfs(2) of the file system holding DIR (coreutils): one call makes many files durable. */
+export async function syncFileSystem(dir: string): Promise<void> {
+  await promisify(execFile)('sync', ['-f', dir]);
 }

@@ -41,6 +41,11 @@ export interface PipelineOptions {
   beforeRename?: () => Promise<void>;
   /** Remember the file as written by this process (see `unchangedSinceWritten`). */
   remember?: boolean;
+  /**
+   * false: the output is renamed into place without fsync (of the file or its folder); the caller
+   * makes many such files durable at once (`syncFileSystem`) before anything that names them is.
+   */
+  durable?: boolean;
 }
 
 const PROGRESS_INTERVAL_MS = 100;
@@ -164,7 +169,7 @@ async function writeOutput(
 async function commitOutput(opts: PipelineOptions, partial: PartialFile, supervisor: Supervisor, tally: Tally): Promise<PipelineResult> {
   try {
     opts.onProgress?.(tally.bytes);
-    await partial.commit(opts.dest, opts.beforeRename);
+    await partial.commit(opts.dest, opts.beforeRename, opts.durable !== false);
     const sha256 = tally.hash.digest('hex');
     if (opts.remember) await rememberWritten(opts.dest, tally.bytes, sha256);
     return { bytes: tally.bytes, sha256, stderr: supervisor.stderrTails() };

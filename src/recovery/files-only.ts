@@ -9,7 +9,6 @@ import { localPath } from '../backup/layout';
 import type { Manifest } from '../backup/manifest';
 import { ArtifactCorruptedError, InvalidInputError } from '../errors';
 import type { SessionStore, TenantFilestore } from '../ports';
-import { applyOwnership } from '../restore/ownership';
 import { restoreFilestore } from '../restore/filestore';
 import { fetchTenantFiles } from '../validate/cloud';
 import { removeShadowPartials, shadowPartialDir } from './shadow';
@@ -50,6 +49,8 @@ export async function restoreFilesOnly(req: RestoreFilesOnlyRequest): Promise<Re
   await rm(dir, { recursive: true, force: true });
   await req.beforeRestore?.();
   const partial = shadowPartialDir(dir);
+  // The files Odoo will serve get the owner of the tenant's files (or the data dir) as they are written.
+  const owner = await req.filestore.ownerOf(tenant);
   const files = await restoreFilestore({
     indexFile: localPath(root, entry.filestore.index.path),
     identity: req.identity,
@@ -57,13 +58,12 @@ export async function restoreFilesOnly(req: RestoreFilesOnlyRequest): Promise<Re
     blobRoot: root,
     ...(signal ? { signal } : {}),
     onProgress: (n) => req.onProgress?.('filestore', n),
+    ...(owner ? { owner } : {}),
   });
   if (files.problems.length) {
     await rm(partial, { recursive: true, force: true });
     throw new ArtifactCorruptedError(`the shadow filestore of ${tenant} does not verify: ${files.problems.slice(0, 5).join('; ')}`);
   }
-  const owner = await req.filestore.ownerOf(tenant);
-  if (owner) await applyOwnership(partial, owner);
   signal?.throwIfAborted();
   await rename(partial, dir);
   return { checks: [{ name: 'restore-filestore', status: 'pass', message: `${files.files} files restored and verified` }], bytes: entry.filestore.bytes };

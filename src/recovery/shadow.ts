@@ -26,7 +26,7 @@ import { restoreDump } from '../restore/database';
 import { restoreFilestore } from '../restore/filestore';
 import { dropScratchDatabase, readScratchMarker } from '../restore/scratch';
 import { filestoreDir, filestoreShadowDir, shadowName } from './names';
-import { applyOwnership, ownershipOf } from '../restore/ownership';
+import { ownershipOf } from '../restore/ownership';
 
 export const SHADOW_PURPOSE = 'recovery-shadow';
 
@@ -150,6 +150,9 @@ export async function restoreShadow(opts: RestoreShadowOptions): Promise<Restore
 
   const fsStarted = Date.now();
   const partial = shadowPartialDir(dir);
+  // The files Odoo will serve belong to whoever owned the tenant's files (or the data dir) before:
+  // given as each file is written (a second walk of the folder cost seconds per 20,000 files).
+  const owner = opts.filestoreFrom === 'live' ? undefined : await ownershipOf([filestoreDir(config, tenant), config.odoo.filestoreRoot, config.odoo.dataDir]);
   const files =
     opts.filestoreFrom === 'live'
       ? await linkLiveFilestore(filestoreDir(config, tenant), partial)
@@ -161,13 +164,9 @@ export async function restoreShadow(opts: RestoreShadowOptions): Promise<Restore
           ...(opts.blobRoot ? { blobRoot: opts.blobRoot } : {}),
           ...(signal ? { signal } : {}),
           ...(opts.onProgress ? { onProgress: (n: number) => opts.onProgress?.('filestore', n) } : {}),
+          ...(owner ? { owner } : {}),
         });
   signal?.throwIfAborted();
-  // The files Odoo will serve belong to whoever owned the tenant's files (or the data dir) before.
-  if (opts.filestoreFrom !== 'live') {
-    const owner = await ownershipOf([filestoreDir(config, tenant), config.odoo.filestoreRoot, config.odoo.dataDir]);
-    if (owner) await applyOwnership(partial, owner);
-  }
   await rename(partial, dir);
   return {
     database,

@@ -4,27 +4,28 @@
  * packs, one blob per file (`<root>/blobs/<aa>/<sha1>.age`).
  *
  * Each pack is read once, start to end (two at a time); each file it holds that the index wants is
- * written to a temporary name beside its destination, its SHA-1 and size checked against the index,
- * then fsync'd and renamed into place.
- * Each file is decrypted (streaming, authenticated) to a temporary name beside its destination,
- * its SHA-1 and size are checked against the index, then it is fsync'd and renamed into place: a
- * file at its final name is always complete and right. A bad blob (missing, undecryptable, wrong
- * content or size) or an unsafe path in the index is recorded as a problem naming the file and
- * blob; systemic failures (index missing or unreadable, disk full, destination not writable,
- * abort) throw. At most `concurrency` files are in flight, each streamed: memory stays bounded.
+ * checked against the index (SHA-1 and size) before it is written: a small file whole from memory,
+ * straight to its name, a larger one streamed to a temporary name and renamed once checked. The
+ * folder is the caller's own (a partial or scratch folder, renamed into place or dropped whole) and
+ * is made durable by one sync of its file system at the end. Files of sessions made before packs
+ * (one blob each) are decrypted to a temporary name, checked, fsync'd and renamed. A bad pack or
+ * blob (missing, undecryptable, wrong content or size) or an unsafe path in the index is recorded
+ * as a problem naming the file and its pack or blob; systemic failures (index missing or
+ * unreadable, disk full, destination not writable, abort) throw. Memory stays bounded.
  */
-import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
-import { promisify } from 'node:util';
-import { copyFile, mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { closeSync, fchmodSync, fchownSync, openSync, writeSync } from 'node:fs';
+import { chmod, copyFile, lchown, mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { DrConfig } from '../config';
 import { ageDecrypter, decryptStream } from '../crypto/age';
 import { ArtifactCorruptedError, DiskFullError, DrError, EncryptionKeyError, InvalidInputError } from '../errors';
 import { localPath, rel } from '../backup/layout';
+import { syncFileSystem } from '../pipeline';
 import { readIndexLines, type FilestoreEntry } from '../backup/filestore';
-import { PackPlan, SMALL_FILE_BYTES, visitPackedFiles, type IndexLine } from '../backup/packs';
+import { SMALL_FILE_BYTES, type IndexLine } from '../backup/packs';
+import { PackPlan, visitPackedFiles } from '../backup/pack-reader';
+import type { Ownership } from './ownership';
 
 export interface RestoreFilestoreOptions {
   /** DR_BACKUP_DIR holds the blobs unless `blobRoot` says where. */
@@ -38,8 +39,15 @@ export interface RestoreFilestoreOptions {
   signal?: AbortSignal;
   /** Files decrypted at once (default 4). */
   concurrency?: number;
-  /** Files restored so far. */
+  /** Files restored so far (every few dozen files, and at the end). */
   onProgress?: (files: number) => void;
+  /**
+   * Owner and modes for everything restored (applyOwnership's rules: folders `dirMode`, files without
+   * its execute bits), set as each file is written instead of by a second walk of the folder.
+   */
+  owner?: Ownership;
+  /** Called for each file once it is restored and verified against the index (path, SHA-1, size). */
+  onRestored?: (path: string, sha1: string, size: number) => void;
   /** Folder in the session layout holding the blobs (default DR_BACKUP_DIR: `config`; a mirror of the bucket). */
   blobRoot?: string;
 }
@@ -56,6 +64,34 @@ export interface RestoreFilestoreResult {
 
 const SHA1 = /^[0-9a-f]{40}$/;
 const MAX_PROBLEMS = 1_000;
+/** Mode of restored files when no ownership is given. */
+const FILE_MODE = 0o640;
+const asRoot = process.getuid?.() === 0;
+
+/** Gives an open restored file the owner and mode of `owner` (chown only as root, as applyOwnership). */
+async function ownFile(fh: FileHandle, owner: Ownership): Promise<void> {
+  await fh.chmod(owner.dirMode & 0o666);
+  if (asRoot) await fh.chown(owner.uid, owner.gid);
+}
+
+async function ownPath(p: string, owner: Ownership, mode = owner.dirMode & 0o666): Promise<void> {
+  await chmod(p, mode);
+  if (asRoot) await lchown(p, owner.uid, owner.gid);
+}
+
+/** A small verified file written whole with synchronous calls (a few microseconds each against tens for the promise API). */
+function writeSmallFile(target: string, data: Buffer, owner: Ownership | undefined): void {
+  const fd = openSync(target, 'w', FILE_MODE);
+  try {
+    for (let off = 0; off < data.length; ) off += writeSync(fd, data, off, data.length - off);
+    if (owner) {
+      fchmodSync(fd, owner.dirMode & 0o666);
+      if (asRoot) fchownSync(fd, owner.uid, owner.gid);
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
 
 /** A relative path that stays inside the folder: no absolute path, no `..`, no empty or odd segment. */
 function isSafeRelative(p: string): boolean {
@@ -88,9 +124,26 @@ async function* readIndex(file: string): AsyncGenerator<IndexLine> {
 
 class BadBlob extends Error {}
 
-/** `sync -f DIR`: syncfs(2) of the file system holding DIR (coreutils). */
-async function syncFileSystem(dir: string): Promise<void> {
-  await promisify(execFile)('sync', ['-f', dir]);
+const ODOO_NAME = /^[0-9a-f]{2}\/([0-9a-f]{40})$/;
+
+/**
+ * The files a restore wrote and verified (pass `record` as `onRestored`), kept small: a file named
+ * `<aa>/<sha1>` by its own content (nearly all of a filestore) costs its path and size only.
+ */
+export class VerifiedFiles {
+  private readonly named = new Map<string, number>();
+  private readonly others = new Map<string, { sha1: string; size: number }>();
+
+  readonly record = (relativePath: string, sha1: string, size: number): void => {
+    if (ODOO_NAME.exec(relativePath)?.[1] === sha1) this.named.set(relativePath, size);
+    else this.others.set(relativePath, { sha1, size });
+  };
+
+  lookup(relativePath: string): { sha1: string; size: number } | undefined {
+    const size = this.named.get(relativePath);
+    if (size !== undefined) return { sha1: relativePath.slice(3), size };
+    return this.others.get(relativePath);
+  }
 }
 
 /** Restores the files listed in `indexFile` into `destDir` (see the module comment). */
@@ -106,7 +159,21 @@ export async function restoreFilestore(opts: RestoreFilestoreOptions): Promise<R
   await mkdir(destDir, { recursive: true, mode: 0o750 }).catch((err: unknown) => {
     throw errnoCode(err) === 'ENOSPC' ? new DiskFullError(`no space left on device creating ${destDir}`) : err;
   });
+  if (opts.owner) await ownPath(destDir, opts.owner, opts.owner.dirMode);
   const result: RestoreFilestoreResult = { files: 0, bytes: 0, problems: [], problemCount: 0 };
+  let reported = 0;
+  /** Counts a restored, verified content at `paths`; progress every few dozen files (each report is a heartbeat). */
+  const restored = (paths: string[], sha1: string, size: number) => {
+    result.files += paths.length;
+    result.bytes += size * paths.length;
+    for (const p of paths) opts.onRestored?.(p, sha1, size);
+    if (result.files - reported >= 64) {
+      reported = result.files;
+      opts.onProgress?.(result.files);
+    }
+  };
+  const diskFull = (err: unknown, file: string) =>
+    errnoCode(err) === 'ENOSPC' || errnoCode(err) === 'EDQUOT' ? new DiskFullError(`no space left on device restoring ${file} into ${destDir}`, { cause: err }) : err;
   const problem = (text: string) => {
     result.problemCount++;
     if (result.problems.length < MAX_PROBLEMS) result.problems.push(text);
@@ -115,7 +182,11 @@ export async function restoreFilestore(opts: RestoreFilestoreOptions): Promise<R
   const ensureDir = async (dir: string) => {
     if (madeDirs.has(dir)) return;
     try {
-      await mkdir(dir, { recursive: true, mode: 0o750 });
+      const made = await mkdir(dir, { recursive: true, mode: 0o750 });
+      // The folders mkdir made (the first and those below it), given the owner's mode and owner.
+      if (made !== undefined && opts.owner) {
+        for (let d = dir; d.length >= made.length && d !== destDir; d = path.dirname(d)) await ownPath(d, opts.owner, opts.owner.dirMode);
+      }
     } catch (err) {
       if (errnoCode(err) === 'ENOSPC') throw new DiskFullError(`no space left on device creating ${dir}`);
       throw err;
@@ -147,7 +218,7 @@ export async function restoreFilestore(opts: RestoreFilestoreOptions): Promise<R
         if (errnoCode(err) === 'ENOENT') throw new BadBlob(`${entry.path}: blob ${blobRel} is missing`);
         throw err;
       }
-      fh = await open(tmp, 'wx', 0o640);
+      fh = await open(tmp, 'wx', FILE_MODE);
       const sha1 = createHash('sha1');
       let size = 0;
       try {
@@ -173,13 +244,12 @@ export async function restoreFilestore(opts: RestoreFilestoreOptions): Promise<R
       if (actual !== entry.sha1) {
         throw new BadBlob(`${entry.path}: blob ${blobRel} has the wrong content (SHA-1 ${actual}, expected ${entry.sha1})`);
       }
+      if (opts.owner) await ownFile(fh, opts.owner);
       await fh.sync();
       await fh.close();
       fh = undefined;
       await rename(tmp, dest);
-      result.files++;
-      result.bytes += size;
-      opts.onProgress?.(result.files);
+      restored([entry.path], entry.sha1, size);
     } catch (err) {
       await fh?.close().catch(() => undefined);
       await rm(tmp, { force: true }).catch(() => undefined);
@@ -237,8 +307,6 @@ export async function restoreFilestore(opts: RestoreFilestoreOptions): Promise<R
         const [first, ...others] = want.paths;
         const dest = path.join(destDir, ...first!.split('/'));
         await ensureDir(path.dirname(dest));
-        const diskFull = (err: unknown) =>
-          errnoCode(err) === 'ENOSPC' || errnoCode(err) === 'EDQUOT' ? new DiskFullError(`no space left on device restoring ${first} into ${destDir}`, { cause: err }) : err;
         const wrongContent = (actual: string) => {
           for (const p of want.paths) problem(`${p}: pack ${packRel} holds content with SHA-1 ${actual} under ${want.sha1}`);
         };
@@ -246,9 +314,7 @@ export async function restoreFilestore(opts: RestoreFilestoreOptions): Promise<R
           // Small files (most of a filestore): whole in memory, written with synchronous calls (a
           // few microseconds each against tens for the promise API); a turn of the event loop every
           // few dozen files. Durability comes from one sync of the file system at the end.
-          const chunks: Buffer[] = [];
-          for await (const buf of member.content()) chunks.push(buf);
-          const data = Buffer.concat(chunks);
+          const data = await member.whole();
           const actual = createHash('sha1').update(data).digest('hex');
           if (actual !== want.sha1) return wrongContent(actual);
           // Verified before it is written: written straight to its name (the folder is the caller's
@@ -257,22 +323,23 @@ export async function restoreFilestore(opts: RestoreFilestoreOptions): Promise<R
             for (const p of want.paths) {
               const target = path.join(destDir, ...p.split('/'));
               if (p !== first) await ensureDir(path.dirname(target));
-              writeFileSync(target, data, { mode: 0o640 });
+              writeSmallFile(target, data, opts.owner);
             }
           } catch (err) {
-            throw diskFull(err);
+            throw diskFull(err, first!);
           }
         } else {
           const tmp = `${dest}.${randomBytes(6).toString('hex')}.tmp`;
           let fh: FileHandle | undefined;
           try {
-            fh = await open(tmp, 'wx', 0o640);
+            fh = await open(tmp, 'wx', FILE_MODE);
             const sha1 = createHash('sha1');
             for await (const buf of member.content()) {
               sha1.update(buf);
               let off = 0;
               while (off < buf.length) off += (await fh.write(buf, off, buf.length - off)).bytesWritten;
             }
+            if (opts.owner) await ownFile(fh, opts.owner);
             await fh.close();
             fh = undefined;
             const actual = sha1.digest('hex');
@@ -286,18 +353,17 @@ export async function restoreFilestore(opts: RestoreFilestoreOptions): Promise<R
               await ensureDir(path.dirname(otherDest));
               const otherTmp = `${otherDest}.${randomBytes(6).toString('hex')}.tmp`;
               await copyFile(tmp, otherTmp);
+              if (opts.owner) await ownPath(otherTmp, opts.owner);
               await rename(otherTmp, otherDest);
             }
             await rename(tmp, dest);
           } catch (err) {
             await fh?.close().catch(() => undefined);
             await rm(tmp, { force: true }).catch(() => undefined);
-            throw diskFull(err);
+            throw diskFull(err, first!);
           }
         }
-        result.files += want.paths.length;
-        result.bytes += want.size * want.paths.length;
-        opts.onProgress?.(result.files);
+        restored(want.paths, want.sha1, want.size);
         if (result.files % 64 === 0) await new Promise((resolve) => setImmediate(resolve));
       },
     });
@@ -306,6 +372,7 @@ export async function restoreFilestore(opts: RestoreFilestoreOptions): Promise<R
   // Files from packs were not fsync'd one by one (20,000 fsyncs cost more than the restore): one
   // sync of the file system makes them durable before the caller renames the folder into place.
   if (plan.files > 0) await syncFileSystem(destDir);
+  opts.onProgress?.(result.files);
   if (result.problemCount > result.problems.length) {
     result.problems.push(`… and ${result.problemCount - result.problems.length} more problems`);
   }

@@ -15,7 +15,7 @@ import { withClient } from '../postgres';
 import { neutralizeDatabase, neutralizationState } from '../odoo/neutralize';
 import { odooChecks } from '../odoo/checks';
 import { restoreDump } from '../restore/database';
-import { restoreFilestore } from '../restore/filestore';
+import { restoreFilestore, VerifiedFiles } from '../restore/filestore';
 import { dropScratchDatabase, ensureScratchRoot, scratchName } from '../restore/scratch';
 import { createRestoreRole, dropRestoreRole } from '../restore/restore-role';
 import { runCheck, type CheckResult } from './session';
@@ -95,6 +95,8 @@ export async function restoreTestTenant(opts: {
     result.checks.push(restored);
     if (restored.status !== 'pass') return result;
 
+    // What the restore verified against the signed index: the attachments check does not read it again.
+    const verifiedFiles = new VerifiedFiles();
     const files = await runCheck(
       'restore-filestore',
       async () => {
@@ -106,6 +108,7 @@ export async function restoreTestTenant(opts: {
           blobRoot: backupRoot,
           identity,
           destDir: scratchDir,
+          onRestored: verifiedFiles.record,
           ...(opts.signal ? { signal: opts.signal } : {}),
         });
         result.filestoreMs = Date.now() - started;
@@ -147,7 +150,7 @@ export async function restoreTestTenant(opts: {
           { tenant },
         ),
       );
-      const odoo = await odooChecks({ client, expected: entry.odoo!, filestoreDir: scratchDir });
+      const odoo = await odooChecks({ client, expected: entry.odoo!, filestoreDir: scratchDir, verifiedFiles });
       result.checks.push(...odoo.map((c) => ({ ...c, tenant })));
       const size = await client.query<{ s: string }>('SELECT pg_database_size(current_database()) AS s');
       result.databaseBytes = Number(size.rows[0]!.s);

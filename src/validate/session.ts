@@ -11,7 +11,8 @@ import { setMaxListeners } from 'node:events';
 import type { DrConfig } from '../config';
 import { ageDecrypter, decryptStream } from '../crypto/age';
 import { readIndexLines } from '../backup/filestore';
-import { PackPlan, visitPackedFiles } from '../backup/packs';
+import { PackPlan, visitPackedFiles } from '../backup/pack-reader';
+import { SMALL_FILE_BYTES } from '../backup/packs';
 import { rel, sessionTime } from '../backup/layout';
 import type { Artifact, Manifest } from '../backup/manifest';
 import type { PgTools } from '../pgtools';
@@ -222,6 +223,7 @@ export async function filestoreBlobsCheck(
       await Promise.all(running);
       if (plan.files > 0) {
         // Each pack decrypted and read through once; each file hashed against the index.
+        let reported = checked;
         await visitPackedFiles({
           plan,
           open: (id, bytes) => files.pack(id, bytes),
@@ -233,11 +235,16 @@ export async function filestoreBlobsCheck(
           ...(opts.signal ? { signal: opts.signal } : {}),
           onFile: async (want, member) => {
             const hash = createHash('sha1');
-            for await (const chunk of member.content()) hash.update(chunk);
+            if (member.size <= SMALL_FILE_BYTES) hash.update(await member.whole());
+            else for await (const chunk of member.content()) hash.update(chunk);
             const sha1 = hash.digest('hex');
             if (sha1 !== want.sha1) for (const p of want.paths) problems.push(`${p}: its pack holds content with SHA-1 ${sha1}`);
             checked += want.paths.length;
-            opts.onProgress?.(checked);
+            // Each report is a heartbeat: every few dozen files.
+            if (checked - reported >= 64) {
+              reported = checked;
+              opts.onProgress?.(checked);
+            }
           },
         });
       }
