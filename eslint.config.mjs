@@ -33,7 +33,10 @@ function reaching(folders, depth) {
 
 const NODE_BUILTIN = [
   '^node:',
-  `^(?:${builtinModules.filter((m) => !m.startsWith('_')).map(escapeRegex).join('|')})(?:/|$)`,
+  `^(?:${builtinModules
+    .filter((m) => !m.startsWith('_'))
+    .map(escapeRegex)
+    .join('|')})(?:/|$)`,
 ];
 
 /**
@@ -46,10 +49,7 @@ function restrictionsFor(layer, depth) {
   const patterns = Object.entries(imports).map(([target, allowed]) => ({
     regex: reaching([target], depth),
     ...(allowed === 'type-only' ? { allowTypeImports: true } : {}),
-    message:
-      allowed === 'type-only'
-        ? `${why}: only \`import type\` from ${target}/ (${WHY}).`
-        : `${why}: never imports ${target}/, not even types (${WHY}).`,
+    message: allowed === 'type-only' ? `${why}: only \`import type\` from ${target}/ (${WHY}).` : `${why}: never imports ${target}/, not even types (${WHY}).`,
   }));
   if (temporalio.runtime !== 'any') {
     const runtime = temporalio.runtime.map((p) => escapeRegex(p.replace('@temporalio/', '')));
@@ -62,7 +62,9 @@ function restrictionsFor(layer, depth) {
     });
   }
   if (builtins === 'type-only') {
-    patterns.push(...NODE_BUILTIN.map((regex) => ({ regex, allowTypeImports: true, message: `${why}: no runtime Node built-ins, only \`import type\` (${WHY}).` })));
+    patterns.push(
+      ...NODE_BUILTIN.map((regex) => ({ regex, allowTypeImports: true, message: `${why}: no runtime Node built-ins, only \`import type\` (${WHY}).` })),
+    );
   }
   return patterns;
 }
@@ -122,10 +124,7 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-floating-promises': 'error',
       '@typescript-eslint/no-misused-promises': 'error',
-      '@typescript-eslint/consistent-type-imports': [
-        'error',
-        { prefer: 'type-imports', fixStyle: 'inline-type-imports', disallowTypeAnnotations: true },
-      ],
+      '@typescript-eslint/consistent-type-imports': ['error', { prefer: 'type-imports', fixStyle: 'inline-type-imports', disallowTypeAnnotations: true }],
       '@typescript-eslint/consistent-type-exports': ['error', { fixMixedExportsWithInlineTypeSpecifier: true }],
       '@typescript-eslint/no-unused-vars': [
         'error',

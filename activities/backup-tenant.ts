@@ -195,15 +195,30 @@ export function createTenantBackup(config: DrConfig, catalog: SessionCatalog, ho
     // Packs to reuse: the tenant's previous session's, and those an interrupted attempt stored here.
     const scratch = path.join(await ensureScratchRoot(config), scratchFolderName(`reuse-${input.tenant}`));
     const reuseFrom: string[] = [];
-    const interrupted = resume?.partialIndex && path.dirname(resume.partialIndex) === path.dirname(localPath(config.backupDir, rel.filestoreIndex(input.session, input.tenant))) ? resume.partialIndex : undefined;
+    const interrupted =
+      resume?.partialIndex && path.dirname(resume.partialIndex) === path.dirname(localPath(config.backupDir, rel.filestoreIndex(input.session, input.tenant)))
+        ? resume.partialIndex
+        : undefined;
     if (interrupted) reuseFrom.push(interrupted);
     let filestore: FilestoreResult;
     let partialIndex: string | undefined;
     try {
       // The lease (src/retention/collect.ts): in the bucket before any pack is looked for, so that a
       // collection of the bucket either sees this session in progress or ran before the lookup.
-      if (input.cloud) await catalog.cloud!.putDocument(`${rel.session(input.session)}/leases/${input.tenant}.json`, { tenant: input.tenant, attempt: fence.token, at: new Date().toISOString() });
-      const previous = await previousFilestoreIndex({ config, catalog, tenant: input.tenant, session: input.session, scratchDir: scratch, signal: Context.current().cancellationSignal });
+      if (input.cloud)
+        await catalog.cloud!.putDocument(`${rel.session(input.session)}/leases/${input.tenant}.json`, {
+          tenant: input.tenant,
+          attempt: fence.token,
+          at: new Date().toISOString(),
+        });
+      const previous = await previousFilestoreIndex({
+        config,
+        catalog,
+        tenant: input.tenant,
+        session: input.session,
+        scratchDir: scratch,
+        signal: Context.current().cancellationSignal,
+      });
       if (previous) reuseFrom.push(previous.file);
       await hooks.beforeFilestore?.(activityInfo().attempt);
       filestore = await backupFilestore({

@@ -129,7 +129,11 @@ export function createBackupActivities(config: DrConfig, secrets: Array<string |
         const task: TenantBackupTask = { session: input.session, tenant, recipients: input.recipients, cloud: input.cloud };
         const resumeAt = resume?.current?.tenant === tenant ? resume.current.progress : undefined;
         try {
-          const result = await asPartOfActivity(resumeAt, (progress) => ({ done, current: { tenant, progress: progress as TenantBackupProgress } }) satisfies TenantsBackupProgress, () => backupOneTenant(task));
+          const result = await asPartOfActivity(
+            resumeAt,
+            (progress) => ({ done, current: { tenant, progress: progress as TenantBackupProgress } }) satisfies TenantsBackupProgress,
+            () => backupOneTenant(task),
+          );
           done[tenant] = { status: 'complete', done: result };
         } catch (err) {
           // Cancelled, or superseded (this attempt timed out and its retry took the tenant over):
@@ -149,12 +153,13 @@ export function createBackupActivities(config: DrConfig, secrets: Array<string |
       return { tenants: Object.fromEntries(input.tenants.map((t) => [t, done[t]!])) };
     }),
 
-
     /** pg_dumpall --globals-only, encrypted, and its cloud copy (with `cloud`), in one activity. */
     backupClusterGlobals: mapped(secrets, async (input: SessionTaskInput & { cloud?: boolean }) => {
       assertSessionName(input.session);
       const tools = await clientTools();
-      const artifact = (await dumpGlobals({ config, tools, session: input.session, recipients: input.recipients, signal: Context.current().cancellationSignal })).artifact;
+      const artifact = (
+        await dumpGlobals({ config, tools, session: input.session, recipients: input.recipients, signal: Context.current().cancellationSignal })
+      ).artifact;
       if (input.cloud) await upload(artifact);
       return artifact;
     }),
@@ -162,50 +167,60 @@ export function createBackupActivities(config: DrConfig, secrets: Array<string |
     /** The DR_CONFIG_PATHS archive, encrypted, and its cloud copy (with `cloud`), in one activity. */
     backupConfiguration: mapped(secrets, async (input: SessionTaskInput & { cloud?: boolean }) => {
       assertSessionName(input.session);
-      const archived = await archiveConfiguration({ config, session: input.session, recipients: input.recipients, signal: Context.current().cancellationSignal });
+      const archived = await archiveConfiguration({
+        config,
+        session: input.session,
+        recipients: input.recipients,
+        signal: Context.current().cancellationSignal,
+      });
       if (input.cloud && archived.artifact) await upload(archived.artifact);
       return archived;
     }),
 
     /** Verifies every artifact (local and cloud), writes the manifest last, uploads it last. */
-    finalizeBackupSession: mapped(secrets, async (input: FinalizeInput): Promise<ManifestSummary> => whileHeartbeating(async () => {
-      assertSessionName(input.session);
-      const entryOf = async (tenant: string, s: FinalizeInput['tenants'][string]): Promise<TenantEntry> => {
-        if (s.status !== 'complete') return { status: 'failed', ...(s.error ? { error: s.error } : {}), durationMs: s.durationMs };
-        // This host's copy, else the bucket's (the tenant may have been backed up by another worker).
-        const local = await readFile(tenantEntryPath(input.session, tenant), 'utf8').catch(() => undefined);
-        const entry = local !== undefined ? (JSON.parse(local) as TenantEntry) : ((await catalog.cloud?.getDocument(tenantEntryRel(input.session, tenant))) as TenantEntry | undefined);
-        return entry ?? {
-          status: 'failed',
-          error: `its manifest entry is neither in ${config.backupDir} nor in the bucket: without a cloud copy, a session lives on one disk (run one worker, or share DR_BACKUP_DIR between workers)`,
-          durationMs: s.durationMs,
+    finalizeBackupSession: mapped(secrets, async (input: FinalizeInput): Promise<ManifestSummary> =>
+      whileHeartbeating(async () => {
+        assertSessionName(input.session);
+        const entryOf = async (tenant: string, s: FinalizeInput['tenants'][string]): Promise<TenantEntry> => {
+          if (s.status !== 'complete') return { status: 'failed', ...(s.error ? { error: s.error } : {}), durationMs: s.durationMs };
+          // This host's copy, else the bucket's (the tenant may have been backed up by another worker).
+          const local = await readFile(tenantEntryPath(input.session, tenant), 'utf8').catch(() => undefined);
+          const entry =
+            local !== undefined
+              ? (JSON.parse(local) as TenantEntry)
+              : ((await catalog.cloud?.getDocument(tenantEntryRel(input.session, tenant))) as TenantEntry | undefined);
+          return (
+            entry ?? {
+              status: 'failed',
+              error: `its manifest entry is neither in ${config.backupDir} nor in the bucket: without a cloud copy, a session lives on one disk (run one worker, or share DR_BACKUP_DIR between workers)`,
+              durationMs: s.durationMs,
+            }
+          );
         };
-      };
-      // Read several at once (small files, or small objects from the bucket), kept in the input's order.
-      const listed = Object.entries(input.tenants);
-      const read: TenantEntry[] = new Array<TenantEntry>(listed.length);
-      let next = 0;
-      await Promise.all(
-        Array.from({ length: Math.min(8, listed.length) }, async () => {
-          for (let i = next++; i < listed.length; i = next++) read[i] = await entryOf(listed[i]![0], listed[i]![1]);
-        }),
-      );
-      const tenants: Record<string, TenantEntry> = Object.fromEntries(listed.map(([tenant], i) => [tenant, read[i]!]));
-      const { manifest, localCopy, kept } = await finalizeSession(config, { ...input, tenants });
-      return {
-        session: manifest.session,
-        status: manifest.status,
-        manifestPath: !kept
-          ? '(none: nothing was backed up, the session was removed)'
-          : localCopy
-            ? localPath(config.backupDir, rel.manifest(manifest.session))
-            : `${catalog.cloud!.description}/${rel.manifest(manifest.session)}`,
-        tenants: Object.fromEntries(
-          Object.entries(manifest.tenants).map(([k, v]) => [k, { status: v.status, ...(v.error ? { error: v.error } : {}) }]),
-        ),
-        warnings: manifest.warnings,
-      };
-    })),
+        // Read several at once (small files, or small objects from the bucket), kept in the input's order.
+        const listed = Object.entries(input.tenants);
+        const read: TenantEntry[] = new Array<TenantEntry>(listed.length);
+        let next = 0;
+        await Promise.all(
+          Array.from({ length: Math.min(8, listed.length) }, async () => {
+            for (let i = next++; i < listed.length; i = next++) read[i] = await entryOf(listed[i]![0], listed[i]![1]);
+          }),
+        );
+        const tenants: Record<string, TenantEntry> = Object.fromEntries(listed.map(([tenant], i) => [tenant, read[i]!]));
+        const { manifest, localCopy, kept } = await finalizeSession(config, { ...input, tenants });
+        return {
+          session: manifest.session,
+          status: manifest.status,
+          manifestPath: !kept
+            ? '(none: nothing was backed up, the session was removed)'
+            : localCopy
+              ? localPath(config.backupDir, rel.manifest(manifest.session))
+              : `${catalog.cloud!.description}/${rel.manifest(manifest.session)}`,
+          tenants: Object.fromEntries(Object.entries(manifest.tenants).map(([k, v]) => [k, { status: v.status, ...(v.error ? { error: v.error } : {}) }])),
+          warnings: manifest.warnings,
+        };
+      }),
+    ),
 
     applyBackupRetention: mapped(secrets, async (input: { protect: string[]; cloud: boolean }): Promise<RetentionResult> =>
       whileHeartbeating(() => applyRetention(config, { now: new Date(), cloud: input.cloud, protect: input.protect })),

@@ -96,7 +96,8 @@ async function scheduleFacts(client: Client, schedules: Record<string, string>):
 async function workerFact(client: Client, taskQueue: string): Promise<MonitorFacts['worker']> {
   try {
     const count = async (taskQueueType: number) =>
-      (await client.workflowService.describeTaskQueue({ namespace: client.options.namespace, taskQueue: { name: taskQueue, kind: 1 }, taskQueueType })).pollers?.length ?? 0;
+      (await client.workflowService.describeTaskQueue({ namespace: client.options.namespace, taskQueue: { name: taskQueue, kind: 1 }, taskQueueType })).pollers
+        ?.length ?? 0;
     // 1 = TASK_QUEUE_TYPE_WORKFLOW, 2 = TASK_QUEUE_TYPE_ACTIVITY
     const [wf, act] = await Promise.all([count(1), count(2)]);
     return { pollers: Math.min(wf, act) };
@@ -155,8 +156,20 @@ export function createMonitorActivities(config: DrConfig, secrets: string[]) {
       // A run that could not finish has no result stored with a session, so the monitor cannot see it:
       // its own check, alerted once (the next monitor run, reporting every check, forgets it).
       const check: ObservedCheck = input.error
-        ? { id: `integrity/${input.kind}-run`, status: 'critical', value: null, threshold: `the ${input.kind} runs to its report`, message: `${input.kind} ${input.reportingWorkflowId} could not run: ${input.error}`, action: `read the workflow's failure in the Temporal UI, fix the cause, run it again` }
-        : integrityCheck(input.kind, { session: input.session, status: input.status, finishedAt: input.finishedAt, workflowId: input.reportingWorkflowId, failures: input.failures }, monitorSettings(config), new Date(input.finishedAt).getTime());
+        ? {
+            id: `integrity/${input.kind}-run`,
+            status: 'critical',
+            value: null,
+            threshold: `the ${input.kind} runs to its report`,
+            message: `${input.kind} ${input.reportingWorkflowId} could not run: ${input.error}`,
+            action: `read the workflow's failure in the Temporal UI, fix the cause, run it again`,
+          }
+        : integrityCheck(
+            input.kind,
+            { session: input.session, status: input.status, finishedAt: input.finishedAt, workflowId: input.reportingWorkflowId, failures: input.failures },
+            monitorSettings(config),
+            new Date(input.finishedAt).getTime(),
+          );
       return submit(input, { id: input.reportingWorkflowId, source: `${input.kind}Workflow ${input.reportingWorkflowId}`, complete: false, checks: [check] });
     }),
 
@@ -168,7 +181,8 @@ export function createMonitorActivities(config: DrConfig, secrets: string[]) {
     /** Sends each message through every channel; a failing channel is recorded, never blocks the other. */
     deliverAlerts: mapped(secrets, async (input: { messages: AlertMessage[] }): Promise<DeliverAlertsResult> => {
       const deliveries: DeliverAlertsResult['deliveries'] = [];
-      for (const m of input.messages) deliveries.push({ key: m.key, subject: m.subject, delivery: await sendAlert(config, { severity: m.severity, subject: m.subject, text: m.text }) });
+      for (const m of input.messages)
+        deliveries.push({ key: m.key, subject: m.subject, delivery: await sendAlert(config, { severity: m.severity, subject: m.subject, text: m.text }) });
       return { deliveries };
     }),
   };
@@ -189,7 +203,12 @@ export function createMonitorActivities(config: DrConfig, secrets: string[]) {
  * what it did with it. Exported so that the workflow tests drive the alerts workflow exactly as
  * the activity does.
  */
-export async function handObservation(client: Pick<Client, 'workflow'>, target: AlertsTarget, observation: Observation, alertsInput: object = {}): Promise<ObservationOutcome> {
+export async function handObservation(
+  client: Pick<Client, 'workflow'>,
+  target: AlertsTarget,
+  observation: Observation,
+  alertsInput: object = {},
+): Promise<ObservationOutcome> {
   const start = () =>
     client.workflow.signalWithStart(ALERTS_WORKFLOW_TYPE, {
       workflowId: target.workflowId,
@@ -211,7 +230,8 @@ export async function handObservation(client: Pick<Client, 'workflow'>, target: 
     return await client.workflow.getHandle(target.workflowId).executeUpdate<ObservationOutcome, [string]>(ALERTS_OUTCOME_UPDATE, { args: [observation.id] });
   } catch (err) {
     const e = err as Error;
-    if (e.name === 'WorkflowUpdateFailedError') throw new Error(`the alerts workflow did not process observation ${observation.id}: ${(e.cause as Error | undefined)?.message ?? e.message}`);
+    if (e.name === 'WorkflowUpdateFailedError')
+      throw new Error(`the alerts workflow did not process observation ${observation.id}: ${(e.cause as Error | undefined)?.message ?? e.message}`);
     throw err;
   }
 }

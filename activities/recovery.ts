@@ -65,7 +65,8 @@ export function createRecoveryActivities(config: DrConfig, secrets: Array<string
   const catalog = SessionCatalog.fromConfig(config);
   const filestore = localTenantFilestore({ filestoreRoot: config.odoo.filestoreRoot, dataDir: config.odoo.dataDir });
   const permissive = SessionCatalog.fromConfig(config, { allowUnsigned: true });
-  const open = (session: string, fromCloud: boolean, allowUnsigned?: boolean) => (allowUnsigned ? permissive : catalog).open(session, fromCloud ? 'cloud' : 'auto');
+  const open = (session: string, fromCloud: boolean, allowUnsigned?: boolean) =>
+    (allowUnsigned ? permissive : catalog).open(session, fromCloud ? 'cloud' : 'auto');
   const scratchDir = async (purpose: string) => path.join(await ensureScratchRoot(config), scratchFolderName(purpose));
   const swapPlan = (input: SwapInput): SwapPlan => ({
     tenant: input.tenant,
@@ -86,51 +87,67 @@ export function createRecoveryActivities(config: DrConfig, secrets: Array<string
      * verifies it like the real tenant (not neutralized, same database.uuid). Redone from scratch
      * on retry. A shadow that does not verify is dropped and the failure is permanent.
      */
-    prepareRecoveryShadow: mapped(secrets, async (input: ShadowInput): Promise<{ checks: Array<{ name: string; status: string; message: string }>; bytes: number }> => {
-      const signal = Context.current().cancellationSignal;
-      const beat = (phase: string, amount?: number) => Context.current().heartbeat({ phase, ...(amount !== undefined ? { amount } : {}) });
-      // A folder of this attempt alone: a retry never collides with a timed-out attempt still running.
-      const mirror = await scratchDir(`recovery-${input.id}-${input.tenant}`);
-      try {
-        const { manifest, store } = await open(input.session, input.fromCloud, input.allowUnsigned);
-        if (input.scope === 'files') {
-          return await restoreFilesOnly({ store, manifest, filestore, tenant: input.tenant, id: input.id, identity: await identity(), mirror, signal, onProgress: beat, beforeRestore: () => hooks.beforeRestoreFiles?.(activityInfo().attempt) });
+    prepareRecoveryShadow: mapped(
+      secrets,
+      async (input: ShadowInput): Promise<{ checks: Array<{ name: string; status: string; message: string }>; bytes: number }> => {
+        const signal = Context.current().cancellationSignal;
+        const beat = (phase: string, amount?: number) => Context.current().heartbeat({ phase, ...(amount !== undefined ? { amount } : {}) });
+        // A folder of this attempt alone: a retry never collides with a timed-out attempt still running.
+        const mirror = await scratchDir(`recovery-${input.id}-${input.tenant}`);
+        try {
+          const { manifest, store } = await open(input.session, input.fromCloud, input.allowUnsigned);
+          if (input.scope === 'files') {
+            return await restoreFilesOnly({
+              store,
+              manifest,
+              filestore,
+              tenant: input.tenant,
+              id: input.id,
+              identity: await identity(),
+              mirror,
+              signal,
+              onProgress: beat,
+              beforeRestore: () => hooks.beforeRestoreFiles?.(activityInfo().attempt),
+            });
+          }
+          const entry = manifest.tenants[input.tenant];
+          if (!entry?.database || !entry.filestore || !entry.odoo)
+            throw new InvalidInputError(`session ${input.session} has no complete backup of ${input.tenant}`);
+          beat('download');
+          const { root } = await fetchTenantFiles({ store, manifest, tenant: input.tenant, mirror, signal, onProgress: (n) => beat('download', n) });
+          await filestore.ensureRoot();
+          const dumpMajor = parseToolVersion(`(PostgreSQL) ${entry.database.pgDump}`)?.major;
+          const shadow = await restoreShadow({
+            config,
+            tenant: input.tenant,
+            id: input.id,
+            encryptedDump: localPath(root, entry.database.path),
+            indexFile: localPath(root, entry.filestore.index.path),
+            blobRoot: root,
+            identity: await identity(),
+            signal,
+            onProgress: (phase, amount) => beat(phase, amount),
+            // database-only keeps today's files: the shadow folder is a hard-linked copy of them.
+            filestoreFrom: input.scope === 'database' ? 'live' : 'backup',
+            ...(dumpMajor !== undefined ? { dumpPgMajor: dumpMajor } : {}),
+          });
+          const checks = await verifyShadow({ config, database: shadow.database, filestoreDir: shadow.filestoreDir, expected: entry.odoo });
+          // What comes back, as it will sit on the server: the restored database and the files.
+          const restoredBytes =
+            (await withClient(config.postgres, config.postgres.maintenanceDb, async (c) =>
+              Number((await c.query<{ s: string }>('SELECT pg_database_size($1) AS s', [shadow.database])).rows[0]!.s),
+            )) + entry.filestore.bytes;
+          const failed = [...checks.filter((c) => c.status === 'fail').map((c) => `${c.name}: ${c.message}`), ...shadow.problems];
+          if (failed.length) {
+            await dropShadow(config, input.tenant, input.id);
+            throw new ArtifactCorruptedError(`the shadow copy of ${input.tenant} does not verify: ${failed.slice(0, 5).join('; ')}`);
+          }
+          return { checks, bytes: restoredBytes };
+        } finally {
+          await removeScratch(mirror);
         }
-        const entry = manifest.tenants[input.tenant];
-        if (!entry?.database || !entry.filestore || !entry.odoo) throw new InvalidInputError(`session ${input.session} has no complete backup of ${input.tenant}`);
-        beat('download');
-        const { root } = await fetchTenantFiles({ store, manifest, tenant: input.tenant, mirror, signal, onProgress: (n) => beat('download', n) });
-        await filestore.ensureRoot();
-        const dumpMajor = parseToolVersion(`(PostgreSQL) ${entry.database.pgDump}`)?.major;
-        const shadow = await restoreShadow({
-          config,
-          tenant: input.tenant,
-          id: input.id,
-          encryptedDump: localPath(root, entry.database.path),
-          indexFile: localPath(root, entry.filestore.index.path),
-          blobRoot: root,
-          identity: await identity(),
-          signal,
-          onProgress: (phase, amount) => beat(phase, amount),
-          // database-only keeps today's files: the shadow folder is a hard-linked copy of them.
-          filestoreFrom: input.scope === 'database' ? 'live' : 'backup',
-          ...(dumpMajor !== undefined ? { dumpPgMajor: dumpMajor } : {}),
-        });
-        const checks = await verifyShadow({ config, database: shadow.database, filestoreDir: shadow.filestoreDir, expected: entry.odoo });
-        // What comes back, as it will sit on the server: the restored database and the files.
-        const restoredBytes =
-          (await withClient(config.postgres, config.postgres.maintenanceDb, async (c) => Number((await c.query<{ s: string }>('SELECT pg_database_size($1) AS s', [shadow.database])).rows[0]!.s))) +
-          entry.filestore.bytes;
-        const failed = [...checks.filter((c) => c.status === 'fail').map((c) => `${c.name}: ${c.message}`), ...shadow.problems];
-        if (failed.length) {
-          await dropShadow(config, input.tenant, input.id);
-          throw new ArtifactCorruptedError(`the shadow copy of ${input.tenant} does not verify: ${failed.slice(0, 5).join('; ')}`);
-        }
-        return { checks, bytes: restoredBytes };
-      } finally {
-        await removeScratch(mirror);
-      }
-    }),
+      },
+    ),
 
     /** Site recovery and full mode: the cluster's roles from the session (missing ones created, existing ones kept and reported). */
     restoreClusterGlobals: mapped(secrets, async (input: { session: string; fromCloud: boolean; allowUnsigned?: boolean }): Promise<GlobalsRestoreResult> => {
@@ -154,10 +171,24 @@ export function createRecoveryActivities(config: DrConfig, secrets: Array<string
     dropRecoveryShadow: mapped(secrets, async (input: { tenant: string; id: string }): Promise<void> => dropShadow(config, input.tenant, input.id)),
 
     /** DR_ODOO_STOP_CMD (nothing when unset). */
-    stopOdoo: mapped(secrets, async (_: Record<string, never>) => whileHeartbeating(() => runServiceCommand(config.odoo.stopCommand, 'stop', { outputFile: path.join(config.logDir, 'odoo-stop.out'), signal: Context.current().cancellationSignal }))),
+    stopOdoo: mapped(secrets, async (_: Record<string, never>) =>
+      whileHeartbeating(() =>
+        runServiceCommand(config.odoo.stopCommand, 'stop', {
+          outputFile: path.join(config.logDir, 'odoo-stop.out'),
+          signal: Context.current().cancellationSignal,
+        }),
+      ),
+    ),
 
     /** DR_ODOO_START_CMD (nothing when unset). */
-    startOdoo: mapped(secrets, async (_: Record<string, never>) => whileHeartbeating(() => runServiceCommand(config.odoo.startCommand, 'start', { outputFile: path.join(config.logDir, 'odoo-start.out'), signal: Context.current().cancellationSignal }))),
+    startOdoo: mapped(secrets, async (_: Record<string, never>) =>
+      whileHeartbeating(() =>
+        runServiceCommand(config.odoo.startCommand, 'start', {
+          outputFile: path.join(config.logDir, 'odoo-start.out'),
+          signal: Context.current().cancellationSignal,
+        }),
+      ),
+    ),
 
     /** The shadow takes the tenant's place by renames; the tenant is kept as the pre-recovery copy. Idempotent. */
     swapInTenant: mapped(secrets, async (input: SwapInput): Promise<{ downtimeMs: number }> =>
@@ -173,17 +204,26 @@ export function createRecoveryActivities(config: DrConfig, secrets: Array<string
     checkRecoveryHealth: mapped(secrets, async (input: { tenants: string[] }): Promise<HealthCheck[]> => checkHealth(config, input.tenants)),
 
     /** config-only: the configuration archive back to DR_CONFIG_PATHS, replaced files kept. */
-    restoreConfiguration: mapped(secrets, async (input: { session: string; stamp: string; fromCloud?: boolean; targetRoot?: string; allowUnsigned?: boolean }) => {
-      const { manifest, store } = await open(input.session, input.fromCloud ?? false, input.allowUnsigned);
-      if (!manifest.config) throw new InvalidInputError(`session ${input.session} has no configuration archive`);
-      const scratch = await scratchDir('config');
-      try {
-        const file = await store.fetchArtifact(manifest.config, scratch, Context.current().cancellationSignal);
-        const r = await restoreConfigArchive({ config, encryptedArchive: file, identity: await identity(), stamp: input.stamp, ...(input.targetRoot ? { targetRoot: input.targetRoot } : {}) });
-        return { restored: r.restored, keptAs: r.keptAs };
-      } finally {
-        await removeScratch(scratch);
-      }
-    }),
+    restoreConfiguration: mapped(
+      secrets,
+      async (input: { session: string; stamp: string; fromCloud?: boolean; targetRoot?: string; allowUnsigned?: boolean }) => {
+        const { manifest, store } = await open(input.session, input.fromCloud ?? false, input.allowUnsigned);
+        if (!manifest.config) throw new InvalidInputError(`session ${input.session} has no configuration archive`);
+        const scratch = await scratchDir('config');
+        try {
+          const file = await store.fetchArtifact(manifest.config, scratch, Context.current().cancellationSignal);
+          const r = await restoreConfigArchive({
+            config,
+            encryptedArchive: file,
+            identity: await identity(),
+            stamp: input.stamp,
+            ...(input.targetRoot ? { targetRoot: input.targetRoot } : {}),
+          });
+          return { restored: r.restored, keptAs: r.keptAs };
+        } finally {
+          await removeScratch(scratch);
+        }
+      },
+    ),
   };
 }

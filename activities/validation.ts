@@ -103,39 +103,48 @@ export function createValidationActivities(config: DrConfig, secrets: Array<stri
     }),
 
     /** Manifest, every artifact's size and SHA-256 where the session is read (and in the bucket), age against the RPO. */
-    checkBackupSession: mapped(secrets, async (input: SessionChecksInput): Promise<SessionChecksResult> => whileHeartbeating(async () => {
-      let opened;
-      try {
-        opened = await open(input.session, input.source, input.allowUnsigned);
-      } catch (err) {
-        const e = err as Error;
-        return {
-          checks: [{ name: 'manifest', status: 'fail', artifact: `sessions/${input.session}/manifest.json`, message: `${e.name === 'Error' ? '' : `${e.name}: `}${e.message}` }],
-          tenants: [],
-          manifestOk: false,
-          sessionCloud: false,
-        };
-      }
-      const { manifest, store } = opened;
-      const checks: CheckResult[] = [
-        {
-          name: 'manifest',
-          status: manifest.status === 'complete' && opened.signedBy ? 'pass' : 'warn',
-          artifact: `sessions/${input.session}/manifest.json`,
-          message:
-            `manifest version ${manifest.version} read from ${store.description}, ` +
-            `${opened.signedBy ? `signature by ${opened.signedBy} verified` : 'NOT SIGNED (accepted because of --allow-unsigned)'}, checksum verified, session ${manifest.status}`,
-        },
-      ];
-      const base = { manifestOk: true, sessionCloud: manifest.cloud !== null, readFrom: store.location };
-      const plan = planSessionChecks(manifest, input, { readFrom: store.location, bucket: catalog.cloud !== undefined });
-      for (const planned of plan.checks) {
-        if (planned.kind === 'verdict') checks.push(planned.result);
-        else if (planned.kind === 'age') checks.push(ageCheck(config, input.session, new Date()));
-        else checks.push(await artifactCheck(planned.copy === 'cloud' ? catalog.cloud! : store, planned.artifact, planned.tenant));
-      }
-      return { ...base, checks, tenants: plan.tenants };
-    })),
+    checkBackupSession: mapped(secrets, async (input: SessionChecksInput): Promise<SessionChecksResult> =>
+      whileHeartbeating(async () => {
+        let opened;
+        try {
+          opened = await open(input.session, input.source, input.allowUnsigned);
+        } catch (err) {
+          const e = err as Error;
+          return {
+            checks: [
+              {
+                name: 'manifest',
+                status: 'fail',
+                artifact: `sessions/${input.session}/manifest.json`,
+                message: `${e.name === 'Error' ? '' : `${e.name}: `}${e.message}`,
+              },
+            ],
+            tenants: [],
+            manifestOk: false,
+            sessionCloud: false,
+          };
+        }
+        const { manifest, store } = opened;
+        const checks: CheckResult[] = [
+          {
+            name: 'manifest',
+            status: manifest.status === 'complete' && opened.signedBy ? 'pass' : 'warn',
+            artifact: `sessions/${input.session}/manifest.json`,
+            message:
+              `manifest version ${manifest.version} read from ${store.description}, ` +
+              `${opened.signedBy ? `signature by ${opened.signedBy} verified` : 'NOT SIGNED (accepted because of --allow-unsigned)'}, checksum verified, session ${manifest.status}`,
+          },
+        ];
+        const base = { manifestOk: true, sessionCloud: manifest.cloud !== null, readFrom: store.location };
+        const plan = planSessionChecks(manifest, input, { readFrom: store.location, bucket: catalog.cloud !== undefined });
+        for (const planned of plan.checks) {
+          if (planned.kind === 'verdict') checks.push(planned.result);
+          else if (planned.kind === 'age') checks.push(ageCheck(config, input.session, new Date()));
+          else checks.push(await artifactCheck(planned.copy === 'cloud' ? catalog.cloud! : store, planned.artifact, planned.tenant));
+        }
+        return { ...base, checks, tenants: plan.tenants };
+      }),
+    ),
 
     /** Decryption and archive integrity of the dump; every filestore blob decrypted and verified. */
     checkTenantArchives: mapped(secrets, async (input: TenantChecksInput): Promise<CheckResult[]> => {
@@ -196,8 +205,24 @@ export function createValidationActivities(config: DrConfig, secrets: Array<stri
       const mirror = await scratchDir(`restore-test-${input.id}`);
       try {
         onProgress('download');
-        const files = await fetchTenantFiles({ store, manifest, tenant: input.tenant, mirror, signal, onProgress: (n) => beat({ phase: 'download', blobs: n }) });
-        return await restoreTestTenant({ config, backupRoot: files.root, manifest, tenant: input.tenant, identity: await identity(), id: input.id, signal, onProgress });
+        const files = await fetchTenantFiles({
+          store,
+          manifest,
+          tenant: input.tenant,
+          mirror,
+          signal,
+          onProgress: (n) => beat({ phase: 'download', blobs: n }),
+        });
+        return await restoreTestTenant({
+          config,
+          backupRoot: files.root,
+          manifest,
+          tenant: input.tenant,
+          identity: await identity(),
+          id: input.id,
+          signal,
+          onProgress,
+        });
       } finally {
         await removeScratch(mirror);
       }
@@ -216,17 +241,20 @@ export function createValidationActivities(config: DrConfig, secrets: Array<stri
     drillReport: mapped(secrets, (input: DrillReportInput): Promise<DrillOutcome> => Promise.resolve(drillOutcome(input.facts, input.settings))),
 
     /** Current size of the fleet to recover: database sizes now, filestore sizes of the session. */
-    fleetSize: mapped(secrets, async (input: { session: string; source?: SessionSource; allowUnsigned?: boolean }): Promise<{ tenants: number; bytes: number }> => {
-      const { manifest } = await open(input.session, input.source, input.allowUnsigned);
-      const discovered = await discoverTenants(config);
-      let bytes = 0;
-      const names = new Set([...discovered.tenants.map((t) => t.name), ...Object.keys(manifest.tenants)]);
-      for (const name of names) {
-        bytes += discovered.tenants.find((t) => t.name === name)?.databaseBytes ?? 0;
-        bytes += manifest.tenants[name]?.filestore?.bytes ?? 0;
-      }
-      return { tenants: names.size, bytes };
-    }),
+    fleetSize: mapped(
+      secrets,
+      async (input: { session: string; source?: SessionSource; allowUnsigned?: boolean }): Promise<{ tenants: number; bytes: number }> => {
+        const { manifest } = await open(input.session, input.source, input.allowUnsigned);
+        const discovered = await discoverTenants(config);
+        let bytes = 0;
+        const names = new Set([...discovered.tenants.map((t) => t.name), ...Object.keys(manifest.tenants)]);
+        for (const name of names) {
+          bytes += discovered.tenants.find((t) => t.name === name)?.databaseBytes ?? 0;
+          bytes += manifest.tenants[name]?.filestore?.bytes ?? 0;
+        }
+        return { tenants: names.size, bytes };
+      },
+    ),
 
     /** Drops scratch databases and folders left by restore tests older than DR_TEST_RETENTION_HOURS. */
     sweepScratchCopies: mapped(secrets, async (input: { olderThanHours?: number }): Promise<string[]> =>

@@ -116,7 +116,10 @@ async function benchTenant(label: string, config: DrConfig, tenant: string, repe
     runs.push({ level, ms: r.ms, bytes: r.value.artifact.bytes });
   }
   const dbBytes = Number(
-    execFileSync(tools.psql, ['-Atc', `SELECT pg_database_size('${tenant.replace(/'/g, "''")}')`, '--dbname=postgres'], { env: { ...process.env, ...env }, encoding: 'utf8' }).trim(),
+    execFileSync(tools.psql, ['-Atc', `SELECT pg_database_size('${tenant.replace(/'/g, "''")}')`, '--dbname=postgres'], {
+      env: { ...process.env, ...env },
+      encoding: 'utf8',
+    }).trim(),
   );
 
   const fs1 = await best(1, () => backupFilestore({ config, session: 'backup_20260101_000000_benchfs1', tenant, recipients, cloud: false }));

@@ -96,7 +96,11 @@ interface OdooDrRun {
 }
 
 /** `odoo-dr --config <local stack> …args` of the build at `bin`, the environment overriding the file. */
-function odooDrProcess(bin: string, args: string[], env: NodeJS.ProcessEnv): { child: ChildProcess; result: Promise<{ code: number | null; stdout: string; out: string }> } {
+function odooDrProcess(
+  bin: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): { child: ChildProcess; result: Promise<{ code: number | null; stdout: string; out: string }> } {
   const child = spawn(process.execPath, [bin, '--config', LOCAL_CONFIG_PATH, ...args], { cwd: REPO_ROOT, env: { ...process.env, DR_CONFIG: '', ...env } });
   let stdout = '';
   let out = '';
@@ -133,7 +137,10 @@ async function main(): Promise<void> {
     DR_LOG_DIR: path.join(dir, `logs-${label}`),
     ODOO_DATA_DIR: data,
   });
-  const builds = [{ label: 'this', bin: BIN }, ...(args.compare ? [{ label: 'compared', bin: path.resolve(args.compare) }] : [])].map((b) => ({ ...b, env: envFor(b.label) }));
+  const builds = [{ label: 'this', bin: BIN }, ...(args.compare ? [{ label: 'compared', bin: path.resolve(args.compare) }] : [])].map((b) => ({
+    ...b,
+    env: envFor(b.label),
+  }));
   const config = loadConfig({ path: LOCAL_CONFIG_PATH, env: builds[0]!.env });
   const { host, port, user, password } = config.postgres;
   const admin: PgAdminConnection = { host, port, user, ...(password ? { password } : {}) };
@@ -165,7 +172,8 @@ async function main(): Promise<void> {
     return performance.now() - t;
   };
   const bare = {
-    fleet: () => timeShell('bash', ['-c', `printf '%s\\n' "\${@:3}" | xargs -P"$1" -I{} "$2" -Fc -Z0 -f "${raw}/{}.dump" {}`, 'x', String(P), tools.pgDump, ...tiny]),
+    fleet: () =>
+      timeShell('bash', ['-c', `printf '%s\\n' "\${@:3}" | xargs -P"$1" -I{} "$2" -Fc -Z0 -f "${raw}/{}.dump" {}`, 'x', String(P), tools.pgDump, ...tiny]),
     large: () => timeShell(tools.pgDump, ['-Fc', '-Z0', '-f', path.join(raw, 'large.dump'), large]),
   };
   const odooDr = async (build: (typeof builds)[number], tenants: string[]): Promise<OdooDrRun> => {
@@ -182,7 +190,9 @@ async function main(): Promise<void> {
     for (const e of history.events ?? []) {
       const c = e.childWorkflowExecutionStartedEventAttributes;
       if (!c?.workflowExecution?.workflowId || c.workflowType?.name === 'tenantLockWorkflow') continue;
-      times.tenants += activityTimes(await client.workflow.getHandle(c.workflowExecution.workflowId, c.workflowExecution.runId ?? undefined).fetchHistory()).tenants;
+      times.tenants += activityTimes(
+        await client.workflow.getHandle(c.workflowExecution.workflowId, c.workflowExecution.runId ?? undefined).fetchHistory(),
+      ).tenants;
     }
     const wfStart = firstTime(history, (e) => e.workflowExecutionStartedEventAttributes);
     const wfEnd = firstTime(history, (e) => e.workflowExecutionCompletedEventAttributes ?? e.workflowExecutionFailedEventAttributes);
@@ -237,9 +247,15 @@ async function main(): Promise<void> {
       console.log(`  CLI start-up (process → workflow started)   ${sec(m((x) => x.cliStart))}`);
       console.log(`  workflow (started → closed)                 ${sec(m((x) => x.workflow))}, ${m((x) => x.events)} events in the session's history`);
       console.log(`    Σ tenant activity time / ${parallel}               ${sec(m((x) => x.tenantActivities) / parallel)}`);
-      console.log(`    Σ session-step activity time              ${sec(m((x) => x.sessionActivities))}  (run 1: ${Object.entries(o[0]!.steps).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(', ')} ms)`);
+      console.log(
+        `    Σ session-step activity time              ${sec(m((x) => x.sessionActivities))}  (run 1: ${Object.entries(o[0]!.steps)
+          .map(([k, v]) => `${k} ${v.toFixed(0)}`)
+          .join(', ')} ms)`,
+      );
       const overhead = m((x) => x.workflow - x.tenantActivities / parallel - x.sessionActivities);
-      console.log(`    the rest (orchestration; understated when session steps overlap the tenants) ${sec(overhead)}, ${((overhead * parallel) / n).toFixed(0)} ms × P / N per tenant`);
+      console.log(
+        `    the rest (orchestration; understated when session steps overlap the tenants) ${sec(overhead)}, ${((overhead * parallel) / n).toFixed(0)} ms × P / N per tenant`,
+      );
       console.log(`  CLI exit (workflow closed → process gone)   ${sec(m((x) => x.cliExit))}`);
     }
   };

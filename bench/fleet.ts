@@ -76,7 +76,11 @@ export async function benchFleet(count: number): Promise<void> {
 
   const t0 = Date.now();
   const result = await worker.runUntil(
-    client.workflow.execute<(i: BackupInput) => Promise<BackupResult>>('backupWorkflow', { taskQueue, workflowId: `bench/${session}`, args: [{ session, tenants, cloud: false, retention: false }] }),
+    client.workflow.execute<(i: BackupInput) => Promise<BackupResult>>('backupWorkflow', {
+      taskQueue,
+      workflowId: `bench/${session}`,
+      args: [{ session, tenants, cloud: false, retention: false }],
+    }),
   );
   const wall = Date.now() - t0;
   const parent = await client.workflow.getHandle(`bench/${session}`).fetchHistory();

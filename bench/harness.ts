@@ -271,7 +271,9 @@ export async function activityIssues(client: Client, workflowIds: readonly strin
       out.retries += a.attempts - 1;
       if (a.timeout) out.timedOut++;
       if ((a.timeout || a.attempts > 1) && out.examples.length < 5) {
-        out.examples.push(`${id}: ${a.type}, ${a.attempts} attempt(s)${a.timeout ? `, timed out (${a.timeout})` : ''}${a.lastFailure ? `, last failure: ${a.lastFailure}` : ''}`);
+        out.examples.push(
+          `${id}: ${a.type}, ${a.attempts} attempt(s)${a.timeout ? `, timed out (${a.timeout})` : ''}${a.lastFailure ? `, last failure: ${a.lastFailure}` : ''}`,
+        );
       }
     }
   }

@@ -37,7 +37,13 @@ async function bench(label: string, config: DrConfig, tenant: string, repeat: nu
   const identity = await readIdentity(config.encryption.identityFile!);
   const plain = path.join(config.backupDir, `${tenant}.dump`);
   execFileSync('bash', ['-c', 'age -d -i "$1" "$2" | zstd -d -q -o "$3"', 'x', config.encryption.identityFile!, encrypted, plain]);
-  const env = { ...process.env, PGHOST: config.postgres.host, PGPORT: String(config.postgres.port), PGUSER: config.postgres.user, PGPASSWORD: config.postgres.password ?? '' };
+  const env = {
+    ...process.env,
+    PGHOST: config.postgres.host,
+    PGPORT: String(config.postgres.port),
+    PGUSER: config.postgres.user,
+    PGPASSWORD: config.postgres.password ?? '',
+  };
   let bare = Infinity;
   let ours = Infinity;
   let swap = Infinity;

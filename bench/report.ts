@@ -153,7 +153,10 @@ export function markdownTable(figures: readonly Figure[]): string {
 
 /** An error in one line: its first line and, when it has more, its last (the cause, for a failed command). */
 export function errorSummary(message: string): string {
-  const lines = message.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = message
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   const first = lines[0] ?? '';
   const last = lines.at(-1) ?? '';
   return lines.length > 1 && last !== first ? `${first.replace(/:$/, '')}: … ${last}` : first;

@@ -44,14 +44,38 @@ async function bench(label: string, config: DrConfig, tenant: string, repeat: nu
     status: 'complete',
     durationMs: 0,
     database: dump.artifact,
-    filestore: { index: fs.index, files: fs.files, bytes: fs.bytes, blobsStored: 0, blobsReused: 0, blobsUploaded: 0, blobsRepaired: 0, packsStored: 0, packsUploaded: 0, mismatched: [] },
+    filestore: {
+      index: fs.index,
+      files: fs.files,
+      bytes: fs.bytes,
+      blobsStored: 0,
+      blobsReused: 0,
+      blobsUploaded: 0,
+      blobsRepaired: 0,
+      packsStored: 0,
+      packsUploaded: 0,
+      mismatched: [],
+    },
     odoo: dump.facts,
   };
   const manifest = { session, tenants: { [tenant]: entry } } as unknown as Manifest;
   const identity = await readIdentity(config.encryption.identityFile!);
   const plain = path.join(config.backupDir, `${tenant}.dump`);
-  execFileSync('bash', ['-c', 'age -d -i "$1" "$2" | zstd -d -q -o "$3"', 'x', config.encryption.identityFile!, localPath(config.backupDir, rel.database(session, tenant)), plain]);
-  const env = { ...process.env, PGHOST: config.postgres.host, PGPORT: String(config.postgres.port), PGUSER: config.postgres.user, PGPASSWORD: config.postgres.password ?? '' };
+  execFileSync('bash', [
+    '-c',
+    'age -d -i "$1" "$2" | zstd -d -q -o "$3"',
+    'x',
+    config.encryption.identityFile!,
+    localPath(config.backupDir, rel.database(session, tenant)),
+    plain,
+  ]);
+  const env = {
+    ...process.env,
+    PGHOST: config.postgres.host,
+    PGPORT: String(config.postgres.port),
+    PGUSER: config.postgres.user,
+    PGPASSWORD: config.postgres.password ?? '',
+  };
 
   let bare = Infinity;
   let ours = Infinity;
@@ -59,9 +83,7 @@ async function bench(label: string, config: DrConfig, tenant: string, repeat: nu
   for (let i = 0; i < repeat; i++) {
     const target = `bench_bare_${i}`;
     const t0 = performance.now();
-    await withClient(config.postgres, 'postgres', (c) =>
-      c.query(`CREATE DATABASE ${quoteIdent(target)} ENCODING 'UTF8' LC_COLLATE 'C' TEMPLATE template0`),
-    );
+    await withClient(config.postgres, 'postgres', (c) => c.query(`CREATE DATABASE ${quoteIdent(target)} ENCODING 'UTF8' LC_COLLATE 'C' TEMPLATE template0`));
     execFileSync(tools.pgRestore, ['--jobs=2', '--exit-on-error', '--no-owner', `--dbname=${target}`, plain], { env, stdio: 'ignore' });
     bare = Math.min(bare, performance.now() - t0);
     await withClient(config.postgres, 'postgres', (c) => c.query(`DROP DATABASE ${quoteIdent(target)} WITH (FORCE)`));

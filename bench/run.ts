@@ -104,7 +104,9 @@ async function main(argv: string[]): Promise<number> {
       `odoo-dr benchmark ${bench.id}, ${started.toISOString()}: scenarios ${p.scenarios.join(', ')}; ${p.runs} run(s); ` +
         `files ${p.files} × ${p.fileSize} B, big ${p.bigFiles}, database ${p.dbMb} MiB, fleet ${p.fleet}`,
     );
-    console.log(`  (databases ${bench.prefix}-*, folders ${bench.root}, bucket prefix s3://${bench.stack.cloud!.bucket}/${bench.bucketPrefix}/, task queues ${bench.prefix}-*)`);
+    console.log(
+      `  (databases ${bench.prefix}-*, folders ${bench.root}, bucket prefix s3://${bench.stack.cloud!.bucket}/${bench.bucketPrefix}/, task queues ${bench.prefix}-*)`,
+    );
     for (const s of p.scenarios) {
       if (bench.interrupted) break;
       console.log(`\n== ${s}`);

@@ -91,7 +91,9 @@ async function main(): Promise<void> {
     const dbBytes = infos.reduce((a, t) => a + (t.dbSizeBytes ?? 0), 0);
     const fsBytes = infos.reduce((a, t) => a + t.filestoreBytes, 0);
     const fileCount = infos.reduce((a, t) => a + t.fileCount, 0);
-    console.log(`tenants created in ${((performance.now() - tc) / 1000).toFixed(1)} s: databases ${(dbBytes / MiB).toFixed(1)} MiB (pg_database_size), filestores ${fileCount} files (${(fsBytes / MiB).toFixed(2)} MiB)`);
+    console.log(
+      `tenants created in ${((performance.now() - tc) / 1000).toFixed(1)} s: databases ${(dbBytes / MiB).toFixed(1)} MiB (pg_database_size), filestores ${fileCount} files (${(fsBytes / MiB).toFixed(2)} MiB)`,
+    );
 
     const workflowBundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: new DefaultLogger('WARN') });
     const { connectionOptions, namespace } = temporalSettings(stack, {});
@@ -141,7 +143,9 @@ async function main(): Promise<void> {
       const sec = (x: number) => `${(x / 1000).toFixed(2)} s`;
       console.log(
         `  odoo-dr phases: plan+roles+config ${sec(p.beforeShadowsMs)}, shadows ${sec(p.shadowsMs)} (Σ shadow activities / ${PARALLEL} = ${sec(p.shadowActivityMs / PARALLEL)}), ` +
-          `swaps+health+markers ${sec(p.afterShadowsMs)} [${Object.entries(p.after).map(([t, a]) => `${t} ${a.n}× ${sec(a.ms)}`).join(', ')}]`,
+          `swaps+health+markers ${sec(p.afterShadowsMs)} [${Object.entries(p.after)
+            .map(([t, a]) => `${t} ${a.n}× ${sec(a.ms)}`)
+            .join(', ')}]`,
       );
     }
 
@@ -176,9 +180,17 @@ async function main(): Promise<void> {
 }
 
 /** Drops the tenants, empties this run's bucket prefix (never another one) and deletes the folders. */
-async function cleanUp(opts: { admin: PgAdminConnection; dataDir: string; names: string[]; cloud: NonNullable<DrConfig['cloud']>; prefix: string; root: string }): Promise<void> {
+async function cleanUp(opts: {
+  admin: PgAdminConnection;
+  dataDir: string;
+  names: string[];
+  cloud: NonNullable<DrConfig['cloud']>;
+  prefix: string;
+  root: string;
+}): Promise<void> {
   const { cloud } = opts;
-  for (const name of opts.names) await dropTenant(opts.admin, opts.dataDir, name).catch((err: unknown) => console.error(`drop ${name}: ${(err as Error).message}`));
+  for (const name of opts.names)
+    await dropTenant(opts.admin, opts.dataDir, name).catch((err: unknown) => console.error(`drop ${name}: ${(err as Error).message}`));
   if (cloud.prefix === opts.prefix) {
     try {
       const keys: string[] = [];

@@ -42,7 +42,10 @@ function parseMail(raw) {
     if (colon > 0) headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
   }
   if (/quoted-printable/i.test(headers['content-transfer-encoding'] ?? '')) {
-    body = Buffer.from(body.replace(/=\r\n/g, '').replace(/=([0-9A-F]{2})/gi, (_, h) => String.fromCharCode(parseInt(h, 16))), 'latin1').toString('utf8');
+    body = Buffer.from(
+      body.replace(/=\r\n/g, '').replace(/=([0-9A-F]{2})/gi, (_, h) => String.fromCharCode(parseInt(h, 16))),
+      'latin1',
+    ).toString('utf8');
   } else if (/base64/i.test(headers['content-transfer-encoding'] ?? '')) {
     body = Buffer.from(body, 'base64').toString('utf8');
   }
@@ -54,7 +57,10 @@ function decodeWords(value) {
   return value.replace(/\?=\s+=\?/g, '?==?').replace(/=\?utf-8\?([bq])\?([^?]*)\?=/gi, (_, enc, data) =>
     enc.toLowerCase() === 'b'
       ? Buffer.from(data, 'base64').toString('utf8')
-      : Buffer.from(data.replace(/_/g, ' ').replace(/=([0-9A-F]{2})/gi, (__, h) => String.fromCharCode(parseInt(h, 16))), 'latin1').toString('utf8'),
+      : Buffer.from(
+          data.replace(/_/g, ' ').replace(/=([0-9A-F]{2})/gi, (__, h) => String.fromCharCode(parseInt(h, 16))),
+          'latin1',
+        ).toString('utf8'),
   );
 }
 
@@ -87,7 +93,14 @@ const web = http.createServer((req, res) => {
       /* nothing received yet */
     }
     res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify(lines.split('\n').filter(Boolean).map((l) => JSON.parse(l))));
+    res.end(
+      JSON.stringify(
+        lines
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l)),
+      ),
+    );
     return;
   }
   if (req.method !== 'POST') {

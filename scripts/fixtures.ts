@@ -19,14 +19,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as dotenv from 'dotenv';
-import {
-  createNonTenants,
-  createSampleFleet,
-  createTenant,
-  dropTenant,
-  NON_TENANT_NAMES,
-  REAL_ODOO_TENANT,
-} from '../test/fixtures/odoo-tenants';
+import { createNonTenants, createSampleFleet, createTenant, dropTenant, NON_TENANT_NAMES, REAL_ODOO_TENANT } from '../test/fixtures/odoo-tenants';
 import type { PgAdminConnection, TenantInfo } from '../test/fixtures/odoo-tenants';
 import { loadRealOdooTenant } from '../test/fixtures/real-odoo';
 

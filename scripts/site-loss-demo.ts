@@ -16,7 +16,9 @@ async function checksums(config: DrConfig, tenants: string[]): Promise<Map<strin
   const out = new Map<string, string>();
   for (const t of tenants) {
     const sum = await withClient(config.postgres, t, async (c) => {
-      const { rows } = await c.query<{ s: string }>("SELECT count(*) || ' move lines, md5 ' || md5(string_agg(l::text, '' ORDER BY l.id)) AS s FROM account_move_line l");
+      const { rows } = await c.query<{ s: string }>(
+        "SELECT count(*) || ' move lines, md5 ' || md5(string_agg(l::text, '' ORDER BY l.id)) AS s FROM account_move_line l",
+      );
       return rows[0]!.s;
     }).catch((err: Error) => `(${err.message})`);
     out.set(t, sum);
@@ -30,7 +32,9 @@ async function main(): Promise<void> {
   try {
     const env = { ...site.env, DR_TASK_QUEUE: 'odoo-dr-new-site' };
     const fresh = site.config(env);
-    console.log(`new host: PostgreSQL 127.0.0.1:${site.postgres.port} (empty: only the postgres superuser), Temporal ${site.temporal.address} (empty), folders under ${site.root}`);
+    console.log(
+      `new host: PostgreSQL 127.0.0.1:${site.postgres.port} (empty: only the postgres superuser), Temporal ${site.temporal.address} (empty), folders under ${site.root}`,
+    );
     const worker = await startCliWorker(env);
     try {
       const configTarget = path.join(site.root, 'restored-config');
@@ -48,7 +52,9 @@ async function main(): Promise<void> {
       const before = await checksums(old, names);
       const after = await checksums(fresh, names);
       for (const t of names) {
-        console.log(`${t.padEnd(10)} old site: ${before.get(t)}\n${''.padEnd(10)} new site: ${after.get(t)}  ${before.get(t) === after.get(t) ? '(equal)' : '(DIFFERENT!)'}`);
+        console.log(
+          `${t.padEnd(10)} old site: ${before.get(t)}\n${''.padEnd(10)} new site: ${after.get(t)}  ${before.get(t) === after.get(t) ? '(equal)' : '(DIFFERENT!)'}`,
+        );
       }
     } finally {
       worker.child.kill('SIGTERM');

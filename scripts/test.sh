@@ -9,5 +9,6 @@ cd "$here/.."
 "$here/stack.sh" up
 timed build npx tsc -p tsconfig.json
 timed lint npx eslint .
+timed format-check npx prettier --check --log-level warn .
 export TEMPORAL_TEST_SERVER_PATH="${TEMPORAL_TEST_SERVER_PATH:-$ODOO_DR_BIN/temporal-test-server}"
 npx mocha "$@"

@@ -141,7 +141,8 @@ export const WORKFLOW_FAILURES = {
     exit: 'failed',
   },
   TenantNotFoundError: {
-    meaning: 'backupWorkflow was asked for names that are not tenants (absent, not owned by the Odoo role, templates): refused before a session was created, nothing backed up',
+    meaning:
+      'backupWorkflow was asked for names that are not tenants (absent, not owned by the Odoo role, templates): refused before a session was created, nothing backed up',
     exit: 'failed',
   },
   BackupNotFinalized: {
@@ -153,15 +154,15 @@ export const WORKFLOW_FAILURES = {
     exit: 'failed',
   },
   RecoveryNotPrepared: {
-    meaning: 'recoveryWorkflow: no tenant\'s shadow copy could be restored and verified (each one\'s reason in the message); Odoo was not touched',
+    meaning: "recoveryWorkflow: no tenant's shadow copy could be restored and verified (each one's reason in the message); Odoo was not touched",
     exit: 'failed',
   },
   PreRecoveryBackupFailed: {
-    meaning: 'recoveryWorkflow with --backup-first: the backup of today\'s state failed, so nothing was swapped (shadows dropped)',
+    meaning: "recoveryWorkflow with --backup-first: the backup of today's state failed, so nothing was swapped (shadows dropped)",
     exit: 'failed',
   },
   TenantLocked: {
-    meaning: 'another backup or recovery holds the tenant\'s lock (one writer per tenant); the message names it',
+    meaning: "another backup or recovery holds the tenant's lock (one writer per tenant); the message names it",
     exit: 'failed',
   },
   ObservationNotReceived: {

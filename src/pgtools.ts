@@ -79,10 +79,7 @@ function toolsIn(binDir: string | undefined, version: { major: number; full: str
  * Chooses client binaries for a server of `serverMajor`: the configured directory if any (it must
  * be new enough), else the Debian directory of the same major, else the closest newer one, else PATH.
  */
-export async function findClientTools(
-  serverMajor: number,
-  opts: { binDir?: string; debianRoot?: string } = {},
-): Promise<PgTools> {
+export async function findClientTools(serverMajor: number, opts: { binDir?: string; debianRoot?: string } = {}): Promise<PgTools> {
   const seen: string[] = [];
   const consider = async (binDir: string | undefined): Promise<PgTools | undefined> => {
     const pgDump = binDir ? path.join(binDir, 'pg_dump') : 'pg_dump';

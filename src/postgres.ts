@@ -41,11 +41,7 @@ export function guardIdleErrors(client: pg.Client): void {
 }
 
 /** Runs `fn` with a connected client to `database` and always closes it. */
-export async function withClient<T>(
-  settings: PostgresSettings,
-  database: string,
-  fn: (client: pg.Client) => Promise<T>,
-): Promise<T> {
+export async function withClient<T>(settings: PostgresSettings, database: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({
     host: settings.host,
     port: settings.port,
@@ -80,9 +76,7 @@ export function quoteIdent(name: string): string {
 /** Server version as reported by the server, e.g. { major: 15, full: '15.18' }. */
 export async function serverVersion(settings: PostgresSettings): Promise<{ major: number; full: string; num: number }> {
   return withClient(settings, settings.maintenanceDb, async (client) => {
-    const { rows } = await client.query<{ v: string; n: string }>(
-      "SELECT current_setting('server_version') AS v, current_setting('server_version_num') AS n",
-    );
+    const { rows } = await client.query<{ v: string; n: string }>("SELECT current_setting('server_version') AS v, current_setting('server_version_num') AS n");
     const num = Number(rows[0]!.n);
     return { major: Math.floor(num / 10000), full: rows[0]!.v.split(' ')[0]!, num };
   });

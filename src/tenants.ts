@@ -77,7 +77,10 @@ export async function discoverTenants(config: DrConfig, request: DiscoveryReques
   const tenants = await Promise.all(
     kept.map(async (r): Promise<Tenant> => {
       const filestoreDir = path.join(odoo.filestoreRoot, r.datname);
-      const exists = await stat(filestoreDir).then((s) => s.isDirectory(), () => false);
+      const exists = await stat(filestoreDir).then(
+        (s) => s.isDirectory(),
+        () => false,
+      );
       return {
         name: r.datname,
         databaseBytes: r.size === null ? 0 : Number(r.size),

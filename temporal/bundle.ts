@@ -29,7 +29,11 @@ export function workflowsFingerprint(dir: string = WORKFLOWS_DIR): string {
     readdirSync(d, { withFileTypes: true })
       .flatMap((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : e.name.endsWith('.js') ? [path.join(d, e.name)] : []))
       .sort();
-  for (const file of walk(dir)) hash.update(`${path.relative(dir, file)}\n`).update(readFileSync(file)).update('\n');
+  for (const file of walk(dir))
+    hash
+      .update(`${path.relative(dir, file)}\n`)
+      .update(readFileSync(file))
+      .update('\n');
   return hash.digest('hex');
 }
 
@@ -41,7 +45,8 @@ interface Stamp {
 
 /** The prebuilt bundle when it matches the compiled workflows; otherwise why not (the worker then bundles at start). */
 export function prebuiltWorkflowBundle(bundle: string = BUNDLE_PATH, dir: string = WORKFLOWS_DIR): { codePath: string; builtAt: string } | { reason: string } {
-  if (!existsSync(bundle) || !existsSync(stampPath(bundle))) return { reason: `no prebuilt workflow bundle (${bundle}): run \`npm run bundle\` for a faster start` };
+  if (!existsSync(bundle) || !existsSync(stampPath(bundle)))
+    return { reason: `no prebuilt workflow bundle (${bundle}): run \`npm run bundle\` for a faster start` };
   let stamp: Stamp;
   try {
     stamp = JSON.parse(readFileSync(stampPath(bundle), 'utf8')) as Stamp;

@@ -34,9 +34,7 @@ export async function connectWorker(config: DrConfig): Promise<{ connection: Nat
   // Loaded here, not at start-up: the CLI's other commands never need the worker's native code.
   const { NativeConnection } = await import('@temporalio/worker');
   const connection = await NativeConnection.connect(connectionOptions).catch((err: unknown) => {
-    throw new Error(
-      `cannot reach Temporal at ${connectionOptions.address} (namespace ${namespace}): ${(err as Error).message}`,
-    );
+    throw new Error(`cannot reach Temporal at ${connectionOptions.address} (namespace ${namespace}): ${(err as Error).message}`);
   });
   return { connection, namespace };
 }

@@ -17,7 +17,14 @@ import {
   MONTHS,
 } from '@temporalio/client';
 import type { Workflow } from '@temporalio/common';
-import { SCHEDULE_KINDS, formatMinutes, type AutomationPlan, type AutomationSettings, type PlannedSchedule, type ScheduleKind } from '../src/automation/schedules';
+import {
+  SCHEDULE_KINDS,
+  formatMinutes,
+  type AutomationPlan,
+  type AutomationSettings,
+  type PlannedSchedule,
+  type ScheduleKind,
+} from '../src/automation/schedules';
 import type { DrConfig } from '../src/config';
 import { WorkflowNames, scheduleId, scheduledWorkflowId } from '../workflows/definitions';
 

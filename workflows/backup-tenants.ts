@@ -63,7 +63,18 @@ export function tenantSummary(tenant: string, done: TenantBackupDone): TenantBac
 }
 
 export function failedSummary(tenant: string, error: string): TenantBackupSummary {
-  return { tenant, status: 'failed', error, durationMs: 0, databaseBytes: 0, filestoreFiles: 0, filestoreBytes: 0, blobsStored: 0, blobsReused: 0, blobsUploaded: 0 };
+  return {
+    tenant,
+    status: 'failed',
+    error,
+    durationMs: 0,
+    databaseBytes: 0,
+    filestoreFiles: 0,
+    filestoreBytes: 0,
+    blobsStored: 0,
+    blobsReused: 0,
+    blobsUploaded: 0,
+  };
 }
 
 /** The root cause of a child workflow's or an activity's failure, with its type. */
@@ -246,7 +257,9 @@ export async function backUpTenantUnits(run: TenantUnitsRun): Promise<Array<Prom
       waiting: waitForGo,
       child: startChild(backupBatchWorkflow, {
         workflowId: workflowIds.backupBatch(run.session, i),
-        args: [{ ...task, tenants: units[i]!.tenants, waitForGo, ...(workerQueue ? { workerQueue } : {}), ...(run.lockedBy ? { lockedBy: run.lockedBy } : {}) }],
+        args: [
+          { ...task, tenants: units[i]!.tenants, waitForGo, ...(workerQueue ? { workerQueue } : {}), ...(run.lockedBy ? { lockedBy: run.lockedBy } : {}) },
+        ],
       }),
     });
   const ahead = (i: number) => {
@@ -285,7 +298,8 @@ export async function backUpTenantUnits(run: TenantUnitsRun): Promise<Array<Prom
       const result = await handle.result();
       for (const summary of result.tenants) {
         summaries.push(summary);
-        progress.tenants[summary.tenant] = summary.status === 'complete' ? { state: 'complete' } : { state: 'failed', ...(summary.error ? { error: summary.error } : {}) };
+        progress.tenants[summary.tenant] =
+          summary.status === 'complete' ? { state: 'complete' } : { state: 'failed', ...(summary.error ? { error: summary.error } : {}) };
       }
     } catch (err) {
       const error = failureMessage(err);
@@ -312,7 +326,12 @@ export async function backUpTenantUnits(run: TenantUnitsRun): Promise<Array<Prom
     // this one has its own (its locks first). Never behind large tenants only: their locks would be
     // held, unused, for as long as those run.
     if (running >= run.maxParallel && short.size > 0) {
-      const own = unit.batch ? batches[i]!.child.then(() => undefined, () => undefined) : lockUnit(i).then(() => undefined);
+      const own = unit.batch
+        ? batches[i]!.child.then(
+            () => undefined,
+            () => undefined,
+          )
+        : lockUnit(i).then(() => undefined);
       const depth = batching.ahead ?? run.maxParallel;
       void own.then(() => {
         for (let k = i + 1; k <= i + depth; k++) ahead(k);

@@ -2,17 +2,7 @@
  * backupWorkflow: a backup session for the fleet or chosen tenants. How its tenants run (and the
  * per-tenant and batch child workflows) is in backup-tenants.ts.
  */
-import {
-  condition,
-  executeChild,
-  log,
-  patched,
-  proxyActivities,
-  proxyLocalActivities,
-  setHandler,
-  uuid4,
-  workflowInfo,
-} from '@temporalio/workflow';
+import { condition, executeChild, log, patched, proxyActivities, proxyLocalActivities, setHandler, uuid4, workflowInfo } from '@temporalio/workflow';
 import type { Activities, FinalizeInput, ManifestSummary } from '../activities';
 import type { AlertDelivery } from '../src/notify';
 import type { BatchSettings } from './backup-plan';
@@ -87,7 +77,15 @@ export async function backupWorkflow(input: BackupInput = {}): Promise<BackupRes
   const auditSteps = inline ? localNotify : notify;
   const audit = async (result: string, extra: Record<string, unknown>) => {
     await auditSteps
-      .appendAuditRecord({ at: new Date(Date.now()).toISOString(), action: 'backup', startedBy, workflowId: info.workflowId, result, session: sessionName, ...extra })
+      .appendAuditRecord({
+        at: new Date(Date.now()).toISOString(),
+        action: 'backup',
+        startedBy,
+        workflowId: info.workflowId,
+        result,
+        session: sessionName,
+        ...extra,
+      })
       .catch((err: unknown) => log.warn('audit line not written', { error: failureMessage(err) }));
   };
 
@@ -97,13 +95,16 @@ export async function backupWorkflow(input: BackupInput = {}): Promise<BackupRes
     discovery = await start.discoverTenants(input.tenants?.length ? { include: input.tenants } : {});
     // Names asked for that are not tenants: refused below, before a session exists (no FAILED session, no alert).
     const refused = Boolean(input.tenants?.length) && discovery.missing.length > 0;
-    if (!refused) prepared = await start.prepareBackupSession({ session: sessionName, ...(input.cloud !== undefined ? { cloud: input.cloud } : {}), workflowId: info.workflowId });
+    if (!refused)
+      prepared = await start.prepareBackupSession({
+        session: sessionName,
+        ...(input.cloud !== undefined ? { cloud: input.cloud } : {}),
+        workflowId: info.workflowId,
+      });
   } catch (err) {
     const message = failureMessage(err);
     await audit('failed', { error: message });
-    await notify
-      .sendAlert({ severity: 'critical', subject: `backup ${sessionName} could not start`, text: message })
-      .catch(() => undefined);
+    await notify.sendAlert({ severity: 'critical', subject: `backup ${sessionName} could not start`, text: message }).catch(() => undefined);
     throw fail('BackupNotStarted', `backup ${sessionName} could not start: ${message}`);
   }
   if (!prepared) {
@@ -165,7 +166,12 @@ export async function backupWorkflow(input: BackupInput = {}): Promise<BackupRes
     try {
       const removed = await sessionSteps.applyBackupRetention({ protect: [sessionName], cloud });
       if (removed.localDeleted.length || removed.cloudDeleted.length || removed.packsDeleted) {
-        log.info('retention', { localDeleted: removed.localDeleted, cloudDeleted: removed.cloudDeleted, packsDeleted: removed.packsDeleted ?? 0, bytesFreed: removed.bytesFreed ?? 0 });
+        log.info('retention', {
+          localDeleted: removed.localDeleted,
+          cloudDeleted: removed.cloudDeleted,
+          packsDeleted: removed.packsDeleted ?? 0,
+          bytesFreed: removed.bytesFreed ?? 0,
+        });
       }
       return undefined;
     } catch (err) {
@@ -212,7 +218,16 @@ export async function backupWorkflow(input: BackupInput = {}): Promise<BackupRes
       children.push(
         executeChild(tenantBackupWorkflow, {
           workflowId: workflowIds.tenantBackup(sessionName, tenant),
-          args: [{ session: sessionName, tenant, recipients: prepared.recipients, cloud, ...(workerQueue ? { workerQueue } : {}), ...(input.lockedBy ? { lockedBy: input.lockedBy } : {}) }],
+          args: [
+            {
+              session: sessionName,
+              tenant,
+              recipients: prepared.recipients,
+              cloud,
+              ...(workerQueue ? { workerQueue } : {}),
+              ...(input.lockedBy ? { lockedBy: input.lockedBy } : {}),
+            },
+          ],
         })
           .then((summary) => {
             summaries.push(summary);
@@ -238,20 +253,21 @@ export async function backupWorkflow(input: BackupInput = {}): Promise<BackupRes
 
   progress.phase = 'finalizing';
   let manifest: ManifestSummary;
-  const finalize = (extra: Partial<FinalizeInput> = {}) => sessionSteps.finalizeBackupSession({
-    session: sessionName,
-    startedAt: startedAt.toISOString(),
-    startedBy,
-    workflowId: info.workflowId,
-    postgres: { server: prepared.postgres.server, pgDump: prepared.postgres.pgDump },
-    recipients: prepared.recipients,
-    cloud,
-    tenants: Object.fromEntries(summaries.map((s) => [s.tenant, { status: s.status, durationMs: s.durationMs, ...(s.error ? { error: s.error } : {}) }])),
-    ...(globals ? { globals } : {}),
-    ...(configArchive ? { config: configArchive } : {}),
-    warnings,
-    ...extra,
-  });
+  const finalize = (extra: Partial<FinalizeInput> = {}) =>
+    sessionSteps.finalizeBackupSession({
+      session: sessionName,
+      startedAt: startedAt.toISOString(),
+      startedBy,
+      workflowId: info.workflowId,
+      postgres: { server: prepared.postgres.server, pgDump: prepared.postgres.pgDump },
+      recipients: prepared.recipients,
+      cloud,
+      tenants: Object.fromEntries(summaries.map((s) => [s.tenant, { status: s.status, durationMs: s.durationMs, ...(s.error ? { error: s.error } : {}) }])),
+      ...(globals ? { globals } : {}),
+      ...(configArchive ? { config: configArchive } : {}),
+      warnings,
+      ...extra,
+    });
   try {
     try {
       manifest = await finalize();
@@ -266,9 +282,7 @@ export async function backupWorkflow(input: BackupInput = {}): Promise<BackupRes
     const message = failureMessage(err);
     await retained;
     await audit('failed', { error: `finalize: ${message}` });
-    await notify
-      .sendAlert({ severity: 'critical', subject: `backup ${sessionName} could not be finalized`, text: message })
-      .catch(() => undefined);
+    await notify.sendAlert({ severity: 'critical', subject: `backup ${sessionName} could not be finalized`, text: message }).catch(() => undefined);
     throw fail('BackupNotFinalized', `backup ${sessionName} could not be finalized: ${message}`);
   }
   // Verification may demote a tenant whose artifact did not read back correctly.

@@ -109,7 +109,11 @@ export function idStamp(date: Date): string {
 export function backupSessionName(startedAt: Date, id: string): string {
   const iso = startedAt.toISOString();
   const stamp = `${iso.slice(0, 10).replace(/-/g, '')}_${iso.slice(11, 19).replace(/:/g, '')}`;
-  const clean = id.toLowerCase().replace(/[^a-z0-9]/g, '').padEnd(6, '0').slice(0, 8);
+  const clean = id
+    .toLowerCase()
+    .replace(/[^a-z0-9]/g, '')
+    .padEnd(6, '0')
+    .slice(0, 8);
   return `backup_${stamp}_${clean}`;
 }
 

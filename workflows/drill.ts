@@ -58,13 +58,23 @@ export async function drillWorkflow(input: DrillInput): Promise<DrillReport> {
     report = await runDrill(input);
   } catch (err) {
     if (!isCancellation(err)) {
-      await auditAndAlert('drill', { session: '(none)', status: 'fail', finishedAt: new Date(Date.now()).toISOString(), startedBy: input.startedBy, failures: [], error: errorText(err), detail: { mode: input.mode, error: errorText(err) } });
+      await auditAndAlert('drill', {
+        session: '(none)',
+        status: 'fail',
+        finishedAt: new Date(Date.now()).toISOString(),
+        startedBy: input.startedBy,
+        failures: [],
+        error: errorText(err),
+        detail: { mode: input.mode, error: errorText(err) },
+      });
     }
     throw err;
   }
   const failures = [
     ...report.tenants.flatMap((t) => t.failures.map((f) => `${t.tenant}: ${f}`)),
-    ...(report.projectedRto && !report.projectedRto.pass ? [`projected RTO ${report.projectedRto.minutes.toFixed(0)} min exceeds ${report.projectedRto.targetMinutes} min`] : []),
+    ...(report.projectedRto && !report.projectedRto.pass
+      ? [`projected RTO ${report.projectedRto.minutes.toFixed(0)} min exceeds ${report.projectedRto.targetMinutes} min`]
+      : []),
   ];
   await auditAndAlert('drill', {
     session: report.session ?? '(none)',
@@ -107,7 +117,11 @@ async function runDrill(input: DrillInput): Promise<DrillReport> {
     report.backup = { session: backup.session, status: backup.status, durationMs: backup.durationMs };
     report.session = backup.session;
     if (reportInSrc) {
-      facts.backup = { status: backup.status, finishedAtMs: Date.now(), tenants: backup.tenants.map((t) => ({ tenant: t.tenant, status: t.status, ...(t.error ? { error: t.error } : {}) })) };
+      facts.backup = {
+        status: backup.status,
+        finishedAtMs: Date.now(),
+        tenants: backup.tenants.map((t) => ({ tenant: t.tenant, status: t.status, ...(t.error ? { error: t.error } : {}) })),
+      };
     } else {
       for (const t of backup.tenants) {
         report.tenants.push({
@@ -123,7 +137,8 @@ async function runDrill(input: DrillInput): Promise<DrillReport> {
   }
 
   if (input.mode !== 'backup-only') {
-    const session = report.session ?? (await quick.resolveBackupSession({ source: cloud ? 'cloud' : 'auto', ...(input.allowUnsigned ? { allowUnsigned: true } : {}) }));
+    const session =
+      report.session ?? (await quick.resolveBackupSession({ source: cloud ? 'cloud' : 'auto', ...(input.allowUnsigned ? { allowUnsigned: true } : {}) }));
     report.session = session;
     const restoreTest = input.mode === 'full' || input.mode === 'restore-only';
     const tenants = input.tenants?.length ? input.tenants : [undefined];
@@ -145,7 +160,10 @@ async function runDrill(input: DrillInput): Promise<DrillReport> {
     }
     if (reportInSrc) {
       const checkedAtMs = Date.now();
-      const fleet = restoreTest && measures.length ? await quick.fleetSize({ session, source: cloud ? 'cloud' : 'auto', ...(input.allowUnsigned ? { allowUnsigned: true } : {}) }) : undefined;
+      const fleet =
+        restoreTest && measures.length
+          ? await quick.fleetSize({ session, source: cloud ? 'cloud' : 'auto', ...(input.allowUnsigned ? { allowUnsigned: true } : {}) })
+          : undefined;
       facts.validation = { session, checks: report.checks, restores: measures, checkedAtMs, restoreTest, ...(fleet ? { fleetBytes: fleet.bytes } : {}) };
     } else {
       const ageHours = (Date.now() - sessionStart(session)) / 3_600_000;
@@ -154,7 +172,13 @@ async function runDrill(input: DrillInput): Promise<DrillReport> {
       for (const [tenant, checks] of byTenant) {
         const existing = report.tenants.find((t) => t.tenant === tenant);
         const failures = checks.filter((c) => c.status === 'fail').map((c) => `${c.name}: ${c.message}`);
-        const entry: DrillTenantReport = existing ?? { tenant, status: 'pass', achievedRpoHours: ageHours, checks: { passed: 0, failed: 0, warned: 0 }, failures: [] };
+        const entry: DrillTenantReport = existing ?? {
+          tenant,
+          status: 'pass',
+          achievedRpoHours: ageHours,
+          checks: { passed: 0, failed: 0, warned: 0 },
+          failures: [],
+        };
         entry.checks.passed += checks.filter((c) => c.status === 'pass').length;
         entry.checks.failed += failures.length;
         entry.checks.warned += checks.filter((c) => c.status === 'warn').length;
@@ -207,7 +231,13 @@ async function runDrill(input: DrillInput): Promise<DrillReport> {
     name: input.mode,
     report,
     ...(report.session && input.mode !== 'backup-only'
-      ? { result: sessionResult('drill', { session: report.session, status: report.status, checks: report.checks, restores: measured, finishedAt: report.finishedAt }, input.mode !== 'validation-only') }
+      ? {
+          result: sessionResult(
+            'drill',
+            { session: report.session, status: report.status, checks: report.checks, restores: measured, finishedAt: report.finishedAt },
+            input.mode !== 'validation-only',
+          ),
+        }
       : {}),
   });
   return report;

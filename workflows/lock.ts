@@ -54,7 +54,9 @@ export async function tenantLockWorkflow(input: TenantLockInput): Promise<void> 
     while (contenders.length > 0) {
       const id = contenders.shift()!;
       // The contender may be gone already: nobody is waiting for the answer then.
-      await getExternalWorkflowHandle(id).signal(lockHeldSignal, input).catch(() => undefined);
+      await getExternalWorkflowHandle(id)
+        .signal(lockHeldSignal, input)
+        .catch(() => undefined);
     }
     if (released) return;
   }
@@ -85,7 +87,10 @@ export async function acquireTenantLock(tenant: string, purpose: TenantLockInput
     const who = holder
       ? `the ${holder.purpose} ${holder.holder} (since ${holder.since})`
       : `another backup or recovery (lock workflow ${tenantLockId(tenant)})`;
-    throw fail('TenantLocked', `tenant "${tenant}" is locked by ${who}: one backup or recovery of a tenant at a time; wait for it to finish or cancel it, then retry`);
+    throw fail(
+      'TenantLocked',
+      `tenant "${tenant}" is locked by ${who}: one backup or recovery of a tenant at a time; wait for it to finish or cancel it, then retry`,
+    );
   }
   return {
     release: async () => {

@@ -1,12 +1,4 @@
-import {
-  allHandlersFinished,
-  condition,
-  continueAsNew,
-  log,
-  proxyActivities,
-  setHandler,
-  workflowInfo,
-} from '@temporalio/workflow';
+import { allHandlersFinished, condition, continueAsNew, log, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { Activities, ObservationOutcome } from '../activities';
 import type { AlertState, Observation } from '../src/monitor/alerts';
 import type { StatusReport } from '../src/monitor/report';
@@ -25,7 +17,10 @@ import { notifyActivity, quickActivity } from './options';
 
 const quick = proxyActivities<Activities>(quickActivity);
 /** Gathering reads up to 200 sessions' manifests and results, locally and from the bucket. */
-const gather = proxyActivities<Activities>({ startToCloseTimeout: '10 minutes', retry: { initialInterval: '10 seconds', backoffCoefficient: 2, maximumAttempts: 3 } });
+const gather = proxyActivities<Activities>({
+  startToCloseTimeout: '10 minutes',
+  retry: { initialInterval: '10 seconds', backoffCoefficient: 2, maximumAttempts: 3 },
+});
 const notify = proxyActivities<Activities>(notifyActivity);
 /** Waiting for the alerts workflow includes its deliveries (SMTP and webhook time out after 15 s each). */
 const submit = proxyActivities<Activities>({ startToCloseTimeout: '5 minutes', retry: { initialInterval: '5 seconds', maximumAttempts: 3 } });
@@ -69,7 +64,12 @@ export async function monitorWorkflow(input: MonitorInput = {}): Promise<Monitor
     })
     .catch((err: unknown) => log.warn('audit line not written', { error: err instanceof Error ? err.message : String(err) }));
   if (written.prometheusError) log.warn('Prometheus textfile not written', { error: written.prometheusError });
-  return { ...report, reportPath: written.path, ...(written.prometheus ? { prometheusPath: written.prometheus } : {}), ...(written.prometheusError ? { prometheusError: written.prometheusError } : {}) };
+  return {
+    ...report,
+    reportPath: written.path,
+    ...(written.prometheus ? { prometheusPath: written.prometheus } : {}),
+    ...(written.prometheusError ? { prometheusError: written.prometheusError } : {}),
+  };
 }
 
 export interface AlertsInput {
@@ -137,5 +137,11 @@ export async function alertsWorkflow(input: AlertsInput = {}): Promise<void> {
     if (outcomes.length > KEPT_OUTCOMES) outcomes.splice(0, outcomes.length - KEPT_OUTCOMES);
     processed++;
   }
-  await continueAsNew<typeof alertsWorkflow>({ state, channels, outcomes, pending: queue, ...(input.observationsPerRun ? { observationsPerRun: input.observationsPerRun } : {}) });
+  await continueAsNew<typeof alertsWorkflow>({
+    state,
+    channels,
+    outcomes,
+    pending: queue,
+    ...(input.observationsPerRun ? { observationsPerRun: input.observationsPerRun } : {}),
+  });
 }

@@ -6,14 +6,7 @@ import { ActivityFailure, ApplicationFailure, CancellationScope, condition, log 
 import type { RecoveryPlan } from '../src/recovery/plan';
 
 export type TenantRecoveryState =
-  | 'planned'
-  | 'restoring-shadow'
-  | 'verified'
-  | 'swapped'
-  | 'recovered'
-  | 'failed-before-swap'
-  | 'rolled-back'
-  | 'rollback-failed';
+  'planned' | 'restoring-shadow' | 'verified' | 'swapped' | 'recovered' | 'failed-before-swap' | 'rolled-back' | 'rollback-failed';
 
 export interface RecoveryStatus {
   state: 'planning' | 'waiting-for-approval' | 'rejected' | 'expired' | 'recovering' | 'done' | 'rolled-back' | 'planned';

@@ -88,9 +88,7 @@ export async function recoveryWorkflow(input: RecoveryInput): Promise<RecoveryRe
   const info = workflowInfo();
   const started = Date.now();
   const status: RecoveryStatus = { state: 'planning', tenants: {} };
-  let decision: { approved: boolean; by: string; reason?: string } | undefined = input.approvedBy
-    ? { approved: true, by: input.approvedBy }
-    : undefined;
+  let decision: { approved: boolean; by: string; reason?: string } | undefined = input.approvedBy ? { approved: true, by: input.approvedBy } : undefined;
   setHandler(recoveryStatusQuery, () => status);
   setHandler(approveSignal, ({ by }) => {
     decision ??= { approved: true, by };
@@ -101,7 +99,15 @@ export async function recoveryWorkflow(input: RecoveryInput): Promise<RecoveryRe
   const result = (): RecoveryResult => ({ ...status, workflowId: info.workflowId, durationMs: Date.now() - started });
   const audit = (result: string, extra: Record<string, unknown> = {}) =>
     notify
-      .appendAuditRecord({ at: new Date(Date.now()).toISOString(), action: 'recovery', startedBy: input.startedBy ?? 'temporal', workflowId: info.workflowId, result, mode: input.mode, ...extra })
+      .appendAuditRecord({
+        at: new Date(Date.now()).toISOString(),
+        action: 'recovery',
+        startedBy: input.startedBy ?? 'temporal',
+        workflowId: info.workflowId,
+        result,
+        mode: input.mode,
+        ...extra,
+      })
       .catch((err: unknown) => log.warn('audit line not written', { error: failureMessage(err) }));
   const alert = (severity: 'info' | 'warning' | 'critical', subject: string, text: string) =>
     notify.sendAlert({ severity, subject, text }).catch(() => undefined);
@@ -131,7 +137,12 @@ export async function recoveryWorkflow(input: RecoveryInput): Promise<RecoveryRe
   // Approval before anything destructive; silence means no.
   status.state = 'waiting-for-approval';
   const what = `${input.mode} recovery of ${plan.tenants.map((t) => t.tenant).join(', ') || 'the configuration'} from ${plan.session}`;
-  if (!decision) await alert('warning', `recovery waiting for approval: ${info.workflowId}`, `${what}\nApprove: odoo-dr recover approve ${info.workflowId}\nReject: odoo-dr recover reject ${info.workflowId}`);
+  if (!decision)
+    await alert(
+      'warning',
+      `recovery waiting for approval: ${info.workflowId}`,
+      `${what}\nApprove: odoo-dr recover approve ${info.workflowId}\nReject: odoo-dr recover reject ${info.workflowId}`,
+    );
   const timeoutMs = (input.approvalTimeoutMinutes ?? 60) * 60_000;
   const decided = await condition(() => decision !== undefined, timeoutMs);
   if (!decided || !decision) {
@@ -154,7 +165,13 @@ export async function recoveryWorkflow(input: RecoveryInput): Promise<RecoveryRe
   const fromCloud = plan.fromCloud;
   const trust = input.allowUnsigned ? { allowUnsigned: true } : {};
   if (input.mode === 'config-only') {
-    status.config = await critical.restoreConfiguration({ session: plan.session, stamp: stampOf(started), fromCloud, ...trust, ...(input.configTarget ? { targetRoot: input.configTarget } : {}) });
+    status.config = await critical.restoreConfiguration({
+      session: plan.session,
+      stamp: stampOf(started),
+      fromCloud,
+      ...trust,
+      ...(input.configTarget ? { targetRoot: input.configTarget } : {}),
+    });
     status.state = 'done';
     await audit('done', { session: plan.session, config: status.config });
     await alert('info', `recovery done: ${info.workflowId}`, `configuration restored: ${status.config.restored.length} files`);
@@ -175,7 +192,13 @@ export async function recoveryWorkflow(input: RecoveryInput): Promise<RecoveryRe
   }
   if (plan.site && plan.configTarget) {
     try {
-      status.config = await critical.restoreConfiguration({ session: plan.session, stamp, fromCloud, ...trust, ...(input.configTarget ? { targetRoot: input.configTarget } : {}) });
+      status.config = await critical.restoreConfiguration({
+        session: plan.session,
+        stamp,
+        fromCloud,
+        ...trust,
+        ...(input.configTarget ? { targetRoot: input.configTarget } : {}),
+      });
     } catch (err) {
       status.config = { restored: [], keptAs: [], error: failureMessage(err) };
     }
@@ -236,7 +259,15 @@ export async function recoveryWorkflow(input: RecoveryInput): Promise<RecoveryRe
       const pre = await executeChild(backupWorkflow, {
         workflowId: workflowIds.backup(session),
         // The tenants' locks are this recovery's: its backup writes under them.
-        args: [{ session, tenants: ready.filter((t) => plan.tenants.find((p) => p.tenant === t)?.exists), startedBy: `recovery ${info.workflowId}`, retention: false, ...(lockTenants ? { lockedBy: info.workflowId } : {}) }],
+        args: [
+          {
+            session,
+            tenants: ready.filter((t) => plan.tenants.find((p) => p.tenant === t)?.exists),
+            startedBy: `recovery ${info.workflowId}`,
+            retention: false,
+            ...(lockTenants ? { lockedBy: info.workflowId } : {}),
+          },
+        ],
       });
       status.backupFirst = { session: pre.session, status: pre.status };
       if (pre.status === 'failed') throw fail('PreRecoveryBackupFailed', `the pre-recovery backup ${pre.session} failed`);
@@ -292,7 +323,10 @@ export async function recoveryWorkflow(input: RecoveryInput): Promise<RecoveryRe
         for (const tenant of toRollBack) {
           await compensate.swapBackTenant(swapInput(tenant));
           await critical.dropRecoveryShadow({ tenant, id }).catch(() => undefined);
-          const why = health.filter((h) => h.status === 'fail' && (h.name === `tenant:${tenant}` || h.name === 'odoo-http')).map((h) => h.message).join('; ');
+          const why = health
+            .filter((h) => h.status === 'fail' && (h.name === `tenant:${tenant}` || h.name === 'odoo-http'))
+            .map((h) => h.message)
+            .join('; ');
           status.tenants[tenant] = { state: 'rolled-back', error: `health check failed: ${why}` };
         }
         await service.startOdoo({});
@@ -308,9 +342,9 @@ export async function recoveryWorkflow(input: RecoveryInput): Promise<RecoveryRe
         async (t) => {
           status.tenants[t] = { ...status.tenants[t]!, state: 'recovered' };
           // Verified and serving: a rerun of this recovery skips it. Not fatal if it cannot be written.
-          await critical.markTenantRecovered({ tenant: t, session: plan.session, workflowId: info.workflowId, site: plan.site }).catch((err: unknown) =>
-            log.warn('recovered marker not written', { tenant: t, error: failureMessage(err) }),
-          );
+          await critical
+            .markTenantRecovered({ tenant: t, session: plan.session, workflowId: info.workflowId, site: plan.site })
+            .catch((err: unknown) => log.warn('recovered marker not written', { tenant: t, error: failureMessage(err) }));
         },
       );
     }
@@ -331,7 +365,9 @@ export async function recoveryWorkflow(input: RecoveryInput): Promise<RecoveryRe
   await alert(
     status.state === 'done' && states.every((s) => s === 'recovered') ? 'info' : 'critical',
     `recovery ${status.state}: ${info.workflowId}`,
-    Object.entries(status.tenants).map(([t, s]) => `- ${t}: ${s.state}${s.error ? ` (${s.error})` : ''}`).join('\n'),
+    Object.entries(status.tenants)
+      .map(([t, s]) => `- ${t}: ${s.state}${s.error ? ` (${s.error})` : ''}`)
+      .join('\n'),
   );
   return result();
 }

@@ -69,7 +69,15 @@ export async function retentionWorkflow(input: RetentionInput = {}): Promise<Ret
     bytesFreed: placeBytes(local) + placeBytes(cloud) + (leftovers?.logs.bytesFreed ?? 0),
     errors,
   };
-  const count = (p: PlaceReport | null) => (p ? { sessions: p.sessionsDeleted.length, packs: p.collection.packsDeleted, blobs: p.collection.blobsDeleted, ...(p.collection.deferred ? { deferred: p.collection.deferred } : {}) } : null);
+  const count = (p: PlaceReport | null) =>
+    p
+      ? {
+          sessions: p.sessionsDeleted.length,
+          packs: p.collection.packsDeleted,
+          blobs: p.collection.blobsDeleted,
+          ...(p.collection.deferred ? { deferred: p.collection.deferred } : {}),
+        }
+      : null;
   await quick.appendAuditRecord({
     at: report.finishedAt,
     action: dryRun ? 'retention (dry run)' : 'retention',

@@ -73,7 +73,9 @@ export function measureRestore(r: RestoreTestResult): RestoreMeasure {
 }
 
 /** Validates one session (shared by validationWorkflow and drillWorkflow). */
-export async function validateSession(input: ValidationInput & { session: string }): Promise<Omit<ValidationReport, 'workflowId' | 'startedAt' | 'finishedAt' | 'reportPath'>> {
+export async function validateSession(
+  input: ValidationInput & { session: string },
+): Promise<Omit<ValidationReport, 'workflowId' | 'startedAt' | 'finishedAt' | 'reportPath'>> {
   const source: SessionSource = input.source ?? (input.fromCloud ? 'cloud' : 'auto');
   const trust = input.allowUnsigned ? { allowUnsigned: true } : {};
   const structure = await session.checkBackupSession({
@@ -119,7 +121,15 @@ export async function validationWorkflow(input: ValidationInput = {}): Promise<V
     report = await runValidation(input);
   } catch (err) {
     if (!isCancellation(err)) {
-      await auditAndAlert('validation', { session: input.session ?? 'latest', status: 'fail', finishedAt: new Date(Date.now()).toISOString(), startedBy: input.startedBy, failures: [], error: errorText(err), detail: { error: errorText(err) } });
+      await auditAndAlert('validation', {
+        session: input.session ?? 'latest',
+        status: 'fail',
+        finishedAt: new Date(Date.now()).toISOString(),
+        startedBy: input.startedBy,
+        failures: [],
+        error: errorText(err),
+        detail: { error: errorText(err) },
+      });
     }
     throw err;
   }
@@ -147,7 +157,11 @@ async function runValidation(input: ValidationInput): Promise<ValidationReport> 
     const swept = await quick.sweepScratchCopies({});
     if (swept.length) log.info('swept scratch copies', { swept });
   }
-  const name = await quick.resolveBackupSession({ ...(input.session ? { session: input.session } : {}), source: input.source ?? (input.fromCloud ? 'cloud' : 'auto'), ...(input.allowUnsigned ? { allowUnsigned: true } : {}) });
+  const name = await quick.resolveBackupSession({
+    ...(input.session ? { session: input.session } : {}),
+    source: input.source ?? (input.fromCloud ? 'cloud' : 'auto'),
+    ...(input.allowUnsigned ? { allowUnsigned: true } : {}),
+  });
   const report: ValidationReport = {
     ...(await validateSession({ ...input, session: name })),
     workflowId: workflowInfo().workflowId,
@@ -169,20 +183,50 @@ const alerting = proxyActivities<Activities>({ startToCloseTimeout: '5 minutes',
  */
 export async function auditAndAlert(
   kind: 'validation' | 'drill',
-  r: { session: string; status: 'pass' | 'fail'; finishedAt: string; startedBy: string | undefined; failures: string[]; error?: string; detail: Record<string, unknown> },
+  r: {
+    session: string;
+    status: 'pass' | 'fail';
+    finishedAt: string;
+    startedBy: string | undefined;
+    failures: string[];
+    error?: string;
+    detail: Record<string, unknown>;
+  },
 ): Promise<void> {
   const info = workflowInfo();
   const warn = (what: string) => (err: unknown) => log.warn(`${what} failed`, { error: err instanceof Error ? err.message : String(err) });
   await notify
-    .appendAuditRecord({ at: new Date(Date.now()).toISOString(), action: kind, startedBy: r.startedBy ?? 'schedule', workflowId: info.workflowId, result: r.status, session: r.session, ...r.detail })
+    .appendAuditRecord({
+      at: new Date(Date.now()).toISOString(),
+      action: kind,
+      startedBy: r.startedBy ?? 'schedule',
+      workflowId: info.workflowId,
+      result: r.status,
+      session: r.session,
+      ...r.detail,
+    })
     .catch(warn('audit line'));
   await alerting
-    .reportResultToAlerts({ workflowId: workflowIds.alerts(info.taskQueue), taskQueue: info.taskQueue, kind, session: r.session, status: r.status, finishedAt: r.finishedAt, failures: r.failures, reportingWorkflowId: info.workflowId, ...(r.error ? { error: r.error } : {}) })
+    .reportResultToAlerts({
+      workflowId: workflowIds.alerts(info.taskQueue),
+      taskQueue: info.taskQueue,
+      kind,
+      session: r.session,
+      status: r.status,
+      finishedAt: r.finishedAt,
+      failures: r.failures,
+      reportingWorkflowId: info.workflowId,
+      ...(r.error ? { error: r.error } : {}),
+    })
     .catch(warn('alert'));
 }
 
 /** The summary kept with the session (it decides what `latest` means). */
-export function sessionResult(kind: SessionResult['kind'], report: Omit<ValidationReport, 'workflowId' | 'startedAt' | 'finishedAt'> & { finishedAt?: string }, restoreTest: boolean): SessionResult {
+export function sessionResult(
+  kind: SessionResult['kind'],
+  report: Omit<ValidationReport, 'workflowId' | 'startedAt' | 'finishedAt'> & { finishedAt?: string },
+  restoreTest: boolean,
+): SessionResult {
   const GiBs = report.restores.reduce((a, m) => a + (m.databaseBytes + m.filestoreBytes) / GiB, 0);
   const seconds = report.restores.reduce((a, m) => a + (m.databaseMs + m.filestoreMs) / 1000, 0);
   return {
@@ -194,6 +238,9 @@ export function sessionResult(kind: SessionResult['kind'], report: Omit<Validati
     ...(report.tenant ? { tenant: report.tenant } : {}),
     restoreTest,
     ...(GiBs > 0 ? { secondsPerGiB: seconds / GiBs } : {}),
-    failures: report.checks.filter((c) => c.status === 'fail').slice(0, 20).map((c) => `${c.tenant ? `${c.tenant}: ` : ''}${c.name}: ${c.message}`.slice(0, 500)),
+    failures: report.checks
+      .filter((c) => c.status === 'fail')
+      .slice(0, 20)
+      .map((c) => `${c.tenant ? `${c.tenant}: ` : ''}${c.name}: ${c.message}`.slice(0, 500)),
   };
 }

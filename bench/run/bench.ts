@@ -78,10 +78,12 @@ export class Bench {
     for (const [name, host, port] of services) {
       await tcpReachable(host, port).catch((err: Error) => down.push(`${name} (${host}:${port}): ${err.message}`));
     }
-    if (down.length) throw new StackDownError(`the local stack is not up:\n  ${down.join('\n  ')}\ncheck with npm run stack:status, start it with npm run stack:up`);
+    if (down.length)
+      throw new StackDownError(`the local stack is not up:\n  ${down.join('\n  ')}\ncheck with npm run stack:status, start it with npm run stack:up`);
     const missing = ['tar', 'zstd', 'age', 'xargs'].filter((t) => versionLine(t, ['--version']) === 'missing');
     if (missing.length) throw new StackDownError(`missing bare tools on PATH: ${missing.join(', ')} (scripts/install-system.sh installs them)`);
-    if (!/GNU tar/.test(versionLine('tar', ['--version']))) throw new StackDownError('tar is not GNU tar: the incremental reference needs --listed-incremental');
+    if (!/GNU tar/.test(versionLine('tar', ['--version'])))
+      throw new StackDownError('tar is not GNU tar: the incremental reference needs --listed-incremental');
 
     const { host, port, user, password } = this.stack.postgres;
     this.admin = { host, port, user, ...(password ? { password } : {}) };
@@ -182,7 +184,9 @@ export class Bench {
   async sweep(): Promise<void> {
     const live = new Set(this.tenants.keys());
     const dbs = await withClient(this.stack.postgres, this.stack.postgres.maintenanceDb, async (c) =>
-      (await c.query<{ datname: string }>('SELECT datname FROM pg_database WHERE left(datname, $1::int) = $2', [this.prefix.length + 1, `${this.prefix}-`])).rows.map((r) => r.datname),
+      (
+        await c.query<{ datname: string }>('SELECT datname FROM pg_database WHERE left(datname, $1::int) = $2', [this.prefix.length + 1, `${this.prefix}-`])
+      ).rows.map((r) => r.datname),
     );
     for (const db of dbs.filter((d) => !live.has(d))) await this.dropDatabase(db);
     const root = path.join(this.dataDir, 'filestore');
@@ -211,7 +215,16 @@ export class Bench {
   }
 
   /** A time or size figure from paired runs: medians of each side, median of the per-run ratios. */
-  pair(f: { id: string; name: string; scenario: string; ours: Omit<Side, 'median'>; bare: Omit<Side, 'median'>; aim?: Aim; note?: string; planned?: number }): void {
+  pair(f: {
+    id: string;
+    name: string;
+    scenario: string;
+    ours: Omit<Side, 'median'>;
+    bare: Omit<Side, 'median'>;
+    aim?: Aim;
+    note?: string;
+    planned?: number;
+  }): void {
     // Runs where both sides were measured (a failed run may have measured one side only).
     const n = Math.min(f.ours.runs.length, f.bare.runs.length);
     if (n === 0) return;
@@ -242,7 +255,8 @@ export class Bench {
     if (this.connection) {
       const ids = new Set(Object.values(this.workflows).flat());
       try {
-        for await (const w of this.client.workflow.list({ query: `ExecutionStatus = 'Running' AND TaskQueue STARTS_WITH '${this.prefix}-'` })) ids.add(w.workflowId);
+        for await (const w of this.client.workflow.list({ query: `ExecutionStatus = 'Running' AND TaskQueue STARTS_WITH '${this.prefix}-'` }))
+          ids.add(w.workflowId);
       } catch {
         /* a server without that visibility query: the named ones only */
       }
@@ -259,7 +273,9 @@ export class Bench {
     if (this.stack && this.admin) {
       try {
         const dbs = await withClient(this.stack.postgres, this.stack.postgres.maintenanceDb, async (c) =>
-          (await c.query<{ datname: string }>('SELECT datname FROM pg_database WHERE left(datname, $1::int) = $2', [this.prefix.length + 1, `${this.prefix}-`])).rows.map((r) => r.datname),
+          (
+            await c.query<{ datname: string }>('SELECT datname FROM pg_database WHERE left(datname, $1::int) = $2', [this.prefix.length + 1, `${this.prefix}-`])
+          ).rows.map((r) => r.datname),
         );
         for (const db of dbs) await this.dropDatabase(db).catch((err: Error) => problems.push(`drop ${db}: ${err.message}`));
       } catch (err) {

@@ -15,7 +15,16 @@ import { benchTenant, moveLinesFor } from './tenants';
 export async function dbScenario(b: Bench): Promise<void> {
   const t = await benchTenant(b, 'db', { moveLines: moveLinesFor(b.p.dbMb), files: 0, dbAttachments: 2 });
   b.scenarioInfo.db = { tenant: t.name, databaseBytes: t.dbSizeBytes, moveLines: t.tables.account_move_line };
-  const r = { z0: [] as number[], dflt: [] as number[], dfltBytes: [] as number[], ours: [] as number[], oursBytes: [] as number[], bareRestore: [] as number[], restoreTest: [] as number[], recovery: [] as number[] };
+  const r = {
+    z0: [] as number[],
+    dflt: [] as number[],
+    dfltBytes: [] as number[],
+    ours: [] as number[],
+    oursBytes: [] as number[],
+    bareRestore: [] as number[],
+    restoreTest: [] as number[],
+    recovery: [] as number[],
+  };
   // A failed run ends the scenario, but the runs done so far still make figures.
   const failure = await b.eachRun('db', 'db', async (i, w) => {
     const tmp = b.tmp('db');
@@ -56,9 +65,26 @@ export async function dbScenario(b: Bench): Promise<void> {
     );
   });
   const size = `${((t.dbSizeBytes ?? 0) / MiB).toFixed(0)} MiB`;
-  const backup = { label: '`odoo-dr backup --tenant T --no-cloud --wait` (dump, zstd, age, fsync, manifest, globals, configuration)', unit: 'ms' as const, runs: r.ours };
-  b.pair({ id: 'db-backup-vs-z0', name: `Tenant backup, ${size} database, vs \`pg_dump -Fc -Z0\``, scenario: 'db', ours: backup, bare: { label: '`pg_dump -Fc -Z0 -f FILE`', unit: 'ms', runs: r.z0 }, aim: { of: 'ratio', op: '<=', value: AIMS.dbBackup } });
-  b.pair({ id: 'db-backup-vs-default', name: `Tenant backup, ${size} database, vs default \`pg_dump -Fc\``, scenario: 'db', ours: backup, bare: { label: '`pg_dump -Fc -f FILE` (gzip 6)', unit: 'ms', runs: r.dflt } });
+  const backup = {
+    label: '`odoo-dr backup --tenant T --no-cloud --wait` (dump, zstd, age, fsync, manifest, globals, configuration)',
+    unit: 'ms' as const,
+    runs: r.ours,
+  };
+  b.pair({
+    id: 'db-backup-vs-z0',
+    name: `Tenant backup, ${size} database, vs \`pg_dump -Fc -Z0\``,
+    scenario: 'db',
+    ours: backup,
+    bare: { label: '`pg_dump -Fc -Z0 -f FILE`', unit: 'ms', runs: r.z0 },
+    aim: { of: 'ratio', op: '<=', value: AIMS.dbBackup },
+  });
+  b.pair({
+    id: 'db-backup-vs-default',
+    name: `Tenant backup, ${size} database, vs default \`pg_dump -Fc\``,
+    scenario: 'db',
+    ours: backup,
+    bare: { label: '`pg_dump -Fc -f FILE` (gzip 6)', unit: 'ms', runs: r.dflt },
+  });
   b.pair({
     id: 'db-backup-size',
     name: 'Tenant backup output size vs default `pg_dump -Fc`',
@@ -72,7 +98,11 @@ export async function dbScenario(b: Bench): Promise<void> {
     id: 'db-restore-test',
     name: `Restore test, ${size} database, vs \`pg_restore -j2\``,
     scenario: 'db',
-    ours: { label: '`odoo-dr validate SESSION --tenant T --restore-test --no-cloud --wait` (all checks, restore, neutralization, Odoo checks)', unit: 'ms', runs: r.restoreTest },
+    ours: {
+      label: '`odoo-dr validate SESSION --tenant T --restore-test --no-cloud --wait` (all checks, restore, neutralization, Odoo checks)',
+      unit: 'ms',
+      runs: r.restoreTest,
+    },
     bare: pgRestore,
     aim: { of: 'ratio', op: '<=', value: AIMS.restoreTest },
   });

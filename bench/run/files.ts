@@ -16,7 +16,17 @@ export async function fsScenario(b: Bench): Promise<void> {
   const t = await filestoreTenant(b);
   const dir = t.filestoreDir;
   const added = Math.max(1, Math.round(t.fileCount * INCREMENT));
-  const r = { tar: [] as number[], tarBytes: [] as number[], first: [] as number[], firstBytes: [] as number[], tarIncr: [] as number[], incr: [] as number[], untar: [] as number[], recover: [] as number[], restoreTest: [] as number[] };
+  const r = {
+    tar: [] as number[],
+    tarBytes: [] as number[],
+    first: [] as number[],
+    firstBytes: [] as number[],
+    tarIncr: [] as number[],
+    incr: [] as number[],
+    untar: [] as number[],
+    recover: [] as number[],
+    restoreTest: [] as number[],
+  };
   // A failed run ends the scenario, but the runs done so far still make figures.
   const failure = await b.eachRun('fs', 'files', async (i, w) => {
     const tmp = b.tmp('fs');
@@ -119,7 +129,10 @@ export async function fsScenario(b: Bench): Promise<void> {
 /** The s3 scenario: S3 requests of the filestore tenant's first and incremental backups with their cloud copy. */
 export async function s3Scenario(b: Bench): Promise<void> {
   const t = await filestoreTenant(b);
-  const methods = (m: Record<string, number>) => Object.entries(m).map(([k, v]) => `${k} ${v}`).join(', ');
+  const methods = (m: Record<string, number>) =>
+    Object.entries(m)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ');
   const w = await b.worker('s3', 'files');
   try {
     b.proxy.resetStats();
@@ -131,7 +144,13 @@ export async function s3Scenario(b: Bench): Promise<void> {
       id: 's3-first-backup',
       name: `S3 requests, first backup of ${t.fileCount.toLocaleString('en-US')} files, per file`,
       scenario: 's3',
-      odooDr: { label: `\`odoo-dr backup --tenant T --wait\` with its cloud copy to an empty prefix (${methods(firstStats.byMethod)}; ${(first.ms / 1000).toFixed(1)} s)`, unit: 'count', suffix: 'requests', median: firstStats.requests, runs: [firstStats.requests] },
+      odooDr: {
+        label: `\`odoo-dr backup --tenant T --wait\` with its cloud copy to an empty prefix (${methods(firstStats.byMethod)}; ${(first.ms / 1000).toFixed(1)} s)`,
+        unit: 'count',
+        suffix: 'requests',
+        median: firstStats.requests,
+        runs: [firstStats.requests],
+      },
       bare: { label: 'files in the filestore', unit: 'count', suffix: 'files', median: t.fileCount, runs: [t.fileCount] },
       ratio: firstStats.requests / t.fileCount,
       aim: { of: 'ratio', op: '<=', value: AIMS.s3PerFile },
@@ -143,13 +162,21 @@ export async function s3Scenario(b: Bench): Promise<void> {
       b.proxy.resetStats();
       const incr = await b.cli('s3', w, ['backup', '--tenant', t.name, '--wait']);
       const incrStats = { requests: b.proxy.stats.requests, byMethod: { ...b.proxy.stats.byMethod } };
-      console.log(`  incremental backup with cloud copy: ${incrStats.requests} S3 requests (${methods(incrStats.byMethod)}) in ${(incr.ms / 1000).toFixed(2)} s`);
+      console.log(
+        `  incremental backup with cloud copy: ${incrStats.requests} S3 requests (${methods(incrStats.byMethod)}) in ${(incr.ms / 1000).toFixed(2)} s`,
+      );
       b.scenarioInfo.s3 = { first: { ...firstStats, ms: first.ms }, incremental: { ...incrStats, ms: incr.ms, addedFiles: added } };
       b.figure({
         id: 's3-incremental-backup',
         name: `S3 requests, incremental backup (+${added.toLocaleString('en-US')} files), per file`,
         scenario: 's3',
-        odooDr: { label: `a second backup with cloud copy (${methods(incrStats.byMethod)}; ${(incr.ms / 1000).toFixed(1)} s)`, unit: 'count', suffix: 'requests', median: incrStats.requests, runs: [incrStats.requests] },
+        odooDr: {
+          label: `a second backup with cloud copy (${methods(incrStats.byMethod)}; ${(incr.ms / 1000).toFixed(1)} s)`,
+          unit: 'count',
+          suffix: 'requests',
+          median: incrStats.requests,
+          runs: [incrStats.requests],
+        },
         bare: { label: 'files in the filestore', unit: 'count', suffix: 'files', median: t.fileCount + added, runs: [t.fileCount + added] },
         ratio: incrStats.requests / (t.fileCount + added),
       });

@@ -100,7 +100,10 @@ export function parseParams(argv: string[]): Params | undefined {
   };
   const list = (raw: string | undefined, flag: string): Scenario[] | undefined => {
     if (raw === undefined) return undefined;
-    const names = raw.split(',').map((s) => s.trim()).filter(Boolean);
+    const names = raw
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
     const bad = names.filter((n) => !(SCENARIOS as readonly string[]).includes(n));
     if (bad.length) throw new UsageError(`--${flag}: unknown scenario(s) ${bad.join(', ')}; known: ${SCENARIOS.join(', ')}`);
     return names as Scenario[];
@@ -132,4 +135,3 @@ export function parseParams(argv: string[]): Params | undefined {
     commandTimeoutMs: timeout * 60_000,
   };
 }
-

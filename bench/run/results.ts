@@ -17,7 +17,11 @@ import type { Params, Scenario } from './params';
 function gitInfo(): Results['git'] {
   const git = (...args: string[]) => execFileSync('git', ['-C', REPO_ROOT, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
   try {
-    return { commit: git('rev-parse', 'HEAD'), branch: git('rev-parse', '--abbrev-ref', 'HEAD'), dirty: git('status', '--porcelain', '--untracked-files=no') !== '' };
+    return {
+      commit: git('rev-parse', 'HEAD'),
+      branch: git('rev-parse', '--abbrev-ref', 'HEAD'),
+      dirty: git('status', '--porcelain', '--untracked-files=no') !== '',
+    };
   } catch {
     return { commit: 'unknown', branch: 'unknown', dirty: false };
   }
@@ -47,7 +51,16 @@ export function benchResults(bench: Bench, run: { started: Date; durationMs: num
         age: `age ${versionLine('age', ['--version']).replace(/^v/, '')}`,
       },
     },
-    params: { files: p.files, 'file-size': p.fileSize, 'big-files': p.bigFiles, 'db-mb': p.dbMb, fleet: p.fleet, runs: p.runs, quick: p.quick, scenarios: run.ran.join(',') },
+    params: {
+      files: p.files,
+      'file-size': p.fileSize,
+      'big-files': p.bigFiles,
+      'db-mb': p.dbMb,
+      fleet: p.fleet,
+      runs: p.runs,
+      quick: p.quick,
+      scenarios: run.ran.join(','),
+    },
     scenarios: bench.scenarioInfo,
     figures: bench.figures,
     errors: bench.errors,

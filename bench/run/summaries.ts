@@ -23,20 +23,39 @@ export async function summaryFigures(b: Bench, ran: Scenario[]): Promise<void> {
       id,
       name,
       scenario: group,
-      odooDr: { label: `VmHWM of the \`odoo-dr worker\` process since its start, highest of ${xs.length} worker(s)`, unit: 'bytes', median: Math.max(...peaks), runs: peaks },
+      odooDr: {
+        label: `VmHWM of the \`odoo-dr worker\` process since its start, highest of ${xs.length} worker(s)`,
+        unit: 'bytes',
+        median: Math.max(...peaks),
+        runs: peaks,
+      },
       aim: { of: 'value', op: '<', value: AIMS.rssBytes },
       note: `${what}; right after start-up (configuration, connections, workflow bundle) ${starts.length ? `${(Math.max(...starts) / MiB).toFixed(0)} MiB` : 'unknown'}`,
     });
   };
   const fs = b.scenarioInfo.fs as { files?: number } | undefined;
   const big = b.scenarioInfo.big as { files?: number } | undefined;
-  if (fs?.files) rssFigure('rss-files', `Worker peak RSS, ${fs.files.toLocaleString('en-US')}-file tenant`, 'files', 'backups (local and cloud), files-only recovery, restore test');
-  if (big?.files) rssFigure('rss-big', `Worker peak RSS, ${big.files.toLocaleString('en-US')}-file tenant`, 'big', 'backup with cloud copy, files-only recovery from the bucket');
+  if (fs?.files)
+    rssFigure(
+      'rss-files',
+      `Worker peak RSS, ${fs.files.toLocaleString('en-US')}-file tenant`,
+      'files',
+      'backups (local and cloud), files-only recovery, restore test',
+    );
+  if (big?.files)
+    rssFigure(
+      'rss-big',
+      `Worker peak RSS, ${big.files.toLocaleString('en-US')}-file tenant`,
+      'big',
+      'backup with cloud copy, files-only recovery from the bucket',
+    );
   const db = b.scenarioInfo.db as { databaseBytes?: number } | undefined;
-  if (db?.databaseBytes) rssFigure('rss-db', `Worker peak RSS, ${(db.databaseBytes / MiB).toFixed(0)} MiB database`, 'db', 'backup, restore test, database-only recovery');
+  if (db?.databaseBytes)
+    rssFigure('rss-db', `Worker peak RSS, ${(db.databaseBytes / MiB).toFixed(0)} MiB database`, 'db', 'backup, restore test, database-only recovery');
 
   const groups: Array<[string, string, string[]]> = [];
-  if (ran.includes('big')) groups.push(['timeouts-big', `Activities timed out, ${big?.files?.toLocaleString('en-US') ?? ''}-file tenant`, b.workflows.big ?? []]);
+  if (ran.includes('big'))
+    groups.push(['timeouts-big', `Activities timed out, ${big?.files?.toLocaleString('en-US') ?? ''}-file tenant`, b.workflows.big ?? []]);
   const others = ran.filter((s) => s !== 'big').flatMap((s) => b.workflows[s] ?? []);
   if (ran.some((s) => s !== 'big')) groups.push(['timeouts', `Activities timed out, ${ran.filter((s) => s !== 'big').join(', ')} scenarios`, others]);
   for (const [id, name, ids] of groups) {
@@ -46,7 +65,12 @@ export async function summaryFigures(b: Bench, ran: Scenario[]): Promise<void> {
         id,
         name,
         scenario: id === 'timeouts-big' ? 'big' : 'all',
-        odooDr: { label: `read from the histories of ${issues.workflows} workflow(s) and their children (${issues.activities} activities)`, unit: 'count', median: issues.timedOut, runs: [issues.timedOut] },
+        odooDr: {
+          label: `read from the histories of ${issues.workflows} workflow(s) and their children (${issues.activities} activities)`,
+          unit: 'count',
+          median: issues.timedOut,
+          runs: [issues.timedOut],
+        },
         aim: { of: 'value', op: '<=', value: 0 },
         note: `${issues.retries} activity retr${issues.retries === 1 ? 'y' : 'ies'}${issues.examples.length ? `: ${issues.examples.join('; ')}` : ''}`,
       });

@@ -66,6 +66,9 @@ export async function fleetTenants(b: Bench): Promise<string[]> {
     b.check();
   }
   console.log(`  created ${names.length} tiny tenants in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-  b.scenarioInfo.fleet = { tenants: names.length, databaseBytes: [...b.tenants.values()].filter((x) => names.includes(x.name)).reduce((a, x) => a + (x.dbSizeBytes ?? 0), 0) };
+  b.scenarioInfo.fleet = {
+    tenants: names.length,
+    databaseBytes: [...b.tenants.values()].filter((x) => names.includes(x.name)).reduce((a, x) => a + (x.dbSizeBytes ?? 0), 0),
+  };
   return names;
 }

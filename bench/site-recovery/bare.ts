@@ -115,4 +115,3 @@ export async function bareRecovery(opts: { stack: DrConfig; session: string; inf
     if (work) rmSync(work, { recursive: true, force: true });
   }
 }
-

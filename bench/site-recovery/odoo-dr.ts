@@ -28,7 +28,13 @@ export async function odooDrRecovery(opts: {
     // The host is gone: its configuration too (it comes back from the archive, into DR_CONFIG_PATHS).
     rmSync(opts.etcDir, { recursive: true, force: true });
     const taskQueue = `bench-site-${randomBytes(3).toString('hex')}`;
-    const env = { ...site.env, DR_CLOUD_BUCKET: opts.bucketUrl, DR_TASK_QUEUE: taskQueue, DR_CONFIG_PATHS: opts.etcDir, DR_MAX_PARALLEL_BACKUPS: String(PARALLEL) };
+    const env = {
+      ...site.env,
+      DR_CLOUD_BUCKET: opts.bucketUrl,
+      DR_TASK_QUEUE: taskQueue,
+      DR_CONFIG_PATHS: opts.etcDir,
+      DR_MAX_PARALLEL_BACKUPS: String(PARALLEL),
+    };
     const config = site.config(env);
     const native = await NativeConnection.connect({ address: site.temporal.address });
     const connection = await Connection.connect({ address: site.temporal.address });
@@ -69,4 +75,3 @@ export async function odooDrRecovery(opts: {
     await site?.stop();
   }
 }
-

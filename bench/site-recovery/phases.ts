@@ -65,4 +65,3 @@ export function phasesOf(history: History): Phases {
   }
   return { beforeShadowsMs: firstShadow - start, shadowsMs: lastShadow - firstShadow, shadowActivityMs, afterShadowsMs: end - lastShadow, after };
 }
-

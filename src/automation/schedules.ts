@@ -50,8 +50,7 @@ export interface AutomationFlags {
 
 /** When a schedule fires: times of day (optionally on one weekday or day of month), or a fixed interval. */
 export type PlannedWhen =
-  | { kind: 'calendar'; hours: number[]; minute: number; dayOfWeek?: 'SUNDAY'; dayOfMonth?: number }
-  | { kind: 'interval'; everyMinutes: number };
+  { kind: 'calendar'; hours: number[]; minute: number; dayOfWeek?: 'SUNDAY'; dayOfMonth?: number } | { kind: 'interval'; everyMinutes: number };
 
 export interface PlannedSchedule {
   name: ScheduleKind;
@@ -207,7 +206,10 @@ export function planSchedules(base: AutomationSettings, flags: AutomationFlags =
   const schedules: PlannedSchedule[] = [
     {
       name: 'backup',
-      summary: interval >= 24 ? `daily at ${at(s.backupTime)}` : `every ${interval} h from ${at(s.backupTime)} (${hours.map((h) => formatTimeOfDay({ hour: h, minute: s.backupTime.minute })).join(', ')})`,
+      summary:
+        interval >= 24
+          ? `daily at ${at(s.backupTime)}`
+          : `every ${interval} h from ${at(s.backupTime)} (${hours.map((h) => formatTimeOfDay({ hour: h, minute: s.backupTime.minute })).join(', ')})`,
       when: { kind: 'calendar', hours, minute: s.backupTime.minute },
       timezone: tz,
       input: {},

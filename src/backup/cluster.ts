@@ -49,9 +49,7 @@ export async function dumpGlobals(opts: {
   } catch (err) {
     // Only superusers may read password hashes (pg_authid); a DR role without it still saves the roles.
     if (err instanceof PipelineError && /permission denied/i.test(err.message)) {
-      warnings.push(
-        `${config.postgres.user} may not read role passwords (not a superuser): globals saved without password hashes`,
-      );
+      warnings.push(`${config.postgres.user} may not read role passwords (not a superuser): globals saved without password hashes`);
       result = await attempt(['--no-role-passwords']);
     } else throw err;
   }
@@ -76,7 +74,13 @@ export async function archiveConfiguration(opts: {
   const present: string[] = [];
   const missing: string[] = [];
   for (const p of config.configPaths) {
-    if (await stat(p).then(() => true, () => false)) present.push(p);
+    if (
+      await stat(p).then(
+        () => true,
+        () => false,
+      )
+    )
+      present.push(p);
     else missing.push(p);
   }
   const warnings = missing.map((m) => `configuration path ${m} does not exist: not in the archive`);
@@ -84,7 +88,10 @@ export async function archiveConfiguration(opts: {
   const dest = localPath(config.backupDir, relative);
   await mkdir(path.dirname(dest), { recursive: true });
   // Paths are stored relative to / so that `tar -x -C /` puts them back where they were.
-  const archive = tar.c({ cwd: '/', portable: false, follow: false, noDirRecurse: false }, present.map((p) => p.replace(/^\/+/, '')));
+  const archive = tar.c(
+    { cwd: '/', portable: false, follow: false, noDirRecurse: false },
+    present.map((p) => p.replace(/^\/+/, '')),
+  );
   const result = await runPipeline({
     source: archive as unknown as NodeJS.ReadableStream,
     stages: [zstdStage(config.encryption.compressionLevel), ageEncryptStage(opts.recipients)],

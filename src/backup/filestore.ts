@@ -142,7 +142,10 @@ interface Batch {
 export async function backupFilestore(req: FilestoreRequest): Promise<FilestoreResult> {
   const { config, session, tenant, recipients } = req;
   const source = path.join(config.odoo.filestoreRoot, tenant);
-  const missing = !(await stat(source).then((s) => s.isDirectory(), () => false));
+  const missing = !(await stat(source).then(
+    (s) => s.isDirectory(),
+    () => false,
+  ));
   const cloud: CloudSettings | undefined = req.cloud ? config.cloud : undefined;
   const reusable = await loadReusable(req.reuseFrom ?? []);
 
@@ -170,12 +173,30 @@ export async function backupFilestore(req: FilestoreRequest): Promise<FilestoreR
     return [{ pack, bytes } satisfies PackRecord];
   };
 
-  const result = { files: 0, bytes: 0, blobsStored: 0, blobsReused: 0, blobsUploaded: 0, blobsRepaired: 0, packsStored: 0, packsUploaded: 0, mismatched: [] as string[] };
+  const result = {
+    files: 0,
+    bytes: 0,
+    blobsStored: 0,
+    blobsReused: 0,
+    blobsUploaded: 0,
+    blobsRepaired: 0,
+    packsStored: 0,
+    packsUploaded: 0,
+    mismatched: [] as string[],
+  };
   const progress = () => req.onProgress?.({ files: result.files, bytes: result.bytes });
 
   const uploadPack = async (id: string, bytes: number) => {
     const file = localPath(config.backupDir, rel.pack(id));
-    await uploadFile({ cloud: cloud!, key: cloudKey(cloud!, rel.pack(id)), file, expectedBytes: bytes, expectedSha256: id, partSize: PACK_PART_SIZE, ...(req.signal ? { signal: req.signal } : {}) });
+    await uploadFile({
+      cloud: cloud!,
+      key: cloudKey(cloud!, rel.pack(id)),
+      file,
+      expectedBytes: bytes,
+      expectedSha256: id,
+      partSize: PACK_PART_SIZE,
+      ...(req.signal ? { signal: req.signal } : {}),
+    });
     result.packsUploaded++;
   };
 
@@ -223,7 +244,13 @@ export async function backupFilestore(req: FilestoreRequest): Promise<FilestoreR
   let packFailure: Error | undefined;
 
   const storeBatch = async (batch: Batch): Promise<void> => {
-    const written = await writePack({ root: config.backupDir, members: batch.members, recipients, compressionLevel: config.encryption.compressionLevel, ...(req.signal ? { signal: req.signal } : {}) });
+    const written = await writePack({
+      root: config.backupDir,
+      members: batch.members,
+      recipients,
+      compressionLevel: config.encryption.compressionLevel,
+      ...(req.signal ? { signal: req.signal } : {}),
+    });
     result.packsStored++;
     if (cloud) await uploadPack(written.id, written.bytes);
     for (const m of batch.members) packedHere.set(m.sha1, written.id);
@@ -250,9 +277,11 @@ export async function backupFilestore(req: FilestoreRequest): Promise<FilestoreR
     const skip = async () => {
       for (const m of batch.members) await m.handle?.close().catch(() => undefined);
     };
-    const done = writing.then(() => (packFailure ? skip() : storeBatch(batch))).catch((err: unknown) => {
-      packFailure ??= err instanceof Error ? err : new Error(String(err));
-    });
+    const done = writing
+      .then(() => (packFailure ? skip() : storeBatch(batch)))
+      .catch((err: unknown) => {
+        packFailure ??= err instanceof Error ? err : new Error(String(err));
+      });
     writing = done;
     unstored.push(done);
     void done.then(() => unstored.shift());
@@ -390,4 +419,3 @@ export async function backupFilestore(req: FilestoreRequest): Promise<FilestoreR
 
 /** Part size for pack uploads: a pack (target 8 MiB, a little more once encrypted) goes up in one PUT. */
 const PACK_PART_SIZE = 16 * 1024 * 1024;
-

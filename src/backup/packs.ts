@@ -149,7 +149,9 @@ export async function writePack(opts: {
         const buf = Buffer.allocUnsafe(Math.min(left, 1024 * 1024));
         const { bytesRead } = await m.handle!.read(buf, 0, buf.length, m.size - left);
         if (bytesRead === 0) {
-          throw new SourceChangedError(`${m.source} shrank while it was being backed up (${m.size - left} of ${m.size} bytes): the backup of this tenant is retried`);
+          throw new SourceChangedError(
+            `${m.source} shrank while it was being backed up (${m.size - left} of ${m.size} bytes): the backup of this tenant is retried`,
+          );
         }
         const chunk = buf.subarray(0, bytesRead);
         hash.update(chunk);
@@ -158,7 +160,10 @@ export async function writePack(opts: {
       }
       yield padding(m.size);
       const actual = hash.digest('hex');
-      if (actual !== m.sha1) throw new SourceChangedError(`${m.source} changed while it was being backed up (SHA-1 ${actual}, ${m.sha1} when first read): the backup of this tenant is retried`);
+      if (actual !== m.sha1)
+        throw new SourceChangedError(
+          `${m.source} changed while it was being backed up (SHA-1 ${actual}, ${m.sha1} when first read): the backup of this tenant is retried`,
+        );
     }
     batch.push(ZERO_BLOCKS);
     batched += ZERO_BLOCKS.length;
@@ -190,7 +195,8 @@ export async function writePack(opts: {
     });
     return { id, bytes: result.bytes };
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOSPC') throw new DiskFullError(`no space left on the backup disk writing a filestore pack in ${tmpDir}`, { cause: err });
+    if ((err as NodeJS.ErrnoException).code === 'ENOSPC')
+      throw new DiskFullError(`no space left on the backup disk writing a filestore pack in ${tmpDir}`, { cause: err });
     throw err;
   } finally {
     await rm(tmp, { force: true }).catch(() => undefined);

@@ -18,15 +18,7 @@ import { LocalSessionStore } from '../sessions/local-store';
 import { readSigningKey, signMessage } from '../crypto/signing';
 import { assertSessionName, INCOMPLETE_MARKER, localPath, rel } from './layout';
 import { blobSound, readIndexLines } from './filestore';
-import {
-  MANIFEST_FORMAT,
-  MANIFEST_VERSION,
-  sealManifest,
-  type Artifact,
-  type Manifest,
-  type SessionStatus,
-  type TenantEntry,
-} from './manifest';
+import { MANIFEST_FORMAT, MANIFEST_VERSION, sealManifest, type Artifact, type Manifest, type SessionStatus, type TenantEntry } from './manifest';
 
 export interface PreparedSession {
   session: string;
@@ -163,7 +155,8 @@ async function verifyLocalBlobs(config: DrConfig, index: Artifact): Promise<stri
     } else if (line.entry.pack === undefined) {
       const entry = line.entry;
       const state = await blobSound(localPath(config.backupDir, rel.blob(entry.sha1)), entry.size);
-      if (state !== 'sound') return `filestore blob ${rel.blob(entry.sha1)} (${entry.path}) is ${state === 'absent' ? 'missing' : 'damaged (its size does not fit the file)'}`;
+      if (state !== 'sound')
+        return `filestore blob ${rel.blob(entry.sha1)} (${entry.path}) is ${state === 'absent' ? 'missing' : 'damaged (its size does not fit the file)'}`;
     }
   }
   return undefined;

@@ -52,7 +52,11 @@ export const FIELDS = {
     default: '24',
     doc: 'Filestore packs and blobs that no kept session references are deleted once untouched for this long (a running backup may be about to list them).',
   },
-  DR_LOG_RETENTION_DAYS: { schema: wholeNumber(1, 36500), default: '30', doc: 'Days files in DR_LOG_DIR (rotated audit logs, drill reports) are kept; the status report and the current audit log never go.' },
+  DR_LOG_RETENTION_DAYS: {
+    schema: wholeNumber(1, 36500),
+    default: '30',
+    doc: 'Days files in DR_LOG_DIR (rotated audit logs, drill reports) are kept; the status report and the current audit log never go.',
+  },
   // --- PostgreSQL
   POSTGRES_HOST: { schema: text, default: 'localhost', doc: 'PostgreSQL host (or socket directory).' },
   POSTGRES_PORT: { schema: wholeNumber(1, 65535), default: '5432', doc: 'PostgreSQL port.' },
@@ -67,7 +71,10 @@ export const FIELDS = {
   ODOO_FILESTORE_PATH: { schema: absolutePath, doc: 'Filestore root, if not <ODOO_DATA_DIR>/filestore (seed variable).' },
   DR_TENANTS: { schema: list, doc: 'Only these tenants (database names). Default: every database Odoo would list.' },
   DR_EXCLUDE_TENANTS: { schema: list, doc: 'Tenants never backed up (database names).' },
-  DR_CONFIG_PATHS: { schema: pathList, doc: 'Files and folders of the configuration archive (odoo.conf, compose files, nginx…). Default: the seed variables DOCKER_COMPOSE_FILE, NGINX_CONFIG_PATH, SSL_CERTS_PATH that are set.' },
+  DR_CONFIG_PATHS: {
+    schema: pathList,
+    doc: 'Files and folders of the configuration archive (odoo.conf, compose files, nginx…). Default: the seed variables DOCKER_COMPOSE_FILE, NGINX_CONFIG_PATH, SSL_CERTS_PATH that are set.',
+  },
   DOCKER_COMPOSE_FILE: { schema: absolutePath, doc: 'Seed variable; part of the configuration archive when DR_CONFIG_PATHS is unset.' },
   NGINX_CONFIG_PATH: { schema: absolutePath, doc: 'Seed variable; part of the configuration archive when DR_CONFIG_PATHS is unset.' },
   SSL_CERTS_PATH: { schema: absolutePath, doc: 'Seed variable; part of the configuration archive when DR_CONFIG_PATHS is unset.' },
@@ -75,11 +82,27 @@ export const FIELDS = {
   DR_ODOO_START_CMD: { schema: optionalText, doc: 'Shell command that starts Odoo after a recovery swap.' },
   DR_ODOO_HEALTH_URL: { schema: httpUrl, doc: 'Odoo health URL, e.g. http://127.0.0.1:8069/web/health.' },
   // --- Encryption (age)
-  DR_AGE_RECIPIENTS: { schema: ageRecipients, doc: 'age public recipients (age1…) backups are encrypted to. Default: the recipient of DR_ENCRYPTION_KEY_FILE.' },
-  DR_SIGNING_KEY_FILE: { schema: absolutePath, doc: 'Ed25519 key (PKCS#8 PEM, mode 0600) the backup host signs session manifests with; create it with `odoo-dr keys signing FILE --create`. Unset: sessions are not signed (readers refuse them).' },
-  DR_TRUSTED_SIGNERS: { schema: sshPublicKeys, doc: 'Public keys (ssh-ed25519 AAAA…, comma-separated) whose signatures validation, drills and recovery accept. Default: the public key of DR_SIGNING_KEY_FILE.' },
-  DR_ENCRYPTION_KEY_FILE: { schema: absolutePath, doc: 'age identity file (private key, mode 0600); needed only to validate and restore. Seed name: DR_ENCRYPTION_KEY.' },
-  DR_COMPRESSION_LEVEL: { schema: wholeNumber(1, 19), default: '1', doc: 'zstd compression level (1 fastest … 19 smallest). The seed used 9 for gzip; zstd 1 is faster than gzip -6 at a similar size (README, Performance).' },
+  DR_AGE_RECIPIENTS: {
+    schema: ageRecipients,
+    doc: 'age public recipients (age1…) backups are encrypted to. Default: the recipient of DR_ENCRYPTION_KEY_FILE.',
+  },
+  DR_SIGNING_KEY_FILE: {
+    schema: absolutePath,
+    doc: 'Ed25519 key (PKCS#8 PEM, mode 0600) the backup host signs session manifests with; create it with `odoo-dr keys signing FILE --create`. Unset: sessions are not signed (readers refuse them).',
+  },
+  DR_TRUSTED_SIGNERS: {
+    schema: sshPublicKeys,
+    doc: 'Public keys (ssh-ed25519 AAAA…, comma-separated) whose signatures validation, drills and recovery accept. Default: the public key of DR_SIGNING_KEY_FILE.',
+  },
+  DR_ENCRYPTION_KEY_FILE: {
+    schema: absolutePath,
+    doc: 'age identity file (private key, mode 0600); needed only to validate and restore. Seed name: DR_ENCRYPTION_KEY.',
+  },
+  DR_COMPRESSION_LEVEL: {
+    schema: wholeNumber(1, 19),
+    default: '1',
+    doc: 'zstd compression level (1 fastest … 19 smallest). The seed used 9 for gzip; zstd 1 is faster than gzip -6 at a similar size (README, Performance).',
+  },
   // --- Cloud copy (S3 or compatible)
   DR_CLOUD_BUCKET: { schema: s3Location, default: '', doc: 'S3 location s3://bucket/prefix; empty = local only.' },
   DR_CLOUD_REGION: { schema: text, default: 'us-east-1', doc: 'S3 region.' },
@@ -97,7 +120,11 @@ export const FIELDS = {
   DR_CPU_NICE_LEVEL: { schema: wholeNumber(0, 19), default: '19', doc: 'CPU nice level of pg_dump and compression.' },
   DR_TEST_DATABASE_SUFFIX: { schema: scratchSuffix, default: '_dr_test', doc: 'Suffix of scratch databases of restore tests.' },
   DR_TEST_RETENTION_HOURS: { schema: wholeNumber(1, 720), default: '24', doc: 'Leftover scratch databases older than this are dropped.' },
-  DR_PRE_RECOVERY_RETENTION_DAYS: { schema: wholeNumber(0, 3650), default: '7', doc: 'Days the pre-recovery copy of a recovered tenant (database and filestore) is kept before retention drops it.' },
+  DR_PRE_RECOVERY_RETENTION_DAYS: {
+    schema: wholeNumber(0, 3650),
+    default: '7',
+    doc: 'Days the pre-recovery copy of a recovered tenant (database and filestore) is kept before retention drops it.',
+  },
   DR_APPROVAL_TIMEOUT_MINUTES: { schema: wholeNumber(1, 10080), default: '60', doc: 'Minutes a recovery waits for approval before ending without changes.' },
   // --- Alerts
   DR_NOTIFICATION_EMAIL: { schema: emails, doc: 'Alert recipients.' },
@@ -111,20 +138,50 @@ export const FIELDS = {
   DR_ALERT_ON_DISK_USAGE: { schema: wholeNumber(1, 100), default: '90', doc: 'Alert when the backup disk is fuller (percent).' },
   // --- Automation (Temporal Schedules; `odoo-dr schedules apply`)
   DR_BACKUP_TIME: { schema: timeOfDay, default: '02:00', doc: 'Time of the first backup of the day (HH:MM in DR_SCHEDULE_TIMEZONE).' },
-  DR_BACKUP_INTERVAL_HOURS: { schema: wholeNumber(1, 24), doc: 'Hours between two backups, from DR_BACKUP_TIME. Default: DR_RPO_HOURS (at most 24, less the jitter); a cadence that breaks the RPO is refused unless --force.' },
+  DR_BACKUP_INTERVAL_HOURS: {
+    schema: wholeNumber(1, 24),
+    doc: 'Hours between two backups, from DR_BACKUP_TIME. Default: DR_RPO_HOURS (at most 24, less the jitter); a cadence that breaks the RPO is refused unless --force.',
+  },
   DR_VALIDATION_TIME: { schema: timeOfDay, default: '03:00', doc: 'Daily validation of the latest session (HH:MM).' },
-  DR_VALIDATION_RESTORE_TEST: { schema: boolean, default: 'false', doc: 'Daily validation also restores every tenant into a neutralized scratch copy (heavy; the drill already does it).' },
+  DR_VALIDATION_RESTORE_TEST: {
+    schema: boolean,
+    default: 'false',
+    doc: 'Daily validation also restores every tenant into a neutralized scratch copy (heavy; the drill already does it).',
+  },
   DR_TEST_ENABLED: { schema: boolean, default: 'true', doc: 'Schedule disaster-recovery drills (seed variable); false removes the drill schedule.' },
-  DR_TEST_SCHEDULE: { schema: oneOf(...DRILL_CADENCES), default: 'weekly', doc: 'Drill cadence (seed variable): daily, weekly (Sundays) or monthly (the 1st).' },
+  DR_TEST_SCHEDULE: {
+    schema: oneOf(...DRILL_CADENCES),
+    default: 'weekly',
+    doc: 'Drill cadence (seed variable): daily, weekly (Sundays) or monthly (the 1st).',
+  },
   DR_TEST_TIME: { schema: timeOfDay, default: '04:00', doc: 'Time of the drill (HH:MM).' },
   DR_MONITORING_ENABLED: { schema: boolean, default: 'true', doc: 'Schedule the monitoring check (seed variable); false removes the monitor schedule.' },
-  DR_MONITORING_INTERVAL: { schema: monitoringSeconds, default: '3600', doc: 'Seconds between two monitoring checks (seed variable, in seconds as in the seed; whole minutes, 60 to 86400). `schedules apply --monitor-interval` takes minutes.' },
+  DR_MONITORING_INTERVAL: {
+    schema: monitoringSeconds,
+    default: '3600',
+    doc: 'Seconds between two monitoring checks (seed variable, in seconds as in the seed; whole minutes, 60 to 86400). `schedules apply --monitor-interval` takes minutes.',
+  },
   DR_CLEANUP_TIME: { schema: timeOfDay, default: '05:00', doc: 'Daily retention and pack collection (HH:MM).' },
   DR_SCHEDULE_TIMEZONE: { schema: timeZone, default: 'UTC', doc: 'IANA time zone of the times above (e.g. Europe/Brussels).' },
-  DR_SCHEDULE_JITTER_MINUTES: { schema: wholeNumber(0, 60), default: '0', doc: 'Start each scheduled run up to this many minutes late, at random, so large fleets do not all start at once.' },
-  DR_ALERT_REPEAT_HOURS: { schema: wholeNumber(1, 720), default: '24', doc: 'A warning or critical check that persists is alerted again at most this often (hours); a recovery message is sent when it clears.' },
-  DR_DRILL_MAX_AGE_DAYS: { schema: wholeNumber(1, 3650), default: '35', doc: 'Drill cadence: the monitor warns when the last drill is older (days), critical at twice that.' },
-  DR_PROMETHEUS_TEXTFILE: { schema: absolutePath, doc: 'Also write the monitor figures here in Prometheus text format (node_exporter textfile collector, e.g. /var/lib/node_exporter/textfile/odoo_dr.prom).' },
+  DR_SCHEDULE_JITTER_MINUTES: {
+    schema: wholeNumber(0, 60),
+    default: '0',
+    doc: 'Start each scheduled run up to this many minutes late, at random, so large fleets do not all start at once.',
+  },
+  DR_ALERT_REPEAT_HOURS: {
+    schema: wholeNumber(1, 720),
+    default: '24',
+    doc: 'A warning or critical check that persists is alerted again at most this often (hours); a recovery message is sent when it clears.',
+  },
+  DR_DRILL_MAX_AGE_DAYS: {
+    schema: wholeNumber(1, 3650),
+    default: '35',
+    doc: 'Drill cadence: the monitor warns when the last drill is older (days), critical at twice that.',
+  },
+  DR_PROMETHEUS_TEXTFILE: {
+    schema: absolutePath,
+    doc: 'Also write the monitor figures here in Prometheus text format (node_exporter textfile collector, e.g. /var/lib/node_exporter/textfile/odoo_dr.prom).',
+  },
   // --- Temporal
   DR_TASK_QUEUE: { schema: text, default: 'odoo-dr', doc: 'Task queue of the odoo-dr worker.' },
 } satisfies Record<string, Field>;
@@ -139,11 +196,30 @@ export const KNOWN = new Set<string>([...Object.keys(FIELDS), 'DR_ENCRYPTION_KEY
  * differently here, e.g. Google Drive is not a destination, encryption is always age).
  */
 export const SEED_VARIABLES_IGNORED = new Set([
-  'DR_SESSION_DIR', 'PROJECT_ROOT', 'DR_BACKUP_DESTINATIONS', 'GDRIVE_FOLDER_NAME', 'GDRIVE_CREDENTIALS_FILE',
-  'GDRIVE_TOKEN_FILE', 'GDRIVE_CLIENT_ID', 'GDRIVE_CLIENT_SECRET', 'GDRIVE_UPLOAD_CHUNK_SIZE', 'GCS_BUCKET',
-  'GOOGLE_APPLICATION_CREDENTIALS', 'DR_ENCRYPTION_CIPHER', 'DR_VERIFY_BACKUPS', 'SHARED_ADDONS_PATH', 'DR_PARALLEL_RESTORE',
-  'DR_AUTO_START_SERVICES', 'DR_POST_RECOVERY_HEALTH_CHECK', 'DR_SECURE_DELETE', 'DR_AUDIT_LOGGING',
-  'DR_ACCESS_LOG', 'DR_AUDIT_LOG', 'DR_DEBUG_MODE', 'DR_VERBOSE_LOGGING', 'DR_KEEP_TEMP_FILES',
+  'DR_SESSION_DIR',
+  'PROJECT_ROOT',
+  'DR_BACKUP_DESTINATIONS',
+  'GDRIVE_FOLDER_NAME',
+  'GDRIVE_CREDENTIALS_FILE',
+  'GDRIVE_TOKEN_FILE',
+  'GDRIVE_CLIENT_ID',
+  'GDRIVE_CLIENT_SECRET',
+  'GDRIVE_UPLOAD_CHUNK_SIZE',
+  'GCS_BUCKET',
+  'GOOGLE_APPLICATION_CREDENTIALS',
+  'DR_ENCRYPTION_CIPHER',
+  'DR_VERIFY_BACKUPS',
+  'SHARED_ADDONS_PATH',
+  'DR_PARALLEL_RESTORE',
+  'DR_AUTO_START_SERVICES',
+  'DR_POST_RECOVERY_HEALTH_CHECK',
+  'DR_SECURE_DELETE',
+  'DR_AUDIT_LOGGING',
+  'DR_ACCESS_LOG',
+  'DR_AUDIT_LOG',
+  'DR_DEBUG_MODE',
+  'DR_VERBOSE_LOGGING',
+  'DR_KEEP_TEMP_FILES',
 ]);
 
 /** Temporal connection variables: read by temporal/connection.ts through @temporalio/envconfig. */

@@ -116,17 +116,14 @@ export function loadConfig(options: LoadConfigOptions = {}): DrConfig {
 
   if (scrubbed.length) {
     throw new ConfigError(
-      `invalid configuration (${source}), ${scrubbed.length} problem${scrubbed.length > 1 ? 's' : ''}:\n` +
-        scrubbed.map((m) => `  - ${m}`).join('\n'),
+      `invalid configuration (${source}), ${scrubbed.length} problem${scrubbed.length > 1 ? 's' : ''}:\n` + scrubbed.map((m) => `  - ${m}`).join('\n'),
       scrubbed,
     );
   }
 
   const backupDir = p.DR_BACKUP_DIR!;
   const dataDir = p.ODOO_DATA_DIR!;
-  const configPaths =
-    p.DR_CONFIG_PATHS ??
-    [p.DOCKER_COMPOSE_FILE, p.NGINX_CONFIG_PATH, p.SSL_CERTS_PATH].filter((x): x is string => x !== undefined);
+  const configPaths = p.DR_CONFIG_PATHS ?? [p.DOCKER_COMPOSE_FILE, p.NGINX_CONFIG_PATH, p.SSL_CERTS_PATH].filter((x): x is string => x !== undefined);
   const cloudLocation = p.DR_CLOUD_BUCKET ?? null;
   const temporalEnv: Record<string, string> = {};
   for (const [k, v] of Object.entries(fromFile)) if (TEMPORAL_VARIABLE.test(k)) temporalEnv[k] = v;

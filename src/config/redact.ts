@@ -32,7 +32,6 @@ export function configSecrets(config: DrConfig): string[] {
   return [...out];
 }
 
-
 function scrubDeep(value: unknown, secrets: string[]): unknown {
   if (typeof value === 'string') return scrubSecrets(value, secrets);
   if (Array.isArray(value)) return value.map((v) => scrubDeep(v, secrets));

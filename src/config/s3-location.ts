@@ -50,7 +50,8 @@ export const s3Location = custom('empty or an S3 location like s3://bucket/prefi
       );
     }
     // eslint-disable-next-line no-control-regex
-    if (/[\u0000-\u001f\u007f]/.test(prefix)) problems.push(`${name} prefix must not contain control characters (line breaks, NUL, tabs…), got ${printableValue(name, raw)}`);
+    if (/[\u0000-\u001f\u007f]/.test(prefix))
+      problems.push(`${name} prefix must not contain control characters (line breaks, NUL, tabs…), got ${printableValue(name, raw)}`);
   }
   return problems.length ? new Refused(problems) : { bucket, prefix };
 });

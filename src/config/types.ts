@@ -51,9 +51,7 @@ export interface DrConfig {
   scratchSuffix: string;
   alerts: {
     emails: string[];
-    smtp:
-      | { host: string; port: number; user: string | undefined; password: string | undefined; from: string | undefined }
-      | undefined;
+    smtp: { host: string; port: number; user: string | undefined; password: string | undefined; from: string | undefined } | undefined;
     webhookUrl: string | undefined;
     backupAgeSeconds: number;
     diskUsagePercent: number;

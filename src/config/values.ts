@@ -16,10 +16,7 @@ export class Refused {
   constructor(readonly problems: string[]) {}
 }
 
-export function custom<T>(
-  what: string,
-  parse: (raw: string, name: string) => T | Refused | undefined,
-): (name: string) => z.ZodType<T, string> {
+export function custom<T>(what: string, parse: (raw: string, name: string) => T | Refused | undefined): (name: string) => z.ZodType<T, string> {
   return (name) =>
     z.string().transform((raw, ctx) => {
       const value = parse(raw.trim(), name);
@@ -57,11 +54,14 @@ export const boolean = custom('true or false', (raw) => {
 });
 
 /** `DAILY/WEEKLY/MONTHLY` counts (e.g. `7/4/3`), or empty for none. */
-export const gfsRule = custom('DAILY/WEEKLY/MONTHLY counts such as 7/4/3, or empty for none', (raw): { daily: number; weekly: number; monthly: number } | null | undefined => {
-  if (raw === '') return null;
-  const m = /^(\d{1,4})\/(\d{1,4})\/(\d{1,4})$/.exec(raw);
-  return m ? { daily: Number(m[1]), weekly: Number(m[2]), monthly: Number(m[3]) } : undefined;
-});
+export const gfsRule = custom(
+  'DAILY/WEEKLY/MONTHLY counts such as 7/4/3, or empty for none',
+  (raw): { daily: number; weekly: number; monthly: number } | null | undefined => {
+    if (raw === '') return null;
+    const m = /^(\d{1,4})\/(\d{1,4})\/(\d{1,4})$/.exec(raw);
+    return m ? { daily: Number(m[1]), weekly: Number(m[2]), monthly: Number(m[3]) } : undefined;
+  },
+);
 
 export const text = custom('a non-empty text', (raw) => (raw === '' ? undefined : raw));
 export const optionalText = custom('a text', (raw) => raw);
@@ -75,7 +75,10 @@ export const absolutePath = custom('an absolute path', (raw, name) => {
 export const list = custom('a comma- or space-separated list', (raw) => raw.split(/[\s,]+/).filter(Boolean));
 
 export const pathList = custom('a comma-separated list of absolute paths', (raw, name) => {
-  const items = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  const items = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const bad = items.flatMap((p, i) => pathCharacterProblem(`${name} entry #${i + 1}`, name, p) ?? []);
   if (bad.length) return new Refused(bad);
   return items.every((p) => path.isAbsolute(p)) ? items.map((p) => path.normalize(p)) : undefined;
@@ -121,12 +124,14 @@ export const ageRecipients = custom('a comma- or space-separated list of age rec
 
 /** OpenSSH Ed25519 public keys (`ssh-ed25519 AAAA… [comment]`), separated by commas or newlines. */
 export const sshPublicKeys = custom('a comma-separated list of public keys like "ssh-ed25519 AAAAC3Nza… comment"', (raw) => {
-  const items = raw.split(/[,\n]+/).map((k) => k.trim()).filter(Boolean);
+  const items = raw
+    .split(/[,\n]+/)
+    .map((k) => k.trim())
+    .filter(Boolean);
   return items.length > 0 && items.every((k) => /^ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI[A-Za-z0-9+/]{43}=?(?: .*)?$/.test(k)) ? items : undefined;
 });
 
-export const oneOf = <T extends string>(...values: T[]) =>
-  custom(`one of ${values.join(', ')}`, (raw) => (values.includes(raw as T) ? (raw as T) : undefined));
+export const oneOf = <T extends string>(...values: T[]) => custom(`one of ${values.join(', ')}`, (raw) => (values.includes(raw as T) ? (raw as T) : undefined));
 
 /** `HH:MM` on a 24-hour clock. */
 export const timeOfDay = custom('a time of day HH:MM from 00:00 to 23:59', (raw, name) => {

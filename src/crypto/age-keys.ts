@@ -69,7 +69,9 @@ export function ageRecipientProblem(recipient: string): string | undefined {
   if (/^AGE-PLUGIN-/i.test(recipient)) return 'is a plugin identity, not a recipient';
   if (/^ssh-|^ecdsa-/.test(recipient)) return 'is an SSH public key; odoo-dr encrypts to X25519 age recipients only (age1…, from age-keygen)';
   if (recipient !== recipient.toLowerCase()) {
-    return recipient.toLowerCase().startsWith('age1') ? 'must be written in lower case, as age-keygen prints it' : 'is not an age recipient (expected age1…, as printed by `age-keygen -y`)';
+    return recipient.toLowerCase().startsWith('age1')
+      ? 'must be written in lower case, as age-keygen prints it'
+      : 'is not an age recipient (expected age1…, as printed by `age-keygen -y`)';
   }
   const separator = recipient.lastIndexOf('1');
   if (!recipient.startsWith('age1') || separator < 3) return 'is not an age recipient (expected age1…, as printed by `age-keygen -y`)';
@@ -216,7 +218,12 @@ export async function readIdentity(file: string): Promise<string> {
 /** The public recipients of identities read by readIdentity (one per line). */
 export async function identityRecipients(identity: string): Promise<string[]> {
   const lib = await ageLib();
-  return Promise.all(identity.split('\n').filter(Boolean).map((key) => lib.identityToRecipient(key)));
+  return Promise.all(
+    identity
+      .split('\n')
+      .filter(Boolean)
+      .map((key) => lib.identityToRecipient(key)),
+  );
 }
 
 /** Writes a new X25519 identity to `file` (mode 0600, like age-keygen's output); never overwrites. */

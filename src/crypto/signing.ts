@@ -102,7 +102,10 @@ export function signMessage(message: Buffer | string, key: KeyObject): string {
     sshString(HASH),
     sshString(Buffer.concat([sshString(KEY_TYPE), sshString(signature)])),
   ]);
-  const b64 = blob.toString('base64').replace(/(.{70})/g, '$1\n').replace(/\n$/, '');
+  const b64 = blob
+    .toString('base64')
+    .replace(/(.{70})/g, '$1\n')
+    .replace(/\n$/, '');
   return `${BEGIN}\n${b64}\n${END}\n`;
 }
 
@@ -131,7 +134,9 @@ export function verifyMessage(message: Buffer | string, armored: string, trusted
   const signer = fingerprint(signerRaw);
   const trustedRaw = trusted.map((t) => parsePublicKey(t));
   if (!trustedRaw.some((k) => k.equals(signerRaw))) {
-    throw new ArtifactCorruptedError(`${what}: signed by ${signer}, which is not in DR_TRUSTED_SIGNERS (trusted: ${trustedRaw.map(fingerprint).join(', ') || 'none'})`);
+    throw new ArtifactCorruptedError(
+      `${what}: signed by ${signer}, which is not in DR_TRUSTED_SIGNERS (trusted: ${trustedRaw.map(fingerprint).join(', ') || 'none'})`,
+    );
   }
   const key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: signerRaw.toString('base64url') }, format: 'jwk' });
   if (!verify(null, signedData(message), key, signature)) {
@@ -148,13 +153,17 @@ export async function readSigningKey(file: string): Promise<KeyObject> {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     throw new EncryptionKeyError(
-      code === 'ENOENT' ? `signing key ${file} does not exist: create it with \`odoo-dr keys signing FILE --create\`` : `cannot read signing key ${file} (${code ?? String(err)})`,
+      code === 'ENOENT'
+        ? `signing key ${file} does not exist: create it with \`odoo-dr keys signing FILE --create\``
+        : `cannot read signing key ${file} (${code ?? String(err)})`,
     );
   }
   try {
     const st = await fh.stat();
     if ((st.mode & 0o077) !== 0) {
-      throw new EncryptionKeyError(`signing key ${file} is accessible by group or others (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}): run \`chmod 600 ${file}\``);
+      throw new EncryptionKeyError(
+        `signing key ${file} is accessible by group or others (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}): run \`chmod 600 ${file}\``,
+      );
     }
     try {
       const key = createPrivateKey(await fh.readFile('utf8'));

@@ -116,7 +116,13 @@ export function drillOutcome(facts: DrillFacts, settings: DrillSettings): DrillO
     for (const [tenant, checks] of byTenant) {
       const existing = tenants.find((t) => t.tenant === tenant);
       const failures = checks.filter((c) => c.status === 'fail').map((c) => `${c.name}: ${c.message}`);
-      const entry: DrillTenantReport = existing ?? { tenant, status: 'pass', achievedRpoHours: ageHours, checks: { passed: 0, failed: 0, warned: 0 }, failures: [] };
+      const entry: DrillTenantReport = existing ?? {
+        tenant,
+        status: 'pass',
+        achievedRpoHours: ageHours,
+        checks: { passed: 0, failed: 0, warned: 0 },
+        failures: [],
+      };
       entry.checks.passed += checks.filter((c) => c.status === 'pass').length;
       entry.checks.failed += failures.length;
       entry.checks.warned += checks.filter((c) => c.status === 'warn').length;

@@ -99,7 +99,9 @@ async function chooseSession(catalog: SessionCatalog, opts: ExportOptions, warni
     }
     return opened;
   }
-  throw new InvalidInputError(`no session in ${opts.source === 'cloud' ? 'the bucket' : 'the backups'} holds a complete backup of "${opts.tenant}" (odoo-dr sessions list)`);
+  throw new InvalidInputError(
+    `no session in ${opts.source === 'cloud' ? 'the bucket' : 'the backups'} holds a complete backup of "${opts.tenant}" (odoo-dr sessions list)`,
+  );
 }
 
 /** Spawns `command`, its stdin fed from `input`; its stdout, and a promise of its clean exit. */
@@ -210,7 +212,8 @@ export async function exportTenant(opts: ExportOptions): Promise<ExportResult> {
           n += c.length;
           yield c;
         }
-        if (hash.digest('hex') !== sha1 || n !== size) throw new ArtifactCorruptedError(`filestore/${paths[0]}: the session holds other content (${n} bytes) under ${sha1}`);
+        if (hash.digest('hex') !== sha1 || n !== size)
+          throw new ArtifactCorruptedError(`filestore/${paths[0]}: the session holds other content (${n} bytes) under ${sha1}`);
       };
       if (paths.length > 1) {
         spool = path.join(mirror, `spool-${sha1}`);
@@ -248,7 +251,9 @@ export async function exportTenant(opts: ExportOptions): Promise<ExportResult> {
       await addVerified(decryptStream(opts.identity, blob) as AsyncIterable<Buffer>, [f.path], f.sha1, f.size);
     }
     if (problems.length) {
-      throw new ArtifactCorruptedError(`the filestore of ${tenant} in ${session.session} is incomplete, no zip written: ${problems.slice(0, 5).join('; ')}${problems.length > 5 ? ` … and ${problems.length - 5} more` : ''}`);
+      throw new ArtifactCorruptedError(
+        `the filestore of ${tenant} in ${session.session} is incomplete, no zip written: ${problems.slice(0, 5).join('; ')}${problems.length > 5 ? ` … and ${problems.length - 5} more` : ''}`,
+      );
     }
 
     progress('finish');

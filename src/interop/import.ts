@@ -148,7 +148,8 @@ async function scanZip(file: string): Promise<{ manifest?: OdooZipManifest; file
       else if (kind.kind === 'file') files++;
       else if (kind.kind === 'ignored') warnings.push(`zip entry ${JSON.stringify(entry.fileName)} ignored (not part of an Odoo backup)`);
       else if (kind.kind === 'manifest') {
-        if (entry.uncompressedSize > MANIFEST_MAX_BYTES) throw new InvalidInputError(`${file}: refused: manifest.json is implausibly large (${entry.uncompressedSize} bytes)`);
+        if (entry.uncompressedSize > MANIFEST_MAX_BYTES)
+          throw new InvalidInputError(`${file}: refused: manifest.json is implausibly large (${entry.uncompressedSize} bytes)`);
         try {
           manifest = parseOdooManifest(await readText(zip, entry), file);
         } catch (err) {
@@ -195,7 +196,13 @@ function customToSql(pgRestore: string, file: string): { sql: Readable; done: Pr
   const done = new Promise<void>((resolve, reject) => {
     child.on('error', reject);
     child.on('close', (code) =>
-      code === 0 ? resolve() : reject(new InvalidInputError(`${file}: pg_restore cannot read it as a custom-format dump (exit ${code}): ${stderr.trim().split('\n').slice(-3).join(' | ')}`)),
+      code === 0
+        ? resolve()
+        : reject(
+            new InvalidInputError(
+              `${file}: pg_restore cannot read it as a custom-format dump (exit ${code}): ${stderr.trim().split('\n').slice(-3).join(' | ')}`,
+            ),
+          ),
     );
   });
   return { sql: child.stdout, done };
@@ -217,7 +224,9 @@ export async function importArchive(opts: ImportOptions): Promise<ImportResult> 
   const warnings = [...scan.warnings];
   const liveDir = filestoreDir(config, tenant);
   if (await stat(liveDir).catch(() => undefined)) {
-    throw new InvalidInputError(`cannot import into "${tenant}": its filestore folder ${liveDir} already exists (imports never overwrite; remove it or choose another name)`);
+    throw new InvalidInputError(
+      `cannot import into "${tenant}": its filestore folder ${liveDir} already exists (imports never overwrite; remove it or choose another name)`,
+    );
   }
   const server = await serverVersion(config.postgres);
   await withClient(config.postgres, config.postgres.maintenanceDb, async (c) => {
@@ -226,7 +235,8 @@ export async function importArchive(opts: ImportOptions): Promise<ImportResult> 
   });
   if (manifest?.pg_version) {
     const dumped = Number(manifest.pg_version.split('.')[0]);
-    if (dumped > server.major) warnings.push(`the backup comes from PostgreSQL ${manifest.pg_version}, this server is ${server.full}: its SQL may use what this server lacks`);
+    if (dumped > server.major)
+      warnings.push(`the backup comes from PostgreSQL ${manifest.pg_version}, this server is ${server.full}: its SQL may use what this server lacks`);
   }
   const tools = await findClientTools(server.major, { ...(config.postgres.binDir ? { binDir: config.postgres.binDir } : {}) });
 
@@ -243,7 +253,9 @@ export async function importArchive(opts: ImportOptions): Promise<ImportResult> 
     file,
     format,
     mode,
-    ...(manifest ? { source: { dbName: manifest.db_name, version: manifest.version, pgVersion: manifest.pg_version, modules: Object.keys(manifest.modules).length } } : {}),
+    ...(manifest
+      ? { source: { dbName: manifest.db_name, version: manifest.version, pgVersion: manifest.pg_version, modules: Object.keys(manifest.modules).length } }
+      : {}),
     files: 0,
     bytes: 0,
     checklist: 0,
@@ -259,11 +271,16 @@ export async function importArchive(opts: ImportOptions): Promise<ImportResult> 
       // The tenant role must exist and not be a superuser: it will own the imported objects.
       const { rows } = await c.query<{ rolsuper: boolean }>('SELECT rolsuper FROM pg_roles WHERE rolname = $1', [odooRole]);
       if (!rows[0]) throw new InvalidInputError(`the Odoo role "${odooRole}" (ODOO_DB_USER) does not exist`);
-      if (rows[0].rolsuper) throw new InvalidInputError(`the Odoo role "${odooRole}" is a superuser: odoo-dr never makes a superuser own imported objects; make it a plain role (ALTER ROLE ${odooRole} NOSUPERUSER)`);
+      if (rows[0].rolsuper)
+        throw new InvalidInputError(
+          `the Odoo role "${odooRole}" is a superuser: odoo-dr never makes a superuser own imported objects; make it a plain role (ALTER ROLE ${odooRole} NOSUPERUSER)`,
+        );
     });
     await withClient(config.postgres, config.postgres.maintenanceDb, async (c) => {
       await c.query(`CREATE DATABASE ${quoteIdent(shadowDb)} OWNER ${quoteIdent(config.postgres.user)} ENCODING 'UTF8' LC_COLLATE 'C' TEMPLATE template0`);
-      await c.query(`COMMENT ON DATABASE ${quoteIdent(shadowDb)} IS ${pg.escapeLiteral(scratchMarker(shadowDb, { tenant, purpose: SHADOW_PURPOSE, createdAt: new Date().toISOString() }))}`);
+      await c.query(
+        `COMMENT ON DATABASE ${quoteIdent(shadowDb)} IS ${pg.escapeLiteral(scratchMarker(shadowDb, { tenant, purpose: SHADOW_PURPOSE, createdAt: new Date().toISOString() }))}`,
+      );
     });
     await withClient(config.postgres, shadowDb, async (c) => {
       // What an owner has in its database (Odoo's restore runs as the database's owner): create
@@ -348,13 +365,19 @@ export async function importArchive(opts: ImportOptions): Promise<ImportResult> 
         });
       } else {
         const ok = state.uuid === facts.databaseUuid;
-        checks.push({ name: 'identity', status: ok ? 'pass' : 'fail', message: ok ? `database.uuid ${state.uuid ?? '(none)'} kept (move)` : 'database.uuid changed during a move' });
+        checks.push({
+          name: 'identity',
+          status: ok ? 'pass' : 'fail',
+          message: ok ? `database.uuid ${state.uuid ?? '(none)'} kept (move)` : 'database.uuid changed during a move',
+        });
       }
       result.checks = checks;
     });
     const failed = result.checks.filter((c) => c.status === 'fail');
     if (failed.length) {
-      throw new InvalidInputError(`the imported copy of ${file} does not verify, nothing was put in place: ${failed.map((c) => `${c.name}: ${c.message}`).join('; ')}`);
+      throw new InvalidInputError(
+        `the imported copy of ${file} does not verify, nothing was put in place: ${failed.map((c) => `${c.name}: ${c.message}`).join('; ')}`,
+      );
     }
     // Verified: the objects become the tenant role's (as after Odoo's own restore), the one-time role goes.
     await withClient(config.postgres, shadowDb, (c) => c.query(`REASSIGN OWNED BY ${quoteIdent(role!.name)} TO ${quoteIdent(odooRole)}`));
@@ -367,7 +390,8 @@ export async function importArchive(opts: ImportOptions): Promise<ImportResult> 
     if (owner) await applyOwnership(partial, owner);
     signal?.throwIfAborted();
     await rename(partial, shadowDir);
-    if (await stat(liveDir).catch(() => undefined)) throw new InvalidInputError(`cannot import into "${tenant}": ${liveDir} appeared meanwhile; nothing was put in place`);
+    if (await stat(liveDir).catch(() => undefined))
+      throw new InvalidInputError(`cannot import into "${tenant}": ${liveDir} appeared meanwhile; nothing was put in place`);
     const stamp = recoveryStamp(new Date());
     await swapIn(config, {
       tenant,

@@ -123,7 +123,9 @@ function mapPsqlError(stderr: string, what: string, database: string): Error {
     );
   }
   if (/must be superuser|permission denied|must be owner of|must be member of|must have privileges of|only superuser/i.test(stderr)) {
-    return new InvalidInputError(`${where}: the SQL does something only a superuser or another role may do (it runs with the rights of a role that owns only the new database), refused: ${tail}`);
+    return new InvalidInputError(
+      `${where}: the SQL does something only a superuser or another role may do (it runs with the rights of a role that owns only the new database), refused: ${tail}`,
+    );
   }
   if (/No space left on device|could not extend file/i.test(stderr)) return new DiskFullError(`${where}: the PostgreSQL server ran out of disk space: ${tail}`);
   if (/could not connect to server|connection to server .* failed|server closed the connection unexpectedly/i.test(stderr)) {

@@ -54,9 +54,20 @@ function value(c: ObservedCheck): string {
 }
 
 /** Names the tenant, the check, the value, the threshold and what to do. */
-export function formatAlert(kind: AlertMessage['kind'], c: ObservedCheck, extra: { since?: string; previous?: CheckStatus; source: string }): Omit<AlertMessage, 'key' | 'kind'> {
+export function formatAlert(
+  kind: AlertMessage['kind'],
+  c: ObservedCheck,
+  extra: { since?: string; previous?: CheckStatus; source: string },
+): Omit<AlertMessage, 'key' | 'kind'> {
   const who = c.tenant ? `tenant ${c.tenant}: ` : '';
-  const head = kind === 'recovery' ? 'RESOLVED' : kind === 'repeat' ? `still ${c.status.toUpperCase()}` : kind === 'change' ? `${extra.previous?.toUpperCase()} → ${c.status.toUpperCase()}` : c.status.toUpperCase();
+  const head =
+    kind === 'recovery'
+      ? 'RESOLVED'
+      : kind === 'repeat'
+        ? `still ${c.status.toUpperCase()}`
+        : kind === 'change'
+          ? `${extra.previous?.toUpperCase()} → ${c.status.toUpperCase()}`
+          : c.status.toUpperCase();
   const lines = [
     `${head}: ${who}${c.message}`,
     '',

@@ -95,7 +95,13 @@ function backupAge(tenant: string, ref: BackupRef | undefined, s: MonitorSetting
   const threshold = `warning > ${s.rpoHours} h (DR_RPO_HOURS), critical > ${round1(critH)} h (DR_ALERT_ON_BACKUP_AGE)`;
   const base = { id: `backup-age/${tenant}`, category: 'backup-age' as const, tenant, unit: 'h', threshold };
   if (!ref) {
-    return { ...base, status: 'warning', value: null, message: `${tenant} was never backed up (created since the last backup, or failing every time)`, action: `odoo-dr backup --tenant ${tenant} --wait; if it keeps failing, read the backup's error in the Temporal UI` };
+    return {
+      ...base,
+      status: 'warning',
+      value: null,
+      message: `${tenant} was never backed up (created since the last backup, or failing every time)`,
+      action: `odoo-dr backup --tenant ${tenant} --wait; if it keeps failing, read the backup's error in the Temporal UI`,
+    };
   }
   const age = round1(hoursSince(ref.at, now));
   const status = age > critH ? 'critical' : age > s.rpoHours ? 'warning' : 'ok';
@@ -117,23 +123,37 @@ function validatedAge(tenant: string, ref: BackupRef | undefined, s: MonitorSett
   if (!ref) return { ...base, status: 'warning', value: null, message: `no backup of ${tenant} was ever validated`, action };
   const age = round1(hoursSince(ref.at, now));
   const status = age > 2 * warnH ? 'critical' : age > warnH ? 'warning' : 'ok';
-  return { ...base, status, value: age, message: `newest validated backup of ${tenant} is ${age} h old (${ref.session})`, action: status === 'ok' ? '' : action };
+  return {
+    ...base,
+    status,
+    value: age,
+    message: `newest validated backup of ${tenant} is ${age} h old (${ref.session})`,
+    action: status === 'ok' ? '' : action,
+  };
 }
 
 function completeness(f: MonitorFacts): MonitorCheck {
   const base = { id: 'completeness', category: 'completeness' as const, threshold: 'every current tenant complete in the latest session' };
   if (f.tenants.error || !f.latestSession) {
-    return { ...base, status: 'unknown', value: null, message: f.tenants.error ? `tenants unknown: ${f.tenants.error}` : 'no backup session yet', action: f.latestSession ? 'see the postgres check' : 'odoo-dr backup --wait' };
+    return {
+      ...base,
+      status: 'unknown',
+      value: null,
+      message: f.tenants.error ? `tenants unknown: ${f.tenants.error}` : 'no backup session yet',
+      action: f.latestSession ? 'see the postgres check' : 'odoo-dr backup --wait',
+    };
   }
   const inLatest = new Set(f.latestSession.tenants);
   const missing = f.tenants.names.filter((t) => !inLatest.has(t));
-  if (!missing.length) return { ...base, status: 'ok', value: 0, message: `all ${f.tenants.names.length} tenants are in ${f.latestSession.session}`, action: '' };
+  if (!missing.length)
+    return { ...base, status: 'ok', value: 0, message: `all ${f.tenants.names.length} tenants are in ${f.latestSession.session}`, action: '' };
   return {
     ...base,
     status: 'warning',
     value: missing.length,
     message: `${missing.length} tenant(s) not complete in the latest session ${f.latestSession.session}: ${missing.slice(0, 20).join(', ')}${missing.length > 20 ? ', …' : ''}`,
-    action: 'new tenants are picked up by the next backup; for others read the failed tenant backups (odoo-dr sessions list) and run odoo-dr backup --tenant DB --wait',
+    action:
+      'new tenants are picked up by the next backup; for others read the failed tenant backups (odoo-dr sessions list) and run odoo-dr backup --tenant DB --wait',
   };
 }
 
@@ -163,9 +183,17 @@ function tenantsPresent(f: MonitorFacts): MonitorCheck[] {
 function cloudSync(f: MonitorFacts, s: MonitorSettings, now: number): MonitorCheck {
   const base = { id: 'cloud-sync', category: 'cloud-sync' as const, threshold: 'latest session present and equal in the bucket' };
   if (!f.cloud.configured) return { ...base, status: 'ok', value: 'not configured', message: 'no cloud copy configured (DR_CLOUD_BUCKET empty)', action: '' };
-  if (f.cloud.error) return { ...base, status: 'critical', value: 'unreachable', message: `bucket not readable: ${f.cloud.error}`, action: 'check DR_CLOUD_BUCKET, DR_S3_ENDPOINT, the S3 credentials and the network (odoo-dr setup checks them)' };
+  if (f.cloud.error)
+    return {
+      ...base,
+      status: 'critical',
+      value: 'unreachable',
+      message: `bucket not readable: ${f.cloud.error}`,
+      action: 'check DR_CLOUD_BUCKET, DR_S3_ENDPOINT, the S3 credentials and the network (odoo-dr setup checks them)',
+    };
   if (!f.cloud.session || !f.cloud.state) return { ...base, status: 'unknown', value: null, message: 'no local session to compare', action: '' };
-  if (f.cloud.state === 'equal') return { ...base, status: 'ok', value: 'equal', message: `${f.cloud.session} is in the bucket, manifest identical`, action: '' };
+  if (f.cloud.state === 'equal')
+    return { ...base, status: 'ok', value: 'equal', message: `${f.cloud.session} is in the bucket, manifest identical`, action: '' };
   const young = f.latestSession && hoursSince(f.latestSession.at, now) <= s.rpoHours;
   const status = f.cloud.state === 'different' || !young ? 'critical' : 'warning';
   return {
@@ -180,8 +208,20 @@ function cloudSync(f: MonitorFacts, s: MonitorSettings, now: number): MonitorChe
 function disk(d: DiskFact, s: MonitorSettings): MonitorCheck {
   const crit = s.diskUsagePercent + Math.floor((100 - s.diskUsagePercent) / 2);
   const what = d.id === 'backup-dir' ? 'backup disk (DR_BACKUP_DIR)' : 'PostgreSQL data disk';
-  const base = { id: `disk/${d.id}`, category: 'disk' as const, unit: '%', threshold: `warning ≥ ${s.diskUsagePercent} % (DR_ALERT_ON_DISK_USAGE), critical ≥ ${crit} %` };
-  if (d.usedPercent === undefined) return { ...base, status: 'unknown', value: null, message: `${what}: ${d.unknown ?? 'not measured'}`, action: d.id === 'postgres-data' ? 'monitor that disk on the database host' : '' };
+  const base = {
+    id: `disk/${d.id}`,
+    category: 'disk' as const,
+    unit: '%',
+    threshold: `warning ≥ ${s.diskUsagePercent} % (DR_ALERT_ON_DISK_USAGE), critical ≥ ${crit} %`,
+  };
+  if (d.usedPercent === undefined)
+    return {
+      ...base,
+      status: 'unknown',
+      value: null,
+      message: `${what}: ${d.unknown ?? 'not measured'}`,
+      action: d.id === 'postgres-data' ? 'monitor that disk on the database host' : '',
+    };
   const used = round1(d.usedPercent);
   const status = used >= crit ? 'critical' : used >= s.diskUsagePercent ? 'warning' : 'ok';
   return {
@@ -189,7 +229,12 @@ function disk(d: DiskFact, s: MonitorSettings): MonitorCheck {
     status,
     value: used,
     message: `${what} ${d.path ?? ''} ${used} % used${d.freeBytes !== undefined ? `, ${(d.freeBytes / 1024 ** 3).toFixed(1)} GiB free` : ''}`,
-    action: status === 'ok' ? '' : d.id === 'backup-dir' ? 'odoo-dr cleanup (retention), lower DR_LOCAL_RETENTION_DAYS or grow the disk' : 'free space on the database server (old pre-recovery copies, WAL, bloat) or grow the disk',
+    action:
+      status === 'ok'
+        ? ''
+        : d.id === 'backup-dir'
+          ? 'odoo-dr cleanup (retention), lower DR_LOCAL_RETENTION_DAYS or grow the disk'
+          : 'free space on the database server (old pre-recovery copies, WAL, bloat) or grow the disk',
   };
 }
 
@@ -203,7 +248,12 @@ function services(f: MonitorFacts): MonitorCheck[] {
     value: !h.configured ? null : h.ok ? 'up' : 'down',
     threshold: 'DR_ODOO_HEALTH_URL answers 2xx',
     message: !h.configured ? 'DR_ODOO_HEALTH_URL not set: Odoo not checked' : `Odoo health: ${h.detail ?? (h.ok ? 'up' : 'down')}`,
-    action: h.configured && !h.ok ? 'check the Odoo service and its logs; odoo-dr recover if its data is lost' : h.configured ? '' : 'set DR_ODOO_HEALTH_URL (e.g. http://127.0.0.1:8069/web/health)',
+    action:
+      h.configured && !h.ok
+        ? 'check the Odoo service and its logs; odoo-dr recover if its data is lost'
+        : h.configured
+          ? ''
+          : 'set DR_ODOO_HEALTH_URL (e.g. http://127.0.0.1:8069/web/health)',
   });
   out.push({
     id: 'service/postgres',
@@ -225,7 +275,12 @@ function services(f: MonitorFacts): MonitorCheck[] {
       value: sch.state,
       threshold: 'present and not paused',
       message: `schedule ${sch.id}: ${sch.state}${sch.error ? ` (${sch.error})` : ''}`,
-      action: sch.state === 'missing' ? 'odoo-dr schedules apply' : sch.state === 'paused' ? `temporal schedule toggle --schedule-id ${sch.id} --unpause --reason "…"` : '',
+      action:
+        sch.state === 'missing'
+          ? 'odoo-dr schedules apply'
+          : sch.state === 'paused'
+            ? `temporal schedule toggle --schedule-id ${sch.id} --unpause --reason "…"`
+            : '',
     });
   }
   const w = f.worker;
@@ -243,12 +298,23 @@ function services(f: MonitorFacts): MonitorCheck[] {
 
 export function integrityCheck(kind: 'validation' | 'drill', r: ResultRef | undefined, s: MonitorSettings, now: number): MonitorCheck {
   const maxH = s.drillMaxAgeDays * 24;
-  const base = { id: `integrity/${kind}`, category: 'integrity' as const, unit: 'h', threshold: `passed, and newer than ${s.drillMaxAgeDays} d (DR_DRILL_MAX_AGE_DAYS; critical past ${2 * s.drillMaxAgeDays} d)` };
+  const base = {
+    id: `integrity/${kind}`,
+    category: 'integrity' as const,
+    unit: 'h',
+    threshold: `passed, and newer than ${s.drillMaxAgeDays} d (DR_DRILL_MAX_AGE_DAYS; critical past ${2 * s.drillMaxAgeDays} d)`,
+  };
   const run = kind === 'validation' ? 'odoo-dr validate latest --restore-test --wait' : 'odoo-dr drill -m full --wait';
   if (!r) return { ...base, status: 'warning', value: null, message: `no ${kind} result found`, action: run };
   const age = round1(hoursSince(r.finishedAt, now));
   if (r.status === 'fail') {
-    return { ...base, status: 'critical', value: age, message: `last ${kind} of ${r.session} FAILED (${r.workflowId}): ${r.failures.slice(0, 3).join('; ') || 'see its report'}`, action: `read the report (odoo-dr status ${r.workflowId}); fix the cause and ${run}` };
+    return {
+      ...base,
+      status: 'critical',
+      value: age,
+      message: `last ${kind} of ${r.session} FAILED (${r.workflowId}): ${r.failures.slice(0, 3).join('; ') || 'see its report'}`,
+      action: `read the report (odoo-dr status ${r.workflowId}); fix the cause and ${run}`,
+    };
   }
   const status = age > 2 * maxH ? 'critical' : age > maxH ? 'warning' : 'ok';
   return { ...base, status, value: age, message: `last ${kind} of ${r.session} passed ${age} h ago`, action: status === 'ok' ? '' : run };
@@ -294,7 +360,15 @@ export function evaluateChecks(f: MonitorFacts, s: MonitorSettings): MonitorChec
   }
   checks.push(completeness(f), ...tenantsPresent(f), cloudSync(f, s, now));
   if (f.catalogError) {
-    checks.push({ id: 'catalog', category: 'integrity', status: 'critical', value: null, threshold: 'sessions readable and verified', message: `backup sessions could not be read: ${f.catalogError}`, action: 'check DR_BACKUP_DIR, the signing keys (DR_TRUSTED_SIGNERS) and the bucket' });
+    checks.push({
+      id: 'catalog',
+      category: 'integrity',
+      status: 'critical',
+      value: null,
+      threshold: 'sessions readable and verified',
+      message: `backup sessions could not be read: ${f.catalogError}`,
+      action: 'check DR_BACKUP_DIR, the signing keys (DR_TRUSTED_SIGNERS) and the bucket',
+    });
   }
   for (const d of f.disks) checks.push(disk(d, s));
   checks.push(...services(f));

@@ -118,7 +118,13 @@ interface CatalogFacts {
   error?: string;
 }
 
-const resultRef = (r: SessionResult): ResultRef => ({ session: r.session, status: r.status, finishedAt: r.finishedAt, workflowId: r.workflowId, failures: r.failures });
+const resultRef = (r: SessionResult): ResultRef => ({
+  session: r.session,
+  status: r.status,
+  finishedAt: r.finishedAt,
+  workflowId: r.workflowId,
+  failures: r.failures,
+});
 
 /**
  * Newest complete and newest validated backup per tenant, the newest session, its cloud copy, and
@@ -137,7 +143,9 @@ async function readCatalog(config: DrConfig, now: Date): Promise<CatalogFacts> {
     }
   }
   const localNames = await catalog.local.sessionNames();
-  const names = newestFirst([...localNames, ...cloudNames]).filter((n) => sessionTime(n).getTime() <= now.getTime() + 3_600_000).slice(0, MAX_SESSIONS);
+  const names = newestFirst([...localNames, ...cloudNames])
+    .filter((n) => sessionTime(n).getTime() <= now.getTime() + 3_600_000)
+    .slice(0, MAX_SESSIONS);
   const backups: NonNullable<CatalogFacts['backups']> = {};
   const out: CatalogFacts = { backups };
   for (const name of names) {
@@ -149,7 +157,9 @@ async function readCatalog(config: DrConfig, now: Date): Promise<CatalogFacts> {
     }
     const m = opened.manifest;
     const ref: BackupRef = { session: name, at: sessionTime(name).toISOString() };
-    const complete = Object.entries(m.tenants).filter(([, t]) => t.status === 'complete').map(([t]) => t);
+    const complete = Object.entries(m.tenants)
+      .filter(([, t]) => t.status === 'complete')
+      .map(([t]) => t);
     if (!out.latestSession) {
       out.latestSession = { ...ref, status: m.status, tenants: complete };
       if (catalog.cloud) out.cloud = await cloudState(catalog, name, opened.store.location, cloudError);
@@ -173,7 +183,12 @@ async function readCatalog(config: DrConfig, now: Date): Promise<CatalogFacts> {
   return out;
 }
 
-async function cloudState(catalog: SessionCatalog, session: string, foundIn: 'local' | 'cloud', cloudError: string | undefined): Promise<MonitorFacts['cloud']> {
+async function cloudState(
+  catalog: SessionCatalog,
+  session: string,
+  foundIn: 'local' | 'cloud',
+  cloudError: string | undefined,
+): Promise<MonitorFacts['cloud']> {
   if (cloudError) return { configured: true, session, error: cloudError };
   if (foundIn === 'cloud') return { configured: true, session, state: 'equal' }; // this host has no local copy to compare
   try {

@@ -34,18 +34,24 @@ export function renderPrometheus(report: StatusReport): string {
   family(
     'check_value',
     'Measured value of each numeric check (unit in the unit label).',
-    report.checks.filter((c) => typeof c.value === 'number').map((c) => [{ check: c.id, category: c.category, tenant: c.tenant, unit: c.unit }, c.value as number]),
+    report.checks
+      .filter((c) => typeof c.value === 'number')
+      .map((c) => [{ check: c.id, category: c.category, tenant: c.tenant, unit: c.unit }, c.value as number]),
   );
   family('tenants', 'Tenants found now.', [[{}, report.tenants.length]]);
   family(
     'last_backup_timestamp_seconds',
     'Start time of the newest complete backup per tenant (Unix time).',
-    report.tenants.flatMap((t) => (t.lastBackup ? [[{ tenant: t.tenant }, Math.floor(Date.parse(t.lastBackup.at) / 1000)] as [Record<string, string>, number]] : [])),
+    report.tenants.flatMap((t) =>
+      t.lastBackup ? [[{ tenant: t.tenant }, Math.floor(Date.parse(t.lastBackup.at) / 1000)] as [Record<string, string>, number]] : [],
+    ),
   );
   family(
     'last_validated_backup_timestamp_seconds',
     'Start time of the newest backup that passed validation, per tenant (Unix time).',
-    report.tenants.flatMap((t) => (t.lastValidated ? [[{ tenant: t.tenant }, Math.floor(Date.parse(t.lastValidated.at) / 1000)] as [Record<string, string>, number]] : [])),
+    report.tenants.flatMap((t) =>
+      t.lastValidated ? [[{ tenant: t.tenant }, Math.floor(Date.parse(t.lastValidated.at) / 1000)] as [Record<string, string>, number]] : [],
+    ),
   );
   family('rpo_hours', 'Recovery-point objective (DR_RPO_HOURS).', [[{}, report.objectives.rpoHours]]);
   return `${out.join('\n')}\n`;

@@ -47,12 +47,7 @@ export interface StatusReport {
   };
 }
 
-export function buildReport(
-  facts: MonitorFacts,
-  settings: MonitorSettings,
-  checks: MonitorCheck[],
-  meta: { workflowId: string; host: string },
-): StatusReport {
+export function buildReport(facts: MonitorFacts, settings: MonitorSettings, checks: MonitorCheck[], meta: { workflowId: string; host: string }): StatusReport {
   const now = Date.parse(facts.at);
   const age = (iso: string) => Math.round(((now - Date.parse(iso)) / 3_600_000) * 10) / 10;
   const summary: Record<CheckStatus, number> = { ok: 0, warning: 0, critical: 0, unknown: 0 };
@@ -99,7 +94,11 @@ export async function readStatusReport(file: string): Promise<StatusReport> {
     text = await readFile(file, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new Error(code === 'ENOENT' ? `no status report at ${file}: run odoo-dr monitor --wait (or apply the schedules) first` : `cannot read ${file}: ${(err as Error).message}`);
+    throw new Error(
+      code === 'ENOENT'
+        ? `no status report at ${file}: run odoo-dr monitor --wait (or apply the schedules) first`
+        : `cannot read ${file}: ${(err as Error).message}`,
+    );
   }
   let report: unknown;
   try {
@@ -169,7 +168,10 @@ export const STATUS_REPORT_SCHEMA = {
         enabled: { type: 'boolean' },
         sent: { type: 'array', items: { type: 'string' } },
         active: { type: 'array', items: { type: 'string' } },
-        channels: { type: 'object', properties: { email: { type: 'object', required: ['last', 'at'] }, webhook: { type: 'object', required: ['last', 'at'] } } },
+        channels: {
+          type: 'object',
+          properties: { email: { type: 'object', required: ['last', 'at'] }, webhook: { type: 'object', required: ['last', 'at'] } },
+        },
         error: { type: 'string' },
       },
     },
@@ -186,11 +188,17 @@ export function validateStatusReport(value: unknown): string[] {
   if (typeof value.generatedAt !== 'string' || Number.isNaN(Date.parse(value.generatedAt))) p.push('generatedAt is not a date-time');
   for (const k of ['workflowId', 'host'] as const) if (typeof value[k] !== 'string') p.push(`${k} is not a string`);
   if (!STATUSES.includes(value.status as string)) p.push(`status ${JSON.stringify(value.status)}`);
-  if (!obj(value.summary) || !STATUSES.every((s) => Number.isInteger((value.summary as Record<string, unknown>)[s]))) p.push('summary needs a count per status');
-  if (!obj(value.objectives) || !STATUS_REPORT_SCHEMA.properties.objectives.required.every((k) => typeof (value.objectives as Record<string, unknown>)[k] === 'number')) p.push('objectives incomplete');
+  if (!obj(value.summary) || !STATUSES.every((s) => Number.isInteger((value.summary as Record<string, unknown>)[s])))
+    p.push('summary needs a count per status');
+  if (
+    !obj(value.objectives) ||
+    !STATUS_REPORT_SCHEMA.properties.objectives.required.every((k) => typeof (value.objectives as Record<string, unknown>)[k] === 'number')
+  )
+    p.push('objectives incomplete');
   const ref = (r: unknown, where: string) => {
     if (r === null) return;
-    if (!obj(r) || typeof r.session !== 'string' || typeof r.at !== 'string' || typeof r.ageHours !== 'number') p.push(`${where} is not {session, at, ageHours} or null`);
+    if (!obj(r) || typeof r.session !== 'string' || typeof r.at !== 'string' || typeof r.ageHours !== 'number')
+      p.push(`${where} is not {session, at, ageHours} or null`);
   };
   if (!Array.isArray(value.tenants)) p.push('tenants is not an array');
   else
@@ -214,9 +222,12 @@ export function validateStatusReport(value: unknown): string[] {
   if (!obj(a)) p.push('alerts is not an object');
   else {
     if (typeof a.enabled !== 'boolean') p.push('alerts.enabled is not a boolean');
-    for (const k of ['sent', 'active']) if (!Array.isArray(a[k]) || !(a[k] as unknown[]).every((x) => typeof x === 'string')) p.push(`alerts.${k} is not a list of strings`);
+    for (const k of ['sent', 'active'])
+      if (!Array.isArray(a[k]) || !(a[k] as unknown[]).every((x) => typeof x === 'string')) p.push(`alerts.${k} is not a list of strings`);
     if (!obj(a.channels)) p.push('alerts.channels is not an object');
-    else for (const [k, ch] of Object.entries(a.channels)) if (!obj(ch) || typeof ch.last !== 'string' || typeof ch.at !== 'string') p.push(`alerts.channels.${k} is not {last, at}`);
+    else
+      for (const [k, ch] of Object.entries(a.channels))
+        if (!obj(ch) || typeof ch.last !== 'string' || typeof ch.at !== 'string') p.push(`alerts.channels.${k} is not {last, at}`);
   }
   return p;
 }

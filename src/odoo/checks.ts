@@ -82,7 +82,11 @@ function modulesCheck(expected: OdooFacts, actual: OdooFacts): Check {
   const name = 'modules';
   if (!expected.isOdoo && !actual.isOdoo) return { name, status: 'pass', message: 'not an Odoo database (no ir_module_module), as in the backup' };
   if (expected.isOdoo !== actual.isOdoo) {
-    return { name, status: 'fail', message: expected.isOdoo ? 'the copy has no ir_module_module table' : 'the copy has an ir_module_module table the backup did not have' };
+    return {
+      name,
+      status: 'fail',
+      message: expected.isOdoo ? 'the copy has no ir_module_module table' : 'the copy has an ir_module_module table the backup did not have',
+    };
   }
   const missing: string[] = [];
   const extra: string[] = [];
@@ -109,7 +113,9 @@ async function rowCountsCheck(client: pg.ClientBase, expected: OdooFacts, actual
   // Rows neutralization adds, allowed only if the copy says it is neutralized.
   const allowance: Record<string, number> = {};
   if ('ir_config_parameter' in expected.tables && (await tableExists(client, 'ir_config_parameter'))) {
-    const { rows } = await client.query<{ key: string; value: string }>('SELECT key, value FROM ir_config_parameter WHERE key = ANY($1)', [NEUTRALIZATION_KEYS]);
+    const { rows } = await client.query<{ key: string; value: string }>('SELECT key, value FROM ir_config_parameter WHERE key = ANY($1)', [
+      NEUTRALIZATION_KEYS,
+    ]);
     const neutralized = rows.some((r) => r.key === 'database.is_neutralized' && r.value.trim().toLowerCase() === 'true');
     if (neutralized) {
       allowance.ir_config_parameter = rows.length;
@@ -161,7 +167,13 @@ async function sha1Of(file: string): Promise<string> {
   return hash.digest('hex');
 }
 
-async function attachmentsCheck(client: pg.ClientBase, expected: OdooFacts, filestoreDir: string, concurrency: number, known: KnownFiles | undefined): Promise<Check> {
+async function attachmentsCheck(
+  client: pg.ClientBase,
+  expected: OdooFacts,
+  filestoreDir: string,
+  concurrency: number,
+  known: KnownFiles | undefined,
+): Promise<Check> {
   const name = 'attachments';
   if (!(await tableExists(client, 'ir_attachment'))) {
     return expected.attachments.rows > 0

@@ -81,8 +81,11 @@ export async function neutralizeDatabase(client: pg.ClientBase, opts: { newUuid?
     // --- base: outgoing mail servers off, one active dummy (so odoo.conf's smtp_server is never used)
     const mailCols = await columnsOf(client, 'ir_mail_server');
     if (mailCols) {
-      const off = await run(`UPDATE ir_mail_server SET active = false WHERE active IS DISTINCT FROM false
-                               AND NOT (name = $1 AND coalesce(smtp_host, '') = $2)`, [DUMMY_MAIL_SERVER.name, DUMMY_MAIL_SERVER.host]);
+      const off = await run(
+        `UPDATE ir_mail_server SET active = false WHERE active IS DISTINCT FROM false
+                               AND NOT (name = $1 AND coalesce(smtp_host, '') = $2)`,
+        [DUMMY_MAIL_SERVER.name, DUMMY_MAIL_SERVER.host],
+      );
       actions.push(`ir_mail_server: ${off} outgoing mail servers deactivated`);
       const dummy = await client.query<{ id: number; active: boolean | null }>(
         'SELECT id, active FROM ir_mail_server WHERE name = $1 AND smtp_host = $2 ORDER BY id',
@@ -107,7 +110,9 @@ export async function neutralizeDatabase(client: pg.ClientBase, opts: { newUuid?
         };
         const cols = Object.keys(values).filter((c) => mailCols.has(c));
         await run(`INSERT INTO ir_mail_server (${cols.map(ident).join(', ')}) VALUES (${cols.map((c) => values[c]).join(', ')})`);
-        actions.push(`ir_mail_server: active dummy server "${DUMMY_MAIL_SERVER.name}" inserted (host ${DUMMY_MAIL_SERVER.host}, port ${DUMMY_MAIL_SERVER.port})`);
+        actions.push(
+          `ir_mail_server: active dummy server "${DUMMY_MAIL_SERVER.name}" inserted (host ${DUMMY_MAIL_SERVER.host}, port ${DUMMY_MAIL_SERVER.port})`,
+        );
       }
     }
 
@@ -189,7 +194,9 @@ export async function neutralizeDatabase(client: pg.ClientBase, opts: { newUuid?
     // --- web / website: the red "neutralized" banner and ribbon
     const viewCols = await columnsOf(client, 'ir_ui_view');
     if (viewCols?.has('key') && viewCols.has('active')) {
-      const n = await run("UPDATE ir_ui_view SET active = true WHERE key IN ('web.neutralize_banner', 'website.neutralize_ribbon') AND active IS DISTINCT FROM true");
+      const n = await run(
+        "UPDATE ir_ui_view SET active = true WHERE key IN ('web.neutralize_banner', 'website.neutralize_ribbon') AND active IS DISTINCT FROM true",
+      );
       actions.push(`ir_ui_view: ${n} neutralization banner views activated`);
     }
 

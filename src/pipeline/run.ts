@@ -64,7 +64,15 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
   const sourceStream = listenedSourceStream(opts.source);
   const stages = await beforeStart(sourceStream, () => resolveStages(opts));
   const partial = await beforeStart(sourceStream, () => PartialFile.create(opts.dest, opts.uniquePartial));
-  const supervisor = new Supervisor(stages, sourceStream, opts.signal, scrubberFor(opts.secrets, stages.map((s) => s.stage)));
+  const supervisor = new Supervisor(
+    stages,
+    sourceStream,
+    opts.signal,
+    scrubberFor(
+      opts.secrets,
+      stages.map((s) => s.stage),
+    ),
+  );
   supervisor.watchAbort();
   supervisor.start(opts.dest);
   const feeding = supervisor.feedSource();

@@ -294,7 +294,11 @@ export class Supervisor {
         if (child.pid === undefined && !exited) {
           exited = true;
           p.status = { code: null, signal: null };
-          this.fail(position, Rank.Primary, () => new PipelineError(`stage "${p.key}": cannot start ${p.stage.command}: ${this.scrub(err.message)}`, { cause: err }));
+          this.fail(
+            position,
+            Rank.Primary,
+            () => new PipelineError(`stage "${p.key}": cannot start ${p.stage.command}: ${this.scrub(err.message)}`, { cause: err }),
+          );
           stderrClosed = true;
           settle();
         }

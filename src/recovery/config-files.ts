@@ -150,7 +150,9 @@ export async function restoreConfigArchive(opts: RestoreConfigOptions): Promise<
         dest: tarFile,
       });
     } catch (err) {
-      throw new ArtifactCorruptedError(`cannot decrypt and decompress the configuration archive ${encryptedArchive}: ${(err as Error).message}`, { cause: err });
+      throw new ArtifactCorruptedError(`cannot decrypt and decompress the configuration archive ${encryptedArchive}: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
 
     // 1. Each entry on its own, and the archive as a whole: refused before anything is written.

@@ -42,7 +42,14 @@ export async function restoreFilesOnly(req: RestoreFilesOnlyRequest): Promise<Re
   const entry = manifest.tenants[tenant];
   if (!entry?.database || !entry.filestore || !entry.odoo) throw new InvalidInputError(`session ${manifest.session} has no complete backup of ${tenant}`);
   req.onProgress?.('download');
-  const { root } = await fetchTenantFiles({ store: req.store, manifest, tenant, mirror: req.mirror, ...(signal ? { signal } : {}), onProgress: (n) => req.onProgress?.('download', n) });
+  const { root } = await fetchTenantFiles({
+    store: req.store,
+    manifest,
+    tenant,
+    mirror: req.mirror,
+    ...(signal ? { signal } : {}),
+    onProgress: (n) => req.onProgress?.('download', n),
+  });
   await req.filestore.ensureRoot();
   const dir = req.filestore.shadowDir(tenant, req.id);
   await removeShadowPartials(dir);

@@ -8,7 +8,11 @@ import type { DrConfig } from '../config';
 import { InvalidInputError } from '../errors';
 import { filestoreDir } from './names';
 
-const exists = (p: string) => access(p).then(() => true, () => false);
+const exists = (p: string) =>
+  access(p).then(
+    () => true,
+    () => false,
+  );
 
 export interface FilestoreSwap {
   tenant: string;

@@ -25,14 +25,7 @@ import { quoteIdent, withClient } from '../postgres';
 import { RESTORE_ROLE_PREFIX } from '../restore/restore-role';
 import { parseGlobalsSql, type RoleAttributes } from './globals-sql';
 
-export {
-  parseGlobalsSql,
-  type ParsedGlobals,
-  type ParsedMembership,
-  type ParsedRole,
-  type ParsedRoleSetting,
-  type RoleAttributes,
-} from './globals-sql';
+export { parseGlobalsSql, type ParsedGlobals, type ParsedMembership, type ParsedRole, type ParsedRoleSetting, type RoleAttributes } from './globals-sql';
 
 export interface GlobalsRestoreResult {
   /** Roles created. */
@@ -117,11 +110,7 @@ function differences(a: RoleAttributes, s: ServerRole): string | undefined {
 }
 
 /** Restores the roles of a globals dump (see the module comment). Idempotent. */
-export async function restoreGlobals(opts: {
-  postgres: DrConfig['postgres'];
-  sql: string;
-  dryRun?: boolean;
-}): Promise<GlobalsRestoreResult> {
+export async function restoreGlobals(opts: { postgres: DrConfig['postgres']; sql: string; dryRun?: boolean }): Promise<GlobalsRestoreResult> {
   const { postgres } = opts;
   const all = parseGlobalsSql(opts.sql);
   // odoo-dr's own one-time restore roles (a backup taken while a restore ran) are never recreated.
@@ -147,15 +136,27 @@ export async function restoreGlobals(opts: {
     }
     const serverNum = Number((await client.query<{ n: string }>("SELECT current_setting('server_version_num') AS n")).rows[0]!.n);
     const server = new Map(
-      (await client.query<ServerRole>('SELECT rolname, rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, rolreplication, rolbypassrls, rolconnlimit FROM pg_roles')).rows.map((r) => [r.rolname, r]),
+      (
+        await client.query<ServerRole>(
+          'SELECT rolname, rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, rolreplication, rolbypassrls, rolconnlimit FROM pg_roles',
+        )
+      ).rows.map((r) => [r.rolname, r]),
     );
     const pairs = (rows: Array<{ a: string; b: string }>) => new Set(rows.map((r) => `${r.a}\0${r.b}`));
     const members = pairs(
-      (await client.query<{ a: string; b: string }>('SELECT r.rolname AS a, m.rolname AS b FROM pg_auth_members x JOIN pg_roles r ON r.oid = x.roleid JOIN pg_roles m ON m.oid = x.member')).rows,
+      (
+        await client.query<{ a: string; b: string }>(
+          'SELECT r.rolname AS a, m.rolname AS b FROM pg_auth_members x JOIN pg_roles r ON r.oid = x.roleid JOIN pg_roles m ON m.oid = x.member',
+        )
+      ).rows,
     );
     const userSettings = new Set((await client.query<{ name: string }>("SELECT name FROM pg_settings WHERE context = 'user'")).rows.map((r) => r.name));
     const roleSettings = pairs(
-      (await client.query<{ a: string; b: string }>("SELECT r.rolname AS a, lower(split_part(c, '=', 1)) AS b FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole CROSS JOIN unnest(s.setconfig) c WHERE s.setdatabase = 0")).rows,
+      (
+        await client.query<{ a: string; b: string }>(
+          "SELECT r.rolname AS a, lower(split_part(c, '=', 1)) AS b FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole CROSS JOIN unnest(s.setconfig) c WHERE s.setdatabase = 0",
+        )
+      ).rows,
     );
 
     /** Runs one statement in a savepoint; a refusal by the server is reported, not fatal. */
@@ -193,7 +194,9 @@ export async function restoreGlobals(opts: {
         if (typeof a.password === 'string') result.passwordsRestored++;
         for (const [attr, word] of DROPPED) {
           if (a[attr]) {
-            result.warnings.push(`role ${q(role.name)} was created without ${word} (the backup had it; attributes this powerful are never restored from a backup): grant it by hand if it is really needed`);
+            result.warnings.push(
+              `role ${q(role.name)} was created without ${word} (the backup had it; attributes this powerful are never restored from a backup): grant it by hand if it is really needed`,
+            );
           }
         }
         if (role.comment !== undefined) {
@@ -227,13 +230,17 @@ export async function restoreGlobals(opts: {
         } else if (REFUSED_MEMBERSHIPS.has(m.role)) {
           result.warnings.push(`${what} refused: ${q(m.role)} gives server-level power; grant it by hand if it is really needed`);
         } else if (target && (target.rolsuper || target.rolcreaterole || target.rolreplication || target.rolbypassrls)) {
-          result.warnings.push(`${what} refused: ${q(m.role)} is a privileged role (SUPERUSER, CREATEROLE, REPLICATION or BYPASSRLS); grant it by hand if it is really needed`);
+          result.warnings.push(
+            `${what} refused: ${q(m.role)} is a privileged role (SUPERUSER, CREATEROLE, REPLICATION or BYPASSRLS); grant it by hand if it is really needed`,
+          );
         } else if (m.role === postgres.user) {
           result.warnings.push(`${what} refused: ${q(m.role)} is the role odoo-dr connects as; grant it by hand if it is really needed`);
         } else if (!target && !created.has(m.role)) {
           result.skipped.push(`${what} not applied: role ${q(m.role)} does not exist`);
         } else if (serverNum < 160000 && (m.inherit === false || m.set === false)) {
-          result.warnings.push(`${what} not applied: the backup restricts it (INHERIT/SET FALSE), which PostgreSQL ${Math.floor(serverNum / 10000)} cannot express`);
+          result.warnings.push(
+            `${what} not applied: the backup restricts it (INHERIT/SET FALSE), which PostgreSQL ${Math.floor(serverNum / 10000)} cannot express`,
+          );
         } else {
           const options = [
             ...(m.admin ? ['ADMIN OPTION'] : []),

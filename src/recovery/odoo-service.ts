@@ -94,7 +94,11 @@ export async function runServiceCommand(
           return;
         }
         if (reason === 'timeout') {
-          reject(new ServiceCommandError(`the Odoo ${what} command (${variable}) \`${command}\` did not finish within ${Math.round(timeoutMs / 1000)} s and was killed${quoted}`));
+          reject(
+            new ServiceCommandError(
+              `the Odoo ${what} command (${variable}) \`${command}\` did not finish within ${Math.round(timeoutMs / 1000)} s and was killed${quoted}`,
+            ),
+          );
           return;
         }
         if (code !== 0) {
@@ -165,9 +169,7 @@ async function tenantCheck(config: DrConfig, tenant: string): Promise<HealthChec
     if (hidden.length) return { name, status: 'fail', message: `Odoo does not list "${tenant}": ${hidden.join(', ')}` };
     return await withClient(config.postgres, tenant, async (c) => {
       // What Odoo reads when it loads the registry and logs a user in.
-      const base = await c.query<{ v: string | null }>(
-        "SELECT latest_version AS v FROM ir_module_module WHERE name = 'base' AND state = 'installed'",
-      );
+      const base = await c.query<{ v: string | null }>("SELECT latest_version AS v FROM ir_module_module WHERE name = 'base' AND state = 'installed'");
       if (!base.rows[0]) return { name, status: 'fail' as const, message: `"${tenant}": module base is not installed` };
       const users = await c.query<{ n: string }>('SELECT count(*) AS n FROM res_users WHERE active');
       const n = Number(users.rows[0]!.n);

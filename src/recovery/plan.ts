@@ -104,17 +104,23 @@ async function assertCanDecrypt(config: DrConfig, session: string, recipients: s
 export async function planRecovery(config: DrConfig, input: PlanRequest): Promise<RecoveryPlan> {
   if (!RECOVERY_MODES.includes(input.mode)) throw new InvalidInputError(`mode must be one of ${RECOVERY_MODES.join(', ')}, got "${input.mode}"`);
   if (input.site && input.tenants?.length) throw new InvalidInputError('--all recovers every tenant of the session: do not name tenants with it');
-  if (input.configTarget !== undefined && !path.isAbsolute(input.configTarget)) throw new InvalidInputError(`--config-target must be an absolute folder, got "${input.configTarget}"`);
+  if (input.configTarget !== undefined && !path.isAbsolute(input.configTarget))
+    throw new InvalidInputError(`--config-target must be an absolute folder, got "${input.configTarget}"`);
   const catalog = SessionCatalog.fromConfig(config, { allowUnsigned: input.allowUnsigned ?? false });
   // `latest` for named tenants: the newest session that has them (see SessionCatalog.resolve).
   const wantedTenants = input.mode !== 'config-only' && input.tenants?.length ? input.tenants : undefined;
-  const chosen = await catalog.resolve(input.session, input.fromCloud ? 'cloud' : 'auto', { force: input.force, ...(wantedTenants ? { tenants: wantedTenants } : {}) });
+  const chosen = await catalog.resolve(input.session, input.fromCloud ? 'cloud' : 'auto', {
+    force: input.force,
+    ...(wantedTenants ? { tenants: wantedTenants } : {}),
+  });
   const { manifest } = chosen;
   const warnings = [...chosen.warnings];
   if (!chosen.signedBy) warnings.push(`session ${chosen.session} is NOT SIGNED: recovering from it only because --allow-unsigned was given`);
   if (chosen.store.location === 'cloud' && !input.fromCloud) warnings.push(`session ${chosen.session} is not on this host's disk: it is read from the bucket`);
   await assertCanDecrypt(config, chosen.session, manifest.encryption.recipients);
-  const inSession: string[] = Object.entries(manifest.tenants).filter(([, e]) => e.status === 'complete').map(([t]) => t);
+  const inSession: string[] = Object.entries(manifest.tenants)
+    .filter(([, e]) => e.status === 'complete')
+    .map(([t]) => t);
   let tenants: string[] = [];
   if (input.mode !== 'config-only') {
     tenants = input.tenants?.length ? input.tenants : inSession;
@@ -127,7 +133,8 @@ export async function planRecovery(config: DrConfig, input: PlanRequest): Promis
   }
   const site = Boolean(input.site) && input.mode === 'full';
   const globals = input.mode === 'full' && manifest.globals !== undefined;
-  if (input.mode === 'full' && !manifest.globals) warnings.push(`session ${chosen.session} has no cluster globals: roles cannot be restored (tenant owners must exist)`);
+  if (input.mode === 'full' && !manifest.globals)
+    warnings.push(`session ${chosen.session} has no cluster globals: roles cannot be restored (tenant owners must exist)`);
   let configTarget: string | undefined;
   if (site || input.mode === 'config-only') {
     if (manifest.config) configTarget = input.configTarget ?? 'DR_CONFIG_PATHS';
@@ -156,7 +163,7 @@ export async function planRecovery(config: DrConfig, input: PlanRequest): Promis
       ...(db ? ['restore the dump into a shadow database (owners kept, not listed by Odoo)'] : []),
       ...(files ? ['restore the filestore into a shadow folder, every file verified'] : []),
       ...(db ? ['verify the shadow copy (modules, row counts, attachments, admin, database.uuid kept)'] : []),
-      ...(db && !files ? ['keep today\'s filestore (a hard-linked copy goes with the shadow)'] : []),
+      ...(db && !files ? ["keep today's filestore (a hard-linked copy goes with the shadow)"] : []),
       'stop Odoo (DR_ODOO_STOP_CMD)',
       now ? `swap: ${tenant} → pre-recovery copy, shadow → ${tenant}` : `${tenant} does not exist: the shadow becomes ${tenant}`,
       'start Odoo (DR_ODOO_START_CMD) and check health',
@@ -178,19 +185,39 @@ export async function planRecovery(config: DrConfig, input: PlanRequest): Promis
   const dbNeeded = planned.reduce((a, t) => a + Math.max(t.currentDatabaseBytes, t.dumpBytes * 8), 0);
   const filesNeeded = planned.reduce((a, t) => a + t.filestoreBytes, 0);
   if (input.mode === 'full' || input.mode === 'database-only') {
-    const dataDir = await withClient(config.postgres, config.postgres.maintenanceDb, async (c) =>
-      (await c.query<{ d: string }>("SELECT current_setting('data_directory') AS d")).rows[0]!.d,
+    const dataDir = await withClient(
+      config.postgres,
+      config.postgres.maintenanceDb,
+      async (c) => (await c.query<{ d: string }>("SELECT current_setting('data_directory') AS d")).rows[0]!.d,
     ).catch(() => undefined);
     const avail = dataDir ? await available(dataDir) : undefined;
-    space.push({ what: 'shadow databases', path: dataDir ?? '(PostgreSQL server)', neededBytes: dbNeeded, availableBytes: avail, ok: avail === undefined ? undefined : avail > dbNeeded });
+    space.push({
+      what: 'shadow databases',
+      path: dataDir ?? '(PostgreSQL server)',
+      neededBytes: dbNeeded,
+      availableBytes: avail,
+      ok: avail === undefined ? undefined : avail > dbNeeded,
+    });
     if (avail === undefined) warnings.push('free space on the PostgreSQL server cannot be checked from here');
     const scratch = await available(config.backupDir);
     const biggest = Math.max(0, ...planned.map((t) => t.dumpBytes * 8));
-    space.push({ what: 'decrypted dump (largest)', path: config.backupDir, neededBytes: biggest, availableBytes: scratch, ok: scratch === undefined ? undefined : scratch > biggest });
+    space.push({
+      what: 'decrypted dump (largest)',
+      path: config.backupDir,
+      neededBytes: biggest,
+      availableBytes: scratch,
+      ok: scratch === undefined ? undefined : scratch > biggest,
+    });
   }
   if (input.mode === 'full' || input.mode === 'files-only') {
     const avail = await available(config.odoo.filestoreRoot);
-    space.push({ what: 'shadow filestores', path: config.odoo.filestoreRoot, neededBytes: filesNeeded, availableBytes: avail, ok: avail === undefined ? undefined : avail > filesNeeded });
+    space.push({
+      what: 'shadow filestores',
+      path: config.odoo.filestoreRoot,
+      neededBytes: filesNeeded,
+      availableBytes: avail,
+      ok: avail === undefined ? undefined : avail > filesNeeded,
+    });
   }
   for (const s of space) if (s.ok === false) warnings.push(`not enough space for ${s.what} in ${s.path}`);
 

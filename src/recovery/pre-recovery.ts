@@ -31,7 +31,13 @@ import {
  * database is never dropped, whatever its name), and only folders named
  * `.<tenant>.pre-recovery-<YYYYMMDDHHMMSS>` directly under the filestore root. Returns what it removed.
  */
-export async function dropPreRecovery(config: DrConfig, tenant: string | undefined, olderThanDays: number, now: Date, opts: { dryRun?: boolean } = {}): Promise<string[]> {
+export async function dropPreRecovery(
+  config: DrConfig,
+  tenant: string | undefined,
+  olderThanDays: number,
+  now: Date,
+  opts: { dryRun?: boolean } = {},
+): Promise<string[]> {
   if (!(olderThanDays >= 0)) throw new InvalidInputError(`olderThanDays must be 0 or more, got ${olderThanDays}`);
   const cutoff = now.getTime() - olderThanDays * 86_400_000;
   const removed: string[] = [];
@@ -51,7 +57,9 @@ export async function dropPreRecovery(config: DrConfig, tenant: string | undefin
         continue;
       }
       // Re-check in the same session right before the drop.
-      const again = await client.query<{ c: string | null }>("SELECT shobj_description(oid, 'pg_database') AS c FROM pg_database WHERE datname = $1", [row.datname]);
+      const again = await client.query<{ c: string | null }>("SELECT shobj_description(oid, 'pg_database') AS c FROM pg_database WHERE datname = $1", [
+        row.datname,
+      ]);
       const m2 = parsePreRecoveryMarker(again.rows[0]?.c);
       if (!m2 || m2.database !== row.datname) continue;
       await terminate(client, row.datname);
@@ -114,8 +122,10 @@ async function readInterruptedSwaps(client: pg.ClientBase): Promise<InterruptedS
   for (const row of rows) {
     const marker = parsePreRecoveryMarker(row.c);
     if (!marker) continue;
-    if (marker.database === row.datname && !names.has(marker.tenant) && shadowed.has(marker.tenant)) found.push({ tenant: marker.tenant, kind: 'moved-aside', database: row.datname, marker });
-    else if (marker.tenant === row.datname && marker.database !== row.datname) found.push({ tenant: marker.tenant, kind: 'fenced', database: row.datname, marker });
+    if (marker.database === row.datname && !names.has(marker.tenant) && shadowed.has(marker.tenant))
+      found.push({ tenant: marker.tenant, kind: 'moved-aside', database: row.datname, marker });
+    else if (marker.tenant === row.datname && marker.database !== row.datname)
+      found.push({ tenant: marker.tenant, kind: 'fenced', database: row.datname, marker });
   }
   return found;
 }

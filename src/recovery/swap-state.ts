@@ -69,7 +69,12 @@ export function parsePreRecoveryMarker(comment: string | null | undefined): PreR
     ) {
       return undefined;
     }
-    return { database: d.database, tenant: d.tenant, createdAt: d.createdAt, original: { comment: d.original.comment, allowConnections: d.original.allowConnections } };
+    return {
+      database: d.database,
+      tenant: d.tenant,
+      createdAt: d.createdAt,
+      original: { comment: d.original.comment, allowConnections: d.original.allowConnections },
+    };
   } catch {
     return undefined;
   }
@@ -133,10 +138,13 @@ export function checkPlan(config: DrConfig, plan: SwapPlan): void {
   const dirs = [filestoreDir(config, plan.tenant), plan.shadowDir, plan.preRecoveryDir];
   for (const d of dirs) {
     if (path.dirname(path.resolve(d)) !== root) {
-      throw new InvalidInputError(`swap plan for "${plan.tenant}": ${d} is not directly under the filestore root ${root} (the swap must be a rename on one filesystem)`);
+      throw new InvalidInputError(
+        `swap plan for "${plan.tenant}": ${d} is not directly under the filestore root ${root} (the swap must be a rename on one filesystem)`,
+      );
     }
   }
-  if (new Set(dirs.map((d) => path.resolve(d))).size !== 3) throw new InvalidInputError(`swap plan for "${plan.tenant}": the three filestore folders must differ`);
+  if (new Set(dirs.map((d) => path.resolve(d))).size !== 3)
+    throw new InvalidInputError(`swap plan for "${plan.tenant}": the three filestore folders must differ`);
 }
 
 export const terminate = (client: pg.ClientBase, db: string) =>

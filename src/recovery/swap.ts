@@ -107,7 +107,9 @@ export async function swapIn(config: DrConfig, plan: SwapPlan, hooks: SwapHooks<
       const where = `swap of "${plan.tenant}"`;
       // A shadow not yet renamed must be complete: its folder exists only after a finished restore.
       if (st.s && !(await pathExists(plan.shadowDir))) {
-        throw new InvalidInputError(`${where}: the shadow filestore ${plan.shadowDir} does not exist (the shadow restore did not finish); restore the shadow again`);
+        throw new InvalidInputError(
+          `${where}: the shadow filestore ${plan.shadowDir} does not exist (the shadow restore did not finish); restore the shadow again`,
+        );
       }
       if (st.s && !isShadowMarked(st.s, plan)) {
         throw new InvalidInputError(`${where}: database "${plan.shadowDb}" is not marked as this recovery's shadow; refusing to swap it in`);

@@ -97,7 +97,8 @@ const CORRUPT_ARCHIVE =
 /** A dump from a newer pg_dump than this pg_restore. */
 const NEWER_ARCHIVE = /unsupported version \([\d.]+\) in file header/i;
 const SPACE = /No space left on device|could not extend file|disk full/i;
-const UNREACHABLE = /could not connect to server|connection to server .* failed|server closed the connection unexpectedly|terminating connection due to administrator command|Connection refused/i;
+const UNREACHABLE =
+  /could not connect to server|connection to server .* failed|server closed the connection unexpectedly|terminating connection due to administrator command|Connection refused/i;
 const PRIVILEGE = /must be superuser|permission denied|must be owner of|must be member of|must have privileges of/i;
 const AUTH = /password authentication failed|no pg_hba\.conf entry|permission denied to create database|must be owner of database/i;
 
@@ -196,7 +197,9 @@ export async function restoreDump(opts: RestoreDbOptions): Promise<RestoreDbResu
     dumpBytes = st.size;
   } catch (err) {
     if (err instanceof DrError) throw err;
-    throw new ArtifactCorruptedError(`cannot restore ${encryptedDump}: the artifact is missing or unreadable (${(err as NodeJS.ErrnoException).code ?? messageOf(err)})`);
+    throw new ArtifactCorruptedError(
+      `cannot restore ${encryptedDump}: the artifact is missing or unreadable (${(err as NodeJS.ErrnoException).code ?? messageOf(err)})`,
+    );
   }
   await preflight(config, database, owner, encryptedDump);
 
@@ -246,9 +249,7 @@ export async function restoreDump(opts: RestoreDbOptions): Promise<RestoreDbResu
       createdAt,
     });
     await withClient(config.postgres, config.postgres.maintenanceDb, async (client) => {
-      await client.query(
-        `CREATE DATABASE ${quoteIdent(database)} OWNER ${quoteIdent(owner)} ENCODING 'UTF8' LC_COLLATE 'C' TEMPLATE template0`,
-      );
+      await client.query(`CREATE DATABASE ${quoteIdent(database)} OWNER ${quoteIdent(owner)} ENCODING 'UTF8' LC_COLLATE 'C' TEMPLATE template0`);
       created = true;
       // Marked at once, in the same session: a process killed from here on leaves a sweepable copy.
       await client.query(`COMMENT ON DATABASE ${quoteIdent(database)} IS ${pg.escapeLiteral(marker)}`);
@@ -262,7 +263,9 @@ export async function restoreDump(opts: RestoreDbOptions): Promise<RestoreDbResu
     let listing: string;
     try {
       listing = await new Promise<string>((resolve, reject) =>
-        execFile(tools.pgRestore, ['--list', plain], { maxBuffer: 256 * 1024 * 1024 }, (err, out, errOut) => (err ? reject(new Error(errOut || err.message)) : resolve(out))),
+        execFile(tools.pgRestore, ['--list', plain], { maxBuffer: 256 * 1024 * 1024 }, (err, out, errOut) =>
+          err ? reject(new Error(errOut || err.message)) : resolve(out),
+        ),
       );
     } catch (err) {
       throw restoreError(err, encryptedDump, database, tools);
@@ -284,9 +287,7 @@ export async function restoreDump(opts: RestoreDbOptions): Promise<RestoreDbResu
     let sizeTimer: NodeJS.Timeout | undefined;
     if (opts.onProgress) {
       sizeTimer = setInterval(() => {
-        withClient(config.postgres, config.postgres.maintenanceDb, (c) =>
-          c.query<{ s: string }>('SELECT pg_database_size($1) AS s', [database]),
-        ).then(
+        withClient(config.postgres, config.postgres.maintenanceDb, (c) => c.query<{ s: string }>('SELECT pg_database_size($1) AS s', [database])).then(
           (r) => opts.onProgress?.('restore', Number(r.rows[0]?.s ?? 0)),
           () => undefined,
         );

@@ -83,7 +83,7 @@ async function ownPath(p: string, owner: Ownership, mode = owner.dirMode & 0o666
 function writeSmallFile(target: string, data: Buffer, owner: Ownership | undefined): void {
   const fd = openSync(target, 'w', FILE_MODE);
   try {
-    for (let off = 0; off < data.length; ) off += writeSync(fd, data, off, data.length - off);
+    for (let off = 0; off < data.length;) off += writeSync(fd, data, off, data.length - off);
     if (owner) {
       fchmodSync(fd, owner.dirMode & 0o666);
       if (asRoot) fchownSync(fd, owner.uid, owner.gid);
@@ -115,10 +115,9 @@ async function* readIndex(file: string): AsyncGenerator<IndexLine> {
   } catch (err) {
     if (err instanceof DrError) throw err;
     const code = errnoCode(err);
-    throw new ArtifactCorruptedError(
-      `cannot read filestore index ${file} (${code === 'ENOENT' ? 'it does not exist' : (code ?? messageOf(err))})`,
-      { cause: err },
-    );
+    throw new ArtifactCorruptedError(`cannot read filestore index ${file} (${code === 'ENOENT' ? 'it does not exist' : (code ?? messageOf(err))})`, {
+      cause: err,
+    });
   }
 }
 
@@ -173,7 +172,9 @@ export async function restoreFilestore(opts: RestoreFilestoreOptions): Promise<R
     }
   };
   const diskFull = (err: unknown, file: string) =>
-    errnoCode(err) === 'ENOSPC' || errnoCode(err) === 'EDQUOT' ? new DiskFullError(`no space left on device restoring ${file} into ${destDir}`, { cause: err }) : err;
+    errnoCode(err) === 'ENOSPC' || errnoCode(err) === 'EDQUOT'
+      ? new DiskFullError(`no space left on device restoring ${file} into ${destDir}`, { cause: err })
+      : err;
   const problem = (text: string) => {
     result.problemCount++;
     if (result.problems.length < MAX_PROBLEMS) result.problems.push(text);
@@ -193,7 +194,6 @@ export async function restoreFilestore(opts: RestoreFilestoreOptions): Promise<R
     }
     madeDirs.add(dir);
   };
-
 
   const restoreOne = async (entry: FilestoreEntry): Promise<void> => {
     signal?.throwIfAborted();

@@ -101,7 +101,11 @@ export async function dropRestoreRole(config: DrConfig, name: string, databases:
 /** Drops restore roles a killed worker left (they expire anyway); returns their names. */
 export async function sweepRestoreRoles(config: DrConfig): Promise<string[]> {
   const roles = await withClient(config.postgres, config.postgres.maintenanceDb, async (c) =>
-    (await c.query<{ rolname: string }>("SELECT rolname FROM pg_roles WHERE rolname LIKE 'odoo\\_dr\\_restore\\_%' AND (rolvaliduntil IS NULL OR rolvaliduntil < now() + interval '12 hours')")).rows.map((r) => r.rolname),
+    (
+      await c.query<{ rolname: string }>(
+        "SELECT rolname FROM pg_roles WHERE rolname LIKE 'odoo\\_dr\\_restore\\_%' AND (rolvaliduntil IS NULL OR rolvaliduntil < now() + interval '12 hours')",
+      )
+    ).rows.map((r) => r.rolname),
   );
   const dropped: string[] = [];
   for (const r of roles) {
@@ -117,12 +121,15 @@ export async function sweepRestoreRoles(config: DrConfig): Promise<string[]> {
 
 /** Restore roles made by processes of this host that are gone. */
 export async function restoreRolesOfDeadProcesses(config: DrConfig): Promise<string[]> {
-  const rows = await withClient(config.postgres, config.postgres.maintenanceDb, async (c) =>
-    (
-      await c.query<{ rolname: string; c: string | null }>(
-        "SELECT rolname, shobj_description(oid, 'pg_authid') AS c FROM pg_roles WHERE rolname LIKE 'odoo\\_dr\\_restore\\_%'",
-      )
-    ).rows,
+  const rows = await withClient(
+    config.postgres,
+    config.postgres.maintenanceDb,
+    async (c) =>
+      (
+        await c.query<{ rolname: string; c: string | null }>(
+          "SELECT rolname, shobj_description(oid, 'pg_authid') AS c FROM pg_roles WHERE rolname LIKE 'odoo\\_dr\\_restore\\_%'",
+        )
+      ).rows,
   );
   return rows.filter((r) => r.c?.startsWith(ROLE_COMMENT_PREFIX) && deadOwnerHere(r.c.slice(ROLE_COMMENT_PREFIX.length))).map((r) => r.rolname);
 }

@@ -77,7 +77,13 @@ export async function sweepDeadProcesses(config: DrConfig): Promise<string[]> {
   });
   // Their one-time restore roles last (what they owned went with the databases).
   for (const role of await restoreRolesOfDeadProcesses(config)) {
-    if (await dropRestoreRole(config, role).then(() => true, () => false)) removed.push(`role ${role}`);
+    if (
+      await dropRestoreRole(config, role).then(
+        () => true,
+        () => false,
+      )
+    )
+      removed.push(`role ${role}`);
   }
   return removed;
 }
@@ -107,9 +113,7 @@ export function scratchName(config: DrConfig, tenant: string, id: string): strin
   const tail = `${config.scratchSuffix}_${id}`;
   const room = MAX_NAME_BYTES - Buffer.byteLength(tail);
   if (room < 1) {
-    throw new InvalidInputError(
-      `DR_TEST_DATABASE_SUFFIX "${config.scratchSuffix}" with id "${id}" leaves no room for the tenant name in 63 bytes`,
-    );
+    throw new InvalidInputError(`DR_TEST_DATABASE_SUFFIX "${config.scratchSuffix}" with id "${id}" leaves no room for the tenant name in 63 bytes`);
   }
   const name = `${truncateBytes(tenant, room)}${tail}`;
   if (!ODOO_DB_NAME.test(name)) {
@@ -162,10 +166,9 @@ export async function unmarkScratch(config: DrConfig, database: string): Promise
 /** The scratch marker of `database`, undefined if it has none; null if the database does not exist. */
 export async function readScratchMarker(config: DrConfig, database: string): Promise<ScratchMarker | undefined | null> {
   return withClient(config.postgres, config.postgres.maintenanceDb, async (client) => {
-    const { rows } = await client.query<{ c: string | null }>(
-      "SELECT shobj_description(oid, 'pg_database') AS c FROM pg_database WHERE datname = $1",
-      [database],
-    );
+    const { rows } = await client.query<{ c: string | null }>("SELECT shobj_description(oid, 'pg_database') AS c FROM pg_database WHERE datname = $1", [
+      database,
+    ]);
     if (rows.length === 0) return null;
     return parseScratchMarker(rows[0]!.c);
   });

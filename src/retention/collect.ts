@@ -226,7 +226,14 @@ export async function cloudSessionInProgress(cloud: CloudSettings, incomplete: s
 }
 
 /** Marks from every filestore index in the bucket's sessions but `skip`; downloads under `scratchDir`. */
-export async function markCloud(cloud: CloudSettings, sessions: string[], skip: Set<string>, scratchDir: string, refs: References, signal?: AbortSignal): Promise<void> {
+export async function markCloud(
+  cloud: CloudSettings,
+  sessions: string[],
+  skip: Set<string>,
+  scratchDir: string,
+  refs: References,
+  signal?: AbortSignal,
+): Promise<void> {
   for (const session of sessions) {
     if (skip.has(session)) continue;
     const prefix = `${cloudKey(cloud, rel.session(session))}/tenants/`;

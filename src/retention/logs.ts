@@ -55,7 +55,15 @@ export async function rotateLogs(logDir: string, opts: { keepDays: number; now: 
     const name = `audit-${today.replace(/-/g, '')}.jsonl`;
     // Never over an earlier rotation of the same day (a clock set back): a suffix then.
     let target = name;
-    for (let i = 1; await stat(path.join(logDir, target)).then(() => true, () => false); i++) target = name.replace('.jsonl', `-${i}.jsonl`);
+    for (
+      let i = 1;
+      await stat(path.join(logDir, target)).then(
+        () => true,
+        () => false,
+      );
+      i++
+    )
+      target = name.replace('.jsonl', `-${i}.jsonl`);
     if (!opts.dryRun) await rename(audit, path.join(logDir, target));
     out.auditRotatedTo = target;
   }

@@ -79,7 +79,10 @@ function protections(sessions: SessionSummary[]): Array<[string, KeepReason]> {
       if (s.validation === 'pass' && !newestValidated.has(tenant)) newestValidated.set(tenant, s.session);
     }
   }
-  return [...[...newest.values()].map((n): [string, KeepReason] => [n, 'newest-complete']), ...[...newestValidated.values()].map((n): [string, KeepReason] => [n, 'newest-validated'])];
+  return [
+    ...[...newest.values()].map((n): [string, KeepReason] => [n, 'newest-complete']),
+    ...[...newestValidated.values()].map((n): [string, KeepReason] => [n, 'newest-validated']),
+  ];
 }
 
 /**

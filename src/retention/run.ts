@@ -12,7 +12,17 @@ import { abortStaleUploads, cloudKey, listObjects } from '../storage/s3';
 import { dropPreRecovery } from '../recovery/pre-recovery';
 import { ensureScratchRoot, scratchFolderName, sweepScratch } from '../restore/scratch';
 import { planRetention, type KeepReason } from './policy';
-import { cloudSessionInProgress, emptyReferences, emptySweep, markCloud, markLocal, sweepCloud, sweepLocal, type SweepOptions, type SweepResult } from './collect';
+import {
+  cloudSessionInProgress,
+  emptyReferences,
+  emptySweep,
+  markCloud,
+  markLocal,
+  sweepCloud,
+  sweepLocal,
+  type SweepOptions,
+  type SweepResult,
+} from './collect';
 import { rotateLogs, type LogRotation } from './logs';
 
 const DAY = 86_400_000;
@@ -176,7 +186,11 @@ export async function retainCloud(config: DrConfig, opts: PlaceOptions & { local
   const removed = new Set(plan.remove);
   const finished = new Set(sessions.filter((s) => s.status !== 'incomplete').map((s) => s.session));
   const present = (await catalog.cloud.sessionNames()).filter((n) => !removed.has(n));
-  const running = await cloudSessionInProgress(cloud, present.filter((n) => !finished.has(n)), { graceMs, now: opts.now });
+  const running = await cloudSessionInProgress(
+    cloud,
+    present.filter((n) => !finished.has(n)),
+    { graceMs, now: opts.now },
+  );
   if (running) {
     report.collection = { ...emptySweep(), deferred: `backup session ${running} is being written to the bucket: packs are collected by a later run` };
     return report;

@@ -148,7 +148,9 @@ export class SessionCatalog {
   }
 
   private where(source: SessionSource): string {
-    return this.stores(source).map((s) => s.description).join(' nor in ');
+    return this.stores(source)
+      .map((s) => s.description)
+      .join(' nor in ');
   }
 
   /** The session's verified manifest and the store it came from; clear errors otherwise. */

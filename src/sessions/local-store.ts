@@ -7,7 +7,11 @@ import { ArtifactCorruptedError, DiskFullError } from '../errors';
 import { hashFile } from '../pipeline';
 import { assertStorePath, newestFirst, type ArtifactCheck, type ExpectedArtifact, type SessionStore } from './store';
 
-const exists = (p: string) => stat(p).then(() => true, () => false);
+const exists = (p: string) =>
+  stat(p).then(
+    () => true,
+    () => false,
+  );
 
 /** Writes a file atomically: temp file, fsync, rename. */
 async function writeAtomic(file: string, data: string | Buffer): Promise<void> {
@@ -150,7 +154,10 @@ export class LocalSessionStore implements SessionStore {
     if (!/^[a-z]+$/.test(sub)) throw new Error(`bad document folder ${sub}`);
     const dir = `${rel.session(session)}/${sub}`;
     const names = await readdir(this.sessionDir(session, sub)).catch(() => [] as string[]);
-    return names.filter((n) => n.endsWith('.json')).map((n) => `${dir}/${n}`).sort();
+    return names
+      .filter((n) => n.endsWith('.json'))
+      .map((n) => `${dir}/${n}`)
+      .sort();
   }
 
   async deleteSession(session: string): Promise<void> {

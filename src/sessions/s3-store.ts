@@ -140,7 +140,13 @@ export class S3SessionStore implements SessionStore {
     const manifestKey = this.key(rel.manifest(session));
     const keys: string[] = [];
     for await (const obj of listObjects(this.cloud, this.sessionPrefix(session))) keys.push(obj.key);
-    await deleteObjects(this.cloud, keys.filter((k) => k === manifestKey));
-    await deleteObjects(this.cloud, keys.filter((k) => k !== manifestKey));
+    await deleteObjects(
+      this.cloud,
+      keys.filter((k) => k === manifestKey),
+    );
+    await deleteObjects(
+      this.cloud,
+      keys.filter((k) => k !== manifestKey),
+    );
   }
 }

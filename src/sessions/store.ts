@@ -82,14 +82,27 @@ export function assertStorePath(relPath: string): void {
     parts.length >= 2 &&
     parts.every((p) => p !== '' && p !== '.' && p !== '..' && SEGMENT.test(p)) &&
     ((parts[0] === 'sessions' && SESSION_NAME.test(parts[1]!) && parts.length >= 3) ||
-      (parts[0] === 'blobs' && parts.length === 3 && /^[0-9a-f]{2}$/.test(parts[1]!) && /^[0-9a-f]{40}\.age$/.test(parts[2]!) && parts[2]!.startsWith(parts[1]!)) ||
-      (parts[0] === 'packs' && parts.length === 3 && /^[0-9a-f]{2}$/.test(parts[1]!) && /^[0-9a-f]{64}\.tar\.zst\.age$/.test(parts[2]!) && parts[2]!.startsWith(parts[1]!)));
+      (parts[0] === 'blobs' &&
+        parts.length === 3 &&
+        /^[0-9a-f]{2}$/.test(parts[1]!) &&
+        /^[0-9a-f]{40}\.age$/.test(parts[2]!) &&
+        parts[2]!.startsWith(parts[1]!)) ||
+      (parts[0] === 'packs' &&
+        parts.length === 3 &&
+        /^[0-9a-f]{2}$/.test(parts[1]!) &&
+        /^[0-9a-f]{64}\.tar\.zst\.age$/.test(parts[2]!) &&
+        parts[2]!.startsWith(parts[1]!)));
   if (!ok) {
-    throw new InvalidInputError(`${JSON.stringify(relPath)} is not a path of the backup layout (sessions/<session>/…, packs/<aa>/<sha256>.tar.zst.age or blobs/<aa>/<sha1>.age)`);
+    throw new InvalidInputError(
+      `${JSON.stringify(relPath)} is not a path of the backup layout (sessions/<session>/…, packs/<aa>/<sha256>.tar.zst.age or blobs/<aa>/<sha1>.age)`,
+    );
   }
 }
 
 /** Newest first: session names sort by their time stamp. */
 export function newestFirst(names: Iterable<string>): string[] {
-  return [...new Set(names)].filter((n) => SESSION_NAME.test(n)).sort().reverse();
+  return [...new Set(names)]
+    .filter((n) => SESSION_NAME.test(n))
+    .sort()
+    .reverse();
 }

@@ -113,20 +113,45 @@ export async function setUpKeys(config: DrConfig, opts: { check: boolean; commen
     const id = await ensureIdentity(identityFile, !opts.check);
     out.identity = { file: id.file, state: id.state, ...(id.publicKey ? { publicKey: id.publicKey } : {}) };
     if (id.state === 'missing') {
-      checks.push(problem('keys', 'age identity', `DR_ENCRYPTION_KEY_FILE ${identityFile} does not exist`, `${again} (creates it), or restore your offline copy to ${identityFile}`));
+      checks.push(
+        problem(
+          'keys',
+          'age identity',
+          `DR_ENCRYPTION_KEY_FILE ${identityFile} does not exist`,
+          `${again} (creates it), or restore your offline copy to ${identityFile}`,
+        ),
+      );
     } else if (id.state === 'unusable') {
       checks.push(problem('keys', 'age identity', id.error ?? 'unusable', `fix the file (see the message) or restore your offline copy to ${identityFile}`));
     } else if (recipients.length && id.publicKey && !recipients.includes(id.publicKey)) {
       checks.push(
-        problem('keys', 'age identity', `${id.state === 'created' ? 'created' : 'found'} ${identityFile}, but its recipient ${id.publicKey} is not in DR_AGE_RECIPIENTS: this host cannot decrypt what it backs up`, `add ${id.publicKey} to DR_AGE_RECIPIENTS`),
+        problem(
+          'keys',
+          'age identity',
+          `${id.state === 'created' ? 'created' : 'found'} ${identityFile}, but its recipient ${id.publicKey} is not in DR_AGE_RECIPIENTS: this host cannot decrypt what it backs up`,
+          `add ${id.publicKey} to DR_AGE_RECIPIENTS`,
+        ),
       );
     } else {
       checks.push(ok('keys', 'age identity', `${id.state === 'created' ? 'created' : 'found'} ${identityFile} (mode 0600), recipient ${id.publicKey ?? '?'}`));
     }
   } else if (recipients.length) {
-    checks.push(ok('keys', 'age identity', `backups are encrypted to ${recipients.length} recipient(s) of DR_AGE_RECIPIENTS; no identity on this host (it is needed only to validate and restore)`));
+    checks.push(
+      ok(
+        'keys',
+        'age identity',
+        `backups are encrypted to ${recipients.length} recipient(s) of DR_AGE_RECIPIENTS; no identity on this host (it is needed only to validate and restore)`,
+      ),
+    );
   } else {
-    checks.push(problem('keys', 'age identity', 'neither DR_ENCRYPTION_KEY_FILE nor DR_AGE_RECIPIENTS is set: backups cannot be encrypted', `set DR_ENCRYPTION_KEY_FILE="${path.join(defaultKeyDir(), 'encryption.key')}" and run ${again}`));
+    checks.push(
+      problem(
+        'keys',
+        'age identity',
+        'neither DR_ENCRYPTION_KEY_FILE nor DR_AGE_RECIPIENTS is set: backups cannot be encrypted',
+        `set DR_ENCRYPTION_KEY_FILE="${path.join(defaultKeyDir(), 'encryption.key')}" and run ${again}`,
+      ),
+    );
   }
 
   const { keyFile, trusted } = config.signing;
@@ -134,18 +159,46 @@ export async function setUpKeys(config: DrConfig, opts: { check: boolean; commen
     const sk = await ensureSigningKey(keyFile, !opts.check, opts.comment);
     out.signing = { file: sk.file, state: sk.state, ...(sk.publicKey ? { publicKey: sk.publicKey } : {}) };
     if (sk.state === 'missing') {
-      checks.push(problem('keys', 'signing key', `DR_SIGNING_KEY_FILE ${keyFile} does not exist: sessions made here would be unsigned and refused`, `${again} (creates it)`));
+      checks.push(
+        problem(
+          'keys',
+          'signing key',
+          `DR_SIGNING_KEY_FILE ${keyFile} does not exist: sessions made here would be unsigned and refused`,
+          `${again} (creates it)`,
+        ),
+      );
     } else if (sk.state === 'unusable') {
       checks.push(problem('keys', 'signing key', sk.error ?? 'unusable', `fix the file (see the message), or move it away and run ${again}`));
     } else if (trusted.length && sk.publicKey && !trusted.some((t) => sameSigner(t, sk.publicKey!))) {
-      checks.push(problem('keys', 'signing key', `${keyFile}'s public key is not in DR_TRUSTED_SIGNERS: validation here would refuse the sessions made here`, `add "${sk.publicKey}" to DR_TRUSTED_SIGNERS`));
+      checks.push(
+        problem(
+          'keys',
+          'signing key',
+          `${keyFile}'s public key is not in DR_TRUSTED_SIGNERS: validation here would refuse the sessions made here`,
+          `add "${sk.publicKey}" to DR_TRUSTED_SIGNERS`,
+        ),
+      );
     } else {
       checks.push(ok('keys', 'signing key', `${sk.state === 'created' ? 'created' : 'found'} ${keyFile} (mode 0600)`));
     }
   } else if (trusted.length) {
-    checks.push(warning('keys', 'signing key', `DR_SIGNING_KEY_FILE is not set: this host trusts ${trusted.length} signer(s) but cannot sign, so backups made here are refused by readers`, `on the backup host: set DR_SIGNING_KEY_FILE="${path.join(defaultKeyDir(), 'signing.key')}" and run ${again}`));
+    checks.push(
+      warning(
+        'keys',
+        'signing key',
+        `DR_SIGNING_KEY_FILE is not set: this host trusts ${trusted.length} signer(s) but cannot sign, so backups made here are refused by readers`,
+        `on the backup host: set DR_SIGNING_KEY_FILE="${path.join(defaultKeyDir(), 'signing.key')}" and run ${again}`,
+      ),
+    );
   } else {
-    checks.push(problem('keys', 'signing key', 'neither DR_SIGNING_KEY_FILE nor DR_TRUSTED_SIGNERS is set: sessions would be unsigned and validation, drills and recovery refuse unsigned sessions', `set DR_SIGNING_KEY_FILE="${path.join(defaultKeyDir(), 'signing.key')}" and run ${again}`));
+    checks.push(
+      problem(
+        'keys',
+        'signing key',
+        'neither DR_SIGNING_KEY_FILE nor DR_TRUSTED_SIGNERS is set: sessions would be unsigned and validation, drills and recovery refuse unsigned sessions',
+        `set DR_SIGNING_KEY_FILE="${path.join(defaultKeyDir(), 'signing.key')}" and run ${again}`,
+      ),
+    );
   }
   return out;
 }

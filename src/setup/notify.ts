@@ -11,7 +11,8 @@ import { firstLine, ok, problem, skipped, type SetupCheck } from './report';
 
 export async function checkSmtp(config: DrConfig, sendTest: boolean): Promise<SetupCheck> {
   const { smtp, emails } = config.alerts;
-  if (!smtp) return skipped('smtp', 'server', emails.length ? 'DR_SMTP_HOST is not set: alert e-mails cannot be sent' : 'no e-mail alerts configured (DR_SMTP_HOST)');
+  if (!smtp)
+    return skipped('smtp', 'server', emails.length ? 'DR_SMTP_HOST is not set: alert e-mails cannot be sent' : 'no e-mail alerts configured (DR_SMTP_HOST)');
   const where = `${smtp.host}:${smtp.port}`;
   const transport = smtpTransport(smtp);
   const clean = (err: unknown) => scrubSecrets(firstLine(err), configSecrets(config));
@@ -20,8 +21,19 @@ export async function checkSmtp(config: DrConfig, sendTest: boolean): Promise<Se
   } catch (err) {
     return problem('smtp', 'server', `${where}: ${clean(err)}`, 'check DR_SMTP_HOST, DR_SMTP_PORT (587 STARTTLS, 465 TLS), DR_SMTP_USER/DR_SMTP_PASSWORD');
   }
-  if (!emails.length) return problem('smtp', 'server', `${where} answers, but DR_NOTIFICATION_EMAIL is empty: nobody gets the alerts`, 'set DR_NOTIFICATION_EMAIL="ops@example.com"');
-  if (!sendTest) return ok('smtp', 'server', `${where} answers${smtp.user ? ` and accepts the login of ${smtp.user}` : ''}; alerts go to ${emails.join(', ')} (--send-test sends a test e-mail)`);
+  if (!emails.length)
+    return problem(
+      'smtp',
+      'server',
+      `${where} answers, but DR_NOTIFICATION_EMAIL is empty: nobody gets the alerts`,
+      'set DR_NOTIFICATION_EMAIL="ops@example.com"',
+    );
+  if (!sendTest)
+    return ok(
+      'smtp',
+      'server',
+      `${where} answers${smtp.user ? ` and accepts the login of ${smtp.user}` : ''}; alerts go to ${emails.join(', ')} (--send-test sends a test e-mail)`,
+    );
   try {
     const info = await transport.sendMail({
       from: smtp.from ?? `odoo-dr@${hostname()}`,
@@ -31,7 +43,12 @@ export async function checkSmtp(config: DrConfig, sendTest: boolean): Promise<Se
     });
     return ok('smtp', 'test e-mail', `sent to ${emails.join(', ')} through ${where} (${String(info.response ?? 'accepted').split('\n')[0]})`);
   } catch (err) {
-    return problem('smtp', 'test e-mail', `${where} refused the test e-mail: ${clean(err)}`, 'check DR_SMTP_FROM (the server may refuse the sender) and DR_NOTIFICATION_EMAIL');
+    return problem(
+      'smtp',
+      'test e-mail',
+      `${where} refused the test e-mail: ${clean(err)}`,
+      'check DR_SMTP_FROM (the server may refuse the sender) and DR_NOTIFICATION_EMAIL',
+    );
   } finally {
     transport.close();
   }
@@ -52,6 +69,11 @@ export async function checkWebhook(config: DrConfig, sendTest: boolean): Promise
     if (!res.ok) return problem('webhook', 'post', `${shown} answered HTTP ${res.status}`, 'check DR_WEBHOOK_URL (a revoked webhook answers 403/404)');
     return ok('webhook', 'post', `test message posted to ${shown} (HTTP ${res.status})`);
   } catch (err) {
-    return problem('webhook', 'post', `${shown}: ${scrubSecrets(firstLine(err), configSecrets(config))}`, 'check DR_WEBHOOK_URL and that this host may reach it (proxy, firewall)');
+    return problem(
+      'webhook',
+      'post',
+      `${shown}: ${scrubSecrets(firstLine(err), configSecrets(config))}`,
+      'check DR_WEBHOOK_URL and that this host may reach it (proxy, firewall)',
+    );
   }
 }

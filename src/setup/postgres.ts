@@ -32,27 +32,41 @@ export async function checkPostgres(config: DrConfig): Promise<SetupCheck[]> {
     checks.push(ok(S, 'server', `PostgreSQL ${v.full} at ${where}, connected as "${pgc.user}" to "${pgc.maintenanceDb}"`));
   } catch (err) {
     checks.push(
-      problem(S, 'server', firstLine(err), `check POSTGRES_HOST/POSTGRES_PORT (${where}), POSTGRES_USER and POSTGRES_PASSWORD_FILE, and that pg_hba.conf lets "${pgc.user}" in from this host`),
+      problem(
+        S,
+        'server',
+        firstLine(err),
+        `check POSTGRES_HOST/POSTGRES_PORT (${where}), POSTGRES_USER and POSTGRES_PASSWORD_FILE, and that pg_hba.conf lets "${pgc.user}" in from this host`,
+      ),
     );
     return checks;
   }
 
   const roles = await withClient(pgc, pgc.maintenanceDb, async (client) => {
-    const { rows } = await client.query<RoleRow>(
-      'SELECT rolname, rolsuper, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname = ANY($1::text[])',
-      [[pgc.user, config.odoo.dbUser]],
-    );
+    const { rows } = await client.query<RoleRow>('SELECT rolname, rolsuper, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname = ANY($1::text[])', [
+      [pgc.user, config.odoo.dbUser],
+    ]);
     return new Map(rows.map((r) => [r.rolname, r]));
   });
   const dr = roles.get(pgc.user)!;
   const missing = [!dr.rolsuper && !dr.rolcreatedb ? 'CREATEDB' : undefined, !dr.rolsuper && !dr.rolcreaterole ? 'CREATEROLE' : undefined].filter(Boolean);
   if (missing.length) {
     checks.push(
-      problem(S, 'DR role', `"${pgc.user}" lacks ${missing.join(' and ')}: restores create scratch databases and one-time restore roles`, `ALTER ROLE ${quoteIdent(pgc.user)} ${missing.join(' ')};`),
+      problem(
+        S,
+        'DR role',
+        `"${pgc.user}" lacks ${missing.join(' and ')}: restores create scratch databases and one-time restore roles`,
+        `ALTER ROLE ${quoteIdent(pgc.user)} ${missing.join(' ')};`,
+      ),
     );
   } else if (!dr.rolsuper) {
     checks.push(
-      warning(S, 'DR role', `"${pgc.user}" is not a superuser: the cluster roles backup reads pg_authid (password hashes), which needs one; tenants are backed up all the same`, `ALTER ROLE ${quoteIdent(pgc.user)} SUPERUSER; (or accept backups without role passwords)`),
+      warning(
+        S,
+        'DR role',
+        `"${pgc.user}" is not a superuser: the cluster roles backup reads pg_authid (password hashes), which needs one; tenants are backed up all the same`,
+        `ALTER ROLE ${quoteIdent(pgc.user)} SUPERUSER; (or accept backups without role passwords)`,
+      ),
     );
   } else {
     checks.push(ok(S, 'DR role', `"${pgc.user}" is a superuser (creates and drops databases and roles, reads pg_authid)`));
@@ -60,11 +74,32 @@ export async function checkPostgres(config: DrConfig): Promise<SetupCheck[]> {
 
   const odoo = roles.get(config.odoo.dbUser);
   if (!odoo) {
-    checks.push(problem(S, 'Odoo role', `role "${config.odoo.dbUser}" (ODOO_DB_USER) does not exist: no database can be a tenant`, 'set ODOO_DB_USER to the db_user of odoo.conf'));
+    checks.push(
+      problem(
+        S,
+        'Odoo role',
+        `role "${config.odoo.dbUser}" (ODOO_DB_USER) does not exist: no database can be a tenant`,
+        'set ODOO_DB_USER to the db_user of odoo.conf',
+      ),
+    );
   } else if (odoo.rolsuper && config.odoo.dbUser !== pgc.user) {
-    checks.push(problem(S, 'Odoo role', `"${odoo.rolname}" (ODOO_DB_USER) is a superuser: recovery refuses to replay dumps with superuser rights`, `ALTER ROLE ${quoteIdent(odoo.rolname)} NOSUPERUSER CREATEDB;`));
+    checks.push(
+      problem(
+        S,
+        'Odoo role',
+        `"${odoo.rolname}" (ODOO_DB_USER) is a superuser: recovery refuses to replay dumps with superuser rights`,
+        `ALTER ROLE ${quoteIdent(odoo.rolname)} NOSUPERUSER CREATEDB;`,
+      ),
+    );
   } else if (odoo.rolsuper) {
-    checks.push(warning(S, 'Odoo role', `ODOO_DB_USER is the DR role "${odoo.rolname}", a superuser: recovery refuses to replay dumps with superuser rights`, 'give Odoo its own role (db_user in odoo.conf) and set ODOO_DB_USER to it'));
+    checks.push(
+      warning(
+        S,
+        'Odoo role',
+        `ODOO_DB_USER is the DR role "${odoo.rolname}", a superuser: recovery refuses to replay dumps with superuser rights`,
+        'give Odoo its own role (db_user in odoo.conf) and set ODOO_DB_USER to it',
+      ),
+    );
   } else {
     checks.push(ok(S, 'Odoo role', `"${odoo.rolname}" owns the tenant databases${odoo.rolcreatedb ? ' (CREATEDB)' : ''}`));
   }
@@ -74,16 +109,29 @@ export async function checkPostgres(config: DrConfig): Promise<SetupCheck[]> {
     const blocked = found.tenants.filter((t) => !t.connectable).map((t) => t.name);
     if (blocked.length) {
       checks.push(
-        problem(S, 'tenants', `${found.tenants.length} tenant(s); "${pgc.user}" may not connect to ${blocked.join(', ')}`, blocked.map((b) => `GRANT CONNECT ON DATABASE ${quoteIdent(b)} TO ${quoteIdent(pgc.user)};`).join(' ')),
+        problem(
+          S,
+          'tenants',
+          `${found.tenants.length} tenant(s); "${pgc.user}" may not connect to ${blocked.join(', ')}`,
+          blocked.map((b) => `GRANT CONNECT ON DATABASE ${quoteIdent(b)} TO ${quoteIdent(pgc.user)};`).join(' '),
+        ),
       );
       const open = found.tenants.filter((t) => t.connectable).map((t) => t.name);
       if (open.length) checks.push(await checkReadable(config, open.slice(0, READ_SAMPLE), open.length));
     } else if (!found.tenants.length) {
-      checks.push(warning(S, 'tenants', `no database is owned by "${found.odooRole}"${found.missing.length ? ` (DR_TENANTS names ${found.missing.join(', ')}, which are not tenants)` : ''}`, 'check ODOO_DB_USER (the db_user of odoo.conf) and DR_TENANTS'));
+      checks.push(
+        warning(
+          S,
+          'tenants',
+          `no database is owned by "${found.odooRole}"${found.missing.length ? ` (DR_TENANTS names ${found.missing.join(', ')}, which are not tenants)` : ''}`,
+          'check ODOO_DB_USER (the db_user of odoo.conf) and DR_TENANTS',
+        ),
+      );
     } else {
       const names = found.tenants.map((t) => t.name);
       checks.push(ok(S, 'tenants', `${names.length} tenant(s) owned by "${found.odooRole}": ${names.slice(0, 5).join(', ')}${names.length > 5 ? ', …' : ''}`));
-      if (found.missing.length) checks.push(warning(S, 'tenants', `DR_TENANTS names ${found.missing.join(', ')}, which are not tenants`, 'remove them from DR_TENANTS'));
+      if (found.missing.length)
+        checks.push(warning(S, 'tenants', `DR_TENANTS names ${found.missing.join(', ')}, which are not tenants`, 'remove them from DR_TENANTS'));
       checks.push(await checkReadable(config, names.slice(0, READ_SAMPLE), names.length));
     }
   } catch (err) {
@@ -125,7 +173,12 @@ async function checkReadable(config: DrConfig, sample: string[], total: number):
   if (!checked && !denied.length) return skipped(S, 'tenant tables', 'the tenants were dropped while being checked');
   const scope = total > sample.length ? `${checked} of ${total} tenants checked` : `${checked} tenant(s)`;
   if (denied.length) {
-    return problem(S, 'tenant tables', `"${pgc.user}" cannot read every table of ${denied.join(', ')}: pg_dump would fail`, `GRANT pg_read_all_data TO ${quoteIdent(pgc.user)}; (PostgreSQL 14+) or make it a superuser`);
+    return problem(
+      S,
+      'tenant tables',
+      `"${pgc.user}" cannot read every table of ${denied.join(', ')}: pg_dump would fail`,
+      `GRANT pg_read_all_data TO ${quoteIdent(pgc.user)}; (PostgreSQL 14+) or make it a superuser`,
+    );
   }
   return ok(S, 'tenant tables', `every table readable by "${pgc.user}" (${scope})`);
 }

@@ -44,7 +44,8 @@ export function planSessionChecks(manifest: Manifest, request: SessionCheckReque
   }
   for (const [name, entry] of Object.entries(manifest.tenants)) {
     if (request.tenant && name !== request.tenant) continue;
-    if (entry.status !== 'complete') verdict({ name: 'tenant', status: 'fail', tenant: name, message: `tenant ${name} failed in this session: ${entry.error ?? 'no detail'}` });
+    if (entry.status !== 'complete')
+      verdict({ name: 'tenant', status: 'fail', tenant: name, message: `tenant ${name} failed in this session: ${entry.error ?? 'no detail'}` });
   }
   // The copy the session is read from, and the bucket's too when the session was copied there.
   const alsoCloud = settings.readFrom === 'local' && (request.cloud ?? (manifest.cloud !== null && settings.bucket));

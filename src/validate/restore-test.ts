@@ -115,7 +115,10 @@ export async function restoreTestTenant(opts: {
         result.filestoreBytes = r.bytes;
         result.filestoreFiles = r.files;
         if (r.problems.length) {
-          return { status: 'fail', message: `${r.problems.length} files not restored: ${r.problems.slice(0, 5).join('; ')}${r.problems.length > 5 ? '; …' : ''}` };
+          return {
+            status: 'fail',
+            message: `${r.problems.length} files not restored: ${r.problems.slice(0, 5).join('; ')}${r.problems.length > 5 ? '; …' : ''}`,
+          };
         }
         return { status: 'pass', message: `${r.files} files (${r.bytes} bytes) restored and verified` };
       },
@@ -163,4 +166,3 @@ export async function restoreTestTenant(opts: {
     await rm(scratchDir, { recursive: true, force: true });
   }
 }
-

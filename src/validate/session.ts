@@ -32,11 +32,7 @@ export interface CheckResult {
 const messageOf = (err: unknown) => (err instanceof Error ? `${err.name === 'Error' ? '' : `${err.name}: `}${err.message}` : String(err));
 
 /** Runs a check, turning any exception into a failed check (validation never crashes). */
-export async function runCheck(
-  name: string,
-  fn: () => Promise<Omit<CheckResult, 'name'>>,
-  context: Partial<CheckResult> = {},
-): Promise<CheckResult> {
+export async function runCheck(name: string, fn: () => Promise<Omit<CheckResult, 'name'>>, context: Partial<CheckResult> = {}): Promise<CheckResult> {
   const started = Date.now();
   try {
     return { name, ...context, ...(await fn()), durationMs: Date.now() - started };
@@ -146,7 +142,10 @@ export async function dumpIntegrityCheck(
         return { status: 'fail', message: `${artifact.path}: pg_restore cannot read the archive (${listErr.trim() || `exit ${lcode}`})` };
       }
       const tables = entries.filter((l) => / TABLE DATA /.test(l)).length;
-      return { status: 'pass', message: `${artifact.path}: decrypted and decompressed (${bytes} bytes), ${entries.length} archive entries, ${tables} tables with data` };
+      return {
+        status: 'pass',
+        message: `${artifact.path}: decrypted and decompressed (${bytes} bytes), ${entries.length} archive entries, ${tables} tables with data`,
+      };
     },
     { tenant, artifact: artifact.path },
   );
@@ -249,7 +248,10 @@ export async function filestoreBlobsCheck(
         });
       }
       if (problems.length) {
-        return { status: 'fail', message: `${problems.length} of ${checked} files are not restorable: ${problems.slice(0, 5).join('; ')}${problems.length > 5 ? '; …' : ''}` };
+        return {
+          status: 'fail',
+          message: `${problems.length} of ${checked} files are not restorable: ${problems.slice(0, 5).join('; ')}${problems.length > 5 ? '; …' : ''}`,
+        };
       }
       return { status: 'pass', message: `${checked} files: every pack and blob present, decrypted, SHA-1 and size match` };
     },

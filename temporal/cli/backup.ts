@@ -21,12 +21,7 @@ import { globals } from './output';
 import { reconnectTimeoutMs, waitForWorkflow } from './wait';
 
 function printDiscovery(result: TenantDiscoveryResult): void {
-  const rows = result.tenants.map((t) => [
-    t.name,
-    formatBytes(t.databaseBytes),
-    t.filestoreExists ? 'yes' : 'no',
-    t.connectable ? 'yes' : 'NO',
-  ]);
+  const rows = result.tenants.map((t) => [t.name, formatBytes(t.databaseBytes), t.filestoreExists ? 'yes' : 'no', t.connectable ? 'yes' : 'NO']);
   process.stdout.write(formatTable(['TENANT', 'DATABASE', 'FILESTORE', 'CONNECTABLE'], rows));
   process.stdout.write(`${result.tenants.length} tenant(s) owned by role "${result.odooRole}"\n`);
   if (result.excluded.length) process.stdout.write(`excluded: ${result.excluded.join(', ')}\n`);
@@ -41,7 +36,9 @@ async function backupProgress(handle: WorkflowHandle<(i: BackupInput) => Promise
   const p: BackupProgress = await handle.query(backupProgressQuery);
   const counts = { pending: 0, running: 0, complete: 0, failed: 0 };
   for (const t of Object.values(p.tenants)) counts[t.state]++;
-  const running = Object.entries(p.tenants).filter(([, t]) => t.state === 'running').map(([n]) => n);
+  const running = Object.entries(p.tenants)
+    .filter(([, t]) => t.state === 'running')
+    .map(([n]) => n);
   return `${p.phase}: ${counts.complete} done, ${counts.failed} failed, ${counts.running} running, ${counts.pending} waiting${running.length ? ` (${running.join(', ')})` : ''}`;
 }
 
@@ -65,7 +62,9 @@ function printBackupResult(r: BackupResult): void {
 export function registerBackupCommands(program: Command, outcome: { code: number }): void {
   program
     .command('tenants')
-    .description("List the tenants: Odoo's rule (owned by the Odoo role, connectable, not a template) and the DR_TENANTS/DR_EXCLUDE_TENANTS filters. Runs tenantDiscoveryWorkflow.")
+    .description(
+      "List the tenants: Odoo's rule (owned by the Odoo role, connectable, not a template) and the DR_TENANTS/DR_EXCLUDE_TENANTS filters. Runs tenantDiscoveryWorkflow.",
+    )
     .option('--tenant <db...>', 'only these tenants')
     .option('--exclude <db...>', 'leave these out')
     .action(async (cmdOpts: { tenant?: string[]; exclude?: string[] }, cmd: Command) => {
@@ -84,7 +83,10 @@ export function registerBackupCommands(program: Command, outcome: { code: number
           memo: { startedBy: operatorIdentity() },
           workflowExecutionTimeout: '10 minutes',
         });
-        const result = await waitForWorkflow<(i: TenantDiscoveryInput) => Promise<TenantDiscoveryResult>>(handle.workflowId, { config, reconnectTimeoutMs: waitTimeout });
+        const result = await waitForWorkflow<(i: TenantDiscoveryInput) => Promise<TenantDiscoveryResult>>(handle.workflowId, {
+          config,
+          reconnectTimeoutMs: waitTimeout,
+        });
         out.result(result, printDiscovery);
         if (result.missing.length) outcome.code = EXIT.failed;
       });
@@ -97,11 +99,14 @@ export function registerBackupCommands(program: Command, outcome: { code: number
     .option('--no-cloud', 'local copy only, even when DR_CLOUD_BUCKET is set')
     .option('--wait', 'wait for the session to finish, showing progress, then print its summary')
     .option('--no-retention', 'do not apply retention after the session')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Examples:
   odoo-dr backup --wait                       back up every tenant, wait, print the summary
   odoo-dr backup --tenant acme --no-cloud     one tenant, local only, do not wait
-  odoo-dr --json backup --wait                summary as JSON (exit 1 if not complete)`)
+  odoo-dr --json backup --wait                summary as JSON (exit 1 if not complete)`,
+    )
     .action(async (cmdOpts: { tenant?: string[]; cloud: boolean; wait?: boolean; retention: boolean }, cmd: Command) => {
       const { opts, out } = globals(cmd);
       checkNames({ ...(cmdOpts.tenant ? { tenants: cmdOpts.tenant } : {}) });

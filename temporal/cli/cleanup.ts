@@ -22,7 +22,12 @@ function placeRow(name: string, p: PlaceReport | null): string[] {
     formatBytes(p.sessionBytes + c.bytesFreed),
     c.deferred
       ? `packs not collected: ${c.deferred}`
-      : [c.youngKept ? `${c.youngKept} unreferenced but younger than the grace period: kept` : '', c.restored ? `${c.restored} put back (a backup reused them meanwhile)` : ''].filter(Boolean).join('; '),
+      : [
+          c.youngKept ? `${c.youngKept} unreferenced but younger than the grace period: kept` : '',
+          c.restored ? `${c.restored} put back (a backup reused them meanwhile)` : '',
+        ]
+          .filter(Boolean)
+          .join('; '),
   ];
 }
 
@@ -57,7 +62,7 @@ export function registerCleanupCommands(program: Command, outcome: { code: numbe
       'Apply retention (runs retentionWorkflow): sessions past DR_LOCAL_RETENTION_DAYS / DR_RETENTION_DAYS (never the newest complete or validated session of a tenant; DR_RETENTION_GFS keeps more), then the filestore packs no kept session references, expired pre-recovery copies, leftover scratch databases and old logs.',
     )
     .option('--dry-run', 'report what would be deleted, delete nothing')
-    .option('--no-cloud', 'leave the bucket alone (this host\'s folder and leftovers only)')
+    .option('--no-cloud', "leave the bucket alone (this host's folder and leftovers only)")
     .option('--wait', 'wait for the report and print it')
     .addHelpText(
       'after',

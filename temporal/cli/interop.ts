@@ -18,7 +18,6 @@ const usage = (message: string) => new CliExit(EXIT.usage, message);
 
 const SESSION = /^backup_\d{8}_\d{6}_[a-z0-9]+$/;
 
-
 /** Progress on stderr (a line per phase; on a terminal, redrawn in place). */
 function progressPrinter(command: string, json: boolean | undefined): (phase: string, detail?: string) => void {
   const tty = Boolean(process.stderr.isTTY);
@@ -47,7 +46,10 @@ export function registerInteropCommands(program: Command): void {
     .option('-c, --cloud', 'read the session from the bucket only')
     .option('--force', 'export from a session that failed validation')
     .option('--allow-unsigned', 'accept a session made before signing was set up')
-    .addHelpText('after', '\nExamples:\n  odoo-dr export --tenant acme -o /tmp/acme.zip\n  odoo-dr export --tenant acme -s backup_20261126_021503_k3x9q2 -c -o acme.zip\n')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  odoo-dr export --tenant acme -o /tmp/acme.zip\n  odoo-dr export --tenant acme -s backup_20261126_021503_k3x9q2 -c -o acme.zip\n',
+    )
     .action(async (o: { tenant: string; output: string; session?: string; cloud?: boolean; force?: boolean; allowUnsigned?: boolean }, cmd: Command) => {
       const { opts, out } = globals(cmd);
       const tenant = checkTenant(o.tenant);
@@ -90,7 +92,10 @@ export function registerInteropCommands(program: Command): void {
     .requiredOption('--tenant <db>', 'the new tenant database (must not exist)')
     .option('--copy', 'a copy (default): neutralized, new database.uuid and database.secret, as Odoo\'s "copy" restore')
     .option('--move', 'the tenant itself moved here: database.uuid and database.secret kept, not neutralized')
-    .addHelpText('after', '\nExamples:\n  odoo-dr import /tmp/customer_2026-11-26.zip --tenant customer-staging\n  odoo-dr import acme.zip --tenant acme --move\n')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  odoo-dr import /tmp/customer_2026-11-26.zip --tenant customer-staging\n  odoo-dr import acme.zip --tenant acme --move\n',
+    )
     .action(async (file: string, o: { tenant: string; copy?: boolean; move?: boolean }, cmd: Command) => {
       const { opts, out } = globals(cmd);
       const tenant = checkTenant(o.tenant);
@@ -98,7 +103,13 @@ export function registerInteropCommands(program: Command): void {
       const config = load(opts);
       printWarnings(config);
       const { importArchive } = await import('../../src/interop/import.js');
-      const result = await importArchive({ config, file: path.resolve(file), tenant, mode: o.move ? 'move' : 'copy', onProgress: progressPrinter('import', out.json) });
+      const result = await importArchive({
+        config,
+        file: path.resolve(file),
+        tenant,
+        mode: o.move ? 'move' : 'copy',
+        onProgress: progressPrinter('import', out.json),
+      });
       if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
       for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
       out.result(result, (r) => {

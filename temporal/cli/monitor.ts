@@ -27,8 +27,12 @@ function age(h: number | undefined): string {
 export function formatReport(r: StatusReport, opts: { all?: boolean } = {}): string {
   const out: string[] = [];
   const s = r.summary;
-  out.push(`odoo-dr status: ${MARK[r.status]} (${s.critical} critical, ${s.warning} warning, ${s.ok} ok, ${s.unknown} unknown) — ${r.generatedAt} on ${r.host} (${r.workflowId})`);
-  out.push(`objectives: RPO ${r.objectives.rpoHours} h, backup age alert ${r.objectives.backupAgeSeconds / 3600} h, disk ${r.objectives.diskUsagePercent} %, drills every ${r.objectives.drillMaxAgeDays} d`);
+  out.push(
+    `odoo-dr status: ${MARK[r.status]} (${s.critical} critical, ${s.warning} warning, ${s.ok} ok, ${s.unknown} unknown) — ${r.generatedAt} on ${r.host} (${r.workflowId})`,
+  );
+  out.push(
+    `objectives: RPO ${r.objectives.rpoHours} h, backup age alert ${r.objectives.backupAgeSeconds / 3600} h, disk ${r.objectives.diskUsagePercent} %, drills every ${r.objectives.drillMaxAgeDays} d`,
+  );
   out.push('');
   if (r.tenants.length) {
     out.push(
@@ -48,13 +52,21 @@ export function formatReport(r: StatusReport, opts: { all?: boolean } = {}): str
   out.push('');
   const shown = opts.all ? r.checks : r.checks.filter((c) => c.status !== 'ok');
   if (shown.length) {
-    out.push(formatTable(['STATUS', 'CHECK', 'VALUE', 'MESSAGE'], shown.map((c) => [MARK[c.status], c.id, c.value === null ? '-' : `${c.value}${c.unit && typeof c.value === 'number' ? ` ${c.unit}` : ''}`, c.message])).trimEnd());
+    out.push(
+      formatTable(
+        ['STATUS', 'CHECK', 'VALUE', 'MESSAGE'],
+        shown.map((c) => [MARK[c.status], c.id, c.value === null ? '-' : `${c.value}${c.unit && typeof c.value === 'number' ? ` ${c.unit}` : ''}`, c.message]),
+      ).trimEnd(),
+    );
     for (const c of shown.filter((x) => x.action && x.status !== 'ok' && x.status !== 'unknown')) out.push(`  → ${c.id}: ${c.action}`);
   } else out.push(`all ${r.checks.length} checks ok`);
   const a = r.alerts;
   if (a.enabled) {
     const ch = Object.entries(a.channels).map(([k, v]) => `${k} ${v.last} (${v.at})`);
-    out.push('', `alerts: ${a.active.length} active${a.sent.length ? `, sent now: ${a.sent.join('; ')}` : ''}${ch.length ? `; last delivery: ${ch.join(', ')}` : ''}${a.error ? `; ALERTS NOT PROCESSED: ${a.error}` : ''}`);
+    out.push(
+      '',
+      `alerts: ${a.active.length} active${a.sent.length ? `, sent now: ${a.sent.join('; ')}` : ''}${ch.length ? `; last delivery: ${ch.join(', ')}` : ''}${a.error ? `; ALERTS NOT PROCESSED: ${a.error}` : ''}`,
+    );
   } else out.push('', 'alerts: not sent by this run (--no-alerts)');
   return `${out.join('\n')}\n`;
 }
@@ -62,11 +74,15 @@ export function formatReport(r: StatusReport, opts: { all?: boolean } = {}): str
 export function registerMonitorCommands(program: Command, outcome: { code: number }): void {
   program
     .command('monitor')
-    .description('Run a monitoring check now (monitorWorkflow): backup ages, completeness, cloud sync, disks, services, integrity, resources; writes DR_LOG_DIR/dr-status.json and alerts on changes.')
+    .description(
+      'Run a monitoring check now (monitorWorkflow): backup ages, completeness, cloud sync, disks, services, integrity, resources; writes DR_LOG_DIR/dr-status.json and alerts on changes.',
+    )
     .option('--wait', 'wait for the report and print it; the exit code is the worst status')
     .option('--no-alerts', 'only look: do not report to the alert state (no e-mail, no webhook)')
     .option('--all', 'with --wait: list every check, not only those that are not ok')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Examples:
   odoo-dr monitor --wait               check now, print the report
   odoo-dr --json monitor --wait        the report as JSON (the same as dr-status.json)
@@ -74,7 +90,8 @@ Examples:
 
 Exit codes with --wait (as Nagios plugins): 0 OK, 1 WARNING, 2 CRITICAL (also: bad command line or
 configuration), 3 UNKNOWN (Temporal unreachable). Checks that cannot be measured here (unknown) do not
-change the code.`)
+change the code.`,
+    )
     .action(async (cmdOpts: { wait?: boolean; alerts: boolean; all?: boolean }, cmd: Command) => {
       const { opts, out } = globals(cmd);
       const waitTimeout = reconnectTimeoutMs(opts);
@@ -105,28 +122,47 @@ change the code.`)
     .description("Print the last status report (DR_LOG_DIR/dr-status.json, written by the monitor), or a workflow's status when a workflow ID is given.")
     .option('--all', 'list every check, not only those that are not ok')
     .option('--max-age <minutes>', 'a report older than this is itself CRITICAL (the monitor stopped running); default: 3 × 60')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Examples:
   odoo-dr status                       table per tenant: last backup, last validation, RPO state
   odoo-dr --json status                the report as JSON
   odoo-dr status monitor/20261126-…    one workflow's state
 
 Exit codes (report): 0 OK, 1 WARNING, 2 CRITICAL (also when the report is older than --max-age),
-3 UNKNOWN (no readable report).`)
+3 UNKNOWN (no readable report).`,
+    )
     .action(async (workflowId: string | undefined, cmdOpts: { all?: boolean; maxAge?: string }, cmd: Command) => {
       const { opts, out } = globals(cmd);
       const config = load(opts);
       if (workflowId) {
         await withTemporal(config, async (client) => {
           const d = await client.workflow.getHandle(workflowId).describe();
-          const info = { workflowId: d.workflowId, runId: d.runId, type: d.type, status: d.status.name, taskQueue: d.taskQueue, startTime: d.startTime.toISOString(), closeTime: d.closeTime?.toISOString() ?? null, historyLength: d.historyLength };
-          out.result(info, (i) => process.stdout.write(`${Object.entries(i).map(([k, v]) => `${k.padEnd(14)} ${v ?? '-'}`).join('\n')}\n`));
+          const info = {
+            workflowId: d.workflowId,
+            runId: d.runId,
+            type: d.type,
+            status: d.status.name,
+            taskQueue: d.taskQueue,
+            startTime: d.startTime.toISOString(),
+            closeTime: d.closeTime?.toISOString() ?? null,
+            historyLength: d.historyLength,
+          };
+          out.result(info, (i) =>
+            process.stdout.write(
+              `${Object.entries(i)
+                .map(([k, v]) => `${k.padEnd(14)} ${v ?? '-'}`)
+                .join('\n')}\n`,
+            ),
+          );
           if (['FAILED', 'TERMINATED', 'TIMED_OUT', 'CANCELLED'].includes(d.status.name)) outcome.code = 1;
         });
         return;
       }
       const maxAgeMinutes = cmdOpts.maxAge === undefined ? 180 : Number(cmdOpts.maxAge);
-      if (!Number.isFinite(maxAgeMinutes) || maxAgeMinutes <= 0) throw new CliExit(2, `--max-age must be a positive number of minutes, got "${cmdOpts.maxAge}"`);
+      if (!Number.isFinite(maxAgeMinutes) || maxAgeMinutes <= 0)
+        throw new CliExit(2, `--max-age must be a positive number of minutes, got "${cmdOpts.maxAge}"`);
       const file = statusReportPath(config.logDir);
       let report: StatusReport;
       try {
@@ -137,7 +173,10 @@ Exit codes (report): 0 OK, 1 WARNING, 2 CRITICAL (also when the report is older 
       const ageMin = (Date.now() - Date.parse(report.generatedAt)) / 60_000;
       const stale = ageMin > maxAgeMinutes;
       out.result({ ...report, stale }, (r) => process.stdout.write(formatReport(r, { all: cmdOpts.all ?? false })));
-      if (stale) process.stderr.write(`CRITICAL: the report is ${Math.round(ageMin)} min old (more than ${maxAgeMinutes}): is the monitor schedule running? (odoo-dr schedules list)\n`);
+      if (stale)
+        process.stderr.write(
+          `CRITICAL: the report is ${Math.round(ageMin)} min old (more than ${maxAgeMinutes}): is the monitor schedule running? (odoo-dr schedules list)\n`,
+        );
       outcome.code = stale ? 2 : exitCodeFor(report.status);
     });
 }

@@ -28,7 +28,11 @@ interface ApplyOptions extends AutomationFlags {
 /** `backup` or its full ID `odoo-dr/backup` → the schedule's name (exit 2 otherwise). */
 function scheduleName(raw: string, taskQueue: string): ScheduleKind {
   const name = SCHEDULE_KINDS.find((k) => k === raw || scheduleId(k, taskQueue) === raw);
-  if (!name) throw new CliExit(EXIT.usage, `unknown schedule "${raw}": expected one of ${SCHEDULE_KINDS.join(', ')} (or its ID, e.g. ${scheduleId('backup', taskQueue)})`);
+  if (!name)
+    throw new CliExit(
+      EXIT.usage,
+      `unknown schedule "${raw}": expected one of ${SCHEDULE_KINDS.join(', ')} (or its ID, e.g. ${scheduleId('backup', taskQueue)})`,
+    );
   return name;
 }
 
@@ -44,11 +48,7 @@ function printApplied(rows: AppliedSchedule[], dryRun: boolean): void {
   process.stdout.write(
     formatTable(
       ['SCHEDULE', 'CHANGE', 'WHEN'],
-      rows.map((r) => [
-        r.scheduleId,
-        `${VERB[r.change][dryRun ? 1 : 0]}${r.differences?.length ? ` (${r.differences.join(', ')})` : ''}`,
-        r.summary ?? '',
-      ]),
+      rows.map((r) => [r.scheduleId, `${VERB[r.change][dryRun ? 1 : 0]}${r.differences?.length ? ` (${r.differences.join(', ')})` : ''}`, r.summary ?? '']),
     ),
   );
 }
@@ -81,15 +81,18 @@ function printPlanErrors(err: unknown): never {
 export function registerScheduleCommands(program: Command, outcome: { code: number }): void {
   const schedules = program
     .command('schedules')
-    .description('Temporal Schedules for backups, validation, drills, monitoring and cleanup (the seed\'s setup-automation.sh).')
-    .addHelpText('after', `
+    .description("Temporal Schedules for backups, validation, drills, monitoring and cleanup (the seed's setup-automation.sh).")
+    .addHelpText(
+      'after',
+      `
 Examples:
   odoo-dr schedules apply --dry-run                    what would be created or changed
   odoo-dr schedules apply                              create or update them from the configuration
   odoo-dr schedules list                               next run, last run and its result
   odoo-dr schedules pause backup --note "disk swap"    (unpause backup when done)
   odoo-dr schedules trigger backup                     a backup now, as the schedule would start it
-  odoo-dr schedules remove                             delete odoo-dr's schedules (runs in progress go on)`);
+  odoo-dr schedules remove                             delete odoo-dr's schedules (runs in progress go on)`,
+    );
 
   schedules
     .command('apply')
@@ -101,14 +104,17 @@ Examples:
     .option('--jitter <minutes>', 'start runs up to this many minutes late, at random (default DR_SCHEDULE_JITTER_MINUTES, 0)')
     .option('--force', 'accept a backup cadence that breaks DR_RPO_HOURS (loud warning)')
     .option('--dry-run', 'print the plan and change nothing')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Examples:
   odoo-dr schedules apply                         the defaults: backups every DR_RPO_HOURS from 02:00, validation 03:00,
                                                   drill Sundays 04:00, monitoring hourly, cleanup 05:00 (DR_SCHEDULE_TIMEZONE)
   odoo-dr schedules apply --backup-time 01:30 --test-schedule monthly --dry-run
   odoo-dr --json schedules apply                  what changed, as JSON
 
-Exit code 2 when a flag is invalid or the backup cadence breaks the RPO (nothing is changed).`)
+Exit code 2 when a flag is invalid or the backup cadence breaks the RPO (nothing is changed).`,
+    )
     .action(async (cmdOpts: ApplyOptions, cmd: Command) => {
       const { opts, out } = globals(cmd);
       const config = load(opts);
@@ -150,7 +156,9 @@ Exit code 2 when a flag is invalid or the backup cadence breaks the RPO (nothing
   const pauseCommand = (verb: 'pause' | 'unpause') =>
     schedules
       .command(`${verb} <name>`)
-      .description(`${verb === 'pause' ? 'Pause' : 'Unpause'} a schedule (${SCHEDULE_KINDS.join(', ')}); the note is shown in the Temporal UI and \`schedules list\`.`)
+      .description(
+        `${verb === 'pause' ? 'Pause' : 'Unpause'} a schedule (${SCHEDULE_KINDS.join(', ')}); the note is shown in the Temporal UI and \`schedules list\`.`,
+      )
       .option('--note <text>', 'why (recorded on the schedule)')
       .action(async (raw: string, cmdOpts: { note?: string }, cmd: Command) => {
         const { opts, out } = globals(cmd);
@@ -167,7 +175,7 @@ Exit code 2 when a flag is invalid or the backup cadence breaks the RPO (nothing
 
   schedules
     .command('trigger <name>')
-    .description('Run a schedule\'s workflow now (refused while one of its runs is still going).')
+    .description("Run a schedule's workflow now (refused while one of its runs is still going).")
     .action(async (raw: string, _: unknown, cmd: Command) => {
       const { opts, out } = globals(cmd);
       const config = load(opts);
@@ -182,13 +190,17 @@ Exit code 2 when a flag is invalid or the backup cadence breaks the RPO (nothing
           outcome.code = EXIT.failed;
           return;
         }
-        out.brief({ scheduleId: scheduleId(name, config.taskQueue), workflowId }, (r) => process.stdout.write(`triggered ${r.scheduleId}: started workflow ${r.workflowId}\n`));
+        out.brief({ scheduleId: scheduleId(name, config.taskQueue), workflowId }, (r) =>
+          process.stdout.write(`triggered ${r.scheduleId}: started workflow ${r.workflowId}\n`),
+        );
       });
     });
 
   schedules
     .command('remove [names...]')
-    .description(`Delete our schedules (all, or the named ones: ${SCHEDULE_KINDS.join(', ')}); running workflows go on. Only odoo-dr's schedule IDs are touched.`)
+    .description(
+      `Delete our schedules (all, or the named ones: ${SCHEDULE_KINDS.join(', ')}); running workflows go on. Only odoo-dr's schedule IDs are touched.`,
+    )
     .action(async (raw: string[], _: unknown, cmd: Command) => {
       const { opts, out } = globals(cmd);
       const config = load(opts);

@@ -58,7 +58,13 @@ async function createConfig(file: string, keyDir: string): Promise<{ checks: Set
   await writeNewConfig(file, content);
   const strip = ({ file: f, state, publicKey }: KeyState): KeyState => ({ file: f, state, ...(publicKey ? { publicKey } : {}) });
   return {
-    checks: [ok('config', 'file', `created ${file} (mode 0600) from the example with the key paths and public keys filled in: set PostgreSQL, the bucket and the alerts in it, then run odoo-dr setup --check`)],
+    checks: [
+      ok(
+        'config',
+        'file',
+        `created ${file} (mode 0600) from the example with the key paths and public keys filled in: set PostgreSQL, the bucket and the alerts in it, then run odoo-dr setup --check`,
+      ),
+    ],
     keys: { identity: strip(identity), signing: strip(signing) },
   };
 }
@@ -79,7 +85,9 @@ export async function runSetup(opts: GlobalOptions, cmdOpts: SetupOptions): Prom
   let keys: SetupReport['keys'] = {};
   if (!existsSync(file)) {
     if (check) {
-      checks.push(problem('config', 'file', `${file} does not exist`, `odoo-dr setup${opts.config ? ` --config ${file}` : ''} (creates it from the example, with keys)`));
+      checks.push(
+        problem('config', 'file', `${file} does not exist`, `odoo-dr setup${opts.config ? ` --config ${file}` : ''} (creates it from the example, with keys)`),
+      );
       return { config: file, mode: 'check', ok: false, keys, checks };
     }
     const keyDir = path.resolve(cmdOpts.dir ?? defaultKeyDir());
@@ -89,7 +97,12 @@ export async function runSetup(opts: GlobalOptions, cmdOpts: SetupOptions): Prom
   } else {
     checks.push(ok('config', 'file', `${file} is valid`));
     if (cmdOpts.dir !== undefined) {
-      checks.push({ service: 'config', check: '--dir', status: 'warning', detail: `${file} exists: --dir is used only when the configuration is created; keys are where DR_ENCRYPTION_KEY_FILE and DR_SIGNING_KEY_FILE say` });
+      checks.push({
+        service: 'config',
+        check: '--dir',
+        status: 'warning',
+        detail: `${file} exists: --dir is used only when the configuration is created; keys are where DR_ENCRYPTION_KEY_FILE and DR_SIGNING_KEY_FILE say`,
+      });
     }
   }
   const config = loadOrExit(file);
@@ -97,7 +110,11 @@ export async function runSetup(opts: GlobalOptions, cmdOpts: SetupOptions): Prom
 
   const k = await setUpKeys(config, { check, comment: keyComment() });
   checks.push(...k.checks);
-  keys = { ...keys, ...(k.identity ? { identity: keys.identity?.state === 'created' ? keys.identity : k.identity } : {}), ...(k.signing ? { signing: keys.signing?.state === 'created' ? keys.signing : k.signing } : {}) };
+  keys = {
+    ...keys,
+    ...(k.identity ? { identity: keys.identity?.state === 'created' ? keys.identity : k.identity } : {}),
+    ...(k.signing ? { signing: keys.signing?.state === 'created' ? keys.signing : k.signing } : {}),
+  };
 
   // The services, at once: each check has its own timeouts, and an unreachable one must not hold up the others.
   const { checkPostgres } = await import('../../src/setup/postgres.js');
@@ -137,25 +154,35 @@ function printReport(report: SetupReport): void {
         'if this host is lost with it, every backup is lost too. Backup hosts need only the age recipient above.\n',
     );
   }
-  process.stdout.write(`\n${report.ok ? 'everything odoo-dr needs works' : 'something is broken: see the fixes above'}${report.mode === 'check' ? ' (checked only, nothing changed)' : ''}\n`);
+  process.stdout.write(
+    `\n${report.ok ? 'everything odoo-dr needs works' : 'something is broken: see the fixes above'}${report.mode === 'check' ? ' (checked only, nothing changed)' : ''}\n`,
+  );
 }
 
 export function registerSetupCommands(program: Command, outcome: { code: number }): void {
   program
     .command('setup')
-    .description('First-time set-up (configuration from the example, age identity, signing key; never overwrites) and a check of PostgreSQL, S3, SMTP, the webhook and Temporal, each with the exact fix.')
+    .description(
+      'First-time set-up (configuration from the example, age identity, signing key; never overwrites) and a check of PostgreSQL, S3, SMTP, the webhook and Temporal, each with the exact fix.',
+    )
     .option('--check', 'change nothing: only check (exit 1 when something is broken)')
     .option('--dir <dir>', 'folder for new keys when the configuration file is created (default /etc/odoo-dr as root, else ~/.config/odoo-dr)')
     .option('--send-test', 'send a test e-mail to DR_NOTIFICATION_EMAIL and post a test message to DR_WEBHOOK_URL')
-    .option('--apply-lifecycle', "put the seed's lifecycle rules on the bucket (sessions: Standard-IA 30, Glacier 90, Deep Archive 365 days within DR_RETENTION_DAYS; packs: Standard-IA 30; abandoned uploads removed after 7 days)")
-    .addHelpText('after', `
+    .option(
+      '--apply-lifecycle',
+      "put the seed's lifecycle rules on the bucket (sessions: Standard-IA 30, Glacier 90, Deep Archive 365 days within DR_RETENTION_DAYS; packs: Standard-IA 30; abandoned uploads removed after 7 days)",
+    )
+    .addHelpText(
+      'after',
+      `
 Examples:
   odoo-dr setup                                   create config/dr-config.env and the keys if missing, then check
   odoo-dr setup --check                           check only (cron, CI, after a change); exit 1 when broken
   odoo-dr --config /etc/odoo-dr/dr-config.env setup --dir /etc/odoo-dr
   odoo-dr setup --check --send-test               also send a test e-mail and webhook message
 
-Exit codes: 0 everything works (warnings allowed), 1 something is broken, 2 invalid configuration.`)
+Exit codes: 0 everything works (warnings allowed), 1 something is broken, 2 invalid configuration.`,
+    )
     .action(async (cmdOpts: SetupOptions, cmd: Command) => {
       const { opts, out } = globals(cmd);
       if (cmdOpts.check && cmdOpts.applyLifecycle) throw new CliExit(EXIT.usage, '--check changes nothing: it cannot go with --apply-lifecycle');

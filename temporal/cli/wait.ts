@@ -108,10 +108,12 @@ export async function waitForWorkflow<T extends Workflow>(workflowId: string, se
     ? setInterval(() => {
         if (!handle || querying) return;
         querying = true;
-        progress(handle).then(
-          (text) => line.show(text),
-          () => undefined,
-        ).finally(() => (querying = false));
+        progress(handle)
+          .then(
+            (text) => line.show(text),
+            () => undefined,
+          )
+          .finally(() => (querying = false));
       }, 1000)
     : undefined;
   try {
@@ -146,7 +148,9 @@ export async function waitForWorkflow<T extends Workflow>(workflowId: string, se
         if (outageStart === undefined) {
           outageStart = now;
           const reason = ((err as Error).cause as Error | undefined)?.message ?? (err as Error).message;
-          line.note(`Temporal at ${address} unavailable (${scrubSecrets(reason.split('\n')[0] ?? '', [])}), reconnecting… (workflow ${workflowId} keeps running on the server)`);
+          line.note(
+            `Temporal at ${address} unavailable (${scrubSecrets(reason.split('\n')[0] ?? '', [])}), reconnecting… (workflow ${workflowId} keeps running on the server)`,
+          );
         } else if (delay >= 16_000) {
           line.note(`Temporal at ${address} still unavailable after ${formatDuration(now - outageStart)}; next attempt in ${formatDuration(delay)}`);
         }
@@ -172,4 +176,3 @@ export async function waitForWorkflow<T extends Workflow>(workflowId: string, se
     await connection?.close();
   }
 }
-

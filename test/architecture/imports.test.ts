@@ -113,11 +113,7 @@ export function parseImports(file: string, text: string): ImportRef[] {
       if (node.moduleSpecifier) {
         const clause = node.exportClause;
         const typeOnly =
-          node.isTypeOnly ||
-          (clause !== undefined &&
-            ts.isNamedExports(clause) &&
-            clause.elements.length > 0 &&
-            clause.elements.every((e) => e.isTypeOnly));
+          node.isTypeOnly || (clause !== undefined && ts.isNamedExports(clause) && clause.elements.length > 0 && clause.elements.every((e) => e.isTypeOnly));
         add(node.moduleSpecifier, 'export', typeOnly);
       }
     } else if (ts.isImportEqualsDeclaration(node)) {
@@ -177,7 +173,8 @@ export function ruleFor(from: Layer, target: Target, typeOnly: boolean): { rule:
   if (target.type === 'layer') {
     const allowed = imports[target.layer];
     if (allowed === 'never') return { rule: `${from}/no-${target.layer}`, message: `${why}: never imports ${target.layer}/, not even types ${WHY}` };
-    if (allowed === 'type-only' && !typeOnly) return { rule: `${from}/type-only-${target.layer}`, message: `${why}: only \`import type\` from ${target.layer}/ ${WHY}` };
+    if (allowed === 'type-only' && !typeOnly)
+      return { rule: `${from}/type-only-${target.layer}`, message: `${why}: only \`import type\` from ${target.layer}/ ${WHY}` };
     return undefined;
   }
   if (target.type === 'builtin') {
@@ -280,9 +277,7 @@ export function findImportCycles(root: string): string[][] {
 }
 
 export function formatViolations(violations: readonly Violation[]): string {
-  return violations
-    .map((v) => `  ${v.file}:${v.line} → '${v.specifier}' [${v.typeOnly ? 'type-only ' : ''}${v.kind}] ${v.rule}: ${v.message}`)
-    .join('\n');
+  return violations.map((v) => `  ${v.file}:${v.line} → '${v.specifier}' [${v.typeOnly ? 'type-only ' : ''}${v.kind}] ${v.rule}: ${v.message}`).join('\n');
 }
 
 function assertNoViolations(violations: readonly Violation[]): void {
@@ -335,7 +330,9 @@ describe('architecture: import graph', () => {
         write('src/right.ts', "import { base } from './base';\nexport const r = base;\n");
         write('src/base.ts', 'export const base = 1;\n');
         assert.deepEqual(
-          findImportCycles(root).map((c) => c.join(' ')).sort(),
+          findImportCycles(root)
+            .map((c) => c.join(' '))
+            .sort(),
           ['src/a.ts src/b.ts', 'src/x/index.ts src/y.ts src/z.ts'],
         );
       } finally {

@@ -17,8 +17,6 @@ import { historyText } from '../helpers/history';
 import { devServer } from '../helpers/temporal';
 import { adminConnection } from '../helpers/pg';
 
-
-
 async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs: number): Promise<void> {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {

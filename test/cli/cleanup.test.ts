@@ -44,7 +44,10 @@ describe('odoo-dr cleanup (CLI, worker process)', function () {
     await createTenant(admin, config.odoo.dataDir, { name: tenant, moveLines: 100, files: 4 });
     // An audit log begun on an earlier day, a drill report and the status report from long ago.
     mkdirSync(logs, { recursive: true });
-    writeFileSync(path.join(logs, 'audit.jsonl'), `${JSON.stringify({ at: '2020-01-01T00:00:00.000Z', action: 'backup', startedBy: 'seed', workflowId: 'x', result: 'complete' })}\n`);
+    writeFileSync(
+      path.join(logs, 'audit.jsonl'),
+      `${JSON.stringify({ at: '2020-01-01T00:00:00.000Z', action: 'backup', startedBy: 'seed', workflowId: 'x', result: 'complete' })}\n`,
+    );
     writeFileSync(path.join(logs, 'drill-20200101.json'), '{}\n');
     writeFileSync(path.join(logs, 'dr-status.json'), '{}\n');
     for (const f of ['drill-20200101.json', 'dr-status.json']) utimesSync(path.join(logs, f), old, old);
@@ -87,7 +90,7 @@ describe('odoo-dr cleanup (CLI, worker process)', function () {
     assert.equal(dry.local!.collection.packsDeleted, 1);
     assert.equal(dry.local!.collection.bytesFreed, 4096);
     assert.deepEqual(dry.cloud!.sessionsDeleted, []);
-    assert.equal(dry.cloud!.collection.packsDeleted, 0, 'every pack in the bucket is the session\'s');
+    assert.equal(dry.cloud!.collection.packsDeleted, 0, "every pack in the bucket is the session's");
     assert.deepEqual(dry.leftovers!.logs.deleted, ['drill-20200101.json']);
     assert.match(dry.leftovers!.logs.auditRotatedTo ?? '', /^audit-\d{8}\.jsonl$/);
     assert.ok(existsSync(orphan) && existsSync(localPath(dir, rel.session(crashed))), 'nothing deleted');
@@ -112,7 +115,10 @@ describe('odoo-dr cleanup (CLI, worker process)', function () {
     assert.match(rotatedText, /"startedBy":"seed"/, 'the old lines are in the rotated file');
     assert.match(rotatedText, /"action":"retention \(dry run\)"/, 'the dry run has its audit line too');
     // The run's own audit line, in the new audit log.
-    const lines = readFileSync(path.join(logs, 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = readFileSync(path.join(logs, 'audit.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     const line = lines.find((l) => l.action === 'retention');
     assert.ok(line, readFileSync(path.join(logs, 'audit.jsonl'), 'utf8'));
     assert.equal(line.result, 'ok');

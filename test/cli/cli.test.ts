@@ -119,7 +119,10 @@ describe('odoo-dr CLI', () => {
         const r = await finish(child);
         assert.equal(r.code, 1, 'a requested tenant that does not exist makes the command fail');
         const result = JSON.parse(r.stdout) as { tenants: Array<{ name: string }>; missing: string[] };
-        assert.deepEqual(result.tenants.map((t) => t.name), [tenant]);
+        assert.deepEqual(
+          result.tenants.map((t) => t.name),
+          [tenant],
+        );
         assert.deepEqual(result.missing, [`absent_${s}`]);
       } finally {
         worker.child.kill('SIGTERM');

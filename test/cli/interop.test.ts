@@ -26,12 +26,27 @@ import { LOCAL_CONFIG_PATH, stackConfig, uniqueSuffix } from '../helpers/config'
 import { adminQuery, adminConnection } from '../helpers/pg';
 
 /** Tables odoo-dr's neutralization may change (the rest of a copy equals the source). */
-const NEUTRALIZED_TABLES = new Set(['ir_config_parameter', 'ir_mail_server', 'ir_cron', 'fetchmail_server', 'payment_provider', 'ir_act_server', 'ir_ui_view', 'mail_template', 'website', 'iap_account']);
+const NEUTRALIZED_TABLES = new Set([
+  'ir_config_parameter',
+  'ir_mail_server',
+  'ir_cron',
+  'fetchmail_server',
+  'payment_provider',
+  'ir_act_server',
+  'ir_ui_view',
+  'mail_template',
+  'website',
+  'iap_account',
+]);
 
 async function params(config: ReturnType<typeof stackConfig>, db: string): Promise<Record<string, string>> {
   return withClient(config.postgres, db, async (c) =>
     Object.fromEntries(
-      (await c.query<{ key: string; value: string }>("SELECT key, value FROM ir_config_parameter WHERE key IN ('database.uuid', 'database.secret', 'database.is_neutralized')")).rows.map((r) => [r.key, r.value]),
+      (
+        await c.query<{ key: string; value: string }>(
+          "SELECT key, value FROM ir_config_parameter WHERE key IN ('database.uuid', 'database.secret', 'database.is_neutralized')",
+        )
+      ).rows.map((r) => [r.key, r.value]),
     ),
   );
 }
@@ -86,7 +101,13 @@ describe('odoo-dr import / export (Odoo backup zips, CLI)', function () {
   const s = uniqueSuffix();
   const work = mkdtempSync(path.join(tmpdir(), 'odoo-dr-interop-'));
   const dataDir = path.join(work, 'odoo-data');
-  const env = { DR_BACKUP_DIR: path.join(work, 'backups'), DR_LOG_DIR: path.join(work, 'logs'), ODOO_DATA_DIR: dataDir, DR_TASK_QUEUE: `interop-${s}`, DR_CLOUD_BUCKET: `s3://odoo-dr-local/interop-${s}` };
+  const env = {
+    DR_BACKUP_DIR: path.join(work, 'backups'),
+    DR_LOG_DIR: path.join(work, 'logs'),
+    ODOO_DATA_DIR: dataDir,
+    DR_TASK_QUEUE: `interop-${s}`,
+    DR_CLOUD_BUCKET: `s3://odoo-dr-local/interop-${s}`,
+  };
   const config = stackConfig(env);
   const ref = `ix-ref-${s}`;
   const copy = `ix-copy-${s}`;
@@ -117,22 +138,32 @@ describe('odoo-dr import / export (Odoo backup zips, CLI)', function () {
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, new RegExp(`as tenant ${copy} \\(copy: neutralized`));
     assert.match(r.stdout, /PASS {2}attachments: checked 60 files/);
-    const owner = (await adminQuery("SELECT pg_get_userbyid(datdba) AS o, shobj_description(oid, 'pg_database') AS c FROM pg_database WHERE datname = $1", [copy])) as Array<{ o: string; c: string | null }>;
+    const owner = (await adminQuery("SELECT pg_get_userbyid(datdba) AS o, shobj_description(oid, 'pg_database') AS c FROM pg_database WHERE datname = $1", [
+      copy,
+    ])) as Array<{ o: string; c: string | null }>;
     assert.deepEqual(owner, [{ o: config.odoo.dbUser, c: null }], 'owned by the Odoo role, no odoo-dr marker left');
     const [want, got] = [await tenantData(config, ref), await tenantData(config, copy)];
     assert.deepEqual(got.files, want.files, 'every filestore file equal');
     assert.equal(Object.keys(got.files).length, 60);
     const changed = Object.keys(want.tables).filter((t) => want.tables[t] !== got.tables[t]);
-    assert.deepEqual(changed.filter((t) => !NEUTRALIZED_TABLES.has(t)), [], 'only tables neutralization touches differ');
+    assert.deepEqual(
+      changed.filter((t) => !NEUTRALIZED_TABLES.has(t)),
+      [],
+      'only tables neutralization touches differ',
+    );
     assert.ok(changed.includes('ir_config_parameter'));
     const [p0, p1] = [await params(config, ref), await params(config, copy)];
     assert.equal(p1['database.is_neutralized'], 'true');
     assert.ok(p1['database.uuid'] && p1['database.uuid'] !== p0['database.uuid'], 'new database.uuid');
     assert.ok(p1['database.secret'] && p1['database.secret'] !== p0['database.secret'], 'new database.secret');
-    const crons = await withClient(config.postgres, copy, async (c) => Number((await c.query<{ n: string }>('SELECT count(*) AS n FROM ir_cron WHERE active')).rows[0]!.n));
+    const crons = await withClient(config.postgres, copy, async (c) =>
+      Number((await c.query<{ n: string }>('SELECT count(*) AS n FROM ir_cron WHERE active')).rows[0]!.n),
+    );
     assert.equal(crons, 1, 'only the autovacuum cron stays active');
     const objectOwners = await withClient(config.postgres, copy, async (c) =>
-      (await c.query<{ o: string }>("SELECT DISTINCT pg_get_userbyid(relowner) AS o FROM pg_class WHERE relnamespace = 'public'::regnamespace")).rows.map((x) => x.o),
+      (await c.query<{ o: string }>("SELECT DISTINCT pg_get_userbyid(relowner) AS o FROM pg_class WHERE relnamespace = 'public'::regnamespace")).rows.map(
+        (x) => x.o,
+      ),
     );
     assert.deepEqual(objectOwners, [config.odoo.dbUser], 'tables belong to the Odoo role');
     assert.deepEqual(await leftovers(config, copy), []);
@@ -155,7 +186,12 @@ describe('odoo-dr import / export (Odoo backup zips, CLI)', function () {
     const out = path.join(work, `${moved}.zip`);
     const r = await cli(['export', '--tenant', moved, '-o', out], env).result;
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, new RegExp(`exported ${moved} from backup_\\S+ .* to ${out.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: .*60 files.*Odoo 17\\.0, 24 modules, PostgreSQL 15\\.0`));
+    assert.match(
+      r.stdout,
+      new RegExp(
+        `exported ${moved} from backup_\\S+ .* to ${out.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: .*60 files.*Odoo 17\\.0, 24 modules, PostgreSQL 15\\.0`,
+      ),
+    );
     const again = await cli(['export', '--tenant', moved, '-o', out], env).result;
     assert.equal(again.code, 1, 'an existing file is never overwritten');
     assert.match(again.stderr, /already exists: exports never overwrite/);
@@ -194,7 +230,9 @@ describe('odoo-dr import / export (Odoo backup zips, CLI)', function () {
           if (e.fileName !== 'dump.sql') continue;
           const chunks: Buffer[] = [];
           for await (const b of await zip.openReadStreamPromise(e)) chunks.push(b as Buffer);
-          return Buffer.concat(chunks).toString('utf8').replace(/^\\(un)?restrict \S+$/gm, '');
+          return Buffer.concat(chunks)
+            .toString('utf8')
+            .replace(/^\\(un)?restrict \S+$/gm, '');
         }
       } finally {
         zip.close();
@@ -216,20 +254,33 @@ describe('odoo-dr import / export (Odoo backup zips, CLI)', function () {
     const out = path.join(work, `${big}.zip`);
     const rss = path.join(work, 'export-rss.txt');
     // GNU time's %M: the export process's peak resident memory (KiB).
-    const r = await runCommand('/usr/bin/time', ['-f', '%M', '-o', rss, process.execPath, BIN, '--config', LOCAL_CONFIG_PATH, 'export', '--tenant', big, '-o', out], env);
+    const r = await runCommand(
+      '/usr/bin/time',
+      ['-f', '%M', '-o', rss, process.execPath, BIN, '--config', LOCAL_CONFIG_PATH, 'export', '--tenant', big, '-o', out],
+      env,
+    );
     assert.equal(r.code, 0, r.stderr);
     const peakMiB = Number(readFileSync(rss, 'utf8').trim().split('\n').pop()) / 1024;
     assert.ok(peakMiB > 0 && peakMiB < 192, `peak RSS ${peakMiB.toFixed(0)} MiB stays well below the 192 MiB file (streamed, not held)`);
-    const py = await runCommand('python3', ['-c', [
-      'import sys, zipfile, hashlib, os',
-      'z = zipfile.ZipFile(sys.argv[1])',
-      'assert z.testzip() is None',
-      'd = sys.argv[2]',
-      "z.extractall(d, [m for m in z.namelist() if m.startswith('filestore/')] + ['dump.sql'])",
-      "fs = [os.path.join(r, f) for r, _, n in os.walk(os.path.join(d, 'filestore')) for f in n]",
-      'for f in fs: assert hashlib.sha1(open(f, "rb").read()).hexdigest() == os.path.basename(f), f',
-      "print(len(fs), os.path.getsize(os.path.join(d, 'dump.sql')) > 0)",
-    ].join('\n'), out, path.join(work, 'py-extract')], {});
+    const py = await runCommand(
+      'python3',
+      [
+        '-c',
+        [
+          'import sys, zipfile, hashlib, os',
+          'z = zipfile.ZipFile(sys.argv[1])',
+          'assert z.testzip() is None',
+          'd = sys.argv[2]',
+          "z.extractall(d, [m for m in z.namelist() if m.startswith('filestore/')] + ['dump.sql'])",
+          "fs = [os.path.join(r, f) for r, _, n in os.walk(os.path.join(d, 'filestore')) for f in n]",
+          'for f in fs: assert hashlib.sha1(open(f, "rb").read()).hexdigest() == os.path.basename(f), f',
+          "print(len(fs), os.path.getsize(os.path.join(d, 'dump.sql')) > 0)",
+        ].join('\n'),
+        out,
+        path.join(work, 'py-extract'),
+      ],
+      {},
+    );
     assert.equal(py.code, 0, py.stderr);
     assert.equal(py.stdout.trim(), `${Object.keys((await tenantData(config, big)).files).length} True`);
   });
@@ -301,20 +352,60 @@ describe('odoo-dr import / export (Odoo backup zips, CLI)', function () {
   describe('untrusted input', () => {
     const content = 'not what the name says';
     const cases: Array<{ what: string; entries?: Array<[string, string | Buffer, number?]>; sql?: string; error: RegExp; marker?: string }> = [
-      { what: 'a path traversal entry', entries: [['dump.sql', 'SELECT 1;\n'], ['../evil.txt', 'x']], error: /refused: .*invalid relative path: \.\.\/evil\.txt|unsafe path/ },
-      { what: 'a symbolic link in the filestore', entries: [['dump.sql', 'SELECT 1;\n'], [`filestore/${sha1('x').slice(0, 2)}/${sha1('x')}`, '/etc/passwd', 0o120777]], error: /is a symbolic link: an Odoo backup holds regular files only/ },
-      { what: 'a filestore file whose content is not its SHA-1', entries: [['dump.sql', 'SELECT 1;\n'], [`filestore/${sha1('x').slice(0, 2)}/${sha1('x')}`, content]], error: /does not hold the file it names/ },
-      { what: 'a stray file under filestore/', entries: [['dump.sql', 'SELECT 1;\n'], ['filestore/.ssh/authorized_keys', 'x']], error: /is not an Odoo filestore file/ },
+      {
+        what: 'a path traversal entry',
+        entries: [
+          ['dump.sql', 'SELECT 1;\n'],
+          ['../evil.txt', 'x'],
+        ],
+        error: /refused: .*invalid relative path: \.\.\/evil\.txt|unsafe path/,
+      },
+      {
+        what: 'a symbolic link in the filestore',
+        entries: [
+          ['dump.sql', 'SELECT 1;\n'],
+          [`filestore/${sha1('x').slice(0, 2)}/${sha1('x')}`, '/etc/passwd', 0o120777],
+        ],
+        error: /is a symbolic link: an Odoo backup holds regular files only/,
+      },
+      {
+        what: 'a filestore file whose content is not its SHA-1',
+        entries: [
+          ['dump.sql', 'SELECT 1;\n'],
+          [`filestore/${sha1('x').slice(0, 2)}/${sha1('x')}`, content],
+        ],
+        error: /does not hold the file it names/,
+      },
+      {
+        what: 'a stray file under filestore/',
+        entries: [
+          ['dump.sql', 'SELECT 1;\n'],
+          ['filestore/.ssh/authorized_keys', 'x'],
+        ],
+        error: /is not an Odoo filestore file/,
+      },
       { what: 'a zip without dump.sql', entries: [['manifest.json', '{"odoo_dump":"1"}']], error: /no dump\.sql/ },
-      { what: 'ALTER ROLE … SUPERUSER in dump.sql', entries: [['dump.sql', `ALTER ROLE ${'odoo'} SUPERUSER;\n`]], error: /only a superuser or another role may do .*refused/ },
+      {
+        what: 'ALTER ROLE … SUPERUSER in dump.sql',
+        entries: [['dump.sql', `ALTER ROLE ${'odoo'} SUPERUSER;\n`]],
+        error: /only a superuser or another role may do .*refused/,
+      },
       {
         what: 'COPY … TO PROGRAM in dump.sql',
         entries: [['dump.sql', `COPY (SELECT 1) TO PROGRAM 'touch /tmp/odoo-dr-pwned-${s}';\n`]],
         error: /only a superuser or another role may do .*refused/,
         marker: `/tmp/odoo-dr-pwned-${s}`,
       },
-      { what: 'DROP DATABASE of another tenant in dump.sql', entries: [['dump.sql', `DROP DATABASE "${ref}" WITH (FORCE);\n`]], error: /only a superuser or another role may do .*refused/ },
-      { what: 'CREATE DATABASE in dump.sql', entries: [['dump.sql', `CREATE DATABASE "${bad}-evil";\n`]], error: /only a superuser or another role may do .*refused/ },
+      {
+        what: 'DROP DATABASE of another tenant in dump.sql',
+        entries: [['dump.sql', `DROP DATABASE "${ref}" WITH (FORCE);\n`]],
+        error: /only a superuser or another role may do .*refused/,
+      },
+      {
+        what: 'CREATE DATABASE in dump.sql',
+        entries: [['dump.sql', `CREATE DATABASE "${bad}-evil";\n`]],
+        error: /only a superuser or another role may do .*refused/,
+      },
       {
         what: 'a psql shell escape (\\!) in a plain .sql dump',
         sql: `SELECT 1;\n\\! touch ${path.join(tmpdir(), `odoo-dr-pwned-sh-${s}`)}\n`,
@@ -334,7 +425,11 @@ describe('odoo-dr import / export (Odoo backup zips, CLI)', function () {
         assert.equal(existsSync(path.join(dataDir, 'filestore', bad)), false);
         assert.deepEqual(await leftovers(config, bad), []);
         if (c.marker) assert.equal(existsSync(c.marker), false, 'the command never ran');
-        assert.deepEqual(await adminQuery('SELECT datname FROM pg_database WHERE datname IN ($1, $2)', [ref, `${bad}-evil`]), [{ datname: ref }], 'other tenants untouched, no database created');
+        assert.deepEqual(
+          await adminQuery('SELECT datname FROM pg_database WHERE datname IN ($1, $2)', [ref, `${bad}-evil`]),
+          [{ datname: ref }],
+          'other tenants untouched, no database created',
+        );
         const superuser = (await adminQuery('SELECT rolsuper FROM pg_roles WHERE rolname = $1', [config.odoo.dbUser])) as Array<{ rolsuper: boolean }>;
         assert.equal(superuser[0]!.rolsuper, false);
       });

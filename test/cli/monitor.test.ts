@@ -59,7 +59,10 @@ describe('odoo-dr monitor and status (CLI, worker process, dev server)', functio
     // The alert state of this test's task queue.
     const { connectionOptions, namespace } = temporalSettings(config(), {});
     const connection = await Connection.connect(connectionOptions);
-    await new Client({ connection, namespace }).workflow.getHandle(`odoo-dr/alerts/${taskQueue}`).terminate('test done').catch(() => undefined);
+    await new Client({ connection, namespace }).workflow
+      .getHandle(`odoo-dr/alerts/${taskQueue}`)
+      .terminate('test done')
+      .catch(() => undefined);
     await connection.close();
     const { host, port, user, password } = config().postgres;
     await dropTenant({ host, port, user, ...(password ? { password } : {}) }, config().odoo.dataDir, tenant);
@@ -87,7 +90,10 @@ describe('odoo-dr monitor and status (CLI, worker process, dev server)', functio
     assert.deepEqual(validateStatusReport(fromFile), []);
     assert.equal(fromFile.workflowId, report.workflowId);
 
-    assert.deepEqual(report.tenants.map((t) => t.tenant), [tenant]);
+    assert.deepEqual(
+      report.tenants.map((t) => t.tenant),
+      [tenant],
+    );
     assert.equal(report.tenants[0]!.lastBackup, null);
     const age = check(report, `backup-age/${tenant}`);
     assert.equal(age.status, 'warning');
@@ -129,7 +135,10 @@ describe('odoo-dr monitor and status (CLI, worker process, dev server)', functio
     assert.equal(r.code, 2, r.stderr);
     const report = JSON.parse(r.stdout) as MonitorResult;
     // Resources may change on this shared machine; nothing about the site does.
-    assert.deepEqual(report.alerts.sent.filter((x) => !x.includes('resources/')), []);
+    assert.deepEqual(
+      report.alerts.sent.filter((x) => !x.includes('resources/')),
+      [],
+    );
     assert.equal(rx.hooks.filter((h, i) => i >= hooks && !h.text.includes('resources/')).length, 0);
   });
 
@@ -139,7 +148,10 @@ describe('odoo-dr monitor and status (CLI, worker process, dev server)', functio
     const v = await cli(['validate', 'latest', '--wait'], env).result;
     assert.equal(v.code, 0, v.stderr + v.stdout);
     // The validation reported its result: the warning "no validation result" is resolved at once.
-    assert.ok(rx.hooks.some((h) => h.text.includes('RESOLVED: last validation of backup_')), rx.hooks.map((h) => h.text.split('\n')[0]).join(' | '));
+    assert.ok(
+      rx.hooks.some((h) => h.text.includes('RESOLVED: last validation of backup_')),
+      rx.hooks.map((h) => h.text.split('\n')[0]).join(' | '),
+    );
 
     const r = await cli(['--json', 'monitor', '--wait'], env).result;
     const report = JSON.parse(r.stdout) as MonitorResult;
@@ -178,7 +190,10 @@ describe('odoo-dr monitor and status (CLI, worker process, dev server)', functio
     const report = JSON.parse(r.stdout) as MonitorResult;
     assert.equal(report.alerts.enabled, false);
     assert.equal(rx.hooks.length, hooks);
-    const audit = readFileSync(path.join(dir, 'logs', 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { action: string; startedBy: string; result: string; workflowId: string });
+    const audit = readFileSync(path.join(dir, 'logs', 'audit.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { action: string; startedBy: string; result: string; workflowId: string });
     const monitors = audit.filter((a) => a.action === 'monitor');
     assert.equal(monitors.length, 4);
     assert.ok(monitors.every((m) => m.startedBy.includes('@') && ['ok', 'warning', 'critical'].includes(m.result)));

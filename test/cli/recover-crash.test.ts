@@ -20,7 +20,8 @@ describe('recovery survives a worker killed mid-restore', function () {
   const env = { DR_BACKUP_DIR: dir, DR_LOG_DIR: path.join(dir, 'logs'), ODOO_DATA_DIR: dataDir, DR_TASK_QUEUE: `crash-rc-${s}` };
   const config = stackConfig(env);
   const admin = (): PgAdminConnection => adminConnection(config);
-  const count = () => withClient(config.postgres, tenant, async (c) => Number((await c.query<{ n: string }>('SELECT count(*) AS n FROM account_move_line')).rows[0]!.n));
+  const count = () =>
+    withClient(config.postgres, tenant, async (c) => Number((await c.query<{ n: string }>('SELECT count(*) AS n FROM account_move_line')).rows[0]!.n));
 
   after(async () => {
     await dropTenant(admin(), dataDir, tenant);
@@ -60,7 +61,7 @@ describe('recovery survives a worker killed mid-restore', function () {
       const result = JSON.parse(done.out.slice(done.out.indexOf('{'))) as RecoveryResult;
       assert.equal(result.tenants[tenant]?.state, 'recovered', done.out);
       assert.equal(await count(), 1_000_000, 'every row is back');
-      const shadows = (await adminQuery('SELECT datname FROM pg_database WHERE datname LIKE $1', [`${tenant}_dr_shadow_%`]));
+      const shadows = await adminQuery('SELECT datname FROM pg_database WHERE datname LIKE $1', [`${tenant}_dr_shadow_%`]);
       assert.deepEqual(shadows, [], 'the half-done shadow of the dead worker was redone, not left behind');
     } finally {
       worker.child.kill('SIGTERM');

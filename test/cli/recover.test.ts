@@ -20,7 +20,8 @@ describe('odoo-dr recover (CLI, worker process)', function () {
   const config = stackConfig(env);
   let worker: CliRun;
   const admin = (): PgAdminConnection => adminConnection(config);
-  const rows = () => withClient(config.postgres, tenant, async (c) => Number((await c.query<{ n: string }>('SELECT count(*) AS n FROM account_move_line')).rows[0]!.n));
+  const rows = () =>
+    withClient(config.postgres, tenant, async (c) => Number((await c.query<{ n: string }>('SELECT count(*) AS n FROM account_move_line')).rows[0]!.n));
 
   before(async () => {
     await createTenant(admin(), dataDir, { name: tenant, moveLines: 400, files: 3 });

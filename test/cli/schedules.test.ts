@@ -17,7 +17,6 @@ import { stackConfig, uniqueSuffix } from '../helpers/config';
 import { devServer } from '../helpers/temporal';
 import { adminConnection } from '../helpers/pg';
 
-
 describe('odoo-dr schedules (CLI on the dev server)', function () {
   this.timeout(600_000);
   const s = uniqueSuffix();
@@ -62,7 +61,10 @@ describe('odoo-dr schedules (CLI on the dev server)', function () {
     // A schedule that fired during the run (the monitor's workflow has no implementation on this
     // worker) must not leave a workflow behind on the shared server.
     for await (const w of client.workflow.list({ query: `TaskQueue = '${taskQueue}' AND ExecutionStatus = 'Running'` })) {
-      await client.workflow.getHandle(w.workflowId, w.runId).terminate('test cleanup').catch(() => undefined);
+      await client.workflow
+        .getHandle(w.workflowId, w.runId)
+        .terminate('test cleanup')
+        .catch(() => undefined);
     }
     await dropTenant(adminConnection(), stackConfig().odoo.dataDir, tenant);
   });
@@ -76,7 +78,10 @@ describe('odoo-dr schedules (CLI on the dev server)', function () {
     assert.match(text.stdout, new RegExp(`${id('backup')}\\s+would create\\s+every 4 h from 02:00 UTC \\(02:00, 06:00, 10:00, 14:00, 18:00, 22:00\\)`));
     assert.match(text.stdout, /dry run: nothing was changed/);
     const now = await listed();
-    assert.ok(Object.values(now).every((x) => !x.exists), JSON.stringify(now));
+    assert.ok(
+      Object.values(now).every((x) => !x.exists),
+      JSON.stringify(now),
+    );
   });
 
   it('`apply` creates the five schedules with the seed defaults, backups every DR_RPO_HOURS, overlap skip and a catch-up window', async () => {
@@ -85,7 +90,10 @@ describe('odoo-dr schedules (CLI on the dev server)', function () {
     assert.deepEqual(changes(r.json()), { backup: 'create', validation: 'create', drill: 'create', monitor: 'create', cleanup: 'create' });
 
     const backup = await describeSchedule('backup');
-    assert.deepEqual(backup.spec.calendars?.[0]?.hour.map((h) => h.start), [2, 6, 10, 14, 18, 22]);
+    assert.deepEqual(
+      backup.spec.calendars?.[0]?.hour.map((h) => h.start),
+      [2, 6, 10, 14, 18, 22],
+    );
     assert.equal(backup.spec.timezone, 'UTC');
     assert.equal(backup.policies.overlap, 'SKIP');
     assert.equal(backup.policies.catchupWindow, 4 * 3600_000);
@@ -134,8 +142,14 @@ describe('odoo-dr schedules (CLI on the dev server)', function () {
     assert.equal(r.code, 0, r.out);
     assert.deepEqual(changes(r.json()), { backup: 'update', validation: 'unchanged', drill: 'update', monitor: 'update', cleanup: 'unchanged' });
     const backup = await describeSchedule('backup');
-    assert.deepEqual(backup.spec.calendars?.[0]?.hour.map((h) => h.start), [1, 5, 9, 13, 17, 21]);
-    assert.deepEqual(backup.spec.calendars?.[0]?.minute.map((m) => m.start), [30]);
+    assert.deepEqual(
+      backup.spec.calendars?.[0]?.hour.map((h) => h.start),
+      [1, 5, 9, 13, 17, 21],
+    );
+    assert.deepEqual(
+      backup.spec.calendars?.[0]?.minute.map((m) => m.start),
+      [30],
+    );
     assert.equal(backup.state.paused, true, "apply keeps an operator's pause");
     assert.match(backup.state.note ?? '', /storage maintenance/);
     assert.deepEqual((await describeSchedule('drill')).spec.calendars?.[0]?.dayOfMonth, [{ start: 1, end: 1, step: 1 }]);
@@ -168,7 +182,10 @@ describe('odoo-dr schedules (CLI on the dev server)', function () {
     const result = await client.workflow.getHandle<() => Promise<BackupResult>>(m[1]!).result();
     assert.equal(result.status, 'complete');
     assert.match(result.session, /^backup_\d{8}_\d{6}_[a-z0-9]+$/, 'a scheduled run names its own session');
-    assert.deepEqual(result.tenants.map((t) => t.tenant), [tenant]);
+    assert.deepEqual(
+      result.tenants.map((t) => t.tenant),
+      [tenant],
+    );
     assert.ok(existsSync(path.join(backupDir, 'sessions', result.session, 'manifest.json')));
 
     const now = await listed();
@@ -190,11 +207,26 @@ describe('odoo-dr schedules (CLI on the dev server)', function () {
     assert.match(r.stderr, /backups every 6 h leave up to 6 h between two backups, more than DR_RPO_HOURS=4.*--force/);
     assert.deepEqual(Buffer.from((await describeSchedule('backup')).raw.conflictToken!), Buffer.from(before.raw.conflictToken), 'nothing was changed');
 
-    const f = await cli('schedules', 'apply', '--backup-time', '01:30', '--test-schedule', 'monthly', '--monitor-interval', '30', '--backup-interval', '6', '--force');
+    const f = await cli(
+      'schedules',
+      'apply',
+      '--backup-time',
+      '01:30',
+      '--test-schedule',
+      'monthly',
+      '--monitor-interval',
+      '30',
+      '--backup-interval',
+      '6',
+      '--force',
+    );
     assert.equal(f.code, 0, f.out);
     assert.match(f.stderr, /^WARNING: --force: backups every 6 h/m);
     assert.match(f.stdout, /DR_RPO_HOURS=4 is NOT met \(--force\)/);
-    assert.deepEqual((await describeSchedule('backup')).spec.calendars?.[0]?.hour.map((h) => h.start), [1, 7, 13, 19]);
+    assert.deepEqual(
+      (await describeSchedule('backup')).spec.calendars?.[0]?.hour.map((h) => h.start),
+      [1, 7, 13, 19],
+    );
   });
 
   it('`remove` deletes our schedules only; `pause` of a removed one says how to create it', async () => {

@@ -14,7 +14,6 @@ import { LOCAL_CONFIG_PATH, REPO_ROOT, stackConfig, uniqueSuffix } from '../help
 import { devServer } from '../helpers/temporal';
 import { adminConnection } from '../helpers/pg';
 
-
 /** A script of scripts/ with the real CLI (ODOO_DR unset), the stack's configuration file and `env` over it. */
 function script(name: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; out: string }> {
   const { ODOO_DR: _unset, ...base } = process.env;

@@ -23,7 +23,21 @@ import { ScheduleIds } from '../../workflows/definitions';
 /** The stack's services, without its keys: setup must make its own. */
 function stackServices(): Record<string, string> {
   const file = readEnvFile(LOCAL_CONFIG_PATH, {});
-  const keep = ['POSTGRES_HOST', 'POSTGRES_PORT', 'POSTGRES_USER', 'POSTGRES_PASSWORD_FILE', 'ODOO_DB_USER', 'ODOO_DATA_DIR', 'DR_S3_ENDPOINT', 'DR_S3_FORCE_PATH_STYLE', 'DR_CLOUD_REGION', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'TEMPORAL_ADDRESS', 'TEMPORAL_NAMESPACE'];
+  const keep = [
+    'POSTGRES_HOST',
+    'POSTGRES_PORT',
+    'POSTGRES_USER',
+    'POSTGRES_PASSWORD_FILE',
+    'ODOO_DB_USER',
+    'ODOO_DATA_DIR',
+    'DR_S3_ENDPOINT',
+    'DR_S3_FORCE_PATH_STYLE',
+    'DR_CLOUD_REGION',
+    'AWS_ACCESS_KEY_ID',
+    'AWS_SECRET_ACCESS_KEY',
+    'TEMPORAL_ADDRESS',
+    'TEMPORAL_NAMESPACE',
+  ];
   return Object.fromEntries(keep.filter((k) => file[k] !== undefined).map((k) => [k, file[k]!]));
 }
 
@@ -85,7 +99,10 @@ describe('odoo-dr setup', function () {
     assert.equal(r.code, 1, r.stderr);
     const report = JSON.parse(r.stdout) as SetupReport;
     assert.equal(report.ok, false);
-    assert.deepEqual(report.checks.map((c) => [c.service, c.check, c.status]), [['config', 'file', 'problem']]);
+    assert.deepEqual(
+      report.checks.map((c) => [c.service, c.check, c.status]),
+      [['config', 'file', 'problem']],
+    );
     assert.match(report.checks[0]!.fix!, /^odoo-dr setup --config /);
     assert.ok(!existsSync(configFile) && !existsSync(keyDir), 'nothing created');
   });
@@ -131,11 +148,13 @@ describe('odoo-dr setup', function () {
       ['temporal', 'worker', 'problem'],
       ['temporal', 'schedules', 'problem'],
     ];
-    for (const [service, check, status] of expected) assert.equal(statusOf(report, service, check), status, `${service} ${check}: ${JSON.stringify(report.checks.filter((c) => c.service === service))}`);
+    for (const [service, check, status] of expected)
+      assert.equal(statusOf(report, service, check), status, `${service} ${check}: ${JSON.stringify(report.checks.filter((c) => c.service === service))}`);
     assert.match(report.checks.find((c) => c.check === 'lifecycle')!.detail, /not supported by this server/);
     assert.match(report.checks.find((c) => c.check === 'worker')!.fix!, new RegExp(`odoo-dr worker .*DR_TASK_QUEUE=setup-${s}`));
     assert.match(report.checks.find((c) => c.check === 'schedules')!.detail, new RegExp(`missing: odoo-dr/setup-${s}/backup`));
-    for (const c of report.checks.filter((x) => x.status === 'problem' || x.status === 'warning')) assert.ok(c.fix || /not supported/.test(c.detail), `${c.service} ${c.check} has no fix`);
+    for (const c of report.checks.filter((x) => x.status === 'problem' || x.status === 'warning'))
+      assert.ok(c.fix || /not supported/.test(c.detail), `${c.service} ${c.check} has no fix`);
     assert.ok(!r.stdout.includes(`T0K3N-${s}`) && !r.stderr.includes(`T0K3N-${s}`), 'the webhook token is never printed');
     assert.ok(!r.stdout.includes('AGE-SECRET-KEY') && !r.stdout.includes('PRIVATE KEY'));
   });
@@ -147,7 +166,10 @@ describe('odoo-dr setup', function () {
     const second = JSON.parse(again.stdout) as SetupReport;
     assert.equal(second.keys.identity?.state, 'existing');
     assert.equal(second.keys.signing?.state, 'existing');
-    assert.deepEqual(readdirSync(keyDir).map((f) => readFileSync(path.join(keyDir, f), 'utf8')), keysBefore);
+    assert.deepEqual(
+      readdirSync(keyDir).map((f) => readFileSync(path.join(keyDir, f), 'utf8')),
+      keysBefore,
+    );
     assert.equal(readFileSync(configFile, 'utf8'), configBefore);
 
     const worker = await startCliWorker(env, [], { config: configFile });
@@ -184,13 +206,20 @@ describe('odoo-dr setup', function () {
         assert.match(now.stdout, /everything odoo-dr needs works \(checked only, nothing changed\)/);
         assert.equal(now.code, 0, now.stdout);
       } finally {
-        for (const id of ids) await client.schedule.getHandle(id).delete().catch(() => undefined);
+        for (const id of ids)
+          await client.schedule
+            .getHandle(id)
+            .delete()
+            .catch(() => undefined);
       }
     } finally {
       worker.child.kill('SIGTERM');
       await worker.result;
     }
-    assert.deepEqual(readdirSync(keyDir).map((f) => readFileSync(path.join(keyDir, f), 'utf8')), keysBefore);
+    assert.deepEqual(
+      readdirSync(keyDir).map((f) => readFileSync(path.join(keyDir, f), 'utf8')),
+      keysBefore,
+    );
     assert.equal(readFileSync(configFile, 'utf8'), configBefore);
   });
 
@@ -234,7 +263,11 @@ describe('odoo-dr setup', function () {
   });
 
   it('reports a broken service with its fix, and a bad configuration with exit code 2', async () => {
-    const broken = await runCli(['--config', configFile, '--json', 'setup', '--check'], { ...env, POSTGRES_PORT: '1', DR_CLOUD_BUCKET: `s3://no-such-bucket-${s}/x` }, { config: null }).result;
+    const broken = await runCli(
+      ['--config', configFile, '--json', 'setup', '--check'],
+      { ...env, POSTGRES_PORT: '1', DR_CLOUD_BUCKET: `s3://no-such-bucket-${s}/x` },
+      { config: null },
+    ).result;
     assert.equal(broken.code, 1);
     const report = JSON.parse(broken.stdout) as SetupReport;
     const pg = report.checks.find((c) => c.service === 'postgresql')!;

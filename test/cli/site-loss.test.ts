@@ -36,7 +36,9 @@ async function fingerprint(config: DrConfig, tenant: string): Promise<string> {
       "SELECT quote_ident(table_name) AS t FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY 1",
     );
     for (const { t } of tables.rows) {
-      const { rows } = await c.query<{ n: string; h: string | null }>(`SELECT count(*) AS n, md5(string_agg(x::text, '|' ORDER BY x::text)) AS h FROM public.${t} x`);
+      const { rows } = await c.query<{ n: string; h: string | null }>(
+        `SELECT count(*) AS n, md5(string_agg(x::text, '|' ORDER BY x::text)) AS h FROM public.${t} x`,
+      );
       parts.push(`${t}:${rows[0]!.n}:${rows[0]!.h}`);
     }
   });
@@ -112,7 +114,10 @@ describe('site loss: the bucket alone brings the platform back on a fresh host (
     const { code, out } = await run.result;
     assert.equal(code, 0, out);
     const listed = json<{ sessions: Array<{ session: string; status: string }> }>(out);
-    assert.deepEqual(listed.sessions.map((x) => [x.session, x.status]), [[session, 'complete']]);
+    assert.deepEqual(
+      listed.sessions.map((x) => [x.session, x.status]),
+      [[session, 'complete']],
+    );
   });
 
   it('with the local folder gone, `validate latest` and `drill -m restore-only -c` run the same checks from the bucket', async () => {
@@ -162,7 +167,10 @@ describe('site loss: the bucket alone brings the platform back on a fresh host (
     const unreadable = await withWorker({ DR_CLOUD_BUCKET: `s3://odoo-dr-local/garbage-${s}` }, ['recover', '-m', 'full', '-c', '--all', '-s', session, '-t']);
     await new S3SessionStore(garbage).deleteSession(session);
     assert.equal(unreadable.code, 1);
-    assert.match(unreadable.out, new RegExp(`${session}/manifest.json: the signature by SHA256:\\S+ does not match: the manifest was changed after it was signed`));
+    assert.match(
+      unreadable.out,
+      new RegExp(`${session}/manifest.json: the signature by SHA256:\\S+ does not match: the manifest was changed after it was signed`),
+    );
     // An identity the session was not encrypted to: refused at planning, before anything changes.
     const otherKey = path.join(root, 'other.key');
     execFileSync('age-keygen', ['-o', otherKey], { stdio: 'ignore' });
@@ -185,7 +193,13 @@ describe('site loss: the bucket alone brings the platform back on a fresh host (
       rmSync(path.join(root, 'old'), { recursive: true, force: true });
       rmSync(oldSite.etc, { recursive: true, force: true });
       site = await startFreshSite();
-      newEnv = { ...site.env, DR_CLOUD_BUCKET: env.DR_CLOUD_BUCKET, DR_TASK_QUEUE: env.DR_TASK_QUEUE, DR_CONFIG_PATHS: oldSite.etc, DR_MAX_PARALLEL_BACKUPS: '2' };
+      newEnv = {
+        ...site.env,
+        DR_CLOUD_BUCKET: env.DR_CLOUD_BUCKET,
+        DR_TASK_QUEUE: env.DR_TASK_QUEUE,
+        DR_CONFIG_PATHS: oldSite.etc,
+        DR_MAX_PARALLEL_BACKUPS: '2',
+      };
       newConfig = site.config(newEnv);
       client = new Client({ connection: await Connection.connect({ address: site.temporal.address }), namespace: 'default' });
     });
@@ -195,7 +209,11 @@ describe('site loss: the bucket alone brings the platform back on a fresh host (
     });
 
     it('`recover -m full -c --all --yes` restores roles, configuration and every tenant; a worker killed midway is replaced', async () => {
-      const roles = await withClient(newConfig.postgres, 'postgres', async (c) => (await c.query<{ n: string }>("SELECT count(*) AS n FROM pg_roles WHERE rolname = 'odoo'")).rows[0]!.n);
+      const roles = await withClient(
+        newConfig.postgres,
+        'postgres',
+        async (c) => (await c.query<{ n: string }>("SELECT count(*) AS n FROM pg_roles WHERE rolname = 'odoo'")).rows[0]!.n,
+      );
       assert.equal(roles, '0', 'the new cluster starts empty');
       let w = await startCliWorker(newEnv);
       const run = runCli(['--json', 'recover', '-m', 'full', '-c', '--all', '--yes'], newEnv);
@@ -241,12 +259,16 @@ describe('site loss: the bucket alone brings the platform back on a fresh host (
       }
       // Data, roles and configuration are the originals.
       for (const t of tenants) assert.equal(await fingerprint(newConfig, t), originals.get(t), `tenant ${t} equals the original`);
-      const member = await withClient(newConfig.postgres, 'postgres', async (c) =>
-        (await c.query<{ ok: boolean }>('SELECT pg_has_role($1, $2, $3) AS ok', ['odoo', role, 'MEMBER'])).rows[0]!.ok,
+      const member = await withClient(
+        newConfig.postgres,
+        'postgres',
+        async (c) => (await c.query<{ ok: boolean }>('SELECT pg_has_role($1, $2, $3) AS ok', ['odoo', role, 'MEMBER'])).rows[0]!.ok,
       );
       assert.equal(member, true, 'the membership came back');
-      const owner = await withClient(newConfig.postgres, 'postgres', async (c) =>
-        (await c.query<{ o: string }>('SELECT pg_get_userbyid(datdba) AS o FROM pg_database WHERE datname = $1', [tenants[2]])).rows[0]!.o,
+      const owner = await withClient(
+        newConfig.postgres,
+        'postgres',
+        async (c) => (await c.query<{ o: string }>('SELECT pg_get_userbyid(datdba) AS o FROM pg_database WHERE datname = $1', [tenants[2]])).rows[0]!.o,
       );
       assert.equal(owner, 'odoo', 'tenants belong to the Odoo role, so Odoo lists them');
       assert.match(readFileSync(path.join(oldSite.etc, 'odoo.conf'), 'utf8'), new RegExp(`admin_passwd = site-${s}`));

@@ -72,9 +72,16 @@ describe('odoo-dr validate and drill (CLI, worker process)', function () {
     const report = JSON.parse(r.stdout) as ValidationReport;
     const failed = report.checks.filter((c) => c.status === 'fail');
     assert.ok(failed.length > 0);
-    assert.ok(failed.every((c) => (c.artifact ?? c.message).includes('database.dump.zst.age')), JSON.stringify(failed));
+    assert.ok(
+      failed.every((c) => (c.artifact ?? c.message).includes('database.dump.zst.age')),
+      JSON.stringify(failed),
+    );
     // The cloud copy of the same dump is intact.
-    assert.ok(report.checks.some((c) => c.name === 'artifact-cloud' && c.status === 'pass' && c.message.includes(cloudKey(config.cloud!, rel.database(session, tenant)))));
+    assert.ok(
+      report.checks.some(
+        (c) => c.name === 'artifact-cloud' && c.status === 'pass' && c.message.includes(cloudKey(config.cloud!, rel.database(session, tenant))),
+      ),
+    );
   });
 
   it('`drill` refuses an unknown mode with exit code 2', async () => {

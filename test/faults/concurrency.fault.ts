@@ -62,6 +62,11 @@ describe('faults: overlapping backups', function () {
     }
     const left = [...(await leftovers(stackConfig(env), tenants[0]!)), ...(await leftovers(stackConfig(env), tenants[1]!))];
     assert.deepEqual(left, []);
-    recordFault({ fault: 'two backups storing and uploading the same blobs at once (two workers)', outcome: 'both sessions complete; each validates from the bucket with a restore test', dataLost: lost, leftovers: left });
+    recordFault({
+      fault: 'two backups storing and uploading the same blobs at once (two workers)',
+      outcome: 'both sessions complete; each validates from the bucket with a restore test',
+      dataLost: lost,
+      leftovers: left,
+    });
   });
 });

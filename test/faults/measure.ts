@@ -22,7 +22,9 @@ export interface TenantData {
 export async function tenantData(config: DrConfig, tenant: string): Promise<TenantData> {
   const tables: Record<string, string> = {};
   await withClient(config.postgres, tenant, async (c) => {
-    const { rows } = await c.query<{ t: string }>("SELECT quote_ident(table_name) AS t FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY 1");
+    const { rows } = await c.query<{ t: string }>(
+      "SELECT quote_ident(table_name) AS t FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY 1",
+    );
     for (const { t } of rows) {
       const r = await c.query<{ h: string | null }>(`SELECT md5(string_agg(x::text, '|' ORDER BY x::text)) AS h FROM ${t} x`);
       tables[t] = r.rows[0]?.h ?? 'empty';
@@ -62,25 +64,35 @@ function walk(dir: string, keep: (file: string) => boolean, out: string[] = []):
  */
 export async function leftovers(config: DrConfig, tenant: string, opts: { killedPids?: number[] } = {}): Promise<string[]> {
   const found: string[] = [];
-  const dbs = (await adminQuery("SELECT datname FROM pg_database WHERE datname LIKE $1 AND (datname LIKE '%\\_dr\\_shadow\\_%' OR datname LIKE '%\\_dr\\_test\\_%')", [`${tenant}%`])) as Array<{ datname: string }>;
+  const dbs = (await adminQuery(
+    "SELECT datname FROM pg_database WHERE datname LIKE $1 AND (datname LIKE '%\\_dr\\_shadow\\_%' OR datname LIKE '%\\_dr\\_test\\_%')",
+    [`${tenant}%`],
+  )) as Array<{ datname: string }>;
   found.push(...dbs.map((d) => `database ${d.datname}`));
   // A restore role in use by a live process (another run's restore) is not a leftover; one of a dead
   // process, or one that cannot be traced to a process, is.
-  const roles = (await adminQuery("SELECT rolname, shobj_description(oid, 'pg_authid') AS c FROM pg_roles WHERE rolname LIKE 'odoo\\_dr\\_restore\\_%'")) as Array<{ rolname: string; c: string | null }>;
+  const roles = (await adminQuery(
+    "SELECT rolname, shobj_description(oid, 'pg_authid') AS c FROM pg_roles WHERE rolname LIKE 'odoo\\_dr\\_restore\\_%'",
+  )) as Array<{ rolname: string; c: string | null }>;
   // With `killedPids`, only the roles of the processes this case killed (another run's may die meanwhile).
   const ours = (owner: string) => deadOwnerHere(owner) && (!opts.killedPids || opts.killedPids.some((pid) => owner.endsWith(`.${pid}`)));
   found.push(...roles.filter((r) => !r.c?.startsWith('odoo-dr-restore:') || ours(r.c.slice('odoo-dr-restore:'.length))).map((r) => `role ${r.rolname}`));
   if (existsSync(config.odoo.filestoreRoot)) {
-    for (const d of readdirSync(config.odoo.filestoreRoot)) if (d.startsWith(`.${tenant}.dr-shadow-`) || d.startsWith(`.${tenant}.recovered-`)) found.push(`folder ${d}`);
+    for (const d of readdirSync(config.odoo.filestoreRoot))
+      if (d.startsWith(`.${tenant}.dr-shadow-`) || d.startsWith(`.${tenant}.recovered-`)) found.push(`folder ${d}`);
   }
   found.push(...walk(path.join(config.backupDir, 'scratch'), () => true).map((f) => `scratch file ${path.relative(config.backupDir, f)}`));
   found.push(...walk(config.backupDir, (f) => f.endsWith('.partial')).map((f) => `partial file ${path.relative(config.backupDir, f)}`));
-  for (const tmp of ['packs', 'blobs']) found.push(...walk(path.join(config.backupDir, tmp, '.tmp'), () => true).map((f) => `${tmp.slice(0, -1)} temp file ${path.basename(f)} (${statSync(f).size} bytes)`));
+  for (const tmp of ['packs', 'blobs'])
+    found.push(
+      ...walk(path.join(config.backupDir, tmp, '.tmp'), () => true).map((f) => `${tmp.slice(0, -1)} temp file ${path.basename(f)} (${statSync(f).size} bytes)`),
+    );
   if (config.cloud) {
     const client = createS3Client(config.cloud);
-    const page = await client.send(new ListMultipartUploadsCommand({ Bucket: config.cloud.bucket, Prefix: config.cloud.prefix ? `${config.cloud.prefix}/` : undefined }));
+    const page = await client.send(
+      new ListMultipartUploadsCommand({ Bucket: config.cloud.bucket, Prefix: config.cloud.prefix ? `${config.cloud.prefix}/` : undefined }),
+    );
     found.push(...(page.Uploads ?? []).filter((u) => u.Key?.includes(`/${tenant}/`)).map((u) => `multipart upload ${u.Key}`));
   }
   return found;
 }
-

@@ -39,7 +39,9 @@ async function fingerprint(config: DrConfig, tenant: string): Promise<string[]> 
       "SELECT quote_ident(table_name) AS t FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY 1",
     );
     for (const { t } of tables.rows) {
-      const { rows } = await c.query<{ n: string; h: string | null }>(`SELECT count(*) AS n, md5(string_agg(x::text, '|' ORDER BY x::text)) AS h FROM public.${t} x`);
+      const { rows } = await c.query<{ n: string; h: string | null }>(
+        `SELECT count(*) AS n, md5(string_agg(x::text, '|' ORDER BY x::text)) AS h FROM public.${t} x`,
+      );
       lines.push(`table ${t}:${rows[0]!.n}:${rows[0]!.h}`);
     }
   });
@@ -171,10 +173,13 @@ describe('S3 faults: odoo-dr behind a fault-injecting proxy, and versitygw stopp
       if (f.endsWith('.partial')) out.push(f);
     }
     for (const u of await multipartUploads(caseStarted)) out.push(`multipart upload ${u.key} (${u.uploadId})`);
-    const dbs = (await adminQuery("SELECT datname FROM pg_database WHERE datname LIKE $1 ESCAPE '!'", [`${tenant.replace(/[!_%]/g, '!$&')}!_dr!_%`])) as Array<{ datname: string }>;
+    const dbs = (await adminQuery("SELECT datname FROM pg_database WHERE datname LIKE $1 ESCAPE '!'", [`${tenant.replace(/[!_%]/g, '!$&')}!_dr!_%`])) as Array<{
+      datname: string;
+    }>;
     for (const d of dbs) out.push(`database ${d.datname}`);
     const filestoreRoot = config.odoo.filestoreRoot;
-    for (const e of existsSync(filestoreRoot) ? readdirSync(filestoreRoot) : []) if (e.includes('.dr-shadow-') || e.endsWith('.partial')) out.push(`folder ${e}`);
+    for (const e of existsSync(filestoreRoot) ? readdirSync(filestoreRoot) : [])
+      if (e.includes('.dr-shadow-') || e.endsWith('.partial')) out.push(`folder ${e}`);
     if (worker?.child.pid) {
       const roles = (await adminQuery(
         "SELECT rolname FROM pg_roles WHERE rolname LIKE 'odoo!_dr!_restore!_%' ESCAPE '!' AND shobj_description(oid, 'pg_authid') LIKE $1",
@@ -206,7 +211,9 @@ describe('S3 faults: odoo-dr behind a fault-injecting proxy, and versitygw stopp
     const run = opts.run ?? runCli(args, opts.env ?? env);
     const w = opts.worker ?? worker;
     let timer: NodeJS.Timeout | undefined;
-    const limit = new Promise<string>((resolve) => (timer = setTimeout(() => resolve(`still running after ${(opts.limitMs ?? 240_000) / 1000} s`), opts.limitMs ?? 240_000)));
+    const limit = new Promise<string>(
+      (resolve) => (timer = setTimeout(() => resolve(`still running after ${(opts.limitMs ?? 240_000) / 1000} s`), opts.limitMs ?? 240_000)),
+    );
     const died = w ? w.result.then((x) => `the worker exited (${x.code ?? x.signal})`) : new Promise<string>(() => undefined);
     const first = await Promise.race([run.result, limit, died]);
     clearTimeout(timer);
@@ -297,8 +304,9 @@ describe('S3 faults: odoo-dr behind a fault-injecting proxy, and versitygw stopp
     recordFault({
       fault:
         `S3: ${random.errors} uploads (PUT/POST) answered 503 SlowDown and ${random.resets} reset after the server stored them (20 % of ${random.requests} requests); ` +
-        'then the answers to the dump\'s CreateMultipartUpload and CompleteMultipartUpload lost',
-      outcome: 'SDK retries; the upload created by the lost answer is aborted; both sessions complete, bucket copies equal the local sessions, validate -c passes',
+        "then the answers to the dump's CreateMultipartUpload and CompleteMultipartUpload lost",
+      outcome:
+        'SDK retries; the upload created by the lost answer is aborted; both sessions complete, bucket copies equal the local sessions, validate -c passes',
       dataLost: differs.length,
       leftovers: left,
     });
@@ -360,7 +368,9 @@ describe('S3 faults: odoo-dr behind a fault-injecting proxy, and versitygw stopp
     const history = await (await devServer()).client.workflow.getHandle(id).fetchHistory();
     const scheduled = (history.events ?? []).find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'prepareRecoveryShadow');
     const attempts = (history.events ?? [])
-      .filter((e) => e.activityTaskStartedEventAttributes && e.activityTaskStartedEventAttributes.scheduledEventId?.toString() === scheduled?.eventId?.toString())
+      .filter(
+        (e) => e.activityTaskStartedEventAttributes && e.activityTaskStartedEventAttributes.scheduledEventId?.toString() === scheduled?.eventId?.toString(),
+      )
       .map((e) => e.activityTaskStartedEventAttributes!.attempt);
     assert.deepEqual(attempts, [1], 'prepareRecoveryShadow succeeded at its first attempt');
     const after = await fingerprint(config, tenant);
@@ -386,12 +396,18 @@ describe('S3 faults: odoo-dr behind a fault-injecting proxy, and versitygw stopp
     const flakyStats = { ...proxy.stats };
     const report = json<ValidationReport>(flaky.out);
     assert.ok(flakyStats.truncations + flakyStats.resets > 0, 'faults were injected');
-    assert.deepEqual(report.checks.filter((c) => c.status === 'fail'), [], 'no check fails because a download was cut short');
+    assert.deepEqual(
+      report.checks.filter((c) => c.status === 'fail'),
+      [],
+      'no check fails because a download was cut short',
+    );
     assert.equal(report.status, 'pass');
     assert.equal(flaky.code, 0);
 
     // Wrong bytes, every time: the dump and one pack come back with a byte changed.
-    const indexLines = readFileSync(path.join(backupDir, 'sessions', name, 'tenants', tenant, 'filestore.jsonl'), 'utf8').split('\n').filter(Boolean);
+    const indexLines = readFileSync(path.join(backupDir, 'sessions', name, 'tenants', tenant, 'filestore.jsonl'), 'utf8')
+      .split('\n')
+      .filter(Boolean);
     const blob = `${(JSON.parse(indexLines.find((l) => l.includes('"bytes"'))!) as { pack: string }).pack}.tar.zst.age`;
     proxy.resetStats();
     proxy.setFaults({ methods: ['GET'], corruptRate: 1, path: new RegExp(`database\\.dump\\.zst\\.age|${path.basename(blob).replace(/\./g, '\\.')}`) });
@@ -402,7 +418,8 @@ describe('S3 faults: odoo-dr behind a fault-injecting proxy, and versitygw stopp
     assert.equal(bad.code, 1, bad.out);
     assert.equal(badReport.status, 'fail');
     const failed = badReport.checks.filter((c) => c.status === 'fail').map((c) => c.name);
-    for (const n of ['artifact-cloud', 'dump-integrity', 'filestore-blobs']) assert.ok(failed.includes(n), `${n} fails on wrong bytes (failed: ${failed.join(', ')})`);
+    for (const n of ['artifact-cloud', 'dump-integrity', 'filestore-blobs'])
+      assert.ok(failed.includes(n), `${n} fails on wrong bytes (failed: ${failed.join(', ')})`);
     const differs = await bucketDiffers(name);
     const left = await leftovers();
     assert.deepEqual(left, []);
@@ -414,7 +431,7 @@ describe('S3 faults: odoo-dr behind a fault-injecting proxy, and versitygw stopp
     });
   });
 
-  it('c: versitygw stopped for 20 s in the middle of a backup\'s uploads: the backup completes after it is back, or ends failed with nothing marked complete', async () => {
+  it("c: versitygw stopped for 20 s in the middle of a backup's uploads: the backup completes after it is back, or ends failed with nothing marked complete", async () => {
     // New files, so that blobs are uploaded too (the others are in the bucket already).
     const fsDir = path.join(dataDir, 'filestore', tenant);
     const added: string[] = [];
@@ -467,8 +484,10 @@ describe('S3 faults: odoo-dr behind a fault-injecting proxy, and versitygw stopp
       const result = json<BackupResult>(r.out);
       // How the tenant's backup got through: the attempt of its activity that ended it.
       const { attempt } = await tenantActivityAttempt((await devServer()).client, result.workflowId, result.session, tenant);
-      const when = `S3 stopped with ${inFlight.newBlobs ? 'the pack of the 40 new files' : 'no new pack'} in the bucket${inFlight.multipart ? ' and the dump\'s multipart upload under way' : ''}`;
-      const sessions = json<{ sessions: Array<{ session: string; status: string }> }>((await cli(['--json', 'sessions', 'list', '--cloud'], { env: outageEnv, worker: slow })).out).sessions;
+      const when = `S3 stopped with ${inFlight.newBlobs ? 'the pack of the 40 new files' : 'no new pack'} in the bucket${inFlight.multipart ? " and the dump's multipart upload under way" : ''}`;
+      const sessions = json<{ sessions: Array<{ session: string; status: string }> }>(
+        (await cli(['--json', 'sessions', 'list', '--cloud'], { env: outageEnv, worker: slow })).out,
+      ).sessions;
       const listed = sessions.find((x) => x.session === result.session);
       if (result.status === 'complete') {
         assert.equal(r.code, 0, r.out);
@@ -492,6 +511,6 @@ describe('S3 faults: odoo-dr behind a fault-injecting proxy, and versitygw stopp
     }
     const left = await leftovers();
     assert.deepEqual(left, []);
-    recordFault({ fault: 'S3 server (versitygw) stopped for 20 s in the middle of a backup\'s uploads (512 KiB/s)', outcome, dataLost, leftovers: left });
+    recordFault({ fault: "S3 server (versitygw) stopped for 20 s in the middle of a backup's uploads (512 KiB/s)", outcome, dataLost, leftovers: left });
   });
 });

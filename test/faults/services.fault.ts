@@ -107,7 +107,17 @@ async function dataLost(config: DrConfig, session: string, tenant: string, check
         'bash',
         ['-o', 'pipefail', '-c', 'age -d -i "$KEY" "$DUMP" | zstd -dc | "$PG_RESTORE" --no-owner --no-privileges --exit-on-error -d "$CHECK_DB"'],
         {
-          env: { ...process.env, KEY: key, DUMP: dump, PG_RESTORE: tools.pgRestore, CHECK_DB: checkDb, PGHOST: host, PGPORT: String(port), PGUSER: user, ...(password ? { PGPASSWORD: password } : {}) },
+          env: {
+            ...process.env,
+            KEY: key,
+            DUMP: dump,
+            PG_RESTORE: tools.pgRestore,
+            CHECK_DB: checkDb,
+            PGHOST: host,
+            PGPORT: String(port),
+            PGUSER: user,
+            ...(password ? { PGPASSWORD: password } : {}),
+          },
           stdio: ['ignore', 'ignore', 'pipe'],
         },
       );
@@ -125,7 +135,9 @@ async function dataLost(config: DrConfig, session: string, tenant: string, check
   // (`age -d | zstd -d | tar -x`, break-glass), holding it.
   const index = new Map<string, string>();
   const packs = new Set<string>();
-  for (const line of readFileSync(localPath(config.backupDir, rel.filestoreIndex(session, tenant)), 'utf8').split('\n').filter(Boolean)) {
+  for (const line of readFileSync(localPath(config.backupDir, rel.filestoreIndex(session, tenant)), 'utf8')
+    .split('\n')
+    .filter(Boolean)) {
     const e = JSON.parse(line) as { path?: string; sha1: string; pack?: string };
     if (e.path) index.set(e.path, e.sha1);
     if (e.pack) packs.add(e.pack);
@@ -133,7 +145,16 @@ async function dataLost(config: DrConfig, session: string, tenant: string, check
   const unpacked = mkdtempSync(path.join(tmpdir(), 'odoo-dr-unpacked-'));
   try {
     for (const pack of packs) {
-      await run('bash', ['-o', 'pipefail', '-c', 'age -d -i "$1" "$2" | zstd -d -q -c | tar -x -C "$3"', 'bg', key, localPath(config.backupDir, rel.pack(pack)), unpacked]);
+      await run('bash', [
+        '-o',
+        'pipefail',
+        '-c',
+        'age -d -i "$1" "$2" | zstd -d -q -c | tar -x -C "$3"',
+        'bg',
+        key,
+        localPath(config.backupDir, rel.pack(pack)),
+        unpacked,
+      ]);
     }
     for (const entry of filestoreFiles(path.join(config.odoo.filestoreRoot, tenant))) {
       const [file, sha1] = entry.split(':') as [string, string];
@@ -157,7 +178,7 @@ interface Baseline {
 
 async function scratchDatabases(): Promise<string[]> {
   const rows = (await adminQuery(
-    'SELECT d.datname FROM pg_database d JOIN pg_shdescription s ON s.objoid = d.oid AND s.classoid = \'pg_database\'::regclass WHERE s.description LIKE $1',
+    "SELECT d.datname FROM pg_database d JOIN pg_shdescription s ON s.objoid = d.oid AND s.classoid = 'pg_database'::regclass WHERE s.description LIKE $1",
     [`${SCRATCH_MARKER_PREFIX}%`],
   )) as Array<{ datname: string }>;
   return rows.map((r) => r.datname);
@@ -192,7 +213,10 @@ async function leftovers(config: DrConfig, before: Baseline, sessions: string[])
   // (Another fault case may have the S3 service down for a few seconds.)
   const uploads = await waitFor(
     'the bucket to list multipart uploads',
-    () => createS3Client(cloud).send(new ListMultipartUploadsCommand({ Bucket: cloud.bucket, Prefix: `${cloud.prefix}/` })).catch(() => undefined),
+    () =>
+      createS3Client(cloud)
+        .send(new ListMultipartUploadsCommand({ Bucket: cloud.bucket, Prefix: `${cloud.prefix}/` }))
+        .catch(() => undefined),
     60_000,
     1000,
   );
@@ -329,7 +353,15 @@ describe('faults: Temporal, PostgreSQL and the backup disk fail during a backup 
       const cli = runCli(['backup', '--tenant', big, '--no-cloud', '--wait'], env);
       const session = (await workflowIdOf(cli, 'backup/')).slice('backup/'.length);
       const dumpingNow = () => partialOf(localPath(config.backupDir, rel.database(session, big)));
-      await waitFor('the dump to be written', () => { const f = dumpingNow(); return f && statSync(f).size > 0 ? true : undefined; }, 120_000, 20);
+      await waitFor(
+        'the dump to be written',
+        () => {
+          const f = dumpingNow();
+          return f && statSync(f).size > 0 ? true : undefined;
+        },
+        120_000,
+        20,
+      );
       const stoppedAt = Date.now();
       try {
         pgUp = false;

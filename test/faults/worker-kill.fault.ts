@@ -129,7 +129,12 @@ describe('faults: worker SIGKILL at each phase', function () {
       const left = await leftovers(config, tenant, { killedPids: killed });
       assert.equal(lost, 0);
       assert.deepEqual(left, []);
-      recordFault({ fault: `worker SIGKILL during a backup's ${phase} phase`, outcome: 'next worker redid the tenant; session complete; restores equal from the bucket', dataLost: lost, leftovers: left });
+      recordFault({
+        fault: `worker SIGKILL during a backup's ${phase} phase`,
+        outcome: 'next worker redid the tenant; session complete; restores equal from the bucket',
+        dataLost: lost,
+        leftovers: left,
+      });
     });
   }
 
@@ -145,7 +150,12 @@ describe('faults: worker SIGKILL at each phase', function () {
     const lost = dataLost(original, await tenantData(config, tenant));
     assert.equal(lost, 0);
     assert.deepEqual(left, []);
-    recordFault({ fault: 'worker SIGKILL during a restore test (validation)', outcome: 'new worker swept the dead one’s copy and plaintext, validation passed', dataLost: lost, leftovers: left });
+    recordFault({
+      fault: 'worker SIGKILL during a restore test (validation)',
+      outcome: 'new worker swept the dead one’s copy and plaintext, validation passed',
+      dataLost: lost,
+      leftovers: left,
+    });
   });
 
   for (const phase of ['shadow restore', 'Odoo stop'] as const) {
@@ -159,7 +169,8 @@ describe('faults: worker SIGKILL at each phase', function () {
       rmSync(stopping, { force: true });
       await waitFor(`the ${phase}`, run, async () =>
         phase === 'shadow restore'
-          ? (await pendingActivity(client, id, 'prepareRecoveryShadow')) !== undefined && (await restoreUnderWay(`${tenant}\\_dr\\_shadow\\_%`, 'account_move_line'))
+          ? (await pendingActivity(client, id, 'prepareRecoveryShadow')) !== undefined &&
+            (await restoreUnderWay(`${tenant}\\_dr\\_shadow\\_%`, 'account_move_line'))
           : existsSync(stopping),
       );
       await restartWorker();
@@ -170,7 +181,12 @@ describe('faults: worker SIGKILL at each phase', function () {
       const left = await leftovers(config, tenant, { killedPids: killed });
       assert.equal(lost, 0);
       assert.deepEqual(left, []);
-      recordFault({ fault: `worker SIGKILL during a recovery's ${phase}`, outcome: 'new worker resumed; tenant recovered, equal to the backup', dataLost: lost, leftovers: left });
+      recordFault({
+        fault: `worker SIGKILL during a recovery's ${phase}`,
+        outcome: 'new worker resumed; tenant recovered, equal to the backup',
+        dataLost: lost,
+        leftovers: left,
+      });
     });
   }
 });

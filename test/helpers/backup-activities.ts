@@ -93,12 +93,20 @@ export async function pendingTenantActivityOf(client: Client, backupWorkflowId: 
  * carries that failure). A tenant of a batch: the batch's attempt, or the attempt of its own
  * activity when it was retried alone.
  */
-export async function tenantActivityAttempt(client: Client, backupWorkflowId: string, session: string, tenant: string): Promise<{ attempt: number; lastFailure?: string }> {
+export async function tenantActivityAttempt(
+  client: Client,
+  backupWorkflowId: string,
+  session: string,
+  tenant: string,
+): Promise<{ attempt: number; lastFailure?: string }> {
   let started: ReturnType<typeof startedOfTenant> = [];
   for (const h of await withBatches(client, backupWorkflowId)) started.push(...startedOfTenant(await h.fetchHistory(), tenant));
   if (started.length === 0) {
     // A session of the code before: the tenant's child workflow.
-    const child = await client.workflow.getHandle(`backup/${session}/${tenant}`).fetchHistory().catch(() => undefined);
+    const child = await client.workflow
+      .getHandle(`backup/${session}/${tenant}`)
+      .fetchHistory()
+      .catch(() => undefined);
     started = child ? (child.events ?? []).map((e) => e.activityTaskStartedEventAttributes).filter((a) => a !== undefined && a !== null) : [];
   }
   const last = started[started.length - 1];

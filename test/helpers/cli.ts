@@ -21,9 +21,7 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, opts: { conf
   let out = '';
   child.stdout.on('data', (d: Buffer) => ((stdout += d.toString()), (out += d.toString())));
   child.stderr.on('data', (d: Buffer) => ((stderr += d.toString()), (out += d.toString())));
-  const result = new Promise<Awaited<CliRun['result']>>((resolve) =>
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr, out })),
-  );
+  const result = new Promise<Awaited<CliRun['result']>>((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr, out })));
   return { child, out: () => out, result };
 }
 

@@ -22,7 +22,13 @@ export function filestoreFiles(dir: string): string[] {
       ? readdirSync(d, { withFileTypes: true })
           .filter((e) => !(prefix === '' && e.name === 'checklist'))
           .flatMap((e) =>
-            e.isDirectory() ? walk(path.join(d, e.name), `${prefix}${e.name}/`) : [`${prefix}${e.name}:${createHash('sha1').update(readFileSync(path.join(d, e.name))).digest('hex')}`],
+            e.isDirectory()
+              ? walk(path.join(d, e.name), `${prefix}${e.name}/`)
+              : [
+                  `${prefix}${e.name}:${createHash('sha1')
+                    .update(readFileSync(path.join(d, e.name)))
+                    .digest('hex')}`,
+                ],
           )
       : [];
   return walk(dir).sort();

@@ -54,11 +54,16 @@ export const STACK_PORTS: ReadonlySet<number> = new Set(
 
 /** The Temporal flags of scripts/stack.sh (temporal_up), so workflows behave as on the stack. */
 const TEMPORAL_SERVER_FLAGS = [
-  '--search-attribute', 'OdooDrTenants=KeywordList',
-  '--search-attribute', 'OdooDrSession=Keyword',
-  '--dynamic-config-value', 'frontend.enableUpdateWorkflowExecution=true',
-  '--dynamic-config-value', 'frontend.enableUpdateWorkflowExecutionAsyncAccepted=true',
-  '--dynamic-config-value', 'system.enableActivityEagerExecution=true',
+  '--search-attribute',
+  'OdooDrTenants=KeywordList',
+  '--search-attribute',
+  'OdooDrSession=Keyword',
+  '--dynamic-config-value',
+  'frontend.enableUpdateWorkflowExecution=true',
+  '--dynamic-config-value',
+  'frontend.enableUpdateWorkflowExecutionAsyncAccepted=true',
+  '--dynamic-config-value',
+  'system.enableActivityEagerExecution=true',
 ];
 
 const IS_ROOT = process.getuid?.() === 0;
@@ -149,8 +154,19 @@ export async function startFreshPostgres(opts: { port?: number } = {}): Promise<
     if (IS_ROOT) chownToPostgres(passwordFile);
     await runAsPg(
       path.join(PG_BIN, 'initdb'),
-      ['-D', dataDir, '-U', 'postgres', `--pwfile=${passwordFile}`, '--auth-local=peer', '--auth-host=scram-sha-256',
-        '-E', 'UTF8', '--locale=C.UTF-8', '--no-sync'],
+      [
+        '-D',
+        dataDir,
+        '-U',
+        'postgres',
+        `--pwfile=${passwordFile}`,
+        '--auth-local=peer',
+        '--auth-host=scram-sha-256',
+        '-E',
+        'UTF8',
+        '--locale=C.UTF-8',
+        '--no-sync',
+      ],
       dir,
     );
     // A throwaway cluster: durability settings off, for speed (restores write a lot).
@@ -262,9 +278,7 @@ export async function startFreshSite(): Promise<FreshSite> {
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
-      const results = await Promise.allSettled(
-        [pg, temporal].map((r) => (r.status === 'fulfilled' ? r.value.stop() : Promise.resolve())),
-      );
+      const results = await Promise.allSettled([pg, temporal].map((r) => (r.status === 'fulfilled' ? r.value.stop() : Promise.resolve())));
       rootGuard.release();
       await rm(root, { recursive: true, force: true });
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -329,9 +343,23 @@ async function startTemporalOnce(headless: boolean): Promise<FreshTemporal> {
   // Every port the server would otherwise pick at random is chosen here, away from the stack's.
   const uiFlags = headless ? ['--headless'] : ['--ui-port', String(await freePort())];
   const args = [
-    'server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), ...uiFlags,
-    '--http-port', String(await freePort()), '--metrics-port', String(await freePort()),
-    '--db-filename', path.join(dir, 'temporal.db'), '--namespace', 'default', '--log-level', 'error',
+    'server',
+    'start-dev',
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    ...uiFlags,
+    '--http-port',
+    String(await freePort()),
+    '--metrics-port',
+    String(await freePort()),
+    '--db-filename',
+    path.join(dir, 'temporal.db'),
+    '--namespace',
+    'default',
+    '--log-level',
+    'error',
     ...TEMPORAL_SERVER_FLAGS,
   ];
   const address = `127.0.0.1:${port}`;
@@ -360,8 +388,7 @@ async function startTemporalOnce(headless: boolean): Promise<FreshTemporal> {
       rmSync(dir, { recursive: true, force: true });
     },
     dir,
-    watchdog:
-      pid === undefined ? [':'] : ['kill -TERM -- "-$3" 2>/dev/null; sleep 2; kill -KILL -- "-$3" 2>/dev/null', String(pid)],
+    watchdog: pid === undefined ? [':'] : ['kill -TERM -- "-$3" 2>/dev/null; sleep 2; kill -KILL -- "-$3" 2>/dev/null', String(pid)],
   });
 
   let stopping: Promise<void> | undefined;
@@ -400,11 +427,8 @@ async function startTemporalOnce(headless: boolean): Promise<FreshTemporal> {
 
 function namespaceServed(address: string): Promise<boolean> {
   return new Promise((resolve) => {
-    execFile(
-      TEMPORAL_BIN,
-      ['operator', 'namespace', 'describe', '--address', address, '-n', 'default'],
-      { env: temporalCliEnv(), timeout: 10_000 },
-      (err) => resolve(!err),
+    execFile(TEMPORAL_BIN, ['operator', 'namespace', 'describe', '--address', address, '-n', 'default'], { env: temporalCliEnv(), timeout: 10_000 }, (err) =>
+      resolve(!err),
     );
   });
 }

@@ -12,10 +12,7 @@ export async function adminQuery(sql: string, params: unknown[] = []): Promise<u
   });
 }
 
-export async function createDatabase(
-  name: string,
-  opts: { owner?: string; template?: boolean; allowConnections?: boolean } = {},
-): Promise<void> {
+export async function createDatabase(name: string, opts: { owner?: string; template?: boolean; allowConnections?: boolean } = {}): Promise<void> {
   await dropDatabase(name);
   await adminQuery(`CREATE DATABASE ${quoteIdent(name)} OWNER ${quoteIdent(opts.owner ?? 'odoo')} TEMPLATE template0`);
   if (opts.template) await adminQuery(`ALTER DATABASE ${quoteIdent(name)} IS_TEMPLATE true`);

@@ -14,8 +14,7 @@ import { temporalSettings } from '../../temporal/connection';
 import { WORKFLOWS_PATH } from '../../temporal/worker';
 import { stackConfig, uniqueSuffix } from './config';
 
-export const TEST_SERVER_PATH =
-  process.env.TEMPORAL_TEST_SERVER_PATH ?? path.join(homedir(), '.cache/odoo-dr/bin/temporal-test-server');
+export const TEST_SERVER_PATH = process.env.TEMPORAL_TEST_SERVER_PATH ?? path.join(homedir(), '.cache/odoo-dr/bin/temporal-test-server');
 
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
 let devEnv: Promise<TestWorkflowEnvironment> | undefined;
@@ -106,5 +105,12 @@ async function terminateLeftovers(env: TestWorkflowEnvironment, taskQueue: strin
   } else {
     for await (const w of env.client.workflow.list({ query: `TaskQueue = "${taskQueue}" AND ExecutionStatus = "Running"` })) open.push(w.workflowId);
   }
-  await Promise.all(open.map((id) => env.client.workflow.getHandle(id).terminate('left running by a test').catch(() => undefined)));
+  await Promise.all(
+    open.map((id) =>
+      env.client.workflow
+        .getHandle(id)
+        .terminate('left running by a test')
+        .catch(() => undefined),
+    ),
+  );
 }

@@ -26,8 +26,41 @@ import { adminQuery, dropDatabase, adminConnection } from '../helpers/pg';
 
 const SCRIPT = path.join(REPO_ROOT, 'scripts/break-glass-restore.sh');
 /** What the script may use besides bash: the issue's tools, jq, ssh-keygen, and POSIX base utilities. */
-const ALLOWED = ['age', 'zstd', 'tar', 'jq', 'ssh-keygen', 'curl', 'sha256sum', 'sha1sum', 'stat', 'awk', 'grep', 'sort', 'find', 'mkfifo', 'tee',
-  'mktemp', 'cut', 'tr', 'head', 'tail', 'wc', 'cat', 'cp', 'mv', 'ln', 'rm', 'rmdir', 'mkdir', 'ls', 'date', 'dirname', 'id', 'chmod'];
+const ALLOWED = [
+  'age',
+  'zstd',
+  'tar',
+  'jq',
+  'ssh-keygen',
+  'curl',
+  'sha256sum',
+  'sha1sum',
+  'stat',
+  'awk',
+  'grep',
+  'sort',
+  'find',
+  'mkfifo',
+  'tee',
+  'mktemp',
+  'cut',
+  'tr',
+  'head',
+  'tail',
+  'wc',
+  'cat',
+  'cp',
+  'mv',
+  'ln',
+  'rm',
+  'rmdir',
+  'mkdir',
+  'ls',
+  'date',
+  'dirname',
+  'id',
+  'chmod',
+];
 
 function which(tool: string): string | undefined {
   const r = spawnSync('/bin/bash', ['-c', `command -v ${tool}`], { encoding: 'utf8' });
@@ -44,7 +77,9 @@ function which(tool: string): string | undefined {
 async function tableHashes(db: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
   await withClient(stackConfig().postgres, db, async (c) => {
-    const { rows } = await c.query<{ t: string }>("SELECT quote_ident(table_name) AS t FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY 1");
+    const { rows } = await c.query<{ t: string }>(
+      "SELECT quote_ident(table_name) AS t FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY 1",
+    );
     for (const { t } of rows) {
       const r = await c.query<{ h: string | null }>(`SELECT md5(string_agg(x::text, '|' ORDER BY x::text)) AS h FROM ${t} x`);
       out[t] = r.rows[0]?.h ?? 'empty';
@@ -157,7 +192,10 @@ describe('break-glass restore script (bash and standard tools only, real session
 
   it('runs without node: its PATH holds only the allowed tools', () => {
     assert.throws(() => execFileSync('/bin/bash', ['-c', 'command -v node'], { env: { PATH: tools } }));
-    assert.deepEqual(readdirSync(tools).filter((n) => /node|npm|npx|temporal|odoo-dr/.test(n)), []);
+    assert.deepEqual(
+      readdirSync(tools).filter((n) => /node|npm|npx|temporal|odoo-dr/.test(n)),
+      [],
+    );
   });
 
   const restores: Array<{ from: string; tenant: () => string; via?: 'curl' | 'aws' }> = [
@@ -180,7 +218,11 @@ describe('break-glass restore script (bash and standard tools only, real session
       assert.deepEqual(filestoreFiles(fsDir), source[tenant]!.files);
       const [row] = (await adminQuery('SELECT pg_get_userbyid(datdba) AS owner FROM pg_database WHERE datname = $1', [db])) as Array<{ owner: string }>;
       assert.equal(row!.owner, config.odoo.dbUser);
-      assert.deepEqual(readdirSync(work).filter((n) => n.startsWith('odoo-dr-break-glass.')), [], 'no plaintext left in the work folder');
+      assert.deepEqual(
+        readdirSync(work).filter((n) => n.startsWith('odoo-dr-break-glass.')),
+        [],
+        'no plaintext left in the work folder',
+      );
     });
   }
 
@@ -203,7 +245,19 @@ describe('break-glass restore script (bash and standard tools only, real session
     const [lost] = source[gen]!.files;
     const lostPath = lost!.slice(0, lost!.lastIndexOf(':'));
     unlinkSync(path.join(fsDir, lostPath));
-    const r = breakGlass(['--session', bucketSession(), '--endpoint', config.cloud!.endpoint!, '--s3-client', 'curl', ...common(gen), '--filestore-dir', fsDir, '--file', lostPath]);
+    const r = breakGlass([
+      '--session',
+      bucketSession(),
+      '--endpoint',
+      config.cloud!.endpoint!,
+      '--s3-client',
+      'curl',
+      ...common(gen),
+      '--filestore-dir',
+      fsDir,
+      '--file',
+      lostPath,
+    ]);
     assert.equal(r.code, 0, r.out);
     assert.match(r.stdout, new RegExp(`restored ${fsDir}/${lostPath}`));
     assert.deepEqual(filestoreFiles(fsDir), source[gen]!.files);
@@ -240,7 +294,13 @@ describe('break-glass restore script (bash and standard tools only, real session
       const want = manifest.tenants[gen]!.database!.bytes;
       // Random bytes stay incompressible: the encrypted size follows the plaintext's one for one.
       const forge = (n: number) =>
-        execFileSync('/bin/bash', ['-c', 'head -c "$1" /dev/urandom | zstd -q -1 -c | age -r "$2"', 'forge', String(Math.max(0, n)), config.encryption.recipients[0]!]);
+        execFileSync('/bin/bash', [
+          '-c',
+          'head -c "$1" /dev/urandom | zstd -q -1 -c | age -r "$2"',
+          'forge',
+          String(Math.max(0, n)),
+          config.encryption.recipients[0]!,
+        ]);
       let n = want - 400;
       let forged = forge(n);
       for (let i = 0; i < 6 && forged.length !== want; i++) forged = forge((n += want - forged.length));
@@ -272,7 +332,11 @@ describe('break-glass restore script (bash and standard tools only, real session
       Object.assign(body.tenants[gen]!.filestore!.index, { bytes: Buffer.byteLength(text), sha256: createHash('sha256').update(text).digest('hex') });
       writeFileSync(localPath(copyRoot, rel.manifest(session)), JSON.stringify(sealManifest(body), null, 2));
     };
-    const indexLines = () => readFileSync(localPath(copyRoot, rel.filestoreIndex(session, gen)), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const indexLines = () =>
+      readFileSync(localPath(copyRoot, rel.filestoreIndex(session, gen)), 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
 
     it('an index entry escaping the filestore folder (resealed manifest, no signer)', async () => {
       const lines = indexLines();
@@ -311,8 +375,13 @@ describe('break-glass restore script (bash and standard tools only, real session
       assert.match(r.stderr, new RegExp(`pg_restore into "${existing}" failed: .*role "${role}" does not exist`));
       assert.match(r.stderr, new RegExp(`database "${existing}" is back under its name`));
       assert.deepEqual(await tableHashes(existing), before);
-      const left = (await adminQuery("SELECT datname FROM pg_database WHERE datname LIKE '%pre_breakglass%' AND datname LIKE $1", [`%${s}%`])) as Array<{ datname: string }>;
-      assert.deepEqual(left.map((d) => d.datname).filter((n) => !targets.includes(n)), []);
+      const left = (await adminQuery("SELECT datname FROM pg_database WHERE datname LIKE '%pre_breakglass%' AND datname LIKE $1", [`%${s}%`])) as Array<{
+        datname: string;
+      }>;
+      assert.deepEqual(
+        left.map((d) => d.datname).filter((n) => !targets.includes(n)),
+        [],
+      );
     });
 
     it('a session made before packs (one age blob per file) restores equal, without any pack', () => {

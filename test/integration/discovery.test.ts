@@ -69,7 +69,10 @@ describe('tenant discovery (real PostgreSQL)', () => {
   it('an explicit request replaces DR_TENANTS; exclusions still apply', async () => {
     const config = stackConfig({ DR_TENANTS: tenants[0]!, DR_EXCLUDE_TENANTS: tenants[2]! });
     const result = await discoverTenants(config, { include: [tenants[1]!, tenants[2]!] });
-    assert.deepEqual(result.tenants.map((t) => t.name), [tenants[1]]);
+    assert.deepEqual(
+      result.tenants.map((t) => t.name),
+      [tenants[1]],
+    );
     assert.deepEqual(result.excluded, [tenants[2]]);
   });
 

@@ -29,7 +29,6 @@ const FILES = 20_000;
 /** Longer than the production heartbeat timeout (60 s, workflows/options.ts). */
 const STALL_MS = 75_000;
 
-
 /** Every file of a filestore folder with its SHA-1 (relative path → SHA-1). */
 function snapshot(dir: string): Map<string, string> {
   return new Map(filestoreFiles(dir).map((line) => [line.slice(0, line.lastIndexOf(':')), line.slice(line.lastIndexOf(':') + 1)]));
@@ -104,7 +103,11 @@ describe('a filestore of 20,000 files (real stack, production heartbeat timeout,
     session = backupSessionName(new Date(), uniqueSuffix());
     proxy.resetStats();
     const result = await withWorker({ env, config, activities }, async (taskQueue) => {
-      const done = await env.client.workflow.execute(backupWorkflow, { taskQueue, workflowId: `test/scale/${session}`, args: [{ tenants: [tenant], cloud: true, session }] });
+      const done = await env.client.workflow.execute(backupWorkflow, {
+        taskQueue,
+        workflowId: `test/scale/${session}`,
+        args: [{ tenants: [tenant], cloud: true, session }],
+      });
       // The stale attempt goes on after the retry; wait for it to end before the worker stops.
       await stale.done;
       return done;
@@ -113,7 +116,11 @@ describe('a filestore of 20,000 files (real stack, production heartbeat timeout,
     assert.equal(stale.woke, true, 'the first attempt stalled past its heartbeat timeout, then woke up');
     assert.ok(stale.error, 'the stale attempt did not complete');
     const why = `${(stale.error as { type?: string }).type ?? stale.error.name}: ${stale.error.message}`;
-    assert.match(why, /^SupersededError: .*(newer attempt|cancelled)|^CancelledFailure/, `it stopped on its fence or its cancellation, not on something else: ${why}`);
+    assert.match(
+      why,
+      /^SupersededError: .*(newer attempt|cancelled)|^CancelledFailure/,
+      `it stopped on its fence or its cancellation, not on something else: ${why}`,
+    );
 
     const manifest = await readManifest(localPath(backupDir, rel.manifest(session)));
     const entry = manifest.tenants[tenant]!;
@@ -124,7 +131,10 @@ describe('a filestore of 20,000 files (real stack, production heartbeat timeout,
     assert.ok(proxy.stats.requests <= original.size / 100, `${proxy.stats.requests} S3 requests for ${original.size} files`);
     // No partial file of either attempt is left in the session.
     const tenantDir = localPath(backupDir, rel.tenantDir(session, tenant));
-    assert.deepEqual(readdirSync(tenantDir).filter((f) => f.endsWith('.partial')), []);
+    assert.deepEqual(
+      readdirSync(tenantDir).filter((f) => f.endsWith('.partial')),
+      [],
+    );
     // The index lists every file with a pack it names, each pack stored with its recorded size.
     let files = 0;
     for await (const line of readIndexLines(localPath(backupDir, entry.filestore!.index.path))) if (line.kind === 'file') files++;
@@ -135,9 +145,21 @@ describe('a filestore of 20,000 files (real stack, production heartbeat timeout,
     const env = await devServer();
     rmSync(localPath(backupDir, 'packs'), { recursive: true, force: true });
     const result = await withWorker({ env, config }, (taskQueue) =>
-      env.client.workflow.execute(validationWorkflow, { taskQueue, workflowId: `test/scale-validate/${session}`, args: [{ session, source: 'cloud', restoreTest: true, fromCloud: true }] }),
+      env.client.workflow.execute(validationWorkflow, {
+        taskQueue,
+        workflowId: `test/scale-validate/${session}`,
+        args: [{ session, source: 'cloud', restoreTest: true, fromCloud: true }],
+      }),
     );
-    assert.equal(result.status, 'pass', JSON.stringify(result.checks.filter((c) => c.status !== 'pass'), null, 2));
+    assert.equal(
+      result.status,
+      'pass',
+      JSON.stringify(
+        result.checks.filter((c) => c.status !== 'pass'),
+        null,
+        2,
+      ),
+    );
     const files = result.checks.find((c) => c.name === 'filestore-blobs');
     assert.match(files?.message ?? '', new RegExp(`^${original.size} files`));
   });
@@ -147,10 +169,18 @@ describe('a filestore of 20,000 files (real stack, production heartbeat timeout,
     proxy.resetStats();
     const second = backupSessionName(new Date(), uniqueSuffix());
     // The packs were deleted locally above: this backup packs again, locally, and the bucket has them.
-    await withWorker({ env, config }, (taskQueue) => env.client.workflow.execute(backupWorkflow, { taskQueue, workflowId: `test/scale/${second}`, args: [{ tenants: [tenant], cloud: true, session: second }] }));
+    await withWorker({ env, config }, (taskQueue) =>
+      env.client.workflow.execute(backupWorkflow, {
+        taskQueue,
+        workflowId: `test/scale/${second}`,
+        args: [{ tenants: [tenant], cloud: true, session: second }],
+      }),
+    );
     const third = backupSessionName(new Date(Date.now() + 1000), uniqueSuffix());
     proxy.resetStats();
-    const result = await withWorker({ env, config }, (taskQueue) => env.client.workflow.execute(backupWorkflow, { taskQueue, workflowId: `test/scale/${third}`, args: [{ tenants: [tenant], cloud: true, session: third }] }));
+    const result = await withWorker({ env, config }, (taskQueue) =>
+      env.client.workflow.execute(backupWorkflow, { taskQueue, workflowId: `test/scale/${third}`, args: [{ tenants: [tenant], cloud: true, session: third }] }),
+    );
     assert.equal(result.status, 'complete');
     const t = result.tenants[0]!;
     assert.equal(t.blobsReused, original.size, JSON.stringify(t));
@@ -185,6 +215,9 @@ describe('a filestore of 20,000 files (real stack, production heartbeat timeout,
     assert.equal(after.size, original.size);
     for (const [f, sha1] of original) assert.equal(after.get(f), sha1, f);
     // Nothing of either attempt is left beside the filestore.
-    assert.deepEqual(readdirSync(config.odoo.filestoreRoot).filter((d) => d.includes(tenant) && d !== tenant && d.includes('.partial')), []);
+    assert.deepEqual(
+      readdirSync(config.odoo.filestoreRoot).filter((d) => d.includes(tenant) && d !== tenant && d.includes('.partial')),
+      [],
+    );
   });
 });

@@ -56,7 +56,11 @@ describe('finalisation: verified, without re-reading what was hashed on the way 
     const env = new MockActivityEnvironment({}, quiet);
     const name = backupSessionName(new Date(), uniqueSuffix());
     type A = typeof activities;
-    const prepared: Awaited<ReturnType<A['prepareBackupSession']>> = await env.run(activities.prepareBackupSession, { session: name, cloud: false, workflowId: 'test/finalize' });
+    const prepared: Awaited<ReturnType<A['prepareBackupSession']>> = await env.run(activities.prepareBackupSession, {
+      session: name,
+      cloud: false,
+      workflowId: 'test/finalize',
+    });
     const task = { session: name, recipients: prepared.recipients };
     const done: Awaited<ReturnType<A['backupTenant']>> = await env.run(activities.backupTenant, { ...task, tenant, cloud: false });
     const globals: Awaited<ReturnType<A['backupClusterGlobals']>> = await env.run(activities.backupClusterGlobals, { ...task, cloud: false });

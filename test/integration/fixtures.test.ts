@@ -11,15 +11,7 @@ import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
-import {
-  createNonTenants,
-  createTenant,
-  dropTenant,
-  MAIN_TABLES,
-  NOT_ODOO_ROLE,
-  scanFilestore,
-  withPg,
-} from '../fixtures/odoo-tenants';
+import { createNonTenants, createTenant, dropTenant, MAIN_TABLES, NOT_ODOO_ROLE, scanFilestore, withPg } from '../fixtures/odoo-tenants';
 import type { PgAdminConnection, TenantInfo } from '../fixtures/odoo-tenants';
 import { assertSafeEntryName, findRealOdooZip, loadRealOdooTenant, readOdooManifest } from '../fixtures/real-odoo';
 
@@ -77,10 +69,15 @@ interface FileCheck {
 
 /** Cross-checks every ir_attachment.store_fname against the filestore (sha1 and size). */
 async function checkAttachments(db: string, dir: string): Promise<FileCheck> {
-  const rows = await withPg(admin, db, async (c) =>
-    (await c.query<{ store_fname: string; checksum: string; file_size: number }>(
-      'SELECT store_fname, checksum, file_size FROM ir_attachment WHERE store_fname IS NOT NULL',
-    )).rows,
+  const rows = await withPg(
+    admin,
+    db,
+    async (c) =>
+      (
+        await c.query<{ store_fname: string; checksum: string; file_size: number }>(
+          'SELECT store_fname, checksum, file_size FROM ir_attachment WHERE store_fname IS NOT NULL',
+        )
+      ).rows,
   );
   const seen = new Map<string, { checksum: string; file_size: number }>();
   for (const r of rows) seen.set(r.store_fname, r);
@@ -216,7 +213,10 @@ describe('test fixtures (real PostgreSQL)', function () {
       const scan = await scanFilestore(info.filestoreDir);
       assert.equal(scan.files.size, info.fileCount);
       assert.equal(info.fileCount, spec.files + 1);
-      assert.equal([...scan.files.values()].reduce((a, b) => a + b, 0), info.filestoreBytes);
+      assert.equal(
+        [...scan.files.values()].reduce((a, b) => a + b, 0),
+        info.filestoreBytes,
+      );
       assert.equal(info.referencedFiles, spec.files);
       assert.equal(info.orphanFiles?.length, 1);
       const orphan = info.orphanFiles?.[0] ?? '';
@@ -272,8 +272,13 @@ describe('test fixtures (real PostgreSQL)', function () {
         const base = await c.query(`SELECT state, latest_version FROM ir_module_module WHERE name = 'base'`);
         assert.deepEqual(base.rows, [{ state: 'installed', latest_version: '17.0.1.3' }]);
         const states = await c.query<{ state: string }>('SELECT DISTINCT state FROM ir_module_module ORDER BY 1');
-        assert.deepEqual(states.rows.map((r) => r.state), ['installed', 'uninstallable', 'uninstalled']);
-        const deps = await c.query(`SELECT 1 FROM ir_module_module_dependency d JOIN ir_module_module m ON m.id = d.module_id WHERE m.name = 'mail' AND d.name = 'base'`);
+        assert.deepEqual(
+          states.rows.map((r) => r.state),
+          ['installed', 'uninstallable', 'uninstalled'],
+        );
+        const deps = await c.query(
+          `SELECT 1 FROM ir_module_module_dependency d JOIN ir_module_module m ON m.id = d.module_id WHERE m.name = 'mail' AND d.name = 'base'`,
+        );
         assert.equal(deps.rowCount, 1);
         const xmlids = await c.query<{ k: string; res_id: number }>(
           `SELECT module || '.' || name AS k, res_id FROM ir_model_data
@@ -312,7 +317,7 @@ describe('test fixtures (real PostgreSQL)', function () {
     it('is idempotent and deterministic (same spec, same content)', async () => {
       const snapshot = async () =>
         withPg(admin, name, async (c) => ({
-          files: (await c.query<{ s: string }>('SELECT string_agg(store_fname, \',\' ORDER BY id) AS s FROM ir_attachment')).rows[0]?.s,
+          files: (await c.query<{ s: string }>("SELECT string_agg(store_fname, ',' ORDER BY id) AS s FROM ir_attachment")).rows[0]?.s,
           uuid: (await c.query<{ v: string }>(`SELECT value AS v FROM ir_config_parameter WHERE key = 'database.uuid'`)).rows[0]?.v,
           total: (await c.query<{ t: string }>('SELECT sum(debit)::text AS t FROM account_move_line')).rows[0]?.t,
         }));
@@ -323,8 +328,10 @@ describe('test fixtures (real PostgreSQL)', function () {
       assert.equal(check.ok, spec.files);
       const other = await createTenant(admin, dataDir, { ...spec, name: `fx-${suffix}-other-seed`, seed: 43, moveLines: 8, files: 1 });
       try {
-        const uuid2 = await withPg(admin, other.name, async (c) =>
-          (await c.query<{ v: string }>(`SELECT value AS v FROM ir_config_parameter WHERE key = 'database.uuid'`)).rows[0]?.v,
+        const uuid2 = await withPg(
+          admin,
+          other.name,
+          async (c) => (await c.query<{ v: string }>(`SELECT value AS v FROM ir_config_parameter WHERE key = 'database.uuid'`)).rows[0]?.v,
         );
         assert.notEqual(uuid2, before.uuid);
       } finally {
@@ -370,7 +377,10 @@ describe('test fixtures (real PostgreSQL)', function () {
         const t = await c.query<{ owner: string; n: string }>(
           `SELECT tableowner AS owner, count(*) AS n FROM pg_tables WHERE schemaname = 'public' GROUP BY 1`,
         );
-        assert.deepEqual(t.rows.map((r) => [r.owner, Number(r.n)]), [['odoo', 191]]);
+        assert.deepEqual(
+          t.rows.map((r) => [r.owner, Number(r.n)]),
+          [['odoo', 191]],
+        );
         const ext = await c.query(`SELECT pg_get_userbyid(extowner) AS owner FROM pg_extension WHERE extname = 'pg_trgm'`);
         assert.deepEqual(ext.rows, [{ owner: 'odoo' }]);
       });
@@ -386,9 +396,19 @@ describe('test fixtures (real PostgreSQL)', function () {
         const inst = await c.query<{ name: string; latest_version: string }>(`SELECT name, latest_version FROM ir_module_module WHERE state = 'installed'`);
         assert.deepEqual(Object.fromEntries(inst.rows.map((r) => [r.name, r.latest_version])), m.modules);
         const states = await c.query<{ state: string; n: string }>('SELECT state, count(*) AS n FROM ir_module_module GROUP BY 1 ORDER BY 1');
-        assert.deepEqual(states.rows.map((r) => [r.state, Number(r.n)]), [['installed', 24], ['uninstallable', 26], ['uninstalled', 562]]);
+        assert.deepEqual(
+          states.rows.map((r) => [r.state, Number(r.n)]),
+          [
+            ['installed', 24],
+            ['uninstallable', 26],
+            ['uninstalled', 562],
+          ],
+        );
         const admins = await c.query(`SELECT id, login, active FROM res_users WHERE id IN (1, 2) ORDER BY id`);
-        assert.deepEqual(admins.rows, [{ id: 1, login: '__system__', active: false }, { id: 2, login: 'admin', active: true }]);
+        assert.deepEqual(admins.rows, [
+          { id: 1, login: '__system__', active: false },
+          { id: 2, login: 'admin', active: true },
+        ]);
         // facts that matter for neutralization: no mail or fetchmail server is configured in this backup
         assert.equal(info.tables['ir_mail_server'], 0);
         assert.equal(info.tables['fetchmail_server'], 0);
@@ -414,7 +434,10 @@ describe('test fixtures (real PostgreSQL)', function () {
       assert.deepEqual(info.orphanFiles, []);
       assert.equal(info.checklistMarkers, 60); // every stored file is also checklisted (fresh database)
       const scan = await scanFilestore(info.filestoreDir);
-      assert.equal([...scan.files.values()].reduce((a, b) => a + b, 0), info.filestoreBytes);
+      assert.equal(
+        [...scan.files.values()].reduce((a, b) => a + b, 0),
+        info.filestoreBytes,
+      );
       await assertCountsMatch(name, info);
     });
 
@@ -454,7 +477,10 @@ describe('test fixtures (real PostgreSQL)', function () {
     it('fails loudly (and leaves no database) when a statement of dump.sql fails', async () => {
       const badName = `fx-${suffix}-badsql`;
       const zip = path.join(dataDir, 'bad.zip');
-      await fsp.writeFile(zip, storedZip([{ name: 'dump.sql', data: Buffer.from('CREATE TABLE ok (id int);\nSELECT * FROM no_such_table;\nCREATE TABLE after_error (id int);\n') }]));
+      await fsp.writeFile(
+        zip,
+        storedZip([{ name: 'dump.sql', data: Buffer.from('CREATE TABLE ok (id int);\nSELECT * FROM no_such_table;\nCREATE TABLE after_error (id int);\n') }]),
+      );
       await assert.rejects(loadRealOdooTenant(admin, dataDir, { name: badName, zipPath: zip }), /psql exited with code 3.*no_such_table/);
       assert.equal(await dbExists(badName), false);
     });

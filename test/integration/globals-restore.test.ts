@@ -35,8 +35,7 @@ describe('restoreGlobals (real PostgreSQL)', function () {
   const dropAll = async () => {
     for (const r of all) await adminQuery(`DROP ROLE IF EXISTS ${q(r)}`);
   };
-  const role = async (name: string) =>
-    (await adminQuery('SELECT * FROM pg_roles WHERE rolname = $1', [name]))[0] as Record<string, unknown> | undefined;
+  const role = async (name: string) => (await adminQuery('SELECT * FROM pg_roles WHERE rolname = $1', [name]))[0] as Record<string, unknown> | undefined;
   const memberOf = async (member: string) =>
     (await adminQuery(
       'SELECT r.rolname AS role, a.admin_option FROM pg_auth_members a JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON m.oid = a.member WHERE m.rolname = $1 ORDER BY 1',
@@ -58,10 +57,14 @@ describe('restoreGlobals (real PostgreSQL)', function () {
     await adminQuery(`GRANT ${q(group)} TO ${q(app)}, ${q(keep)}`);
     await adminQuery(`GRANT pg_read_all_stats, pg_execute_server_program TO ${q(app)}`);
 
-    const full = execFileSync(PG_DUMPALL, ['--globals-only', '-h', postgres.host, '-p', String(postgres.port), '-U', postgres.user, '-l', postgres.maintenanceDb], {
-      env: { ...process.env, PGPASSWORD: postgres.password ?? '' },
-      encoding: 'utf8',
-    });
+    const full = execFileSync(
+      PG_DUMPALL,
+      ['--globals-only', '-h', postgres.host, '-p', String(postgres.port), '-U', postgres.user, '-l', postgres.maintenanceDb],
+      {
+        env: { ...process.env, PGPASSWORD: postgres.password ?? '' },
+        encoding: 'utf8',
+      },
+    );
     // Our roles plus the cluster's own; other tests' roles (which may come and go) are left out.
     const roleLine = /^(CREATE ROLE|ALTER ROLE|GRANT|COMMENT ON ROLE) /;
     dump = full
@@ -87,10 +90,17 @@ describe('restoreGlobals (real PostgreSQL)', function () {
 
   it("never recreates odoo-dr's own one-time restore roles (a backup taken while a restore ran)", async () => {
     const temp = `odoo_dr_restore_${uniqueSuffix()}`;
-    const r = await restoreGlobals({ postgres, sql: `CREATE ROLE ${temp};\nALTER ROLE ${temp} WITH NOSUPERUSER LOGIN PASSWORD 'SCRAM-SHA-256$4096:x';\nGRANT odoo TO ${temp};\n`, dryRun: true });
+    const r = await restoreGlobals({
+      postgres,
+      sql: `CREATE ROLE ${temp};\nALTER ROLE ${temp} WITH NOSUPERUSER LOGIN PASSWORD 'SCRAM-SHA-256$4096:x';\nGRANT odoo TO ${temp};\n`,
+      dryRun: true,
+    });
     assert.deepEqual(r.created, []);
     assert.deepEqual(r.memberships, []);
-    assert.ok(r.skipped.some((x) => x.includes(temp) && /one-time odoo-dr restore role/.test(x)), JSON.stringify(r));
+    assert.ok(
+      r.skipped.some((x) => x.includes(temp) && /one-time odoo-dr restore role/.test(x)),
+      JSON.stringify(r),
+    );
   });
 
   describe('the first restore', () => {
@@ -115,17 +125,20 @@ describe('restoreGlobals (real PostgreSQL)', function () {
       const k = (await role(keep))!;
       assert.equal(k.rolcanlogin, false);
       assert.equal(k.rolcreatedb, false);
-      assert.ok(r.skipped.some((s) => s.includes(q(keep)) && /already exists.*kept unchanged.*LOGIN/.test(s)), r.skipped.join('\n'));
+      assert.ok(
+        r.skipped.some((s) => s.includes(q(keep)) && /already exists.*kept unchanged.*LOGIN/.test(s)),
+        r.skipped.join('\n'),
+      );
     });
 
     it('creates the superuser without its powers, with a warning per dropped attribute', async () => {
       const a = (await role(admin))!;
-      assert.deepEqual(
-        [a.rolsuper, a.rolcreaterole, a.rolreplication, a.rolbypassrls, a.rolcanlogin],
-        [false, false, false, false, true],
-      );
+      assert.deepEqual([a.rolsuper, a.rolcreaterole, a.rolreplication, a.rolbypassrls, a.rolcanlogin], [false, false, false, false, true]);
       for (const attr of ['SUPERUSER', 'CREATEROLE', 'REPLICATION', 'BYPASSRLS']) {
-        assert.ok(r.warnings.some((w) => w.includes(q(admin)) && w.includes(attr) && w.includes('grant it by hand')), attr);
+        assert.ok(
+          r.warnings.some((w) => w.includes(q(admin)) && w.includes(attr) && w.includes('grant it by hand')),
+          attr,
+        );
       }
     });
 
@@ -147,13 +160,22 @@ describe('restoreGlobals (real PostgreSQL)', function () {
         [group, 'pg_read_all_stats'].sort(),
       );
       assert.deepEqual([...r.memberships].sort(), [`${app} → ${group}`, `${app} → pg_read_all_stats`, `${odd} → ${group}`].sort());
-      assert.ok(r.warnings.some((w) => w.includes(`${app} → pg_execute_server_program refused`)), r.warnings.join('\n'));
+      assert.ok(
+        r.warnings.some((w) => w.includes(`${app} → pg_execute_server_program refused`)),
+        r.warnings.join('\n'),
+      );
       assert.deepEqual(await memberOf(keep), []);
-      assert.ok(r.skipped.some((s) => s.includes(`${keep} → ${group}`) && s.includes('never altered')), r.skipped.join('\n'));
+      assert.ok(
+        r.skipped.some((s) => s.includes(`${keep} → ${group}`) && s.includes('never altered')),
+        r.skipped.join('\n'),
+      );
     });
 
     it('applies only settings a role may set itself', () => {
-      assert.ok(r.warnings.some((w) => w.includes(`log_min_duration_statement of role ${q(app)}`)), r.warnings.join('\n'));
+      assert.ok(
+        r.warnings.some((w) => w.includes(`log_min_duration_statement of role ${q(app)}`)),
+        r.warnings.join('\n'),
+      );
     });
 
     it('is idempotent: a second run creates nothing and reports every role as existing', async () => {
@@ -187,7 +209,7 @@ describe('decryptGlobals', function () {
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('decrypts and decompresses what `zstd | age -r` wrote', async () => {
-    const sql = "CREATE ROLE \"été\";\nALTER ROLE \"été\" WITH LOGIN PASSWORD 'SCRAM-SHA-256$4096:x';\n";
+    const sql = 'CREATE ROLE "été";\nALTER ROLE "été" WITH LOGIN PASSWORD \'SCRAM-SHA-256$4096:x\';\n';
     const file = encrypt(Buffer.from(sql), path.join(dir, 'globals.sql.zst.age'));
     assert.equal(await decryptGlobals({ encryptedFile: file, identity }), sql);
   });

@@ -18,7 +18,6 @@ import { loadRealOdooTenant } from '../fixtures/real-odoo';
 import { stackConfig, uniqueSuffix } from '../helpers/config';
 import { adminQuery, dropDatabase, adminConnection } from '../helpers/pg';
 
-
 describe('neutralization and Odoo checks (real PostgreSQL)', function () {
   this.timeout(300_000);
   const s = uniqueSuffix();
@@ -73,13 +72,24 @@ describe('neutralization and Odoo checks (real PostgreSQL)', function () {
       assert.equal(after.activeFetchmail, 0);
       assert.equal(after.isNeutralized, true);
       assert.ok(after.uuid && after.uuid !== before.uuid);
-      assert.notEqual((await client.query<{ value: string }>("SELECT value FROM ir_config_parameter WHERE key = 'database.secret'")).rows[0]!.value, secretBefore);
-      assert.equal((await client.query<{ value: string }>("SELECT value FROM ir_config_parameter WHERE key = 'web.base.url'")).rows[0]!.value, 'http://localhost:8069');
-      const dummy = await client.query<Record<string, unknown>>("SELECT smtp_port, smtp_encryption, smtp_authentication, sequence FROM ir_mail_server WHERE smtp_host = 'invalid'");
+      assert.notEqual(
+        (await client.query<{ value: string }>("SELECT value FROM ir_config_parameter WHERE key = 'database.secret'")).rows[0]!.value,
+        secretBefore,
+      );
+      assert.equal(
+        (await client.query<{ value: string }>("SELECT value FROM ir_config_parameter WHERE key = 'web.base.url'")).rows[0]!.value,
+        'http://localhost:8069',
+      );
+      const dummy = await client.query<Record<string, unknown>>(
+        "SELECT smtp_port, smtp_encryption, smtp_authentication, sequence FROM ir_mail_server WHERE smtp_host = 'invalid'",
+      );
       assert.deepEqual(dummy.rows, [{ smtp_port: 1025, smtp_encryption: 'none', smtp_authentication: 'login', sequence: 10 }]);
       const banner = await client.query<{ active: boolean }>("SELECT active FROM ir_ui_view WHERE key = 'web.neutralize_banner'");
       assert.equal(banner.rows[0]!.active, true, 'web: the red banner is on');
-      assert.ok(actions.some((a) => /ir_cron: 11 crons deactivated, base\.autovacuum_job/.test(a)), actions.join('\n'));
+      assert.ok(
+        actions.some((a) => /ir_cron: 11 crons deactivated, base\.autovacuum_job/.test(a)),
+        actions.join('\n'),
+      );
       assert.ok(actions.some((a) => a.startsWith('mail_template:')));
       assert.ok(actions.some((a) => a.startsWith('fetchmail_server:')));
       assert.ok(!actions.some((a) => a.startsWith('payment_provider')), 'no payment module: not touched');
@@ -137,7 +147,10 @@ describe('neutralization and Odoo checks (real PostgreSQL)', function () {
       await client.query("DELETE FROM ir_model_data WHERE module = 'base' AND name = 'autovacuum_job'");
       const { actions } = await neutralizeDatabase(client);
       assert.deepEqual((await neutralizationState(client)).activeCrons, []);
-      assert.ok(actions.some((a) => /no base\.autovacuum_job xmlid found, so every cron is off/.test(a)), actions.join('\n'));
+      assert.ok(
+        actions.some((a) => /no base\.autovacuum_job xmlid found, so every cron is off/.test(a)),
+        actions.join('\n'),
+      );
     });
   });
 
@@ -180,7 +193,9 @@ describe('neutralization and Odoo checks (real PostgreSQL)', function () {
         for (const c of checks) assert.equal(c.status, 'pass', `${c.name}: ${c.message}`);
         assert.doesNotMatch(checks[1]!.message, /neutralization/);
         // An extra mail server on a copy that is not neutralized is a difference.
-        await client.query("INSERT INTO ir_mail_server (name, smtp_host, smtp_port, smtp_authentication, smtp_encryption, active) VALUES ('neutralization - disable emails', 'invalid', 1025, 'login', 'none', true)");
+        await client.query(
+          "INSERT INTO ir_mail_server (name, smtp_host, smtp_port, smtp_authentication, smtp_encryption, active) VALUES ('neutralization - disable emails', 'invalid', 1025, 'login', 'none', true)",
+        );
         checks = await odooChecks({ client, expected: facts[gen]!, filestoreDir: filestore(gen) });
         assert.equal(checks[1]!.status, 'fail');
         assert.match(checks[1]!.message, /ir_mail_server \d+ rows, expected \d+/);
@@ -191,7 +206,9 @@ describe('neutralization and Odoo checks (real PostgreSQL)', function () {
         assert.match(checks[1]!.message, /ir_config_parameter \+1, ir_mail_server \+1/);
         // A row lost elsewhere is never explained away.
         await client.query('DELETE FROM account_move_line WHERE id = (SELECT max(id) FROM account_move_line)');
-        await client.query("INSERT INTO ir_mail_server (name, smtp_host, smtp_port, smtp_authentication, smtp_encryption, active) VALUES ('x', 'smtp.example.com', 25, 'login', 'none', false)");
+        await client.query(
+          "INSERT INTO ir_mail_server (name, smtp_host, smtp_port, smtp_authentication, smtp_encryption, active) VALUES ('x', 'smtp.example.com', 25, 'login', 'none', false)",
+        );
         checks = await odooChecks({ client, expected: facts[gen]!, filestoreDir: filestore(gen) });
         assert.equal(checks[1]!.status, 'fail');
         assert.match(checks[1]!.message, /account_move_line 1999 rows, expected 2000/);
@@ -238,7 +255,9 @@ describe('neutralization and Odoo checks (real PostgreSQL)', function () {
         let check = (await odooChecks({ client, expected: facts[real]!, filestoreDir: filestore(real) }))[3]!;
         assert.equal(check.status, 'pass', check.message);
         assert.match(check.message, /admin \(id 2\)/);
-        await client.query("DELETE FROM res_groups_users_rel WHERE uid = 2 AND gid = (SELECT res_id FROM ir_model_data WHERE module = 'base' AND name = 'group_system')");
+        await client.query(
+          "DELETE FROM res_groups_users_rel WHERE uid = 2 AND gid = (SELECT res_id FROM ir_model_data WHERE module = 'base' AND name = 'group_system')",
+        );
         check = (await odooChecks({ client, expected: facts[real]!, filestoreDir: filestore(real) }))[3]!;
         assert.equal(check.status, 'fail', check.message);
         await client.query("DELETE FROM ir_model_data WHERE module = 'base' AND name = 'group_system'");

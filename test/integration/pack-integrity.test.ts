@@ -63,9 +63,20 @@ describe('filestore packs: damaged packs are never reused, unchanged files are n
     assert.ok(third.blobsStored > 0 && third.blobsReused > 0 && third.blobsStored + third.blobsReused === third.files, JSON.stringify(third));
     assert.ok(!(await entries(session(3))).some((e) => e.pack === damaged), 'the damaged pack is not listed');
     const dest = path.join(work, 'restored');
-    const restored = await restoreFilestore({ config, indexFile: indexOf(session(3)), identity: await readIdentity(config.encryption.identityFile!), destDir: dest });
+    const restored = await restoreFilestore({
+      config,
+      indexFile: indexOf(session(3)),
+      identity: await readIdentity(config.encryption.identityFile!),
+      destDir: dest,
+    });
     assert.deepEqual(restored.problems, []);
-    for (const e of await entries(session(3))) assert.equal(createHash('sha1').update(readFileSync(path.join(dest, e.path))).digest('hex'), e.sha1);
+    for (const e of await entries(session(3)))
+      assert.equal(
+        createHash('sha1')
+          .update(readFileSync(path.join(dest, e.path)))
+          .digest('hex'),
+        e.sha1,
+      );
   });
 
   it('finalisation fails a tenant one of whose packs went missing after its backup, and leaves nothing of it in the session', async () => {

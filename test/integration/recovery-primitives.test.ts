@@ -23,13 +23,7 @@ import { ArtifactCorruptedError, InvalidInputError, ServiceCommandError } from '
 import { findClientTools, type PgTools } from '../../src/pgtools';
 import { quoteIdent, serverVersion, withClient } from '../../src/postgres';
 import { restoreConfigArchive } from '../../src/recovery/config-files';
-import {
-  filestorePreRecoveryDir,
-  filestoreShadowDir,
-  preRecoveryName,
-  recoveryStamp,
-  shadowName,
-} from '../../src/recovery/names';
+import { filestorePreRecoveryDir, filestoreShadowDir, preRecoveryName, recoveryStamp, shadowName } from '../../src/recovery/names';
 import { checkHealth, runServiceCommand } from '../../src/recovery/odoo-service';
 import { dropShadow, restoreShadow, verifyShadow } from '../../src/recovery/shadow';
 import { dropPreRecovery, findInterruptedSwaps, undoInterruptedSwap } from '../../src/recovery/pre-recovery';
@@ -41,7 +35,6 @@ import { loadRealOdooTenant } from '../fixtures/real-odoo';
 import { stackConfig, uniqueSuffix } from '../helpers/config';
 import { adminQuery, dropDatabase, adminConnection } from '../helpers/pg';
 import { rejection } from '../helpers/assert';
-
 
 const CHECKSUM_TABLES = ['res_partner', 'res_users', 'ir_attachment', 'ir_config_parameter', 'ir_module_module', 'account_move', 'account_move_line'];
 
@@ -93,7 +86,10 @@ function filestoreSnapshot(dir: string): Record<string, string> | undefined {
     for (const e of readdirSync(path.join(dir, sub), { withFileTypes: true })) {
       const r = sub ? `${sub}/${e.name}` : e.name;
       if (e.isDirectory()) walk(r);
-      else out[r] = createHash('sha1').update(readFileSync(path.join(dir, r))).digest('hex');
+      else
+        out[r] = createHash('sha1')
+          .update(readFileSync(path.join(dir, r)))
+          .digest('hex');
     }
   };
   walk('');
@@ -265,8 +261,15 @@ describe('recovery primitives (real PostgreSQL, real backups)', function () {
       assert.ok(!existsSync(`${plan.shadowDir}.partial`));
 
       const checks = await verifyShadow({ config, database: plan.shadowDb, filestoreDir: plan.shadowDir, expected: dumps[tenant]!.facts });
-      assert.deepEqual(checks.filter((c) => c.status !== 'pass'), [], JSON.stringify(checks, null, 1));
-      assert.deepEqual(checks.map((c) => c.name), ['modules', 'row-counts', 'attachments', 'admin-user', 'identity', 'complete']);
+      assert.deepEqual(
+        checks.filter((c) => c.status !== 'pass'),
+        [],
+        JSON.stringify(checks, null, 1),
+      );
+      assert.deepEqual(
+        checks.map((c) => c.name),
+        ['modules', 'row-counts', 'attachments', 'admin-user', 'identity', 'complete'],
+      );
       if (which === 'real') assert.ok(dumps[tenant]!.facts.databaseUuid, 'the real tenant has a database.uuid');
       // A wrong uuid fails.
       const wrong = await verifyShadow({
@@ -401,23 +404,36 @@ describe('recovery primitives (real PostgreSQL, real backups)', function () {
     const shadow = await snapshot(plan.shadowDb, plan.shadowDir);
     const recoveredDir = path.join(config.odoo.filestoreRoot, `.${gen}.recovered-${stamp}`);
     const cases: Array<[string, () => Promise<unknown>]> = [
-      ...(['mark-tenant', 'fence-tenant', 'rename-tenant', 'fence-shadow'] as const).map((step): [string, () => Promise<unknown>] => [`swapIn stopped after ${step}`, () => swapIn(config, plan, { stopAfter: step })]),
-      ...(['rename-back-shadow', 'open-shadow', 'rename-back-tenant', 'unmove-shadow-filestore', 'unmove-filestore'] as const).map((step): [string, () => Promise<unknown>] => [
-        `swapBack stopped after ${step}`,
-        async () => {
-          await swapIn(config, plan);
-          await swapBack(config, plan, { stopAfter: step });
-        },
+      ...(['mark-tenant', 'fence-tenant', 'rename-tenant', 'fence-shadow'] as const).map((step): [string, () => Promise<unknown>] => [
+        `swapIn stopped after ${step}`,
+        () => swapIn(config, plan, { stopAfter: step }),
       ]),
+      ...(['rename-back-shadow', 'open-shadow', 'rename-back-tenant', 'unmove-shadow-filestore', 'unmove-filestore'] as const).map(
+        (step): [string, () => Promise<unknown>] => [
+          `swapBack stopped after ${step}`,
+          async () => {
+            await swapIn(config, plan);
+            await swapBack(config, plan, { stopAfter: step });
+          },
+        ],
+      ),
     ];
-    assert.deepEqual((await findInterruptedSwaps(config)).filter((x) => x.tenant === gen), [], 'nothing interrupted before');
+    assert.deepEqual(
+      (await findInterruptedSwaps(config)).filter((x) => x.tenant === gen),
+      [],
+      'nothing interrupted before',
+    );
     for (const [what, interrupt] of cases) {
       await interrupt();
       const found = (await findInterruptedSwaps(config)).filter((x) => x.tenant === gen);
       assert.equal(found.length, 1, `${what}: found ${JSON.stringify(found)}`);
       assert.match((await undoInterruptedSwap(config, found[0]!)) ?? '', /interrupted recovery undone/, what);
       assert.deepEqual(await snapshot(gen, tenantDir(gen)), before, `${what}: the tenant is exactly as before`);
-      assert.deepEqual((await findInterruptedSwaps(config)).filter((x) => x.tenant === gen), [], `${what}: nothing left to undo`);
+      assert.deepEqual(
+        (await findInterruptedSwaps(config)).filter((x) => x.tenant === gen),
+        [],
+        `${what}: nothing left to undo`,
+      );
       // The recovered files were kept aside; make them the shadow's again for the next case.
       if (existsSync(recoveredDir)) execFileSync('mv', [recoveredDir, plan.shadowDir]);
       // A shadow fenced by the interrupted swapIn stays fenced (dropped next, or fenced again by a swapIn).
@@ -426,11 +442,18 @@ describe('recovery primitives (real PostgreSQL, real backups)', function () {
     }
     // A completed swap is not interrupted: never undone.
     await swapIn(config, plan);
-    assert.deepEqual((await findInterruptedSwaps(config)).filter((x) => x.tenant === gen), []);
+    assert.deepEqual(
+      (await findInterruptedSwaps(config)).filter((x) => x.tenant === gen),
+      [],
+    );
     // Nor once the recovered tenant is gone (dropped on purpose; here renamed out of the way): its
     // pre-recovery copy must not come back under the name at the next worker start.
     await adminQuery(`ALTER DATABASE ${quoteIdent(gen)} RENAME TO ${quoteIdent(`${gen}_away`)}`);
-    assert.deepEqual((await findInterruptedSwaps(config)).filter((x) => x.tenant === gen), [], 'a finished recovery of a since-dropped tenant is not an interrupted swap');
+    assert.deepEqual(
+      (await findInterruptedSwaps(config)).filter((x) => x.tenant === gen),
+      [],
+      'a finished recovery of a since-dropped tenant is not an interrupted swap',
+    );
     await adminQuery(`ALTER DATABASE ${quoteIdent(`${gen}_away`)} RENAME TO ${quoteIdent(gen)}`);
     await swapBack(config, plan);
     await dropShadow(config, gen, id);
@@ -444,7 +467,10 @@ describe('recovery primitives (real PostgreSQL, real backups)', function () {
     const plan = planFor(gone, id, false, false);
     await shadowOf(gone, id);
     const checks = await verifyShadow({ config, database: plan.shadowDb, filestoreDir: plan.shadowDir, expected: dumps[gone]!.facts });
-    assert.deepEqual(checks.filter((c) => c.status !== 'pass'), []);
+    assert.deepEqual(
+      checks.filter((c) => c.status !== 'pass'),
+      [],
+    );
     const shadow = await snapshot(plan.shadowDb, plan.shadowDir);
     for (const step of [...SWAP_IN_STEPS, undefined]) {
       await swapIn(config, plan, step ? { stopAfter: step } : {});
@@ -549,11 +575,14 @@ describe('recovery primitives (real PostgreSQL, real backups)', function () {
       const at = (p: string) => stackConfig({ ...overrides, DR_ODOO_HEALTH_URL: `http://127.0.0.1:${port}${p}` });
       const missing = `rp-missing-${s}`;
       const pass = await checkHealth(at('/ok'), [other, missing]);
-      assert.deepEqual(pass.map((h) => [h.name, h.status]), [
-        ['odoo-http', 'pass'],
-        [`tenant:${other}`, 'pass'],
-        [`tenant:${missing}`, 'fail'],
-      ]);
+      assert.deepEqual(
+        pass.map((h) => [h.name, h.status]),
+        [
+          ['odoo-http', 'pass'],
+          [`tenant:${other}`, 'pass'],
+          [`tenant:${missing}`, 'fail'],
+        ],
+      );
       assert.match(pass[2]!.message, /does not exist/);
       assert.equal((await checkHealth(at('/bad'), []))[0]!.status, 'fail');
       assert.match((await checkHealth(at('/bad'), []))[0]!.message, /HTTP 500/);

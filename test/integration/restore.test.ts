@@ -7,7 +7,23 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync, openSync, readSync, writeSync, closeSync, existsSync, readdirSync } from 'node:fs';
+import {
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  utimesSync,
+  writeFileSync,
+  openSync,
+  readSync,
+  writeSync,
+  closeSync,
+  existsSync,
+  readdirSync,
+} from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { dumpDatabase, type DumpResult } from '../../src/backup/database';
@@ -22,15 +38,7 @@ import { findClientTools, type PgTools } from '../../src/pgtools';
 import { quoteIdent, serverVersion, withClient } from '../../src/postgres';
 import { restoreDump } from '../../src/restore/database';
 import { restoreFilestore } from '../../src/restore/filestore';
-import {
-  dropScratchDatabase,
-  markScratch,
-  readScratchMarker,
-  scratchName,
-  sweepDeadProcesses,
-  sweepScratch,
-  unmarkScratch,
-} from '../../src/restore/scratch';
+import { dropScratchDatabase, markScratch, readScratchMarker, scratchName, sweepDeadProcesses, sweepScratch, unmarkScratch } from '../../src/restore/scratch';
 import { createTenant, dropTenant } from '../fixtures/odoo-tenants';
 import { loadRealOdooTenant } from '../fixtures/real-odoo';
 import { LOCAL_CONFIG_PATH, REPO_ROOT, stackConfig, uniqueSuffix } from '../helpers/config';
@@ -44,8 +52,6 @@ async function databaseExists(name: string): Promise<boolean> {
 async function allDatabases(): Promise<string[]> {
   return ((await adminQuery('SELECT datname FROM pg_database ORDER BY 1')) as Array<{ datname: string }>).map((r) => r.datname);
 }
-
-
 
 describe('restore primitives (real PostgreSQL, real backups)', function () {
   this.timeout(300_000);
@@ -127,7 +133,10 @@ describe('restore primitives (real PostgreSQL, real backups)', function () {
       assert.equal(marker?.purpose, 'restore-test');
       assert.equal(marker?.database, db);
       // Temporary decrypted dump removed.
-      assert.deepEqual(readdirSync(path.join(backupDir, 'scratch')).filter((n) => n.startsWith('restore-')), []);
+      assert.deepEqual(
+        readdirSync(path.join(backupDir, 'scratch')).filter((n) => n.startsWith('restore-')),
+        [],
+      );
 
       const fs = await restoreFilestore({ config, indexFile: indexOf(tenant), identity, destDir: dir });
       assert.deepEqual(fs.problems, []);
@@ -137,10 +146,19 @@ describe('restore primitives (real PostgreSQL, real backups)', function () {
       await withClient(config.postgres, db, async (client) => {
         const before = await neutralizationState(client);
         assert.equal(before.uuid, dump.facts.databaseUuid);
-        const owners = await client.query<{ o: string }>("SELECT DISTINCT pg_get_userbyid(relowner) AS o FROM pg_class WHERE relnamespace = 'public'::regnamespace");
-        assert.deepEqual(owners.rows.map((o) => o.o), [config.postgres.user], '--no-owner: objects belong to the restoring role');
+        const owners = await client.query<{ o: string }>(
+          "SELECT DISTINCT pg_get_userbyid(relowner) AS o FROM pg_class WHERE relnamespace = 'public'::regnamespace",
+        );
+        assert.deepEqual(
+          owners.rows.map((o) => o.o),
+          [config.postgres.user],
+          '--no-owner: objects belong to the restoring role',
+        );
         if (which === 'generated') {
-          assert.ok(before.activeMailServers.some((m) => m.host.startsWith('smtp.')), 'the generated tenant has a real-looking active mail server');
+          assert.ok(
+            before.activeMailServers.some((m) => m.host.startsWith('smtp.')),
+            'the generated tenant has a real-looking active mail server',
+          );
           assert.equal(before.activeFetchmail, 1);
           const pay = await client.query("SELECT 1 FROM payment_provider WHERE state = 'enabled'");
           assert.equal(pay.rowCount, 1);
@@ -164,12 +182,21 @@ describe('restore primitives (real PostgreSQL, real backups)', function () {
         assert.ok(url.rows[0]!.value.length > 0, 'web.base.url left as is');
         if (which === 'generated') {
           const pay = await client.query<{ state: string; sk: string | null }>('SELECT state, stripe_secret_key AS sk FROM payment_provider ORDER BY id');
-          assert.deepEqual(pay.rows.map((p) => p.state), ['disabled', 'test', 'disabled']);
-          assert.ok(pay.rows.every((p) => p.sk === null), 'provider credentials blanked');
+          assert.deepEqual(
+            pay.rows.map((p) => p.state),
+            ['disabled', 'test', 'disabled'],
+          );
+          assert.ok(
+            pay.rows.every((p) => p.sk === null),
+            'provider credentials blanked',
+          );
         }
 
         const checks = await odooChecks({ client, expected: dump.facts, filestoreDir: dir });
-        assert.deepEqual(checks.map((c) => c.name), ['modules', 'row-counts', 'attachments', 'admin-user']);
+        assert.deepEqual(
+          checks.map((c) => c.name),
+          ['modules', 'row-counts', 'attachments', 'admin-user'],
+        );
         for (const c of checks) assert.equal(c.status, 'pass', `${c.name}: ${c.message}`);
         assert.match(checks[1]!.message, /ir_mail_server \+1/);
         assert.match(checks[3]!.message, /admin \(id 2\)/);
@@ -184,8 +211,13 @@ describe('restore primitives (real PostgreSQL, real backups)', function () {
     await restoreDump({ config, encryptedDump: dumpOf(gen), identity, database: db, owner: config.odoo.dbUser, keepOwnership: true });
     assert.equal(await readScratchMarker(config, db), undefined, 'no scratch option: the in-progress marker is removed on success');
     await withClient(config.postgres, db, async (client) => {
-      const owners = await client.query<{ o: string }>("SELECT DISTINCT pg_get_userbyid(relowner) AS o FROM pg_class WHERE relnamespace = 'public'::regnamespace");
-      assert.deepEqual(owners.rows.map((o) => o.o), [config.odoo.dbUser]);
+      const owners = await client.query<{ o: string }>(
+        "SELECT DISTINCT pg_get_userbyid(relowner) AS o FROM pg_class WHERE relnamespace = 'public'::regnamespace",
+      );
+      assert.deepEqual(
+        owners.rows.map((o) => o.o),
+        [config.odoo.dbUser],
+      );
     });
     await markScratch(config, db, { tenant: gen, purpose: 'test', createdAt: new Date().toISOString() });
     await dropScratchDatabase(config, db);
@@ -258,7 +290,9 @@ describe('restore primitives (real PostgreSQL, real backups)', function () {
       execFileSync('age-keygen', ['-o', keyFile], { stdio: 'ignore' });
       const other = await readIdentity(keyFile);
       const db = scratch(real, 'key');
-      const err = await rejection(restoreDump({ config, encryptedDump: dumpOf(real), identity: other, database: db, owner: config.postgres.user, keepOwnership: false }));
+      const err = await rejection(
+        restoreDump({ config, encryptedDump: dumpOf(real), identity: other, database: db, owner: config.postgres.user, keepOwnership: false }),
+      );
       assert.ok(err instanceof EncryptionKeyError, `${err.name}: ${err.message}`);
       assert.ok(err.message.includes(dumpOf(real)), err.message);
       assert.ok(!err.message.includes('AGE-SECRET-KEY-1'), 'the key never appears in messages');
@@ -266,7 +300,10 @@ describe('restore primitives (real PostgreSQL, real backups)', function () {
       const fs = await restoreFilestore({ config, indexFile: indexOf(real), identity: other, destDir: path.join(corruptDir, 'fs-key') });
       assert.equal(fs.files, 0);
       assert.equal(fs.problemCount, backups[real]!.files.files);
-      assert.match(fs.problems[0]!, /^[0-9a-f]{2}\/[0-9a-f]{40}: pack packs\/[0-9a-f]{2}\/[0-9a-f]{64}\.tar\.zst\.age cannot be read \(none of the given age identities can decrypt/);
+      assert.match(
+        fs.problems[0]!,
+        /^[0-9a-f]{2}\/[0-9a-f]{40}: pack packs\/[0-9a-f]{2}\/[0-9a-f]{64}\.tar\.zst\.age cannot be read \(none of the given age identities can decrypt/,
+      );
     });
 
     it('a dump from a newer pg_dump: ToolVersionError before anything is done', async () => {
@@ -286,10 +323,14 @@ describe('restore primitives (real PostgreSQL, real backups)', function () {
       const err = await rejection(restoreDump({ config, encryptedDump: missing, identity, database: db, owner: config.postgres.user, keepOwnership: false }));
       assert.ok(err instanceof ArtifactCorruptedError, `${err.name}: ${err.message}`);
       assert.ok(err.message.includes(missing));
-      const err2 = await rejection(restoreDump({ config, encryptedDump: dumpOf(real), identity, database: real, owner: config.postgres.user, keepOwnership: false }));
+      const err2 = await rejection(
+        restoreDump({ config, encryptedDump: dumpOf(real), identity, database: real, owner: config.postgres.user, keepOwnership: false }),
+      );
       assert.ok(err2 instanceof InvalidInputError, `${err2.name}: ${err2.message}`);
       assert.match(err2.message, /already exists/);
-      const err3 = await rejection(restoreDump({ config, encryptedDump: dumpOf(real), identity, database: db, owner: `no_such_role_${s}`, keepOwnership: false }));
+      const err3 = await rejection(
+        restoreDump({ config, encryptedDump: dumpOf(real), identity, database: db, owner: `no_such_role_${s}`, keepOwnership: false }),
+      );
       assert.ok(err3 instanceof InvalidInputError, `${err3.name}: ${err3.message}`);
       assert.match(err3.message, /owner role/);
       assert.equal(await databaseExists(db), false);
@@ -297,12 +338,15 @@ describe('restore primitives (real PostgreSQL, real backups)', function () {
       assert.ok(count! > 0, 'the existing tenant is untouched');
     });
 
-    it('a file missing from its pack and a pack holding other content under a file\'s name: problems, and the attachment check fails', async () => {
+    it("a file missing from its pack and a pack holding other content under a file's name: problems, and the attachment check fails", async () => {
       // A private copy of the backup root, so the shared packs stay intact.
       const root2 = path.join(work, 'backups-faulty');
       cpSync(backupDir, root2, { recursive: true });
       const cfg2 = stackConfig({ ...overrides, DR_BACKUP_DIR: root2 });
-      const lines = readFileSync(indexOf(real), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { path?: string; sha1: string; size: number; pack?: string; bytes?: number });
+      const lines = readFileSync(indexOf(real), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { path?: string; sha1: string; size: number; pack?: string; bytes?: number });
       const entries = lines.filter((l): l is { path: string; sha1: string; size: number; pack: string } => typeof l.path === 'string');
       const [gone, swapped] = [entries[0]!, entries[1]!];
       // A forged pack (encrypted to the right key) holding other content under `swapped`'s name, and nothing for `gone`.
@@ -313,26 +357,48 @@ describe('restore primitives (real PostgreSQL, real backups)', function () {
         compressionLevel: 3,
       });
       const faultyIndex = path.join(work, 'faulty.jsonl');
-      const faulty = [...lines.map((l) => (l.path === gone.path || l.path === swapped.path ? { ...l, pack: forged.id } : l)), { pack: forged.id, bytes: forged.bytes }];
+      const faulty = [
+        ...lines.map((l) => (l.path === gone.path || l.path === swapped.path ? { ...l, pack: forged.id } : l)),
+        { pack: forged.id, bytes: forged.bytes },
+      ];
       writeFileSync(faultyIndex, faulty.map((l) => JSON.stringify(l)).join('\n') + '\n');
 
       const dir = path.join(work, 'fs-faulty');
       const fs = await restoreFilestore({ config: cfg2, indexFile: faultyIndex, identity, destDir: dir });
       assert.equal(fs.problemCount, 2, fs.problems.join('\n'));
       assert.equal(fs.files, entries.length - 2);
-      assert.ok(fs.problems.some((p) => p.startsWith(`${gone.path}: not in pack ${rel.pack(forged.id)}`)), fs.problems.join('\n'));
-      assert.ok(fs.problems.some((p) => p.startsWith(`${swapped.path}: pack ${rel.pack(forged.id)} holds 24 bytes for it`) || p.startsWith(`${swapped.path}: pack ${rel.pack(forged.id)} holds content with SHA-1`)), fs.problems.join('\n'));
+      assert.ok(
+        fs.problems.some((p) => p.startsWith(`${gone.path}: not in pack ${rel.pack(forged.id)}`)),
+        fs.problems.join('\n'),
+      );
+      assert.ok(
+        fs.problems.some(
+          (p) =>
+            p.startsWith(`${swapped.path}: pack ${rel.pack(forged.id)} holds 24 bytes for it`) ||
+            p.startsWith(`${swapped.path}: pack ${rel.pack(forged.id)} holds content with SHA-1`),
+        ),
+        fs.problems.join('\n'),
+      );
       assert.equal(existsSync(path.join(dir, swapped.path)), false, 'a wrong file is never put in place');
-      assert.deepEqual(readdirSync(path.dirname(path.join(dir, entries[2]!.path))).filter((n) => n.endsWith('.tmp')), []);
+      assert.deepEqual(
+        readdirSync(path.dirname(path.join(dir, entries[2]!.path))).filter((n) => n.endsWith('.tmp')),
+        [],
+      );
 
       // A pack that is missing, or damaged (truncated): every file it holds is a problem naming it.
       const realPack = localPath(root2, rel.pack(entries[2]!.pack));
       truncateSync(realPack, 1000);
       const damagedPack = await restoreFilestore({ config: cfg2, indexFile: indexOf(real), identity, destDir: path.join(work, 'fs-damaged-pack') });
-      assert.ok(damagedPack.problems.some((p) => p.includes(`pack ${rel.pack(entries[2]!.pack)} is damaged (1000 bytes`)), damagedPack.problems.join('\n'));
+      assert.ok(
+        damagedPack.problems.some((p) => p.includes(`pack ${rel.pack(entries[2]!.pack)} is damaged (1000 bytes`)),
+        damagedPack.problems.join('\n'),
+      );
       rmSync(realPack);
       const lost = await restoreFilestore({ config: cfg2, indexFile: indexOf(real), identity, destDir: path.join(work, 'fs-lost-pack') });
-      assert.ok(lost.problems.some((p) => p.startsWith(`${entries[2]!.path}: pack ${rel.pack(entries[2]!.pack)} is missing`)), lost.problems.join('\n'));
+      assert.ok(
+        lost.problems.some((p) => p.startsWith(`${entries[2]!.path}: pack ${rel.pack(entries[2]!.pack)} is missing`)),
+        lost.problems.join('\n'),
+      );
 
       // The Odoo check on the copy sees both files missing, and a file damaged after restore.
       const damaged = entries[2]!;
@@ -375,7 +441,11 @@ describe('restore primitives (real PostgreSQL, real backups)', function () {
     });
 
     it('an index line with an unsafe path is a problem, never a write outside the folder', async () => {
-      const e = readFileSync(indexOf(real), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { path: string; sha1: string; size: number }).find((l) => typeof l.path === 'string')!;
+      const e = readFileSync(indexOf(real), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { path: string; sha1: string; size: number })
+        .find((l) => typeof l.path === 'string')!;
       const index = path.join(work, 'unsafe.jsonl');
       writeFileSync(index, [`../escaped`, `/abs/path`, `checklist/${e.path}`].map((p) => JSON.stringify({ ...e, path: p })).join('\n') + '\n');
       const dest = path.join(work, 'fs-unsafe', 'inner');
@@ -479,7 +549,10 @@ describe('restore primitives (real PostgreSQL, real backups)', function () {
       assert.equal(err.message, 'cancelled by test');
       assert.ok(restoring > 0, 'pg_restore was connected to the new database when it was aborted');
       assert.equal(await databaseExists(db), false);
-      assert.deepEqual(readdirSync(path.join(backupDir, 'scratch')).filter((n) => n.startsWith(`restore-${db}`)), []);
+      assert.deepEqual(
+        readdirSync(path.join(backupDir, 'scratch')).filter((n) => n.startsWith(`restore-${db}`)),
+        [],
+      );
     });
 
     it('a killed process leaves a marked database that the sweep removes', async () => {
@@ -528,7 +601,9 @@ readIdentity(config.encryption.identityFile).then((identity) => restoreDump({
       assert.ok(swept.includes(own), JSON.stringify(swept));
       assert.equal(await databaseExists(db), false);
       assert.equal(existsSync(own), false, 'no plaintext left');
-      const roles = (await adminQuery("SELECT rolname FROM pg_roles WHERE shobj_description(oid, 'pg_authid') = $1", [`odoo-dr-restore:${hostname()}.${child.pid}`]));
+      const roles = await adminQuery("SELECT rolname FROM pg_roles WHERE shobj_description(oid, 'pg_authid') = $1", [
+        `odoo-dr-restore:${hostname()}.${child.pid}`,
+      ]);
       assert.deepEqual(roles, [], 'nor its restore role');
     });
   });

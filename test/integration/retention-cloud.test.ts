@@ -40,7 +40,11 @@ describe('retention of the bucket: pack collection (real S3)', function () {
     const wf = await devServer();
     session = backupSessionName(new Date(), uniqueSuffix());
     const result = await withWorker({ env: wf, config }, (taskQueue) =>
-      wf.client.workflow.execute(backupWorkflow, { taskQueue, workflowId: `test/retention-cloud/${session}`, args: [{ session, tenants: [tenant], cloud: true, retention: false }] }),
+      wf.client.workflow.execute(backupWorkflow, {
+        taskQueue,
+        workflowId: `test/retention-cloud/${session}`,
+        args: [{ session, tenants: [tenant], cloud: true, retention: false }],
+      }),
     );
     assert.equal(result.status, 'complete', JSON.stringify(result));
   });
@@ -70,7 +74,7 @@ describe('retention of the bucket: pack collection (real S3)', function () {
     return { packKey: cloudKey(config.cloud!, rel.pack(packId)), blobKey: cloudKey(config.cloud!, rel.blob(sha1)), bytes: pack.length + blob.length };
   };
 
-  it("a backup leaves its lease in the session, before it looks for packs to reuse", async () => {
+  it('a backup leaves its lease in the session, before it looks for packs to reuse', async () => {
     assert.ok(await headObject(config.cloud!, cloudKey(config.cloud!, `${rel.session(session)}/leases/${tenant}.json`)));
   });
 
@@ -144,7 +148,11 @@ describe('retention of the bucket: pack collection (real S3)', function () {
     const wf = await devServer();
     const next = backupSessionName(new Date(), uniqueSuffix());
     await withWorker({ env: wf, config, activities }, async (taskQueue) => {
-      const handle = await wf.client.workflow.start(backupWorkflow, { taskQueue, workflowId: `test/retention-cloud/${next}`, args: [{ session: next, tenants: [tenant], cloud: true, retention: false }] });
+      const handle = await wf.client.workflow.start(backupWorkflow, {
+        taskQueue,
+        workflowId: `test/retention-cloud/${next}`,
+        args: [{ session: next, tenants: [tenant], cloud: true, retention: false }],
+      });
       await reached.promise;
       try {
         const during = await retainCloud(config, { now: new Date(), dryRun: false });
@@ -158,7 +166,8 @@ describe('retention of the bucket: pack collection (real S3)', function () {
       assert.ok(result.tenants[0]!.blobsReused > 0, 'the backup reused the stored packs');
     });
     for await (const line of readIndexLines(localPath(dir, rel.filestoreIndex(next, tenant)))) {
-      if (line.kind === 'pack') assert.ok(await headObject(config.cloud!, cloudKey(config.cloud!, rel.pack(line.record.pack))), `pack ${line.record.pack} in the bucket`);
+      if (line.kind === 'pack')
+        assert.ok(await headObject(config.cloud!, cloudKey(config.cloud!, rel.pack(line.record.pack))), `pack ${line.record.pack} in the bucket`);
     }
     await deleteObjects(config.cloud!, [orphans.packKey, orphans.blobKey]);
   });

@@ -21,14 +21,7 @@ import {
   UploadPartCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import {
-  ArtifactCorruptedError,
-  BucketNotFoundError,
-  CloudAuthError,
-  CloudUnavailableError,
-  DiskFullError,
-  InvalidInputError,
-} from '../../src/errors';
+import { ArtifactCorruptedError, BucketNotFoundError, CloudAuthError, CloudUnavailableError, DiskFullError, InvalidInputError } from '../../src/errors';
 import {
   abortStaleUploads,
   cloudKey,
@@ -60,7 +53,7 @@ async function makeFile(dir: string, name: string, bytes: number): Promise<Local
   const hash = createHash('sha256');
   const fh = await open(file, 'w');
   try {
-    for (let done = 0; done < bytes; ) {
+    for (let done = 0; done < bytes;) {
       const chunk = randomBytes(Math.min(MiB, bytes - done));
       hash.update(chunk);
       await fh.write(chunk);
@@ -98,7 +91,7 @@ async function partDigests(file: string, partSize: number): Promise<Buffer[]> {
   let fill = 0;
   for await (const c of createReadStream(file)) {
     const chunk = c as Buffer;
-    for (let off = 0; off < chunk.length; ) {
+    for (let off = 0; off < chunk.length;) {
       const n = Math.min(partSize - fill, chunk.length - off);
       part.update(chunk.subarray(off, off + n));
       fill += n;
@@ -144,13 +137,10 @@ async function startProxy(target: string, refuse?: (r: SeenRequest) => Refusal |
     }
     const headers = { ...req.headers };
     delete headers.expect; // this proxy already answered 100-continue
-    const up = http.request(
-      { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers },
-      (ures) => {
-        res.writeHead(ures.statusCode ?? 502, ures.headers);
-        ures.pipe(res);
-      },
-    );
+    const up = http.request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers }, (ures) => {
+      res.writeHead(ures.statusCode ?? 502, ures.headers);
+      ures.pipe(res);
+    });
     up.on('error', (e) => res.destroy(e));
     req.pipe(up);
   });
@@ -161,8 +151,7 @@ async function startProxy(target: string, refuse?: (r: SeenRequest) => Refusal |
     seen,
     refused,
     /** Part numbers of the UploadPart requests seen. */
-    partsSent: () =>
-      seen.filter((r) => r.method === 'PUT' && r.url.searchParams.has('partNumber')).map((r) => Number(r.url.searchParams.get('partNumber'))),
+    partsSent: () => seen.filter((r) => r.method === 'PUT' && r.url.searchParams.has('partNumber')).map((r) => Number(r.url.searchParams.get('partNumber'))),
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
@@ -233,7 +222,10 @@ describe('S3 storage (real versitygw)', function () {
     assert.deepEqual(progress, []);
     if (cloud.serverSideEncryption) {
       assert.equal(res.serverSideEncryption, undefined, 'versitygw does not confirm SSE');
-      assert.ok(res.notes.some((n) => /did not confirm/.test(n)), res.notes.join('; '));
+      assert.ok(
+        res.notes.some((n) => /did not confirm/.test(n)),
+        res.notes.join('; '),
+      );
     }
     const head = await headObject(cloud, key);
     assert.equal(head?.bytes, f.bytes);
@@ -251,7 +243,13 @@ describe('S3 storage (real versitygw)', function () {
     const key = k('large.bin');
     const progress: UploadProgress[] = [];
     const res = await uploadFile({
-      cloud, key, file: f.file, expectedBytes: f.bytes, expectedSha256: f.sha256, partSize, queueSize: 2,
+      cloud,
+      key,
+      file: f.file,
+      expectedBytes: f.bytes,
+      expectedSha256: f.sha256,
+      partSize,
+      queueSize: 2,
       onProgress: (p) => progress.push(p),
     });
     assert.ok(res.uploadId, 'multipart');
@@ -280,27 +278,24 @@ describe('S3 storage (real versitygw)', function () {
   });
 
   it('refuses a local file corrupted after it was written, leaving no object and no parts', async () => {
-    for (const [name, size] of [['corrupt-small.bin', 64 * 1024], ['corrupt-large.bin', 12 * MiB]] as const) {
+    for (const [name, size] of [
+      ['corrupt-small.bin', 64 * 1024],
+      ['corrupt-large.bin', 12 * MiB],
+    ] as const) {
       const f = await makeFile(dir, name, size);
       await flipByte(f.file, size - 10); // in the last part: every earlier part is already sent
       const key = k(name);
-      await assert.rejects(
-        uploadFile({ cloud, key, file: f.file, expectedBytes: f.bytes, expectedSha256: f.sha256, partSize: 5 * MiB }),
-        (err: Error) => {
-          assert.ok(err instanceof ArtifactCorruptedError, `${err.name}: ${err.message}`);
-          assert.ok(err.message.includes(f.file), 'names the file');
-          return true;
-        },
-      );
+      await assert.rejects(uploadFile({ cloud, key, file: f.file, expectedBytes: f.bytes, expectedSha256: f.sha256, partSize: 5 * MiB }), (err: Error) => {
+        assert.ok(err instanceof ArtifactCorruptedError, `${err.name}: ${err.message}`);
+        assert.ok(err.message.includes(f.file), 'names the file');
+        return true;
+      });
       assert.equal(await headObject(cloud, key), null, `${name}: no object`);
       assert.deepEqual(await uploadsFor(key), [], `${name}: no multipart upload left`);
     }
     // A size change is refused before anything is sent.
     const g = await makeFile(dir, 'grown.bin', 1000);
-    await assert.rejects(
-      uploadFile({ cloud, key: k('grown.bin'), file: g.file, expectedBytes: 999, expectedSha256: g.sha256 }),
-      ArtifactCorruptedError,
-    );
+    await assert.rejects(uploadFile({ cloud, key: k('grown.bin'), file: g.file, expectedBytes: 999, expectedSha256: g.sha256 }), ArtifactCorruptedError);
     await assert.rejects(
       uploadFile({ cloud, key: k('absent.bin'), file: path.join(dir, 'absent.bin'), expectedBytes: 1, expectedSha256: g.sha256 }),
       ArtifactCorruptedError,
@@ -323,7 +318,14 @@ describe('S3 storage (real versitygw)', function () {
       let last: UploadProgress | undefined;
       await assert.rejects(
         uploadFile({
-          cloud, key, file: f.file, expectedBytes: f.bytes, expectedSha256: f.sha256, partSize, queueSize: 1, signal: ac.signal,
+          cloud,
+          key,
+          file: f.file,
+          expectedBytes: f.bytes,
+          expectedSha256: f.sha256,
+          partSize,
+          queueSize: 1,
+          signal: ac.signal,
           onProgress: (p) => {
             last = p;
             if (p.partsDone.length >= 2) ac.abort(new Error('simulated worker crash'));
@@ -346,8 +348,14 @@ describe('S3 storage (real versitygw)', function () {
       try {
         const progress: UploadProgress[] = [];
         const res = await uploadFile({
-          cloud: { ...cloud, endpoint: proxy.endpoint }, key, file: f.file, expectedBytes: f.bytes, expectedSha256: f.sha256,
-          resume: crashed, queueSize: 2, onProgress: (p) => progress.push(p),
+          cloud: { ...cloud, endpoint: proxy.endpoint },
+          key,
+          file: f.file,
+          expectedBytes: f.bytes,
+          expectedSha256: f.sha256,
+          resume: crashed,
+          queueSize: 2,
+          onProgress: (p) => progress.push(p),
         });
         assert.equal(res.resumed, true);
         assert.ok(res.partsReused >= 2, `partsReused ${res.partsReused}`);
@@ -355,7 +363,10 @@ describe('S3 storage (real versitygw)', function () {
         assert.equal(res.sha256, f.sha256);
         const sent = proxy.partsSent().sort((a, b) => a - b);
         for (const n of crashed.partsDone) assert.ok(!sent.includes(n), `part ${n} was already on the server and must not be sent again`);
-        assert.deepEqual([...sent, ...crashed.partsDone].sort((a, b) => a - b), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        assert.deepEqual(
+          [...sent, ...crashed.partsDone].sort((a, b) => a - b),
+          [1, 2, 3, 4, 5, 6, 7, 8, 9],
+        );
         assert.equal(sent.length, 9 - res.partsReused);
         assert.ok(!proxy.seen.some((r) => r.method === 'POST' && r.url.searchParams.has('uploads')), 'no new multipart upload');
         assert.deepEqual(progress.at(-1)?.partsDone, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
@@ -374,11 +385,19 @@ describe('S3 storage (real versitygw)', function () {
       const proxy = await startProxy(cloud.endpoint!);
       try {
         const res = await uploadFile({
-          cloud: { ...cloud, endpoint: proxy.endpoint }, key, file: f.file, expectedBytes: f.bytes, expectedSha256: f.sha256, resume: crashed,
+          cloud: { ...cloud, endpoint: proxy.endpoint },
+          key,
+          file: f.file,
+          expectedBytes: f.bytes,
+          expectedSha256: f.sha256,
+          resume: crashed,
         });
         assert.equal(res.resumed, true);
         assert.equal(res.partsReused, 0);
-        assert.ok(res.notes.some((n) => /already completed/.test(n)), res.notes.join('; '));
+        assert.ok(
+          res.notes.some((n) => /already completed/.test(n)),
+          res.notes.join('; '),
+        );
         assert.equal(proxy.seen.filter((r) => r.method === 'PUT' || r.method === 'POST').length, 0, 'nothing uploaded');
       } finally {
         await proxy.close();
@@ -394,7 +413,9 @@ describe('S3 storage (real versitygw)', function () {
         let last: UploadProgress | undefined;
         await assert.rejects(
           uploadFile({
-            ...base, resume, signal: ac.signal,
+            ...base,
+            resume,
+            signal: ac.signal,
             onProgress: (p) => {
               last = p;
               if (p.partsDone.length >= parts) ac.abort(new Error('simulated worker crash'));
@@ -413,7 +434,10 @@ describe('S3 storage (real versitygw)', function () {
       try {
         const res = await uploadFile({ ...base, cloud: { ...cloud, endpoint: proxy.endpoint }, resume: second });
         assert.equal(res.partsReused, 4);
-        assert.deepEqual(proxy.partsSent().sort((a, b) => a - b), [5, 6]);
+        assert.deepEqual(
+          proxy.partsSent().sort((a, b) => a - b),
+          [5, 6],
+        );
       } finally {
         await proxy.close();
       }
@@ -423,11 +447,19 @@ describe('S3 storage (real versitygw)', function () {
     it('starts over when the multipart upload no longer exists', async () => {
       const g = await makeFile(dir, 'gone.bin', 11 * MiB);
       const res = await uploadFile({
-        cloud, key: k('gone.bin'), file: g.file, expectedBytes: g.bytes, expectedSha256: g.sha256, partSize,
+        cloud,
+        key: k('gone.bin'),
+        file: g.file,
+        expectedBytes: g.bytes,
+        expectedSha256: g.sha256,
+        partSize,
         resume: { uploadId: 'no-such-upload', key: k('gone.bin'), partSize, partsDone: [1], bytesSent: partSize },
       });
       assert.equal(res.resumed, false);
-      assert.ok(res.notes.some((n) => /no longer exists/.test(n)), res.notes.join('; '));
+      assert.ok(
+        res.notes.some((n) => /no longer exists/.test(n)),
+        res.notes.join('; '),
+      );
       assert.equal((await verifyObject(cloud, k('gone.bin'), g)).ok, true);
     });
 
@@ -438,7 +470,14 @@ describe('S3 storage (real versitygw)', function () {
       let last: UploadProgress | undefined;
       await assert.rejects(
         uploadFile({
-          cloud, key: gkey, file: g.file, expectedBytes: g.bytes, expectedSha256: g.sha256, partSize, queueSize: 1, signal: ac.signal,
+          cloud,
+          key: gkey,
+          file: g.file,
+          expectedBytes: g.bytes,
+          expectedSha256: g.sha256,
+          partSize,
+          queueSize: 1,
+          signal: ac.signal,
           onProgress: (p) => {
             last = p;
             if (p.partsDone.length >= 2) ac.abort(new Error('simulated worker crash'));
@@ -467,7 +506,14 @@ describe('S3 storage (real versitygw)', function () {
       let last: UploadProgress | undefined;
       await assert.rejects(
         uploadFile({
-          cloud, key, file: f.file, expectedBytes: f.bytes, expectedSha256: f.sha256, partSize, queueSize: 3, signal: ac.signal,
+          cloud,
+          key,
+          file: f.file,
+          expectedBytes: f.bytes,
+          expectedSha256: f.sha256,
+          partSize,
+          queueSize: 3,
+          signal: ac.signal,
           discardOnAbort: () => true,
           onProgress: (p) => {
             last = p;
@@ -494,8 +540,14 @@ describe('S3 storage (real versitygw)', function () {
       try {
         await assert.rejects(
           uploadFile({
-            cloud: { ...cloud, endpoint: proxy.endpoint }, key, file: f.file, expectedBytes: f.bytes, expectedSha256: f.sha256, partSize,
-            signal: ac.signal, discardOnAbort: () => true,
+            cloud: { ...cloud, endpoint: proxy.endpoint },
+            key,
+            file: f.file,
+            expectedBytes: f.bytes,
+            expectedSha256: f.sha256,
+            partSize,
+            signal: ac.signal,
+            discardOnAbort: () => true,
           }),
           /cancelled by the workflow/,
         );
@@ -514,7 +566,9 @@ describe('S3 storage (real versitygw)', function () {
       let crashed: UploadProgress | undefined;
       await assert.rejects(
         uploadFile({
-          ...base, signal: crash.signal, discardOnAbort: () => false,
+          ...base,
+          signal: crash.signal,
+          discardOnAbort: () => false,
           onProgress: (p) => {
             crashed = p;
             if (p.partsDone.length >= 2) crash.abort(new Error('simulated worker crash'));
@@ -528,7 +582,10 @@ describe('S3 storage (real versitygw)', function () {
       let last: UploadProgress | undefined;
       await assert.rejects(
         uploadFile({
-          ...base, resume: crashed, signal: cancel.signal, discardOnAbort: () => true,
+          ...base,
+          resume: crashed,
+          signal: cancel.signal,
+          discardOnAbort: () => true,
           onProgress: (p) => {
             last = p;
             if (p.partsDone.length >= 4) cancel.abort(new Error('cancelled by the workflow'));
@@ -546,9 +603,7 @@ describe('S3 storage (real versitygw)', function () {
     const f = await makeFile(dir, 'failing.bin', 21 * MiB);
     const key = k('failing.bin');
     const proxy = await startProxy(cloud.endpoint!, (r) =>
-      r.method === 'PUT' && r.url.searchParams.get('partNumber') === '3'
-        ? { status: 500, code: 'InternalError', message: 'injected failure' }
-        : undefined,
+      r.method === 'PUT' && r.url.searchParams.get('partNumber') === '3' ? { status: 500, code: 'InternalError', message: 'injected failure' } : undefined,
     );
     try {
       await assert.rejects(
@@ -560,7 +615,10 @@ describe('S3 storage (real versitygw)', function () {
         },
       );
       assert.ok(proxy.refused.length >= 2, 'the SDK retried the part');
-      assert.ok(proxy.seen.some((r) => r.method === 'DELETE' && r.url.searchParams.has('uploadId')), 'AbortMultipartUpload was sent');
+      assert.ok(
+        proxy.seen.some((r) => r.method === 'DELETE' && r.url.searchParams.has('uploadId')),
+        'AbortMultipartUpload was sent',
+      );
     } finally {
       await proxy.close();
     }
@@ -576,10 +634,16 @@ describe('S3 storage (real versitygw)', function () {
     );
     try {
       const sse = { ...cloud, endpoint: proxy.endpoint, serverSideEncryption: 'AES256' as const };
-      for (const [name, size] of [['sse-small.bin', 1000], ['sse-large.bin', 11 * MiB]] as const) {
+      for (const [name, size] of [
+        ['sse-small.bin', 1000],
+        ['sse-large.bin', 11 * MiB],
+      ] as const) {
         const f = await makeFile(dir, name, size);
         const res = await uploadFile({ cloud: sse, key: k(name), file: f.file, expectedBytes: f.bytes, expectedSha256: f.sha256, partSize: 5 * MiB });
-        assert.ok(res.notes.some((n) => /refused server-side encryption AES256.*without it/.test(n)), res.notes.join('; '));
+        assert.ok(
+          res.notes.some((n) => /refused server-side encryption AES256.*without it/.test(n)),
+          res.notes.join('; '),
+        );
         assert.equal((await verifyObject(cloud, k(name), f)).ok, true);
       }
       assert.equal(proxy.refused.length, 2, 'one refusal per upload, then no SSE header');
@@ -640,7 +704,10 @@ describe('S3 storage (real versitygw)', function () {
 
   it('a bandwidth-limited upload sends the file unchanged, in one PUT and in parts (its pace is measured by bench/, not here)', async () => {
     const limited = { ...cloud, bandwidthLimit: 4 * MiB };
-    for (const [name, size] of [['slow-small.bin', 300 * 1024], ['slow-large.bin', 11 * MiB]] as const) {
+    for (const [name, size] of [
+      ['slow-small.bin', 300 * 1024],
+      ['slow-large.bin', 11 * MiB],
+    ] as const) {
       const f = await makeFile(dir, name, size);
       const res = await uploadFile({ cloud: limited, key: k(name), file: f.file, expectedBytes: f.bytes, expectedSha256: f.sha256, partSize: 5 * MiB });
       assert.equal(res.uploadId === undefined, size < 5 * MiB, `${name}: ${res.uploadId ? 'multipart' : 'one PUT'}`);
@@ -655,7 +722,10 @@ describe('S3 storage (real versitygw)', function () {
     try {
       const listed: Array<{ key: string; bytes: number; lastModified: Date | undefined }> = [];
       for await (const o of listObjects({ ...cloud, endpoint: proxy.endpoint }, k('many') + '/', { pageSize: 7 })) listed.push(o);
-      assert.deepEqual(listed.map((o) => o.key), keys);
+      assert.deepEqual(
+        listed.map((o) => o.key),
+        keys,
+      );
       assert.ok(listed.every((o) => o.bytes === Buffer.byteLength(o.key) && o.lastModified instanceof Date));
       const pages = proxy.seen.filter((r) => r.method === 'GET' && r.url.searchParams.get('list-type') === '2');
       assert.equal(pages.length, 5, '30 keys, 7 per page');
@@ -696,7 +766,11 @@ describe('S3 storage (real versitygw)', function () {
         return true;
       });
       await assert.rejects(downloadFile(cloud, key, dest, { expectedBytes: f.bytes - 1 }), ArtifactCorruptedError);
-      assert.deepEqual((await readdir(path.dirname(dest))).filter((n) => n.startsWith('wrong')), [], 'neither dest nor partial');
+      assert.deepEqual(
+        (await readdir(path.dirname(dest))).filter((n) => n.startsWith('wrong')),
+        [],
+        'neither dest nor partial',
+      );
     });
 
     it('a missing object is an ArtifactCorruptedError', async () => {

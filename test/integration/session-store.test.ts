@@ -27,7 +27,11 @@ const trust = { signers: () => Promise.resolve([formatPublicKey(signer, 'backup-
 const putSigned = (store: SessionStore, session: string, text: string) => store.putManifest(session, text, signMessage(text, signer));
 const NEW = 'backup_20261126_020000_bbbbbb';
 
-function manifestText(session: string, status: 'complete' | 'partial' = 'complete', tenants: Record<string, 'complete' | 'failed'> = { acme: 'complete' }): string {
+function manifestText(
+  session: string,
+  status: 'complete' | 'partial' = 'complete',
+  tenants: Record<string, 'complete' | 'failed'> = { acme: 'complete' },
+): string {
   const m = sealManifest({
     format: MANIFEST_FORMAT,
     version: MANIFEST_VERSION,
@@ -147,7 +151,13 @@ for (const backend of backends) {
       assert.equal(err.name, 'ArtifactCorruptedError');
       assert.match(err.message, /modified after it was written/);
       const listed = await catalog.list(store);
-      assert.deepEqual(listed.map((s) => [s.session, s.status]), [[NEW, 'corrupt'], [OLD, 'complete']]);
+      assert.deepEqual(
+        listed.map((s) => [s.session, s.status]),
+        [
+          [NEW, 'corrupt'],
+          [OLD, 'complete'],
+        ],
+      );
     });
 
     it('only a manifest signed by a trusted key is read; unsigned ones only with --allow-unsigned', async () => {
@@ -175,7 +185,15 @@ for (const backend of backends) {
     it('validation results are kept with the session and decide what latest means', async () => {
       await putSigned(store, NEW, manifestText(NEW));
       assert.equal((await catalog.resolve('latest', 'auto')).session, NEW);
-      const failed: SessionResult = { kind: 'validation', session: NEW, status: 'fail', finishedAt: new Date().toISOString(), workflowId: 'w', restoreTest: true, failures: ['x'] };
+      const failed: SessionResult = {
+        kind: 'validation',
+        session: NEW,
+        status: 'fail',
+        finishedAt: new Date().toISOString(),
+        workflowId: 'w',
+        restoreTest: true,
+        failures: ['x'],
+      };
       const written = await catalog.saveResult(failed);
       assert.equal(written.length, 1);
       assert.equal(await catalog.validationOf(NEW), 'fail');
@@ -223,7 +241,16 @@ for (const backend of backends) {
     });
 
     it('paths outside the layout are refused before anything is read or written', async () => {
-      for (const bad of ['sessions/../../etc/passwd', `sessions/${NEW}/../../x`, '/etc/passwd', 'blobs/ab/../../x', `sessions/${NEW}/a//b`, 'other/file', 'packs/ab/../../x', `packs/ab/${'cd'.padEnd(64, '0')}.tar.zst.age`]) {
+      for (const bad of [
+        'sessions/../../etc/passwd',
+        `sessions/${NEW}/../../x`,
+        '/etc/passwd',
+        'blobs/ab/../../x',
+        `sessions/${NEW}/a//b`,
+        'other/file',
+        'packs/ab/../../x',
+        `packs/ab/${'cd'.padEnd(64, '0')}.tar.zst.age`,
+      ]) {
         const err = await rejection(store.getDocument(bad));
         assert.equal(err.name, 'InvalidInputError', bad);
       }

@@ -39,10 +39,19 @@ describe('worker start-up', function () {
     const finished = unfinished(backupSessionName(new Date(Date.UTC(2026, 0, 4)), `fi${s}`), `backup/never-ran-${s}`);
     writeFileSync(path.join(finished, 'manifest.json'), '{}');
     try {
-      const worker = await createWorker({ config, connection: env.nativeConnection, namespace: 'default', taskQueue: `startup-${s}`, workflowBundle: await workflowBundle() });
+      const worker = await createWorker({
+        config,
+        connection: env.nativeConnection,
+        namespace: 'default',
+        taskQueue: `startup-${s}`,
+        workflowBundle: await workflowBundle(),
+      });
       await worker.runUntil(Promise.resolve());
       assert.equal(existsSync(gone), false, `swept: ${worker.swept.join('; ')}`);
-      assert.ok(worker.swept.some((l) => l.includes(path.basename(gone)) && l.includes('removed')), worker.swept.join('; '));
+      assert.ok(
+        worker.swept.some((l) => l.includes(path.basename(gone)) && l.includes('removed')),
+        worker.swept.join('; '),
+      );
       assert.ok(existsSync(running), 'a running backup keeps its session');
       assert.ok(existsSync(otherHost), "another host's session is left to that host");
       assert.ok(existsSync(finished), 'a session with a manifest is never touched here');

@@ -47,7 +47,9 @@ function cut(history: History, n: number): History {
 
 describe('replay of recorded backup histories (earlier code paths)', function () {
   this.timeout(120_000);
-  const files = readdirSync(DIR).filter((f) => f.startsWith('backup-') && f.endsWith('.json')).sort();
+  const files = readdirSync(DIR)
+    .filter((f) => f.startsWith('backup-') && f.endsWith('.json'))
+    .sort();
 
   it('has the recorded histories', () => {
     assert.ok(files.filter((f) => f.startsWith('backup-v1-')).length >= 6 && files.filter((f) => f.startsWith('backup-v2-')).length >= 6, files.join(', '));

@@ -33,7 +33,9 @@ function cut(history: History, n: number): History {
 
 describe('replay of recorded validation and drill histories (before audit lines and alerts)', function () {
   this.timeout(120_000);
-  const files = readdirSync(DIR).filter((f) => /^(validation|drill)-v1-.*\.json$/.test(f)).sort();
+  const files = readdirSync(DIR)
+    .filter((f) => /^(validation|drill)-v1-.*\.json$/.test(f))
+    .sort();
 
   it('has the recorded histories', () => {
     assert.deepEqual(files, ['drill-v1-validation-only.json', 'validation-v1-pass.json']);

@@ -5,18 +5,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import {
-  chmodSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  readdirSync,
-  rmSync,
-  statSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../../src/config';
@@ -62,13 +51,20 @@ describe('age', function () {
     chmodSync(file, 0o600);
     return execFileSync('age-keygen', ['-y', file], { encoding: 'utf8' }).trim();
   };
-  const secretOf = (file: string) => readFileSync(file, 'utf8').split('\n').find((l) => l.startsWith('AGE-SECRET-KEY-1'))!;
+  const secretOf = (file: string) =>
+    readFileSync(file, 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('AGE-SECRET-KEY-1'))!;
   const input = (size: number) => {
     const file = path.join(dir, `plain-${size}.bin`);
     if (!existsSync(file)) writeFileSync(file, randomBytes(size));
     return file;
   };
-  const noPartials = () => assert.deepEqual(readdirSync(dir).filter((f) => f.endsWith('.partial')), []);
+  const noPartials = () =>
+    assert.deepEqual(
+      readdirSync(dir).filter((f) => f.endsWith('.partial')),
+      [],
+    );
   const noSecretsIn = (err: unknown) => {
     const text = `${String(err)} ${(err as Error).stack ?? ''}`;
     for (const id of [identity1, identity2]) assert.ok(!text.includes(id.slice(16)), 'an identity leaked into an error');
@@ -199,11 +195,17 @@ describe('age', function () {
       this.timeout(60_000);
       for (const size of SIZES) {
         const plain = input(size);
-        for (const [tag, recipients] of [['one', [recipient1]], ['two', [recipient1, recipient2]]] as const) {
+        for (const [tag, recipients] of [
+          ['one', [recipient1]],
+          ['two', [recipient1, recipient2]],
+        ] as const) {
           const enc = path.join(dir, `size-${tag}-${size}.age`);
           const { bytes } = await encryptFile([...recipients], plain, enc);
           assert.ok(plausibleAgeSize(bytes, size), `${tag} recipient(s), ${size} bytes: ${bytes}`);
-          assert.ok(!plausibleAgeSize(bytes - 1, size) && !plausibleAgeSize(bytes + 1, size) && !plausibleAgeSize(bytes, size + 1), `${tag}, ${size}: off by one accepted`);
+          assert.ok(
+            !plausibleAgeSize(bytes - 1, size) && !plausibleAgeSize(bytes + 1, size) && !plausibleAgeSize(bytes, size + 1),
+            `${tag}, ${size}: off by one accepted`,
+          );
         }
         const cli = path.join(dir, `size-cli-${size}.age`);
         execFileSync('age', ['-r', recipient1, '-o', cli, plain]);
@@ -299,7 +301,10 @@ describe('age', function () {
       assert.ok(!existsSync(out) && !existsSync(`${out}.partial`), 'no output file');
       const streamed = await drain(decryptStream(identity1, file));
       assert.ok(streamed.error instanceof ArtifactCorruptedError);
-      assert.ok(streamed.data.length < data.length && data.subarray(0, streamed.data.length).equals(streamed.data), 'only authentic plaintext before the error');
+      assert.ok(
+        streamed.data.length < data.length && data.subarray(0, streamed.data.length).equals(streamed.data),
+        'only authentic plaintext before the error',
+      );
     });
 
     it('a damaged header, truncation (also at a chunk boundary) and trailing data are all detected', async () => {
@@ -314,7 +319,7 @@ describe('age', function () {
           b[40]! ^= 0x01;
           return b;
         },
-        'nonce': (b) => {
+        nonce: (b) => {
           b[headerLength + 50]! ^= 0x01;
           return b;
         },
@@ -359,7 +364,9 @@ describe('age', function () {
       assert.ok((await rejection(encryptFile(['age1notakey'], plain, path.join(dir, 'x.age')))) instanceof EncryptionKeyError);
       const badChecksum = `${recipient1.slice(0, -1)}${recipient1.endsWith('q') ? 'p' : 'q'}`;
       assert.ok((await rejection(encryptFile([badChecksum], plain, path.join(dir, 'x.age')))) instanceof EncryptionKeyError);
-      const damaged = await rejection(decryptToFile(`${identity1.slice(0, -1)}${identity1.endsWith('Q') ? 'P' : 'Q'}`, path.join(dir, 'lib-1.age'), path.join(dir, 'x.out')));
+      const damaged = await rejection(
+        decryptToFile(`${identity1.slice(0, -1)}${identity1.endsWith('Q') ? 'P' : 'Q'}`, path.join(dir, 'lib-1.age'), path.join(dir, 'x.out')),
+      );
       assert.ok(damaged instanceof EncryptionKeyError);
       noSecretsIn(damaged);
       const missing = await rejection(encryptFile([recipient1], path.join(dir, 'vanished.bin'), path.join(dir, 'vanished.age')));
@@ -373,13 +380,13 @@ describe('age', function () {
       const plain = input(5 * 1024 * 1024 + 123);
       const dest = path.join(dir, 'aborted.age');
       const err = await rejection(encryptFile([recipient1], plain, dest, { signal: AbortSignal.abort() }));
-      assert.equal((err).name, 'AbortError');
+      assert.equal(err.name, 'AbortError');
       const controller = new AbortController();
       const pending = encryptFile([recipient1], plain, dest, { signal: controller.signal });
       setImmediate(() => controller.abort(new Error('stop')));
       const late = await rejection(pending).catch(() => undefined);
       // Either it finished first (5 MiB is fast) or it was stopped cleanly.
-      if (late !== undefined) assert.equal((late).message, 'stop');
+      if (late !== undefined) assert.equal(late.message, 'stop');
       assert.ok(!existsSync(`${dest}.partial`));
     }).timeout(30_000);
   });

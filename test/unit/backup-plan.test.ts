@@ -8,15 +8,24 @@ const names = (units: ReturnType<typeof planBackupUnits>) => units.flatMap((u) =
 describe('planBackupUnits (which tenants share an activity)', () => {
   it('no more small tenants than slots: one unit each, no batch', () => {
     const units = planBackupUnits(tenants(3), 3);
-    assert.deepEqual(units.map((u) => u.batch), [false, false, false]);
+    assert.deepEqual(
+      units.map((u) => u.batch),
+      [false, false, false],
+    );
     assert.deepEqual(names(units), ['t000', 't001', 't002']);
   });
 
   it('30 tiny tenants, 3 slots: a first round of 3 small batches, then rounds of equal batches; every tenant once', () => {
     const units = planBackupUnits(tenants(30), 3);
-    assert.deepEqual(units.map((u) => u.tenants.length), [3, 3, 3, 7, 7, 7]);
+    assert.deepEqual(
+      units.map((u) => u.tenants.length),
+      [3, 3, 3, 7, 7, 7],
+    );
     assert.ok(units.every((u) => u.batch));
-    assert.deepEqual(names(units), tenants(30).map((t) => t.name));
+    assert.deepEqual(
+      names(units),
+      tenants(30).map((t) => t.name),
+    );
   });
 
   it('large tenants go alone and first, largest first; small ones are batched after them', () => {
@@ -25,10 +34,17 @@ describe('planBackupUnits (which tenants share an activity)', () => {
       { name: 'big-b', databaseBytes: 2000 * MiB },
     ];
     const units = planBackupUnits([...tenants(8), ...big], 2);
-    assert.deepEqual(units.slice(0, 2).map((u) => u.tenants), [['big-b'], ['big-a']]);
+    assert.deepEqual(
+      units.slice(0, 2).map((u) => u.tenants),
+      [['big-b'], ['big-a']],
+    );
     assert.ok(units.slice(0, 2).every((u) => !u.batch));
     assert.ok(units.slice(2).every((u) => u.tenants.every((t) => t.startsWith('t'))));
-    assert.deepEqual(units.slice(2).map((u) => u.tenants.length), [3, 3, 1, 1], 'a first round of 2 × 3, then the last 2 spread over both slots');
+    assert.deepEqual(
+      units.slice(2).map((u) => u.tenants.length),
+      [3, 3, 1, 1],
+      'a first round of 2 × 3, then the last 2 spread over both slots',
+    );
     assert.equal(names(units).length, 10);
   });
 
@@ -37,7 +53,10 @@ describe('planBackupUnits (which tenants share an activity)', () => {
     const rest = units.slice(3);
     assert.ok(units.every((u) => u.tenants.length <= 8));
     assert.equal(rest.length % 3, 0);
-    assert.ok(rest.every((u) => u.bytes <= 120 * MiB), rest.map((u) => u.bytes / MiB).join(', '));
+    assert.ok(
+      rest.every((u) => u.bytes <= 120 * MiB),
+      rest.map((u) => u.bytes / MiB).join(', '),
+    );
     assert.equal(names(units).length, 100);
   });
 

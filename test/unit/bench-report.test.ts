@@ -26,7 +26,16 @@ function results(figures: Figure[]): Results {
     date: '2026-11-26T10:00:00.000Z',
     durationMs: 90_000,
     git: { commit: '0123456789abcdef', branch: 'main', dirty: false },
-    machine: { cpus: 2, cpuModel: 'cpu', memoryBytes: 4 * 1024 ** 3, os: 'Linux', node: 'v20', loadStart: 0.1, loadEnd: 0.2, tools: { postgresServer: '15.8', pg_dump: 'pg_dump 15.8', tar: 'tar', zstd: 'zstd', age: '1.1.1' } },
+    machine: {
+      cpus: 2,
+      cpuModel: 'cpu',
+      memoryBytes: 4 * 1024 ** 3,
+      os: 'Linux',
+      node: 'v20',
+      loadStart: 0.1,
+      loadEnd: 0.2,
+      tools: { postgresServer: '15.8', pg_dump: 'pg_dump 15.8', tar: 'tar', zstd: 'zstd', age: '1.1.1' },
+    },
     params: { files: 20000, 'file-size': 8192, 'big-files': 100000, 'db-mb': 256, fleet: 30, runs: 3, quick: false },
     scenarios: {},
     figures,
@@ -50,8 +59,24 @@ describe('bench report (npm run bench)', () => {
   it('renders one row per figure, with units, ratio, aim and result', () => {
     const figures = [
       figure({ pass: true }),
-      figure({ id: 'rss', name: 'Worker peak RSS', odooDr: { label: 'VmHWM', unit: 'bytes', median: 310 * MiB, runs: [310 * MiB] }, bare: undefined, ratio: undefined, aim: { of: 'value', op: '<', value: 300 * MiB }, pass: false }),
-      figure({ id: 't', name: 'Activity timeouts', odooDr: { label: 'histories', unit: 'count', median: 0, runs: [0] }, bare: undefined, ratio: undefined, aim: { of: 'value', op: '<=', value: 0 }, pass: true }),
+      figure({
+        id: 'rss',
+        name: 'Worker peak RSS',
+        odooDr: { label: 'VmHWM', unit: 'bytes', median: 310 * MiB, runs: [310 * MiB] },
+        bare: undefined,
+        ratio: undefined,
+        aim: { of: 'value', op: '<', value: 300 * MiB },
+        pass: false,
+      }),
+      figure({
+        id: 't',
+        name: 'Activity timeouts',
+        odooDr: { label: 'histories', unit: 'count', median: 0, runs: [0] },
+        bare: undefined,
+        ratio: undefined,
+        aim: { of: 'value', op: '<=', value: 0 },
+        pass: true,
+      }),
       figure({ id: 'e', name: 'fs scenario', odooDr: undefined, bare: undefined, ratio: undefined, aim: undefined, error: 'it broke' }),
     ];
     const text = textTable(figures).split('\n');

@@ -154,7 +154,13 @@ describe('configuration restore: hostile archives', function () {
     for (const p of patterns) assert.match(err.message, p);
     assert.deepEqual(snapshot(root), before.root, 'nothing is written under the root');
     assert.deepEqual(snapshot(canary), before.canary, 'the canary outside the root is untouched');
-    assert.deepEqual(readdirSync(t).filter((x) => x !== 'backups').sort(), before.top.filter((x) => x !== 'backups'), 'nothing created beside the root');
+    assert.deepEqual(
+      readdirSync(t)
+        .filter((x) => x !== 'backups')
+        .sort(),
+      before.top.filter((x) => x !== 'backups'),
+      'nothing created beside the root',
+    );
     return err;
   }
 
@@ -183,11 +189,7 @@ describe('configuration restore: hostile archives', function () {
     rmSync(path.join(root, 'conf.d'), { recursive: true });
     writeFileSync(path.join(other, 'outside.conf'), 'changed outside\n');
     const canaryBefore = snapshot(canary);
-    const expected = [
-      path.join(root, 'conf.d', 'extra.conf'),
-      path.join(root, 'nginx', 'sites-enabled', 'site'),
-      path.join(root, 'odoo.conf'),
-    ];
+    const expected = [path.join(root, 'conf.d', 'extra.conf'), path.join(root, 'nginx', 'sites-enabled', 'site'), path.join(root, 'odoo.conf')];
 
     const dry = await restoreConfigArchive({ config, encryptedArchive: archive, identity, stamp: STAMP, dryRun: true });
     assert.deepEqual([...dry.restored].sort(), expected);
@@ -271,7 +273,9 @@ describe('configuration restore: hostile archives', function () {
     symlinkSync('../canary', path.join(root, 'planted')); // left by an attacker or an earlier restore
     const archive = attack([{ path: `${rel(root)}/keys`, type: 'SymbolicLink', linkpath: 'planted/keep.txt' }]);
     await assertRefused(archive, [
-      new RegExp(`root/keys": symbolic link "planted/keep.txt" goes through the symbolic link ${root}/planted \\(-> "\\.\\./canary"\\), which leads outside DR_CONFIG_PATHS`),
+      new RegExp(
+        `root/keys": symbolic link "planted/keep.txt" goes through the symbolic link ${root}/planted \\(-> "\\.\\./canary"\\), which leads outside DR_CONFIG_PATHS`,
+      ),
     ]);
   });
 
@@ -316,7 +320,9 @@ describe('configuration restore: hostile archives', function () {
   it('attack 5c: a later restore never writes through a link an earlier restore created', async () => {
     // The issue's sequence: `link -> outside` in one archive, `link/file` in the next. The first is
     // refused now; the second then finds no link and writes a real folder inside the root.
-    await assertRefused(attack([{ path: `${rel(root)}/link`, type: 'SymbolicLink', linkpath: '../canary' }]), [/root\/link": symbolic link "\.\.\/canary" leads outside/]);
+    await assertRefused(attack([{ path: `${rel(root)}/link`, type: 'SymbolicLink', linkpath: '../canary' }]), [
+      /root\/link": symbolic link "\.\.\/canary" leads outside/,
+    ]);
     const second = await restoreConfigArchive({
       config,
       encryptedArchive: seal(rawTar([{ path: `${rel(root)}/link/file`, data: 'fine\n' }])),

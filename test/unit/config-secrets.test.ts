@@ -112,7 +112,12 @@ describe('configuration secrets', () => {
       MY_API_TOKEN: secret('MY_API_TOKEN'),
       DR_SMTP_PASSWROD: secret('DR_SMTP_PASSWROD'),
     };
-    const envFile = () => file(Object.entries(values).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join('\n') + '\n');
+    const envFile = () =>
+      file(
+        Object.entries(values)
+          .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+          .join('\n') + '\n',
+      );
 
     it('hides every secret-bearing value, keeps what operators need to recognise', () => {
       const config = loadConfig({ path: envFile(), env: {} });
@@ -262,7 +267,11 @@ describe('configuration secrets', () => {
       const pw = file('x\n', 0o644);
       const configMessage = configError(() => loadConfig({ env: { POSTGRES_PASSWORD_FILE: pw }, cwd: dir })).problems[0]!;
       const shared = (m: string, f: string) =>
-        m.replace(f, 'FILE').replace(f, 'FILE').replace(/^.*? FILE is accessible/, 'FILE is accessible').replace(/; it .*?, so/, '; it …, so');
+        m
+          .replace(f, 'FILE')
+          .replace(f, 'FILE')
+          .replace(/^.*? FILE is accessible/, 'FILE is accessible')
+          .replace(/; it .*?, so/, '; it …, so');
       assert.equal(shared(configMessage, pw), shared(identityMessage, key));
       assert.match(configMessage, /must be private to its owner: run `chmod 600 .*`$/);
     });
@@ -270,7 +279,10 @@ describe('configuration secrets', () => {
     it('TEMPORAL_TLS_CLIENT_KEY_PATH (a private key read by envconfig) is checked the same way, from the file or the environment', () => {
       const open = file(PEM_KEY, 0o644);
       const fromFile = configError(() => loadConfig({ path: file(`TEMPORAL_TLS_CLIENT_KEY_PATH="${open}"\n`), env: {} }));
-      assert.match(fromFile.problems[0]!, new RegExp(`^TEMPORAL_TLS_CLIENT_KEY_PATH ${open} is accessible by group or others \\(mode 0644\\).*run \`chmod 600 ${open}\`$`));
+      assert.match(
+        fromFile.problems[0]!,
+        new RegExp(`^TEMPORAL_TLS_CLIENT_KEY_PATH ${open} is accessible by group or others \\(mode 0644\\).*run \`chmod 600 ${open}\`$`),
+      );
       assert.doesNotMatch(fromFile.message, /MC4CAQAw|S3CR3T/);
       const fromEnv = configError(() => loadConfig({ env: { TEMPORAL_TLS_CLIENT_KEY_PATH: open }, cwd: dir }));
       assert.equal(fromEnv.problems.length, 1);

@@ -79,7 +79,10 @@ describe('configuration values', () => {
         ].join(' '),
       });
       assert.equal(problems.length, 7, problems.join('\n'));
-      assert.ok(problems.every((m) => m.startsWith('DR_AGE_RECIPIENTS recipient #')), problems.join('\n'));
+      assert.ok(
+        problems.every((m) => m.startsWith('DR_AGE_RECIPIENTS recipient #')),
+        problems.join('\n'),
+      );
       assert.match(problems[0]!, /^DR_AGE_RECIPIENTS recipient #2 of 8 .* has a bad checksum/);
       assert.match(problems[1]!, /#3 of 8 .* has 61 characters; an X25519 age recipient has 62/);
       assert.match(problems[2]!, /#4 of 8 .* must be written in lower case/);
@@ -124,7 +127,9 @@ describe('configuration values', () => {
         assert.match(err.message, /has a bad checksum/);
         return true;
       });
-      const identity = execFileSync('age-keygen', { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split('\n').find((l) => l.startsWith('AGE-SECRET-KEY-1'))!;
+      const identity = execFileSync('age-keygen', { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+        .split('\n')
+        .find((l) => l.startsWith('AGE-SECRET-KEY-1'))!;
       await assert.rejects(encryptFile([identity], src, path.join(dir, 'out.age')), (err: unknown) => {
         assert.ok(err instanceof EncryptionKeyError);
         assert.ok(!err.message.includes(identity.slice(16)), err.message);
@@ -246,9 +251,12 @@ describe('configuration values', () => {
       DR_BACKUP_DIR: '/srv/a\nb',
       DR_MAX_PARALLEL_BACKUPS: 'three',
     });
-    assert.deepEqual(
-      problems.map((m) => m.split(' ')[0]).sort(),
-      ['DR_AGE_RECIPIENTS', 'DR_BACKUP_DIR', 'DR_CLOUD_BUCKET', 'DR_MAX_PARALLEL_BACKUPS', 'DR_TEST_DATABASE_SUFFIX'],
-    );
+    assert.deepEqual(problems.map((m) => m.split(' ')[0]).sort(), [
+      'DR_AGE_RECIPIENTS',
+      'DR_BACKUP_DIR',
+      'DR_CLOUD_BUCKET',
+      'DR_MAX_PARALLEL_BACKUPS',
+      'DR_TEST_DATABASE_SUFFIX',
+    ]);
   });
 });

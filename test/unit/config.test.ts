@@ -171,9 +171,7 @@ describe('configuration', () => {
   });
 
   it('refuses contradictions between variables', () => {
-    const problems = problemsOf(() =>
-      loadConfig({ path: file('DR_TENANTS="a,b"\nDR_EXCLUDE_TENANTS="b"\nAWS_SECRET_ACCESS_KEY="x"\n'), env: {} }),
-    );
+    const problems = problemsOf(() => loadConfig({ path: file('DR_TENANTS="a,b"\nDR_EXCLUDE_TENANTS="b"\nAWS_SECRET_ACCESS_KEY="x"\n'), env: {} }));
     assert.equal(problems.length, 2);
     assert.match(problems.join('\n'), /DR_TENANTS and DR_EXCLUDE_TENANTS both name b/);
     assert.match(problems.join('\n'), /AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not/);
@@ -199,7 +197,10 @@ describe('configuration', () => {
     }
     const uncommented = example.replace(/^#([A-Z_]+=)/gm, '$1');
     const c = loadConfig({ path: file(uncommented), env: { AWS_SECRET_ACCESS_KEY: 'x', POSTGRES_PASSWORD_FILE: '' } });
-    assert.deepEqual(c.warnings.filter((w) => !w.includes('DR_SMTP_HOST')), []);
+    assert.deepEqual(
+      c.warnings.filter((w) => !w.includes('DR_SMTP_HOST')),
+      [],
+    );
     assert.equal(c.cloud?.bucket, 'company-dr-backups');
   });
 });

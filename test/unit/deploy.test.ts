@@ -20,21 +20,30 @@ const actions = (name: string) => policy(name).flatMap((s) => s.Action);
 describe('production deployment files', () => {
   it('IAM: the backup host writes but cannot delete; the restore host reads and writes only validation results', () => {
     const backup = actions('backup-host.json');
-    for (const a of ['s3:PutObject', 's3:GetObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts', 's3:ListBucketMultipartUploads']) assert.ok(backup.includes(a), a);
+    for (const a of ['s3:PutObject', 's3:GetObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts', 's3:ListBucketMultipartUploads'])
+      assert.ok(backup.includes(a), a);
     for (const name of ['backup-host.json', 'restore-host.json']) {
       for (const a of actions(name)) assert.doesNotMatch(a, /Delete|PutBucket|PutLifecycle|PutObjectRetention|BypassGovernance|\*/, `${name}: ${a}`);
     }
     const restore = policy('restore-host.json');
-    assert.deepEqual(restore.filter((s) => s.Action.includes('s3:PutObject')).map((s) => s.Resource), ['arn:aws:s3:::example-odoo-dr-backups/prod/sessions/*/results/*']);
+    assert.deepEqual(
+      restore.filter((s) => s.Action.includes('s3:PutObject')).map((s) => s.Resource),
+      ['arn:aws:s3:::example-odoo-dr-backups/prod/sessions/*/results/*'],
+    );
     assert.ok(actions('retention.json').includes('s3:DeleteObject'));
     for (const name of ['backup-host.json', 'restore-host.json', 'retention.json']) {
-      for (const s of policy(name)) assert.match(s.Resource, /^arn:aws:s3:::example-odoo-dr-backups(\/prod\/.*)?$/, `${name}: confined to the bucket and prefix`);
+      for (const s of policy(name))
+        assert.match(s.Resource, /^arn:aws:s3:::example-odoo-dr-backups(\/prod\/.*)?$/, `${name}: confined to the bucket and prefix`);
     }
   });
 
   it('systemd: a dedicated user, a read-only system but for the backup folder, no privilege gain', () => {
     const unit = readFileSync(path.join(REPO_ROOT, 'deploy/systemd/odoo-dr-worker.service'), 'utf8');
-    const set = (key: string) => unit.split('\n').filter((l) => l.startsWith(`${key}=`)).map((l) => l.slice(key.length + 1));
+    const set = (key: string) =>
+      unit
+        .split('\n')
+        .filter((l) => l.startsWith(`${key}=`))
+        .map((l) => l.slice(key.length + 1));
     assert.deepEqual(set('User'), ['odoo-dr']);
     assert.deepEqual(set('ProtectSystem'), ['strict']);
     assert.deepEqual(set('NoNewPrivileges'), ['yes']);
@@ -46,7 +55,11 @@ describe('production deployment files', () => {
 
   it('Temporal: an API key (TLS implied) or mTLS certificates from the documented variables', () => {
     const config = stackConfig();
-    const cloud = temporalSettings(config, { TEMPORAL_ADDRESS: 'eu-west-1.aws.api.temporal.io:7233', TEMPORAL_NAMESPACE: 'odoo-dr-prod.a1b2c', TEMPORAL_API_KEY: 'key-123' });
+    const cloud = temporalSettings(config, {
+      TEMPORAL_ADDRESS: 'eu-west-1.aws.api.temporal.io:7233',
+      TEMPORAL_NAMESPACE: 'odoo-dr-prod.a1b2c',
+      TEMPORAL_API_KEY: 'key-123',
+    });
     assert.equal(cloud.namespace, 'odoo-dr-prod.a1b2c');
     const { address, apiKey, tls: cloudTls } = cloud.connectionOptions;
     assert.deepEqual({ address, apiKey, tls: cloudTls }, { address: 'eu-west-1.aws.api.temporal.io:7233', apiKey: 'key-123', tls: true });

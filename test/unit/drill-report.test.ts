@@ -9,7 +9,12 @@ const SESSION = 'backup_20261126_000000_abcdef12';
 const SESSION_START = Date.parse('2026-11-26T00:00:00Z');
 const settings = { rpoHours: 24, rtoMinutes: 60, maxParallel: 2 };
 
-const check = (tenant: string, status: CheckResult['status'], name = 'restore-database'): CheckResult => ({ name, status, tenant, message: `${name} ${status}` });
+const check = (tenant: string, status: CheckResult['status'], name = 'restore-database'): CheckResult => ({
+  name,
+  status,
+  tenant,
+  message: `${name} ${status}`,
+});
 /** A restore of `gib` GiB in `seconds` seconds, split evenly between database and filestore. */
 const measure = (tenant: string, gib: number, seconds: number): MeasuredRestore => ({
   tenant,
@@ -71,10 +76,13 @@ describe('drill report: drillOutcome', () => {
       settings,
     );
     assert.equal(out.status, 'pass');
-    assert.deepEqual(out.tenants.map((t) => [t.tenant, t.status, t.achievedRpoHours, t.checks]), [
-      ['a', 'pass', 2, { passed: 1, failed: 0, warned: 1 }],
-      ['b', 'pass', 2, { passed: 1, failed: 0, warned: 0 }],
-    ]);
+    assert.deepEqual(
+      out.tenants.map((t) => [t.tenant, t.status, t.achievedRpoHours, t.checks]),
+      [
+        ['a', 'pass', 2, { passed: 1, failed: 0, warned: 1 }],
+        ['b', 'pass', 2, { passed: 1, failed: 0, warned: 0 }],
+      ],
+    );
     assert.equal(out.tenants[0]!.restore?.tenant, 'a');
     assert.equal(out.tenants[1]!.restore, undefined);
     assert.equal(out.projectedRto?.minutes, 5); // 10 GiB * 60 s / 2 / 60
@@ -82,18 +90,31 @@ describe('drill report: drillOutcome', () => {
 
   it('a failed tenant fails the drill, has no achieved RPO and names its failures; the others pass', () => {
     const out = drillOutcome(
-      { startedAtMs: SESSION_START, validation: validation({ checks: [check('a', 'pass'), check('b', 'fail'), check('b', 'pass', 'neutralize')], restores: [measure('a', 1, 60)], fleetBytes: GiB }) },
+      {
+        startedAtMs: SESSION_START,
+        validation: validation({
+          checks: [check('a', 'pass'), check('b', 'fail'), check('b', 'pass', 'neutralize')],
+          restores: [measure('a', 1, 60)],
+          fleetBytes: GiB,
+        }),
+      },
       settings,
     );
     assert.equal(out.status, 'fail');
     const [a, b] = out.tenants;
     assert.deepEqual([a!.status, a!.achievedRpoHours], ['pass', 2]);
-    assert.deepEqual([b!.status, b!.achievedRpoHours, b!.checks, b!.failures], ['fail', undefined, { passed: 1, failed: 1, warned: 0 }, ['restore-database: restore-database fail']]);
+    assert.deepEqual(
+      [b!.status, b!.achievedRpoHours, b!.checks, b!.failures],
+      ['fail', undefined, { passed: 1, failed: 1, warned: 0 }, ['restore-database: restore-database fail']],
+    );
   });
 
   it('a tenant with no measured rate (its restore failed) does not enter the projection', () => {
     const out = drillOutcome(
-      { startedAtMs: SESSION_START, validation: validation({ checks: [check('a', 'pass'), check('b', 'fail')], restores: [measure('a', 2, 60)], fleetBytes: 4 * GiB }) },
+      {
+        startedAtMs: SESSION_START,
+        validation: validation({ checks: [check('a', 'pass'), check('b', 'fail')], restores: [measure('a', 2, 60)], fleetBytes: 4 * GiB }),
+      },
       settings,
     );
     assert.equal(out.projectedRto?.secondsPerGiB, 30);
@@ -102,28 +123,51 @@ describe('drill report: drillOutcome', () => {
   });
 
   it('no projection without a restore test or without a measure, and a projection over the RTO fails the drill', () => {
-    assert.equal(drillOutcome({ startedAtMs: SESSION_START, validation: validation({ restoreTest: false, restores: [measure('a', 1, 60)], fleetBytes: GiB }) }, settings).projectedRto, undefined);
-    assert.equal(drillOutcome({ startedAtMs: SESSION_START, validation: validation({ checks: [check('a', 'fail')], fleetBytes: GiB }) }, settings).projectedRto, undefined);
-    const slow = drillOutcome({ startedAtMs: SESSION_START, validation: validation({ checks: [check('a', 'pass')], restores: [measure('a', 1, 60)], fleetBytes: 1000 * GiB }) }, settings);
+    assert.equal(
+      drillOutcome({ startedAtMs: SESSION_START, validation: validation({ restoreTest: false, restores: [measure('a', 1, 60)], fleetBytes: GiB }) }, settings)
+        .projectedRto,
+      undefined,
+    );
+    assert.equal(
+      drillOutcome({ startedAtMs: SESSION_START, validation: validation({ checks: [check('a', 'fail')], fleetBytes: GiB }) }, settings).projectedRto,
+      undefined,
+    );
+    const slow = drillOutcome(
+      { startedAtMs: SESSION_START, validation: validation({ checks: [check('a', 'pass')], restores: [measure('a', 1, 60)], fleetBytes: 1000 * GiB }) },
+      settings,
+    );
     assert.equal(slow.projectedRto?.pass, false);
     assert.equal(slow.status, 'fail');
     assert.equal(slow.tenants[0]!.status, 'pass');
   });
 
   it('an achieved RPO beyond the objective fails the tenant', () => {
-    const out = drillOutcome({ startedAtMs: SESSION_START, validation: validation({ checks: [check('a', 'pass')], checkedAtMs: SESSION_START + 30 * HOUR, restoreTest: false }) }, settings);
+    const out = drillOutcome(
+      { startedAtMs: SESSION_START, validation: validation({ checks: [check('a', 'pass')], checkedAtMs: SESSION_START + 30 * HOUR, restoreTest: false }) },
+      settings,
+    );
     assert.equal(out.status, 'fail');
     assert.deepEqual(out.tenants[0]!.failures, ['achieved RPO 30.0 h exceeds the 24 h objective']);
   });
 
   it('backup results: a failed tenant fails, a complete one gets the backup duration as RPO, the validation then overrides it', () => {
-    const backup = { status: 'partial', finishedAtMs: SESSION_START + HOUR / 2, tenants: [{ tenant: 'b', status: 'complete' }, { tenant: 'a', status: 'failed', error: 'pg_dump died' }] };
+    const backup = {
+      status: 'partial',
+      finishedAtMs: SESSION_START + HOUR / 2,
+      tenants: [
+        { tenant: 'b', status: 'complete' },
+        { tenant: 'a', status: 'failed', error: 'pg_dump died' },
+      ],
+    };
     const backupOnly = drillOutcome({ startedAtMs: SESSION_START, backup }, settings);
     assert.equal(backupOnly.status, 'fail');
-    assert.deepEqual(backupOnly.tenants.map((t) => [t.tenant, t.status, t.achievedRpoHours, t.checks.failed, t.failures]), [
-      ['a', 'fail', undefined, 1, ['pg_dump died']],
-      ['b', 'pass', 0.5, 0, []],
-    ]);
+    assert.deepEqual(
+      backupOnly.tenants.map((t) => [t.tenant, t.status, t.achievedRpoHours, t.checks.failed, t.failures]),
+      [
+        ['a', 'fail', undefined, 1, ['pg_dump died']],
+        ['b', 'pass', 0.5, 0, []],
+      ],
+    );
     const full = drillOutcome({ startedAtMs: SESSION_START, backup, validation: validation({ checks: [check('b', 'pass')], restoreTest: false }) }, settings);
     assert.deepEqual(full.tenants.find((t) => t.tenant === 'b')!.checks, { passed: 2, failed: 0, warned: 0 });
     assert.equal(full.tenants.find((t) => t.tenant === 'b')!.achievedRpoHours, 2);

@@ -36,14 +36,19 @@ describe('error catalogue', () => {
   it('has every failure type thrown in workflows/, and no type nobody throws', () => {
     const thrown = thrownTypes();
     assert.ok(thrown.size >= 8, `only ${thrown.size} fail(…) calls found: the scan is broken`);
-    for (const [type, files] of thrown) assert.ok(Object.hasOwn(WORKFLOW_FAILURES, type), `${type} (thrown in ${files.join(', ')}) is not in WORKFLOW_FAILURES`);
+    for (const [type, files] of thrown)
+      assert.ok(Object.hasOwn(WORKFLOW_FAILURES, type), `${type} (thrown in ${files.join(', ')}) is not in WORKFLOW_FAILURES`);
     for (const type of Object.keys(WORKFLOW_FAILURES)) assert.ok(thrown.has(type), `WORKFLOW_FAILURES.${type} is thrown by no workflow`);
   });
 
   it('is the only way workflows fail on purpose (no ApplicationFailure built by hand outside workflows/failures.ts)', () => {
     for (const { file, text } of sources) {
       if (file === 'failures.ts') continue;
-      assert.doesNotMatch(text, /ApplicationFailure\.(nonRetryable|retryable|create|fromError)\(|new ApplicationFailure\(/, `${file} builds an ApplicationFailure: use fail() from workflows/failures.ts`);
+      assert.doesNotMatch(
+        text,
+        /ApplicationFailure\.(nonRetryable|retryable|create|fromError)\(|new ApplicationFailure\(/,
+        `${file} builds an ApplicationFailure: use fail() from workflows/failures.ts`,
+      );
     }
   });
 
@@ -78,10 +83,19 @@ describe('CLI exit codes from the catalogue', () => {
   });
 
   it('gives 1 for a workflow that failed, with its root cause on stderr', () => {
-    const space = commandFailure(workflowFailed(ApplicationFailure.nonRetryable('not enough space: /var/lib/postgresql needs 2 GiB more', 'InsufficientSpace')));
+    const space = commandFailure(
+      workflowFailed(ApplicationFailure.nonRetryable('not enough space: /var/lib/postgresql needs 2 GiB more', 'InsufficientSpace')),
+    );
     assert.deepEqual(space, { code: EXIT.failed, message: 'workflow failed: InsufficientSpace: not enough space: /var/lib/postgresql needs 2 GiB more' });
     // An activity that kept failing because PostgreSQL was down: the workflow failed (1), the cause is named.
-    const activity = new ActivityFailure('Activity task failed', 'planRecovery', '1', RetryState.MAXIMUM_ATTEMPTS_REACHED, 'worker', ApplicationFailure.retryable('server unreachable', 'DatabaseUnavailableError'));
+    const activity = new ActivityFailure(
+      'Activity task failed',
+      'planRecovery',
+      '1',
+      RetryState.MAXIMUM_ATTEMPTS_REACHED,
+      'worker',
+      ApplicationFailure.retryable('server unreachable', 'DatabaseUnavailableError'),
+    );
     const down = commandFailure(workflowFailed(activity));
     assert.deepEqual(down, { code: EXIT.failed, message: 'workflow failed: DatabaseUnavailableError: server unreachable' });
     for (const type of Object.keys(WORKFLOW_FAILURES)) assert.equal(codeOf(workflowFailed(ApplicationFailure.nonRetryable('x', type))), EXIT.failed, type);

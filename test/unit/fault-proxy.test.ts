@@ -144,7 +144,11 @@ describe('fault proxy (test helper)', function () {
     assert.equal(put.headers!['x-amz-request-id'], 'origin-1');
     const seen = origin.seen[0]!;
     assert.equal(seen.url, '/bucket/key?partNumber=1&uploadId=u%2B1', 'path and query untouched');
-    assert.deepEqual(pairs(seen.rawHeaders), Object.entries(headers).map(([k, v]) => `${k}: ${v}`), 'the same headers, same case, same order, Host included');
+    assert.deepEqual(
+      pairs(seen.rawHeaders),
+      Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
+      'the same headers, same case, same order, Host included',
+    );
     assert.equal(seen.bodyBytes, body.length);
     assert.equal(seen.bodySha1, createHash('sha1').update(body).digest('hex'));
 
@@ -176,14 +180,20 @@ describe('fault proxy (test helper)', function () {
     const slow = await request(proxy.url, 'PUT', '/bucket/a/b', { body: content(50_000), headers: { 'Content-Length': '50000' } });
     assert.equal(slow.status, 503);
     assert.equal(slow.headers!['content-type'], 'application/xml');
-    assert.match(slow.body.toString(), /^<\?xml version="1.0" encoding="UTF-8"\?>\n<Error><Code>SlowDown<\/Code><Message>[^<]+<\/Message><Resource>\/bucket\/a\/b<\/Resource><RequestId>[^<]+<\/RequestId><\/Error>$/);
+    assert.match(
+      slow.body.toString(),
+      /^<\?xml version="1.0" encoding="UTF-8"\?>\n<Error><Code>SlowDown<\/Code><Message>[^<]+<\/Message><Resource>\/bucket\/a\/b<\/Resource><RequestId>[^<]+<\/RequestId><\/Error>$/,
+    );
     proxy.setFaults({ errorRate: 1, errorStatus: 500 });
     const internal = await request(proxy.url, 'GET', '/bytes/10');
     assert.equal(internal.status, 500);
     assert.match(internal.body.toString(), /<Code>InternalError<\/Code>/);
     assert.equal(origin.seen.length, 0);
     assert.equal(proxy.stats.errors, 2);
-    assert.deepEqual(proxy.stats.events.map((e) => `${e.kind} ${e.method} ${e.url}`), ['error PUT /bucket/a/b', 'error GET /bytes/10']);
+    assert.deepEqual(
+      proxy.stats.events.map((e) => `${e.kind} ${e.method} ${e.url}`),
+      ['error PUT /bucket/a/b', 'error GET /bytes/10'],
+    );
   });
 
   it('resetRate: the origin answers, the client connection is reset (mid-body when there is one, else before the headers)', async () => {
@@ -277,7 +287,10 @@ describe('fault proxy (test helper)', function () {
       outcomes.push(r.error ? 'reset' : String(r.status));
     }
     assert.deepEqual(outcomes, ['reset', '200', '500', '200', '200']);
-    assert.deepEqual(proxy.stats.events.map((e) => `${e.kind} ${e.url}`), ['reset /empty/k?uploads=', 'error /empty/k?uploadId=1']);
+    assert.deepEqual(
+      proxy.stats.events.map((e) => `${e.kind} ${e.url}`),
+      ['reset /empty/k?uploads=', 'error /empty/k?uploadId=1'],
+    );
     assert.equal(proxy.stats.delayed, 5, 'the latency of any rule applies to every request');
   });
 
@@ -298,7 +311,10 @@ describe('fault proxy (test helper)', function () {
     assert.notDeepEqual(a, c);
     // The same decisions as the generator gives.
     const r = seededRandom(7);
-    assert.deepEqual(a, Array.from({ length: 40 }, () => r()).map((x) => (x < 0.2 ? 'error' : x < 0.3 ? 'reset' : 'ok')));
+    assert.deepEqual(
+      a,
+      Array.from({ length: 40 }, () => r()).map((x) => (x < 0.2 ? 'error' : x < 0.3 ? 'reset' : 'ok')),
+    );
     const rate = (xs: string[], k: string) => xs.filter((x) => x === k).length / xs.length;
     assert.ok(rate([...a, ...c], 'error') > 0.05 && rate([...a, ...c], 'error') < 0.4);
     assert.throws(() => proxy.setFaults({ errorRate: 0.8, truncateRate: 0.3 }), /add up to 1.1/);

@@ -146,8 +146,8 @@ describe('parseGlobalsSql', () => {
   it('refuses what pg_dumpall does not write, instead of guessing', () => {
     const p = parseGlobalsSql(
       [
-        "CREATE ROLE x IN ROLE pg_write_server_files;",
-        "CREATE ROLE pg_evil;",
+        'CREATE ROLE x IN ROLE pg_write_server_files;',
+        'CREATE ROLE pg_evil;',
         "ALTER ROLE y WITH PASSWORD E'\\\\x';",
         'DO $$ BEGIN EXECUTE $q$CREATE ROLE z SUPERUSER$q$; END $$;',
         `CREATE ROLE "${'n'.repeat(64)}";`,

@@ -61,7 +61,8 @@ describe('Odoo backup format (interop)', () => {
     assert.deepEqual(classifyZipEntry('manifest.json', 0), { kind: 'manifest' });
     assert.deepEqual(classifyZipEntry(`filestore/b1/${SHA}`, 0o100644), { kind: 'file', sha1: SHA, rel: `b1/${SHA}` });
     assert.deepEqual(classifyZipEntry(`filestore/checklist/b1/${SHA}`, 0), { kind: 'checklist', rel: `checklist/b1/${SHA}` });
-    for (const d of ['filestore/', 'filestore/b1/', 'filestore/checklist/', 'filestore/checklist/b1/']) assert.deepEqual(classifyZipEntry(d, 0o040755), { kind: 'directory' });
+    for (const d of ['filestore/', 'filestore/b1/', 'filestore/checklist/', 'filestore/checklist/b1/'])
+      assert.deepEqual(classifyZipEntry(d, 0o040755), { kind: 'directory' });
     assert.deepEqual(classifyZipEntry('README.txt', 0), { kind: 'ignored' });
   });
 
@@ -100,11 +101,18 @@ describe('Odoo backup format (interop)', () => {
   });
 
   it("drops the dump's own \\restrict lines, and nothing else, at every chunk boundary", async () => {
-    const text = '\\restrict abc123\nSET x = 1;\nCOPY t FROM stdin;\n\\\\restrict data\né\\x\n\\.\n\\! rm -rf /\nSELECT \'\\restrict x\';\n\\unrestrict abc123\n';
-    const want = 'SET x = 1;\nCOPY t FROM stdin;\n\\\\restrict data\né\\x\n\\.\n\\! rm -rf /\nSELECT \'\\restrict x\';\n';
+    const text = "\\restrict abc123\nSET x = 1;\nCOPY t FROM stdin;\n\\\\restrict data\né\\x\n\\.\n\\! rm -rf /\nSELECT '\\restrict x';\n\\unrestrict abc123\n";
+    const want = "SET x = 1;\nCOPY t FROM stdin;\n\\\\restrict data\né\\x\n\\.\n\\! rm -rf /\nSELECT '\\restrict x';\n";
     const len = Buffer.byteLength(text);
     for (let a = 0; a <= len; a++) assert.equal(await filtered(text, [a]), want, `cut at ${a}`);
-    assert.equal(await filtered(text, Array.from({ length: len - 1 }, (_, i) => i + 1)), want, 'one byte at a time');
+    assert.equal(
+      await filtered(
+        text,
+        Array.from({ length: len - 1 }, (_, i) => i + 1),
+      ),
+      want,
+      'one byte at a time',
+    );
     const long = `\\${'x'.repeat(1000)}\nok\n`;
     assert.equal(await filtered(long, [5, 300, 700]), long, 'a long backslash line passes whole');
   });

@@ -83,7 +83,14 @@ describe('alert state machine: decideAlerts', () => {
     const { tenant: _t, ...rest } = check('warning');
     const other: ObservedCheck = { ...rest, id: 'disk/backup-dir' };
     const s1 = decideAlerts(emptyAlertState(), obs([check('critical'), other]), at(0), REPEAT).state;
-    const validation: ObservedCheck = { id: 'integrity/validation', status: 'critical', value: 0, threshold: 'passed', message: 'last validation FAILED', action: 'fix' };
+    const validation: ObservedCheck = {
+      id: 'integrity/validation',
+      status: 'critical',
+      value: 0,
+      threshold: 'passed',
+      message: 'last validation FAILED',
+      action: 'fix',
+    };
     const s2 = decideAlerts(s1, obs([validation], false, 'validation/s/1'), at(1), REPEAT);
     assert.equal(s2.messages.length, 1);
     assert.deepEqual(Object.keys(s2.state.active).sort(), ['backup-age/acme', 'disk/backup-dir', 'integrity/validation']);

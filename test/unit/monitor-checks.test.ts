@@ -55,7 +55,11 @@ describe('monitor checks: evaluateChecks', () => {
   });
 
   it('backup age: ok within the RPO, warning past it, critical past DR_ALERT_ON_BACKUP_AGE, with value and threshold', () => {
-    const at = (h: number) => byId(evaluateChecks(facts({ backups: { ...facts().backups, acme: { lastComplete: { session: 'old', at: hoursAgo(h) } } } }), settings), 'backup-age/acme');
+    const at = (h: number) =>
+      byId(
+        evaluateChecks(facts({ backups: { ...facts().backups, acme: { lastComplete: { session: 'old', at: hoursAgo(h) } } } }), settings),
+        'backup-age/acme',
+      );
     assert.equal(at(3.9).status, 'ok');
     const warn = at(5);
     assert.equal(warn.status, 'warning');
@@ -91,7 +95,10 @@ describe('monitor checks: evaluateChecks', () => {
     assert.equal(byId(gone, 'tenant-present/acme').status, 'ok');
     assert.equal(byId(evaluateChecks(facts(), settings), 'tenant-present/globex').status, 'ok');
     // Removed on purpose: the next session no longer lists it, and neither does the monitor.
-    const after = evaluateChecks(facts({ tenants: { names: ['acme'] }, latestSession: { session: 's2', at: hoursAgo(0.5), status: 'complete', tenants: ['acme'] } }), settings);
+    const after = evaluateChecks(
+      facts({ tenants: { names: ['acme'] }, latestSession: { session: 's2', at: hoursAgo(0.5), status: 'complete', tenants: ['acme'] } }),
+      settings,
+    );
     assert.equal(after.filter((c) => c.id === 'tenant-present/globex').length, 0);
   });
 
@@ -112,7 +119,17 @@ describe('monitor checks: evaluateChecks', () => {
 
   it('drill cadence: warning past DR_DRILL_MAX_AGE_DAYS, critical past twice, warning when there was none', () => {
     const drill = (h: number | undefined) =>
-      byId(evaluateChecks(facts(h === undefined ? { lastDrill: undefined } : { lastDrill: { session: 's', status: 'pass', finishedAt: hoursAgo(h), workflowId: 'd', failures: [] } }), settings), 'integrity/drill');
+      byId(
+        evaluateChecks(
+          facts(
+            h === undefined
+              ? { lastDrill: undefined }
+              : { lastDrill: { session: 's', status: 'pass', finishedAt: hoursAgo(h), workflowId: 'd', failures: [] } },
+          ),
+          settings,
+        ),
+        'integrity/drill',
+      );
     assert.equal(drill(29 * 24).status, 'ok');
     assert.equal(drill(31 * 24).status, 'warning');
     assert.equal(drill(61 * 24).status, 'critical');
@@ -122,7 +139,13 @@ describe('monitor checks: evaluateChecks', () => {
   it('cloud sync: a missing copy is a warning while young, critical later; a different copy is critical', () => {
     const young = evaluateChecks(facts({ cloud: { configured: true, session: 's1', state: 'missing' } }), settings);
     assert.equal(byId(young, 'cloud-sync').status, 'warning');
-    const old = evaluateChecks(facts({ latestSession: { session: 's1', at: hoursAgo(6), status: 'complete', tenants: ['acme', 'globex'] }, cloud: { configured: true, session: 's1', state: 'missing' } }), settings);
+    const old = evaluateChecks(
+      facts({
+        latestSession: { session: 's1', at: hoursAgo(6), status: 'complete', tenants: ['acme', 'globex'] },
+        cloud: { configured: true, session: 's1', state: 'missing' },
+      }),
+      settings,
+    );
     assert.equal(byId(old, 'cloud-sync').status, 'critical');
     assert.equal(byId(evaluateChecks(facts({ cloud: { configured: true, session: 's1', state: 'different' } }), settings), 'cloud-sync').status, 'critical');
     assert.equal(byId(evaluateChecks(facts({ cloud: { configured: true, error: 'AccessDenied' } }), settings), 'cloud-sync').status, 'critical');
@@ -130,7 +153,8 @@ describe('monitor checks: evaluateChecks', () => {
   });
 
   it('disk: warning at DR_ALERT_ON_DISK_USAGE, critical half-way to full', () => {
-    const d = (p: number) => byId(evaluateChecks(facts({ disks: [{ id: 'backup-dir', path: '/b', usedPercent: p, freeBytes: 1 }] }), settings), 'disk/backup-dir');
+    const d = (p: number) =>
+      byId(evaluateChecks(facts({ disks: [{ id: 'backup-dir', path: '/b', usedPercent: p, freeBytes: 1 }] }), settings), 'disk/backup-dir');
     assert.equal(d(89.9).status, 'ok');
     assert.equal(d(90).status, 'warning');
     assert.equal(d(95).status, 'critical');
@@ -163,7 +187,8 @@ describe('monitor checks: evaluateChecks', () => {
   });
 
   it('resources: little memory available or a high load per CPU', () => {
-    const r = (avail: number, load: number) => evaluateChecks(facts({ resources: { memTotalBytes: 100, memAvailableBytes: avail, load1: load, cpus: 2 } }), settings);
+    const r = (avail: number, load: number) =>
+      evaluateChecks(facts({ resources: { memTotalBytes: 100, memAvailableBytes: avail, load1: load, cpus: 2 } }), settings);
     assert.equal(byId(r(8, 1), 'resources/memory').status, 'warning');
     assert.equal(byId(r(4, 1), 'resources/memory').status, 'critical');
     assert.equal(byId(r(50, 5), 'resources/load').status, 'warning');
@@ -186,11 +211,16 @@ describe('monitor checks: evaluateChecks', () => {
 
 describe('the schedules the monitor expects', () => {
   const all = { backup: 'odoo-dr/backup', validation: 'odoo-dr/validation', monitor: 'odoo-dr/monitor', drill: 'odoo-dr/drill', cleanup: 'odoo-dr/cleanup' };
-  const withAutomation = (env: NodeJS.ProcessEnv) => loadConfig({ path: '/dev/null', env: { DR_BACKUP_DIR: '/tmp/odoo-dr-unit', DR_AGE_RECIPIENTS: RECIPIENT, ...env } });
+  const withAutomation = (env: NodeJS.ProcessEnv) =>
+    loadConfig({ path: '/dev/null', env: { DR_BACKUP_DIR: '/tmp/odoo-dr-unit', DR_AGE_RECIPIENTS: RECIPIENT, ...env } });
 
   it('are all five by default, and not the drill or monitor schedule the configuration turns off', () => {
     assert.deepEqual(Object.keys(expectedSchedules(withAutomation({}), all)), ['backup', 'validation', 'monitor', 'drill', 'cleanup']);
     assert.deepEqual(Object.keys(expectedSchedules(withAutomation({ DR_TEST_ENABLED: 'false' }), all)), ['backup', 'validation', 'monitor', 'cleanup']);
-    assert.deepEqual(Object.keys(expectedSchedules(withAutomation({ DR_MONITORING_ENABLED: 'false', DR_TEST_ENABLED: 'false' }), all)), ['backup', 'validation', 'cleanup']);
+    assert.deepEqual(Object.keys(expectedSchedules(withAutomation({ DR_MONITORING_ENABLED: 'false', DR_TEST_ENABLED: 'false' }), all)), [
+      'backup',
+      'validation',
+      'cleanup',
+    ]);
   });
 });

@@ -27,7 +27,12 @@ describe('status report', () => {
   const report = buildReport(facts, settings, evaluateChecks(facts, settings), { workflowId: 'monitor/x', host: 'h1' });
 
   it('has a table per tenant: last backup with its age, last validation, RPO state', () => {
-    assert.deepEqual(report.tenants[0], { tenant: 'acme', lastBackup: { session: 'backup_20261126_060000_aaaaaa', at: '2026-11-26T06:00:00.000Z', ageHours: 6 }, lastValidated: null, rpo: 'warning' });
+    assert.deepEqual(report.tenants[0], {
+      tenant: 'acme',
+      lastBackup: { session: 'backup_20261126_060000_aaaaaa', at: '2026-11-26T06:00:00.000Z', ageHours: 6 },
+      lastValidated: null,
+      rpo: 'warning',
+    });
     assert.equal(report.tenants[1]!.lastBackup, null);
     assert.equal(report.status, 'warning');
     assert.equal(report.summary.warning + report.summary.ok + report.summary.critical + report.summary.unknown, report.checks.length);
@@ -40,9 +45,18 @@ describe('status report', () => {
     delete broken.checks[1]!.action;
     broken.version = 2;
     const problems = validateStatusReport(broken);
-    assert.ok(problems.some((p) => /checks\[0\]\.status "fine"/.test(p)), problems.join('; '));
-    assert.ok(problems.some((p) => /checks\[1\]\.action/.test(p)), problems.join('; '));
-    assert.ok(problems.some((p) => /version is 2/.test(p)), problems.join('; '));
+    assert.ok(
+      problems.some((p) => /checks\[0\]\.status "fine"/.test(p)),
+      problems.join('; '),
+    );
+    assert.ok(
+      problems.some((p) => /checks\[1\]\.action/.test(p)),
+      problems.join('; '),
+    );
+    assert.ok(
+      problems.some((p) => /version is 2/.test(p)),
+      problems.join('; '),
+    );
   });
 
   it('is written atomically (no temporary file left) and read back; a missing report says what to run', async () => {
@@ -63,7 +77,10 @@ describe('status report', () => {
     assert.ok(lines.includes('odoo_dr_status 1'));
     assert.ok(lines.includes('odoo_dr_check_status{check="backup-age/acme",category="backup-age",tenant="acme"} 1'), text);
     assert.ok(lines.includes('odoo_dr_check_value{check="backup-age/acme",category="backup-age",tenant="acme",unit="h"} 6'), text);
-    assert.ok(lines.some((l) => l.includes('tenant="new\\"one"')), 'a quote in a label is escaped');
+    assert.ok(
+      lines.some((l) => l.includes('tenant="new\\"one"')),
+      'a quote in a label is escaped',
+    );
     assert.ok(lines.includes(`odoo_dr_last_backup_timestamp_seconds{tenant="acme"} ${Date.parse('2026-11-26T06:00:00Z') / 1000}`));
   });
 

@@ -60,7 +60,14 @@ describe('PostgreSQL client tools', () => {
   });
 
   it('refuses to restore a dump made by a newer pg_dump', () => {
-    const tools = { binDir: undefined, pgDump: 'pg_dump', pgDumpAll: 'pg_dumpall', pgRestore: 'pg_restore', psql: 'psql', version: { major: 15, full: '15.18' } };
+    const tools = {
+      binDir: undefined,
+      pgDump: 'pg_dump',
+      pgDumpAll: 'pg_dumpall',
+      pgRestore: 'pg_restore',
+      psql: 'psql',
+      version: { major: 15, full: '15.18' },
+    };
     assert.throws(() => assertCanRestore(tools, 17), /made by pg_dump 17; pg_restore is version 15\.18 and cannot read it/);
     assert.doesNotThrow(() => assertCanRestore(tools, 15));
   });

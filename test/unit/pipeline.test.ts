@@ -76,7 +76,10 @@ describe('pipeline', function () {
       assert.deepEqual({ bytes: result.bytes, sha256: result.sha256 }, onDisk);
       assert.deepEqual(Object.keys(result.stderr), ['pg_dump', 'zstd', 'age']);
       assert.ok(progress.length >= 1 && progress.at(-1) === result.bytes, 'progress ends with the total');
-      assert.ok(progress.every((n, i) => i === 0 || n >= progress[i - 1]!), 'progress never goes back');
+      assert.ok(
+        progress.every((n, i) => i === 0 || n >= progress[i - 1]!),
+        'progress never goes back',
+      );
       const restored = execFileSync('sh', ['-c', `age -d -i '${key}' '${dest}' | zstd -d -c`], { maxBuffer: 64 * 1024 * 1024 });
       assert.equal(sha256(restored), sha256(readFileSync(input)));
       assert.deepEqual(leftovers(), []);
@@ -300,7 +303,7 @@ describe('pipeline', function () {
           onProgress: () => controller.abort(new Error('cancelled by the operator')),
         }),
       );
-      assert.equal((err).message, 'cancelled by the operator');
+      assert.equal(err.message, 'cancelled by the operator');
       assert.deepEqual(readFileSync(terms, 'utf8').trim().split('\n').sort(), ['filter', 'slow'], 'SIGTERM was enough');
       const list = readFileSync(pids, 'utf8').trim().split('\n').map(Number);
       assert.equal(list.length, 2);
@@ -325,7 +328,7 @@ describe('pipeline', function () {
           onProgress: () => controller.abort(new Error('cancelled')),
         }),
       );
-      assert.equal((err).message, 'cancelled');
+      assert.equal(err.message, 'cancelled');
       assert.match(readFileSync(terms, 'utf8'), /^TERM$/m, 'SIGTERM came first');
       const list = readFileSync(pids, 'utf8').trim().split('\n').map(Number);
       assert.equal(list.length, 2);
@@ -335,7 +338,7 @@ describe('pipeline', function () {
     it('an already aborted signal starts nothing', async () => {
       const dest = path.join(dir, 'never.out');
       const err = await rejection(runPipeline({ source: sh('x', 'echo'), stages: [], dest, signal: AbortSignal.abort() }));
-      assert.equal((err).name, 'AbortError');
+      assert.equal(err.name, 'AbortError');
       assert.ok(!existsSync(`${dest}.partial`));
     });
   });

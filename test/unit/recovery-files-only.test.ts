@@ -112,7 +112,15 @@ describe('recovery: restoreFilesOnly', () => {
 
   it('a file that does not verify fails permanently and leaves no shadow and no partial folder', async () => {
     const manifest = await session({ a: 'first file', b: 'second file' }, { b: 'tampered' });
-    const err = await restoreFilesOnly({ store: new LocalSessionStore(root), manifest, filestore: fakeFilestore([]), tenant: 'acme', id: 'r2', identity, mirror: path.join(work, 'mirror') }).then(
+    const err = await restoreFilesOnly({
+      store: new LocalSessionStore(root),
+      manifest,
+      filestore: fakeFilestore([]),
+      tenant: 'acme',
+      id: 'r2',
+      identity,
+      mirror: path.join(work, 'mirror'),
+    }).then(
       () => assert.fail('restored a tampered filestore'),
       (e: unknown) => e,
     );
@@ -124,7 +132,15 @@ describe('recovery: restoreFilesOnly', () => {
   it('a tenant without a complete backup is refused before anything is touched', async () => {
     const manifest = await session({});
     const calls: string[] = [];
-    const err = await restoreFilesOnly({ store: new LocalSessionStore(root), manifest, filestore: fakeFilestore(calls), tenant: 'beta', id: 'r3', identity, mirror: path.join(work, 'mirror') }).then(
+    const err = await restoreFilesOnly({
+      store: new LocalSessionStore(root),
+      manifest,
+      filestore: fakeFilestore(calls),
+      tenant: 'beta',
+      id: 'r3',
+      identity,
+      mirror: path.join(work, 'mirror'),
+    }).then(
       () => assert.fail('restored a failed tenant'),
       (e: unknown) => e,
     );

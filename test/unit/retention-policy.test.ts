@@ -9,7 +9,12 @@ import { ConfigError } from '../../src/errors';
 import { isoWeekOf, planRetention } from '../../src/retention/policy';
 import type { SessionSummary } from '../../src/sessions/catalog';
 
-const session = (n: number, status: SessionSummary['status'], tenants: Record<string, 'complete' | 'failed'>, validation: SessionSummary['validation'] = 'never'): SessionSummary => ({
+const session = (
+  n: number,
+  status: SessionSummary['status'],
+  tenants: Record<string, 'complete' | 'failed'>,
+  validation: SessionSummary['validation'] = 'never',
+): SessionSummary => ({
   session: `backup_202611${String(n).padStart(2, '0')}_020000_aaaaaa`,
   startedAt: '',
   status,
@@ -35,12 +40,21 @@ describe('retention policy: sessionsToKeep', () => {
       session(21, 'complete', { acme: 'complete' }, 'pass'),
       session(20, 'complete', { acme: 'complete' }, 'pass'),
     ];
-    assert.deepEqual([...sessionsToKeep(sessions)].sort(), [sessions[2]!.session, sessions[4]!.session].sort(), 'the newest complete (23) and the newest validated (21)');
+    assert.deepEqual(
+      [...sessionsToKeep(sessions)].sort(),
+      [sessions[2]!.session, sessions[4]!.session].sort(),
+      'the newest complete (23) and the newest validated (21)',
+    );
   });
 });
 
 /** A session started on `day` (YYYY-MM-DD) at `time` (HHMMSS), UTC. */
-function at(day: string, status: SessionSummary['status'], tenants: Record<string, 'complete' | 'failed'>, opts: { time?: string; validation?: SessionSummary['validation'] } = {}): SessionSummary {
+function at(
+  day: string,
+  status: SessionSummary['status'],
+  tenants: Record<string, 'complete' | 'failed'>,
+  opts: { time?: string; validation?: SessionSummary['validation'] } = {},
+): SessionSummary {
   return {
     session: `backup_${day.replace(/-/g, '')}_${opts.time ?? '020000'}_yr${day.slice(5).replace('-', '')}`,
     startedAt: `${day}T02:00:00Z`,
@@ -84,7 +98,7 @@ const name = (sessions: SessionSummary[], day: string, time = '020000') => {
 describe('retention policy: a simulated year', () => {
   const year = simulatedYear();
 
-  it('GFS 7/4/3 with 7 days: the last week, 4 ISO weeks, 3 months, and every tenant\'s last good session', () => {
+  it("GFS 7/4/3 with 7 days: the last week, 4 ISO weeks, 3 months, and every tenant's last good session", () => {
     const plan = planRetention(year, { maxAgeDays: 7, gfs: { daily: 7, weekly: 4, monthly: 3 } }, NOW);
     const expected = [
       // Younger than 7 days (cutoff 25 Dec 03:00), plus the one being written.
@@ -131,7 +145,11 @@ describe('retention policy: a simulated year', () => {
   });
 
   it('a year of failures never deletes the last good session of a tenant, and a protected name is kept', () => {
-    const broken = year.map((s) => (s.session >= name(year, '2026-04-01') ? { ...s, status: 'failed' as const, tenants: { acme: 'failed' as const, globex: 'failed' as const }, validation: 'never' as const } : s));
+    const broken = year.map((s) =>
+      s.session >= name(year, '2026-04-01')
+        ? { ...s, status: 'failed' as const, tenants: { acme: 'failed' as const, globex: 'failed' as const }, validation: 'never' as const }
+        : s,
+    );
     const plan = planRetention(broken, { maxAgeDays: 7, gfs: { daily: 7, weekly: 4, monthly: 3 }, protect: [name(year, '2026-01-05')] }, NOW);
     const beforeFailures = name(year, '2026-03-31');
     assert.ok(plan.keep.get(beforeFailures)?.includes('newest-complete'), 'the last complete night before 9 months of failures');
@@ -169,7 +187,9 @@ describe('retention configuration', () => {
     assert.equal(d.retention.logDays, 30);
     assert.throws(
       () => loadConfig({ env: { DR_RETENTION_GFS: '7 daily' }, cwd }),
-      (err: unknown) => err instanceof ConfigError && err.problems.some((p) => /^DR_RETENTION_GFS must be DAILY\/WEEKLY\/MONTHLY counts such as 7\/4\/3, or empty for none, got/.test(p)),
+      (err: unknown) =>
+        err instanceof ConfigError &&
+        err.problems.some((p) => /^DR_RETENTION_GFS must be DAILY\/WEEKLY\/MONTHLY counts such as 7\/4\/3, or empty for none, got/.test(p)),
     );
     assert.throws(() => loadConfig({ env: { DR_COLLECT_GRACE_HOURS: '0' }, cwd }), /DR_COLLECT_GRACE_HOURS must be a whole number from 1 to 720/);
   });

@@ -34,7 +34,10 @@ const byName = (schedules: PlannedSchedule[], name: string) => {
 describe('automation planner', () => {
   it('defaults: backups every DR_RPO_HOURS from 02:00, validation 03:00, drill Sundays 04:00, monitor hourly, cleanup 05:00, UTC', () => {
     const plan = planSchedules(defaults());
-    assert.deepEqual(plan.schedules.map((s) => s.name), ['backup', 'validation', 'drill', 'monitor', 'cleanup']);
+    assert.deepEqual(
+      plan.schedules.map((s) => s.name),
+      ['backup', 'validation', 'drill', 'monitor', 'cleanup'],
+    );
     assert.deepEqual(byName(plan.schedules, 'backup').when, { kind: 'calendar', hours: [2, 6, 10, 14, 18, 22], minute: 0 });
     assert.deepEqual(byName(plan.schedules, 'validation').when, { kind: 'calendar', hours: [3], minute: 0 });
     assert.deepEqual(byName(plan.schedules, 'drill').when, { kind: 'calendar', hours: [4], minute: 0, dayOfWeek: 'SUNDAY' });
@@ -88,7 +91,7 @@ describe('automation planner', () => {
     assert.throws(() => planSchedules(defaults(), { jitter: '10', backupInterval: '4' }), /with up to 10 min of jitter leave up to 4 h 10 min/);
   });
 
-  it('bounds jitter to half of each schedule\'s period and to 60 minutes', () => {
+  it("bounds jitter to half of each schedule's period and to 60 minutes", () => {
     const plan = planSchedules({ ...defaults(), rpoHours: 24 }, { jitter: '60', monitorInterval: '30', backupInterval: '1', force: true });
     assert.equal(byName(plan.schedules, 'monitor').jitterSeconds, 15 * 60, 'half of a 30-minute interval');
     assert.equal(byName(plan.schedules, 'backup').jitterSeconds, 30 * 60, 'half of an hourly cadence');
@@ -98,10 +101,18 @@ describe('automation planner', () => {
 
   it('drills daily, weekly (Sundays) or monthly (the 1st), or none with DR_TEST_ENABLED=false', () => {
     assert.deepEqual(byName(planSchedules(defaults(), { testSchedule: 'daily' }).schedules, 'drill').when, { kind: 'calendar', hours: [4], minute: 0 });
-    assert.deepEqual(byName(planSchedules(defaults(), { testSchedule: 'monthly' }).schedules, 'drill').when, { kind: 'calendar', hours: [4], minute: 0, dayOfMonth: 1 });
+    assert.deepEqual(byName(planSchedules(defaults(), { testSchedule: 'monthly' }).schedules, 'drill').when, {
+      kind: 'calendar',
+      hours: [4],
+      minute: 0,
+      dayOfMonth: 1,
+    });
     assert.throws(() => planSchedules(defaults(), { testSchedule: 'hourly' }), /--test-schedule must be one of daily, weekly, monthly, got "hourly"/);
     const off = planSchedules({ ...defaults(), drillEnabled: false, monitoringEnabled: false });
-    assert.deepEqual(off.schedules.map((s) => s.name), ['backup', 'validation', 'cleanup']);
+    assert.deepEqual(
+      off.schedules.map((s) => s.name),
+      ['backup', 'validation', 'cleanup'],
+    );
     assert.deepEqual(off.disabled, ['drill', 'monitor']);
   });
 
@@ -109,7 +120,10 @@ describe('automation planner', () => {
     assert.deepEqual(parseTimeOfDay('2:05', 'x'), { hour: 2, minute: 5 });
     assert.deepEqual(parseTimeOfDay('23:59', 'x'), { hour: 23, minute: 59 });
     for (const bad of ['24:00', '12:60', '1200', '12h30', '', '-1:00']) {
-      assert.throws(() => planSchedules(defaults(), { backupTime: bad }), new RegExp(`^AutomationPlanError: --backup-time must be a time of day HH:MM .*got ${JSON.stringify(JSON.stringify(bad)).slice(1, -1)}$`));
+      assert.throws(
+        () => planSchedules(defaults(), { backupTime: bad }),
+        new RegExp(`^AutomationPlanError: --backup-time must be a time of day HH:MM .*got ${JSON.stringify(JSON.stringify(bad)).slice(1, -1)}$`),
+      );
     }
     assert.throws(() => planSchedules(defaults(), { monitorInterval: '0' }), /--monitor-interval must be a whole number of minutes from 1 to 1440, got "0"/);
     assert.throws(() => planSchedules(defaults(), { backupInterval: '1.5' }), /--backup-interval must be a whole number of hours from 1 to 24, got "1.5"/);
@@ -135,11 +149,16 @@ describe('automation planner', () => {
     assert.equal(byName(plan.schedules, 'backup').timezone, 'Europe/Brussels');
 
     const slow = loadConfig({ env: {}, path: emptyFile('DR_BACKUP_INTERVAL_HOURS="6"\n') });
-    assert.deepEqual(slow.warnings, ['DR_BACKUP_INTERVAL_HOURS=6 leaves more than DR_RPO_HOURS=4 between two backups: `odoo-dr schedules apply` refuses it without --force']);
+    assert.deepEqual(slow.warnings, [
+      'DR_BACKUP_INTERVAL_HOURS=6 leaves more than DR_RPO_HOURS=4 between two backups: `odoo-dr schedules apply` refuses it without --force',
+    ]);
 
     let problems: string[] = [];
     try {
-      loadConfig({ env: {}, path: emptyFile('DR_MONITORING_INTERVAL="90"\nDR_TEST_SCHEDULE="yearly"\nDR_BACKUP_TIME="25:00"\nDR_SCHEDULE_TIMEZONE="Mars/Olympus"\n') });
+      loadConfig({
+        env: {},
+        path: emptyFile('DR_MONITORING_INTERVAL="90"\nDR_TEST_SCHEDULE="yearly"\nDR_BACKUP_TIME="25:00"\nDR_SCHEDULE_TIMEZONE="Mars/Olympus"\n'),
+      });
     } catch (err) {
       assert.ok(err instanceof ConfigError);
       problems = err.problems;

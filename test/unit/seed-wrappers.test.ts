@@ -26,16 +26,32 @@ function run(script: string, args: string[], env: NodeJS.ProcessEnv = { DR_CONFI
 /** [script, its arguments as in the seed's runbooks and cron lines, the odoo-dr argv expected] */
 const CASES: Array<[string, string[], string[]]> = [
   ['enhanced-backup.sh', [], ['backup', '--wait']],
-  ['enhanced-backup.sh', ['--tenant', 'acme', '--tenant', 'globex-eu', '--no-cloud'], ['backup', '--wait', '--tenant', 'acme', '--tenant', 'globex-eu', '--no-cloud']],
+  [
+    'enhanced-backup.sh',
+    ['--tenant', 'acme', '--tenant', 'globex-eu', '--no-cloud'],
+    ['backup', '--wait', '--tenant', 'acme', '--tenant', 'globex-eu', '--no-cloud'],
+  ],
   ['enhanced-backup.sh', ['--config', '/srv/dr.env'], ['--config', '/srv/dr.env', 'backup', '--wait']],
   ['validate-backup.sh', [], ['validate', 'latest', '--wait']],
   ['validate-backup.sh', ['/var/backups/odoo/backup_20261126_020000_abcd'], ['validate', 'backup_20261126_020000_abcd', '--wait']],
-  ['validate-backup.sh', ['/var/backups/odoo/sessions/backup_20261126_020000_k3x9q2/', '--restore-test'], ['validate', 'backup_20261126_020000_k3x9q2', '--wait', '--restore-test']],
+  [
+    'validate-backup.sh',
+    ['/var/backups/odoo/sessions/backup_20261126_020000_k3x9q2/', '--restore-test'],
+    ['validate', 'backup_20261126_020000_k3x9q2', '--wait', '--restore-test'],
+  ],
   ['validate-backup.sh', ['latest', '-c', '--tenant', 'acme'], ['validate', 'latest', '--wait', '-c', '--tenant', 'acme']],
   ['disaster-recovery.sh', ['-m', 'database-only', '-c', 'latest'], ['recover', '-m', 'database-only', '-c', '-s', 'latest', '--wait']],
   ['disaster-recovery.sh', ['-m', 'full'], ['recover', '-m', 'full', '--wait']],
-  ['disaster-recovery.sh', ['-m', 'files-only', '-t', 'backup_20261126_020000_k3x9q2'], ['recover', '-m', 'files-only', '-t', '-s', 'backup_20261126_020000_k3x9q2', '--wait']],
-  ['disaster-recovery.sh', ['-m', 'full', '-c', '-s', 'backup_20261126_020000_k3x9q2', '--tenant', 'acme', '-y'], ['recover', '-m', 'full', '-c', '--tenant', 'acme', '--yes', '-s', 'backup_20261126_020000_k3x9q2', '--wait']],
+  [
+    'disaster-recovery.sh',
+    ['-m', 'files-only', '-t', 'backup_20261126_020000_k3x9q2'],
+    ['recover', '-m', 'files-only', '-t', '-s', 'backup_20261126_020000_k3x9q2', '--wait'],
+  ],
+  [
+    'disaster-recovery.sh',
+    ['-m', 'full', '-c', '-s', 'backup_20261126_020000_k3x9q2', '--tenant', 'acme', '-y'],
+    ['recover', '-m', 'full', '-c', '--tenant', 'acme', '--yes', '-s', 'backup_20261126_020000_k3x9q2', '--wait'],
+  ],
   // The seed's bare -s (skip the safety backup): odoo-dr always keeps a pre-recovery copy.
   ['disaster-recovery.sh', ['-m', 'database-only', '-s', '-c', 'latest'], ['recover', '-m', 'database-only', '-c', '-s', 'latest', '--wait']],
   ['disaster-recovery.sh', ['-m', 'config-only', '-t'], ['recover', '-m', 'config-only', '-t', '--wait']],
@@ -46,7 +62,11 @@ const CASES: Array<[string, string[], string[]]> = [
   ['dr-monitor.sh', [], ['monitor', '--wait']],
   ['dr-monitor.sh', ['--json'], ['--json', 'monitor', '--wait']],
   ['dr-monitor.sh', ['--status'], ['status']],
-  ['setup-automation.sh', ['--backup-time', '03:00', '--test-schedule', 'weekly', '--monitor-interval', '30'], ['schedules', 'apply', '--backup-time', '03:00', '--test-schedule', 'weekly', '--monitor-interval', '30']],
+  [
+    'setup-automation.sh',
+    ['--backup-time', '03:00', '--test-schedule', 'weekly', '--monitor-interval', '30'],
+    ['schedules', 'apply', '--backup-time', '03:00', '--test-schedule', 'weekly', '--monitor-interval', '30'],
+  ],
   ['setup-automation.sh', [], ['schedules', 'apply']],
   ['setup-automation.sh', ['--backup-time=02:30', '--dry-run'], ['schedules', 'apply', '--backup-time', '02:30', '--dry-run']],
   ['setup-automation.sh', ['--monitor-interval', '15', '--force'], ['schedules', 'apply', '--monitor-interval', '15', '--force']],

@@ -49,11 +49,20 @@ describe('setup (no services)', () => {
       return loadConfig({ path: f, env: {} });
     };
     const checked = await setUpKeys(config(), { check: true, comment: 'test' });
-    assert.deepEqual(checked.checks.map((c) => [c.check, c.status]), [['age identity', 'problem'], ['signing key', 'problem']]);
+    assert.deepEqual(
+      checked.checks.map((c) => [c.check, c.status]),
+      [
+        ['age identity', 'problem'],
+        ['signing key', 'problem'],
+      ],
+    );
     assert.ok(!existsSync(id) && !existsSync(sk), '--check creates nothing');
 
     const made = await setUpKeys(config(), { check: false, comment: 'test' });
-    assert.deepEqual(made.checks.map((c) => c.status), ['ok', 'ok']);
+    assert.deepEqual(
+      made.checks.map((c) => c.status),
+      ['ok', 'ok'],
+    );
     assert.equal(made.identity?.state, 'created');
     const again = await setUpKeys(config(), { check: false, comment: 'test' });
     assert.equal(again.identity?.state, 'existing');
@@ -80,7 +89,13 @@ describe('setup (no services)', () => {
     const f = path.join(dir, 'nokeys.env');
     writeFileSync(f, 'DR_AGE_RECIPIENTS="age1rh5kfd2egluawyk2wxkm70gkujaaedk4hdvnx04qzkjf4qgelgnsc6sld8"\n');
     const r = await setUpKeys(loadConfig({ path: f, env: {} }), { check: false, comment: 'test' });
-    assert.deepEqual(r.checks.map((c) => [c.check, c.status]), [['age identity', 'ok'], ['signing key', 'problem']]);
+    assert.deepEqual(
+      r.checks.map((c) => [c.check, c.status]),
+      [
+        ['age identity', 'ok'],
+        ['signing key', 'problem'],
+      ],
+    );
     assert.match(r.checks[1]!.fix!, /^set DR_SIGNING_KEY_FILE=".*signing\.key" and run odoo-dr setup$/);
   });
 
@@ -106,7 +121,10 @@ describe('setup (no services)', () => {
     const early = { ID: 'early', Status: 'Enabled' as const, Filter: { Prefix: 'odoo/' }, Expiration: { Days: 60 } };
     const off = { ID: 'disabled', Status: 'Disabled' as const, Filter: { Prefix: '' }, Transitions: [{ Days: 1, StorageClass: 'DEEP_ARCHIVE' as const }] };
     const { problems, missing } = lifecycleProblems([whole, expire, early, off], cloud, 90);
-    assert.ok(problems.some((p) => /rule archive-all moves odoo\/packs\/ to GLACIER after 90 days: packs that newer sessions still use become unreadable/.test(p)), problems.join('\n'));
+    assert.ok(
+      problems.some((p) => /rule archive-all moves odoo\/packs\/ to GLACIER after 90 days: packs that newer sessions still use become unreadable/.test(p)),
+      problems.join('\n'),
+    );
     assert.ok(problems.some((p) => /rule archive-all moves odoo\/blobs\//.test(p)));
     assert.ok(problems.some((p) => /rule expire-packs deletes odoo\/packs\/ after 30 days/.test(p)));
     assert.ok(problems.some((p) => /rule early deletes sessions after 60 days, before DR_RETENTION_DAYS \(90\)/.test(p)));

@@ -28,7 +28,16 @@ describe('session signatures (Ed25519, OpenSSH signature format)', () => {
     const other = await generateSigningKey(path.join(dir, 'other.key'));
     assert.throws(() => verifyMessage(message, sig, [other], 'manifest'), /which is not in DR_TRUSTED_SIGNERS/);
     assert.throws(() => verifyMessage(message.replace('abcdef', 'abcdeg'), sig, [publicKey], 'manifest'), /changed after it was signed/);
-    assert.throws(() => verifyMessage(message, sig.replace(/[A-Za-z](?=[^\n]*\n-----END)/, (c) => (c === 'A' ? 'B' : 'A')), [publicKey], 'manifest'), /ArtifactCorrupted|does not match|not an SSH signature|truncated|not ssh-ed25519/);
+    assert.throws(
+      () =>
+        verifyMessage(
+          message,
+          sig.replace(/[A-Za-z](?=[^\n]*\n-----END)/, (c) => (c === 'A' ? 'B' : 'A')),
+          [publicKey],
+          'manifest',
+        ),
+      /ArtifactCorrupted|does not match|not an SSH signature|truncated|not ssh-ed25519/,
+    );
     assert.throws(() => verifyMessage(message, 'not a signature', [publicKey], 'manifest'), /not an SSH signature/);
   });
 
@@ -38,9 +47,17 @@ describe('session signatures (Ed25519, OpenSSH signature format)', () => {
     writeFileSync(file, message);
     writeFileSync(`${file}.sig`, signMessage(message, key));
     writeFileSync(path.join(dir, 'allowed_signers'), `odoo-dr ${publicKey}\n`);
-    const ok = execFileSync('ssh-keygen', ['-Y', 'verify', '-f', path.join(dir, 'allowed_signers'), '-I', 'odoo-dr', '-n', SIGNATURE_NAMESPACE, '-s', `${file}.sig`], { input: message }).toString();
+    const ok = execFileSync(
+      'ssh-keygen',
+      ['-Y', 'verify', '-f', path.join(dir, 'allowed_signers'), '-I', 'odoo-dr', '-n', SIGNATURE_NAMESPACE, '-s', `${file}.sig`],
+      { input: message },
+    ).toString();
     assert.match(ok, /Good "odoo-dr-session" signature for odoo-dr with ED25519 key SHA256:/);
-    const bad = spawnSync('ssh-keygen', ['-Y', 'verify', '-f', path.join(dir, 'allowed_signers'), '-I', 'odoo-dr', '-n', SIGNATURE_NAMESPACE, '-s', `${file}.sig`], { input: `${message} ` });
+    const bad = spawnSync(
+      'ssh-keygen',
+      ['-Y', 'verify', '-f', path.join(dir, 'allowed_signers'), '-I', 'odoo-dr', '-n', SIGNATURE_NAMESPACE, '-s', `${file}.sig`],
+      { input: `${message} ` },
+    );
     assert.notEqual(bad.status, 0, 'ssh-keygen refuses a changed manifest');
   });
 

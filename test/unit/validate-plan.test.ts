@@ -6,7 +6,12 @@ import { planSessionChecks, type PlannedCheck } from '../../src/validate/plan';
 const SESSION = 'backup_20261126_000000_abcdef12';
 const artifact = (p: string): Artifact => ({ path: `sessions/${SESSION}/${p}`, bytes: 1, sha256: '0'.repeat(64) });
 const complete = (tenant: string): TenantEntry =>
-  ({ status: 'complete', durationMs: 1, database: { ...artifact(`${tenant}.dump.age`), pgDump: '15' }, filestore: { index: artifact(`${tenant}.filestore.jsonl`), files: 0, bytes: 0 } }) as TenantEntry;
+  ({
+    status: 'complete',
+    durationMs: 1,
+    database: { ...artifact(`${tenant}.dump.age`), pgDump: '15' },
+    filestore: { index: artifact(`${tenant}.filestore.jsonl`), files: 0, bytes: 0 },
+  }) as TenantEntry;
 const manifest = (over: Partial<Manifest> = {}): Manifest =>
   ({
     session: SESSION,
@@ -18,7 +23,9 @@ const manifest = (over: Partial<Manifest> = {}): Manifest =>
 
 /** Short names: `read:<file>`, `cloud:<file>`, `verdict:<name>:<status>`, `age`. */
 const names = (checks: PlannedCheck[]) =>
-  checks.map((c) => (c.kind === 'age' ? 'age' : c.kind === 'verdict' ? `verdict:${c.result.name}:${c.result.status}` : `${c.copy}:${c.artifact.path.split('/').pop()}`));
+  checks.map((c) =>
+    c.kind === 'age' ? 'age' : c.kind === 'verdict' ? `verdict:${c.result.name}:${c.result.status}` : `${c.copy}:${c.artifact.path.split('/').pop()}`,
+  );
 
 describe('validation: planSessionChecks', () => {
   it('a local copied session: failed tenants first, each artifact here then in the bucket, the age last', () => {
@@ -47,7 +54,13 @@ describe('validation: planSessionChecks', () => {
 
   it('the cloud copy asked for but absent: a failed check per artifact, not a read', () => {
     const plan = planSessionChecks(manifest({ cloud: null }), { session: SESSION, tenant: 'acme', cloud: true }, { readFrom: 'local', bucket: true });
-    assert.deepEqual(names(plan.checks), ['read:acme.dump.age', 'verdict:artifact-cloud:fail', 'read:acme.filestore.jsonl', 'verdict:artifact-cloud:fail', 'age']);
+    assert.deepEqual(names(plan.checks), [
+      'read:acme.dump.age',
+      'verdict:artifact-cloud:fail',
+      'read:acme.filestore.jsonl',
+      'verdict:artifact-cloud:fail',
+      'age',
+    ]);
     const skipped = planSessionChecks(manifest(), { session: SESSION, tenant: 'acme', cloud: false }, { readFrom: 'local', bucket: true });
     assert.deepEqual(names(skipped.checks), ['read:acme.dump.age', 'read:acme.filestore.jsonl', 'age']);
   });

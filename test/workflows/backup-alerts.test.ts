@@ -99,7 +99,12 @@ describe('backup alerts (real SMTP and webhook receivers)', function () {
   });
 
   it('reports a channel that fails instead of throwing', async () => {
-    const config = stackConfig({ DR_SMTP_HOST: '127.0.0.1', DR_SMTP_PORT: '1', DR_NOTIFICATION_EMAIL: 'ops@example.com', DR_WEBHOOK_URL: 'http://127.0.0.1:1/hook' });
+    const config = stackConfig({
+      DR_SMTP_HOST: '127.0.0.1',
+      DR_SMTP_PORT: '1',
+      DR_NOTIFICATION_EMAIL: 'ops@example.com',
+      DR_WEBHOOK_URL: 'http://127.0.0.1:1/hook',
+    });
     const delivery = await sendAlert(config, { severity: 'info', subject: 'x', text: 'y' });
     assert.match(delivery.email, /^failed: .*ECONNREFUSED/);
     assert.match(delivery.webhook, /^failed: /);

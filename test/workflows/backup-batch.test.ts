@@ -25,8 +25,7 @@ import { devServer, withWorker } from '../helpers/temporal';
 
 type History = Awaited<ReturnType<ReturnType<Awaited<ReturnType<typeof devServer>>['client']['workflow']['getHandle']>['fetchHistory']>>;
 
-const scheduled = (h: History) =>
-  (h.events ?? []).map((e) => e.activityTaskScheduledEventAttributes).filter((a) => a !== undefined && a !== null);
+const scheduled = (h: History) => (h.events ?? []).map((e) => e.activityTaskScheduledEventAttributes).filter((a) => a !== undefined && a !== null);
 const children = (h: History, type: string) =>
   (h.events ?? [])
     .map((e) => e.childWorkflowExecutionStartedEventAttributes)
@@ -43,7 +42,12 @@ describe('backupWorkflow: small tenants in batches (dev server, real stack)', fu
 
   before(async () => {
     // One slot: a first batch of 3 tenants, then the next (taken ahead, started by `go`) of 2.
-    config = stackConfig({ DR_BACKUP_DIR: path.join(dir, 'backups'), ODOO_DATA_DIR: path.join(dir, 'data'), DR_LOG_DIR: path.join(dir, 'logs'), DR_MAX_PARALLEL_BACKUPS: '1' });
+    config = stackConfig({
+      DR_BACKUP_DIR: path.join(dir, 'backups'),
+      ODOO_DATA_DIR: path.join(dir, 'data'),
+      DR_LOG_DIR: path.join(dir, 'logs'),
+      DR_MAX_PARALLEL_BACKUPS: '1',
+    });
     for (const name of tenants) await createTenant(admin(), config.odoo.dataDir, { name, moveLines: 50, files: 2, fileSize: 512 });
   });
   after(async () => {
@@ -56,7 +60,11 @@ describe('backupWorkflow: small tenants in batches (dev server, real stack)', fu
     const session = backupSessionName(new Date(), uniqueSuffix());
     const workflowId = `test/batches/${session}`;
     const result = await withWorker({ env, config, ...(activities ? { activities } : {}) }, async (taskQueue) => {
-      const handle = await env.client.workflow.start(backupWorkflow, { taskQueue, workflowId, args: [{ session, tenants: list, cloud: false, retention: false }] });
+      const handle = await env.client.workflow.start(backupWorkflow, {
+        taskQueue,
+        workflowId,
+        args: [{ session, tenants: list, cloud: false, retention: false }],
+      });
       if (during) await during(taskQueue, workflowId);
       const r = await handle.result();
       return { r, progress: await handle.query(backupProgressQuery) };
@@ -69,18 +77,37 @@ describe('backupWorkflow: small tenants in batches (dev server, real stack)', fu
     first = await run(tenants);
     const { r, progress, history, session } = first;
     assert.equal(r.status, 'complete', JSON.stringify(r, null, 2));
-    assert.deepEqual(r.tenants.map((t) => [t.tenant, t.status]), tenants.map((t) => [t, 'complete']));
-    assert.ok(r.tenants.every((t) => t.databaseBytes > 0 && t.filestoreFiles === 3 && t.durationMs > 0), JSON.stringify(r.tenants));
-    assert.deepEqual(Object.values(progress.tenants).map((t) => t.state), tenants.map(() => 'complete'));
+    assert.deepEqual(
+      r.tenants.map((t) => [t.tenant, t.status]),
+      tenants.map((t) => [t, 'complete']),
+    );
+    assert.ok(
+      r.tenants.every((t) => t.databaseBytes > 0 && t.filestoreFiles === 3 && t.durationMs > 0),
+      JSON.stringify(r.tenants),
+    );
+    assert.deepEqual(
+      Object.values(progress.tenants).map((t) => t.state),
+      tenants.map(() => 'complete'),
+    );
     // No activity per tenant in the session's history: two batches did the tenants.
-    assert.deepEqual(scheduled(history).filter((a) => /^backupTenants?$/.test(a.activityType?.name ?? '')), []);
+    assert.deepEqual(
+      scheduled(history).filter((a) => /^backupTenants?$/.test(a.activityType?.name ?? '')),
+      [],
+    );
     const batches = children(history, 'backupBatchWorkflow');
-    assert.deepEqual(batches.map((b) => b.workflowId).sort(), [0, 1].map((n) => `backup/${session}/batch/${n}`));
+    assert.deepEqual(
+      batches.map((b) => b.workflowId).sort(),
+      [0, 1].map((n) => `backup/${session}/batch/${n}`),
+    );
     const env = await devServer();
     const locked: string[] = [];
     for (const b of batches) {
       const h = await env.client.workflow.getHandle(b.workflowId!, b.runId!).fetchHistory();
-      assert.deepEqual(scheduled(h).map((a) => a.activityType?.name), ['backupTenants'], 'one activity for the batch');
+      assert.deepEqual(
+        scheduled(h).map((a) => a.activityType?.name),
+        ['backupTenants'],
+        'one activity for the batch',
+      );
       for (const lock of children(h, 'tenantLockWorkflow')) {
         locked.push(lock.workflowId!);
         // Released by the batch closing: the server ended it (no signal, no workflow task).
@@ -112,7 +139,10 @@ describe('backupWorkflow: small tenants in batches (dev server, real stack)', fu
     const failed = r.tenants.find((t) => t.tenant === victim)!;
     assert.equal(failed.status, 'failed');
     assert.match(failed.error ?? '', /^TenantNotFoundError: /);
-    assert.deepEqual(r.tenants.filter((t) => t.tenant !== victim).map((t) => t.status), ['complete', 'complete', 'complete']);
+    assert.deepEqual(
+      r.tenants.filter((t) => t.tenant !== victim).map((t) => t.status),
+      ['complete', 'complete', 'complete'],
+    );
   });
 
   it('a transient failure in a batch: that tenant is backed up again alone (backupTenant, with its retries)', async () => {
@@ -133,7 +163,13 @@ describe('backupWorkflow: small tenants in batches (dev server, real stack)', fu
     assert.ok(failedOnce);
     const [batch] = children(history, 'backupBatchWorkflow');
     const h = await (await devServer()).client.workflow.getHandle(batch!.workflowId!, batch!.runId!).fetchHistory();
-    assert.deepEqual(scheduled(h).map((a) => [a.activityType?.name, a.activityId]), [['backupTenants', 'tenants'], ['backupTenant', `tenant/${tenants[1]}`]]);
+    assert.deepEqual(
+      scheduled(h).map((a) => [a.activityType?.name, a.activityId]),
+      [
+        ['backupTenants', 'tenants'],
+        ['backupTenant', `tenant/${tenants[1]}`],
+      ],
+    );
   });
 
   it('a batch activity that fails as a whole: each of its tenants is backed up alone', async () => {
@@ -145,7 +181,11 @@ describe('backupWorkflow: small tenants in batches (dev server, real stack)', fu
     const h = await (await devServer()).client.workflow.getHandle(batch!.workflowId!, batch!.runId!).fetchHistory();
     const ids = scheduled(h).map((a) => a.activityId);
     assert.equal(ids[0], 'tenants');
-    assert.deepEqual(ids.slice(1).sort(), tenants.slice(0, 3).map((t) => `tenant/${t}`), 'then each tenant alone');
+    assert.deepEqual(
+      ids.slice(1).sort(),
+      tenants.slice(0, 3).map((t) => `tenant/${t}`),
+      'then each tenant alone',
+    );
   });
 
   it('a tenant held by a recovery is refused in its batch, naming the recovery; the others complete', async () => {
@@ -160,7 +200,13 @@ describe('backupWorkflow: small tenants in batches (dev server, real stack)', fu
       });
       try {
         const session = backupSessionName(new Date(), uniqueSuffix());
-        return { r: await env.client.workflow.execute(backupWorkflow, { taskQueue, workflowId: `test/batches/${session}`, args: [{ session, tenants: tenants.slice(1, 5), cloud: false, retention: false }] }) };
+        return {
+          r: await env.client.workflow.execute(backupWorkflow, {
+            taskQueue,
+            workflowId: `test/batches/${session}`,
+            args: [{ session, tenants: tenants.slice(1, 5), cloud: false, retention: false }],
+          }),
+        };
       } finally {
         await lock.signal('releaseLock');
       }
@@ -169,7 +215,10 @@ describe('backupWorkflow: small tenants in batches (dev server, real stack)', fu
     const refused = r.tenants.find((t) => t.tenant === held)!;
     assert.equal(refused.status, 'failed');
     assert.match(refused.error ?? '', new RegExp(`^TenantLocked: tenant "${held}" is locked by the recovery ${holder} \\(since `));
-    assert.deepEqual(r.tenants.filter((t) => t.tenant !== held).map((t) => t.status), ['complete', 'complete', 'complete']);
+    assert.deepEqual(
+      r.tenants.filter((t) => t.tenant !== held).map((t) => t.status),
+      ['complete', 'complete', 'complete'],
+    );
   });
 
   it('a recovery of a tenant its batch is backing up is refused, naming the batch', async () => {
@@ -191,7 +240,11 @@ describe('backupWorkflow: small tenants in batches (dev server, real stack)', fu
     const { r, session } = await run(tenants.slice(0, 3), activities, async (taskQueue) => {
       await started;
       const refused = await env.client.workflow
-        .execute(recoveryWorkflow, { taskQueue, workflowId: `test/batches/recovery-${uniqueSuffix()}`, args: [{ mode: 'database-only', session: first.session, tenants: [target], approvedBy: 'ops@test' }] })
+        .execute(recoveryWorkflow, {
+          taskQueue,
+          workflowId: `test/batches/recovery-${uniqueSuffix()}`,
+          args: [{ mode: 'database-only', session: first.session, tenants: [target], approvedBy: 'ops@test' }],
+        })
         .then(
           () => assert.fail('expected the recovery to be refused'),
           (e: unknown) => e,

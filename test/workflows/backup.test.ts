@@ -38,7 +38,6 @@ function testConfig(backupDir: string, prefix: string, extra: NodeJS.ProcessEnv 
   });
 }
 
-
 /** Decrypts with the standard CLI and lists the archive with pg_restore: what an operator would do by hand. */
 function breakGlassList(config: DrConfig, file: string): string {
   const identity = config.encryption.identityFile!;
@@ -86,7 +85,10 @@ describe('backupWorkflow (real PostgreSQL, S3, age; dev server)', function () {
     first = await run(config, { tenants: [...tenants, real], cloud: true, startedBy: 'test' });
     const { result, session } = first;
     assert.equal(result.status, 'complete', JSON.stringify(result, null, 2));
-    assert.deepEqual(result.tenants.map((t) => t.status), ['complete', 'complete', 'complete']);
+    assert.deepEqual(
+      result.tenants.map((t) => t.status),
+      ['complete', 'complete', 'complete'],
+    );
     const manifest = await readManifest(localPath(backupDir, rel.manifest(session)));
     assert.equal(manifest.status, 'complete');
     assert.ok(!existsSync(path.join(localPath(backupDir, rel.session(session)), '.incomplete')));
@@ -116,11 +118,17 @@ describe('backupWorkflow (real PostgreSQL, S3, age; dev server)', function () {
   });
 
   it('produces artifacts that the standard tools restore by hand (age -d | zstd -d | pg_restore)', () => {
-    const manifest = JSON.parse(readFileSync(localPath(backupDir, rel.manifest(first.session)), 'utf8')) as { tenants: Record<string, { database: { path: string } }> };
+    const manifest = JSON.parse(readFileSync(localPath(backupDir, rel.manifest(first.session)), 'utf8')) as {
+      tenants: Record<string, { database: { path: string } }>;
+    };
     const listing = breakGlassList(config, localPath(backupDir, manifest.tenants[real]!.database.path));
     assert.match(listing, /TABLE DATA public ir_attachment/);
     assert.match(listing, /TABLE DATA public res_partner/);
-    const globals = spawnSync('bash', ['-c', 'age -d -i "$1" "$2" | zstd -d -q -c', 'g', config.encryption.identityFile!, localPath(backupDir, rel.globals(first.session))], { encoding: 'utf8' });
+    const globals = spawnSync(
+      'bash',
+      ['-c', 'age -d -i "$1" "$2" | zstd -d -q -c', 'g', config.encryption.identityFile!, localPath(backupDir, rel.globals(first.session))],
+      { encoding: 'utf8' },
+    );
     assert.equal(globals.status, 0, globals.stderr);
     assert.match(globals.stdout, /CREATE ROLE odoo;/);
   });
@@ -132,7 +140,11 @@ describe('backupWorkflow (real PostgreSQL, S3, age; dev server)', function () {
     // Break-glass, by hand: the packs alone, with the standard tools, are an Odoo filestore.
     const out = mkdtempSync(path.join(tmpdir(), 'odoo-dr-breakglass-'));
     for (const pack of new Set(entries.map((e) => e.pack!))) {
-      const done = spawnSync('bash', ['-c', 'age -d -i "$1" "$2" | zstd -d -q -c | tar -x -C "$3"', 'bg', config.encryption.identityFile!, localPath(backupDir, rel.pack(pack)), out], { encoding: 'utf8' });
+      const done = spawnSync(
+        'bash',
+        ['-c', 'age -d -i "$1" "$2" | zstd -d -q -c | tar -x -C "$3"', 'bg', config.encryption.identityFile!, localPath(backupDir, rel.pack(pack)), out],
+        { encoding: 'utf8' },
+      );
       assert.equal(done.status, 0, done.stderr);
     }
     for (const e of entries) {
@@ -172,7 +184,10 @@ describe('backupWorkflow (real PostgreSQL, S3, age; dev server)', function () {
   });
 
   it('writes one audit line per session', () => {
-    const lines = readFileSync(path.join(backupDir, 'logs/audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { session: string; result: string; startedBy: string; workflowId: string });
+    const lines = readFileSync(path.join(backupDir, 'logs/audit.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { session: string; result: string; startedBy: string; workflowId: string });
     const mine = lines.find((l) => l.session === first.session)!;
     assert.equal(mine.result, 'complete');
     assert.equal(mine.startedBy, 'test');
@@ -217,7 +232,13 @@ describe('backupWorkflow (real PostgreSQL, S3, age; dev server)', function () {
     const victim = `bk-dropped-${s}`;
     await createTenant(adminConnection(), config.odoo.dataDir, { name: victim, moveLines: 400_000, files: 1 });
     const tools = await findClientTools(15);
-    const dumping = dumpDatabase({ config, tools, session: backupSessionName(new Date(), uniqueSuffix()), tenant: victim, recipients: await recipientsFor(config) });
+    const dumping = dumpDatabase({
+      config,
+      tools,
+      session: backupSessionName(new Date(), uniqueSuffix()),
+      tenant: victim,
+      recipients: await recipientsFor(config),
+    });
     dumping.catch(() => undefined); // observed below; avoids an 'unhandled rejection' note meanwhile
     await new Promise((r) => setTimeout(r, 300));
     await dropDatabase(victim);
@@ -232,7 +253,11 @@ describe('backupWorkflow (real PostgreSQL, S3, age; dev server)', function () {
     const { result, session } = await run(config, { tenants: [tenants[1]!], cloud: true }, activities);
     assert.equal(result.status, 'failed');
     assert.match(result.tenants[0]!.error!, /ArtifactCorruptedError/);
-    assert.equal(await headObject(config.cloud!, cloudKey(config.cloud!, rel.database(session, tenants[1]!))), null, 'corrupted dump must not be in the bucket');
+    assert.equal(
+      await headObject(config.cloud!, cloudKey(config.cloud!, rel.database(session, tenants[1]!))),
+      null,
+      'corrupted dump must not be in the bucket',
+    );
     // Nothing was backed up: no session is kept, here or in the bucket (no "failed" manifest to list or retain).
     assert.equal(existsSync(localPath(backupDir, rel.session(session))), false);
     assert.equal(await headObject(config.cloud!, cloudKey(config.cloud!, rel.manifest(session))), null);
@@ -244,14 +269,19 @@ describe('backupWorkflow (real PostgreSQL, S3, age; dev server)', function () {
     const activities = {
       ...real,
       finalizeBackupSession: (input: Parameters<typeof real.finalizeBackupSession>[0]) =>
-        input.localOnly ? real.finalizeBackupSession(input) : Promise.reject(ApplicationFailure.nonRetryable('injected: the bucket does not answer', 'CloudUnavailableError')),
+        input.localOnly
+          ? real.finalizeBackupSession(input)
+          : Promise.reject(ApplicationFailure.nonRetryable('injected: the bucket does not answer', 'CloudUnavailableError')),
     };
     const { result, session } = await run(config, { tenants: [tenants[1]!], cloud: true, retention: false }, activities);
     assert.equal(result.status, 'complete', JSON.stringify(result));
     const manifest = await readManifest(localPath(backupDir, rel.manifest(session)));
     assert.equal(manifest.status, 'complete');
     assert.equal(manifest.cloud, null);
-    assert.ok(manifest.warnings.some((w) => /no verified cloud copy/.test(w)), manifest.warnings.join('; '));
+    assert.ok(
+      manifest.warnings.some((w) => /no verified cloud copy/.test(w)),
+      manifest.warnings.join('; '),
+    );
     assert.equal(await headObject(config.cloud!, cloudKey(config.cloud!, rel.manifest(session))), null, 'no manifest in the bucket');
   });
 

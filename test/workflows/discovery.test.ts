@@ -48,9 +48,10 @@ describe('tenantDiscoveryWorkflow', () => {
         const config = loadConfig({ path: LOCAL_CONFIG_PATH, env: { POSTGRES_PASSWORD: wrong, POSTGRES_PASSWORD_FILE: '' } });
         const workflowId = `test/discovery-bad-auth/${uniqueSuffix()}`;
         await withWorker({ env, config }, async (taskQueue) => {
-          const err = await env.client.workflow
-            .execute(tenantDiscoveryWorkflow, { taskQueue, workflowId, args: [{}] })
-            .then(() => assert.fail('expected the workflow to fail'), (e: unknown) => e);
+          const err = await env.client.workflow.execute(tenantDiscoveryWorkflow, { taskQueue, workflowId, args: [{}] }).then(
+            () => assert.fail('expected the workflow to fail'),
+            (e: unknown) => e,
+          );
           assert.ok(err instanceof WorkflowFailedError);
           assert.ok(err.cause instanceof ActivityFailure);
           const cause = err.cause.cause;

@@ -75,7 +75,12 @@ describe('alertsWorkflow (time skipping, real SMTP and webhook receivers)', func
       const mail = mailText(rx.mails.at(-1)!.data);
       assert.deepEqual(rx.mails.at(-1)!.to, ['ops@example.com']);
       assert.match(mail, /Subject: \[odoo-dr critical\] CRITICAL backup-age\/acme/);
-      for (const re of [/tenant acme: newest complete backup of acme is 30 h old/, /Value: +30 h/, /Threshold: +warning > 4 h \(DR_RPO_HOURS\), critical > 24 h/, /What to do: odoo-dr backup --tenant acme --wait/]) {
+      for (const re of [
+        /tenant acme: newest complete backup of acme is 30 h old/,
+        /Value: +30 h/,
+        /Threshold: +warning > 4 h \(DR_RPO_HOURS\), critical > 24 h/,
+        /What to do: odoo-dr backup --tenant acme --wait/,
+      ]) {
         assert.match(mail, re);
         assert.match(rx.hooks.at(-1)!.text, re);
       }
@@ -120,7 +125,8 @@ describe('alertsWorkflow (time skipping, real SMTP and webhook receivers)', func
     await withWorker({ env, config: config(rx.smtpPort) }, async (taskQueue) => {
       const observation: Observation = { id: `monitor/${uniqueSuffix()}`, source: 'test', complete: true, checks: [backupAge('warning', 5)] };
       const workflowId = workflowIds.alerts(taskQueue);
-      for (let i = 0; i < 2; i++) await env.client.workflow.signalWithStart(alertsWorkflow, { workflowId, taskQueue, args: [{}], signal: observeSignal, signalArgs: [observation] });
+      for (let i = 0; i < 2; i++)
+        await env.client.workflow.signalWithStart(alertsWorkflow, { workflowId, taskQueue, args: [{}], signal: observeSignal, signalArgs: [observation] });
       const outcome = await env.client.workflow.getHandle(workflowId).executeUpdate(observationOutcomeUpdate, { args: [observation.id] });
       assert.deepEqual(outcome.sent, ['WARNING backup-age/acme']);
       const second = await observe(env, taskQueue, [backupAge('warning', 5.5)]);

@@ -108,7 +108,11 @@ describe('recoveryWorkflow (real PostgreSQL, filestore, approval)', function () 
     const env = await devServer();
     session = backupSessionName(new Date(), uniqueSuffix());
     const backup = await withWorker({ env, config }, (taskQueue) =>
-      env.client.workflow.execute(backupWorkflow, { taskQueue, workflowId: `test/rc-backup/${session}`, args: [{ session, tenants: [victim, bystander], retention: false }] }),
+      env.client.workflow.execute(backupWorkflow, {
+        taskQueue,
+        workflowId: `test/rc-backup/${session}`,
+        args: [{ session, tenants: [victim, bystander], retention: false }],
+      }),
     );
     assert.equal(backup.status, 'complete');
   });
@@ -140,7 +144,10 @@ describe('recoveryWorkflow (real PostgreSQL, filestore, approval)', function () 
   });
 
   it('refuses a tenant the session does not contain, naming it', async () => {
-    const err = await recover({ mode: 'full', tenants: [`nobody_${s}`], dryRun: true }).then(() => assert.fail('expected a refusal'), (e: unknown) => e);
+    const err = await recover({ mode: 'full', tenants: [`nobody_${s}`], dryRun: true }).then(
+      () => assert.fail('expected a refusal'),
+      (e: unknown) => e,
+    );
     assert.ok(err instanceof WorkflowFailedError);
     assert.match(String((err.cause?.cause as Error | undefined)?.message ?? err.cause?.message), new RegExp(`complete backup of nobody_${s}`));
   });
@@ -180,7 +187,11 @@ describe('recoveryWorkflow (real PostgreSQL, filestore, approval)', function () 
     assert.equal(await fingerprint(config, victim), damaged);
     assert.equal(await fingerprint(config, bystander), other);
     const shadows = (await adminQuery('SELECT datname FROM pg_database WHERE datname LIKE $1', [`%_dr_shadow_%`])) as Array<{ datname: string }>;
-    assert.deepEqual(shadows.filter((d) => d.datname.startsWith(victim)), [], 'no shadow left behind');
+    assert.deepEqual(
+      shadows.filter((d) => d.datname.startsWith(victim)),
+      [],
+      'no shadow left behind',
+    );
   });
 
   it('approved: restores the tenant from the session, keeps the old state as a pre-recovery copy, other tenants untouched', async () => {
@@ -213,7 +224,7 @@ describe('recoveryWorkflow (real PostgreSQL, filestore, approval)', function () 
     assert.equal(await fingerprint(config, victim), good);
   });
 
-  it('database-only: the database comes back, today\'s files stay', async () => {
+  it("database-only: the database comes back, today's files stay", async () => {
     await withClient(config.postgres, victim, (c) => c.query("UPDATE account_move_line SET name = 'tampered' WHERE id % 5 = 0"));
     assert.notEqual(await fingerprint(config, victim), good);
     const result = await recover({ mode: 'database-only', tenants: [victim], approvedBy: 'ops@test' });
@@ -255,7 +266,7 @@ describe('recoveryWorkflow (real PostgreSQL, filestore, approval)', function () 
       );
       assert.equal(await fingerprint(config, victim), before, `tenant changed; outcome: ${JSON.stringify(outcome)}`);
       assert.equal(await fingerprint(config, bystander), other);
-      const leftovers = (await adminQuery('SELECT datname FROM pg_database WHERE datname LIKE $1', [`${victim}_dr_shadow_%`]));
+      const leftovers = await adminQuery('SELECT datname FROM pg_database WHERE datname LIKE $1', [`${victim}_dr_shadow_%`]);
       assert.deepEqual(leftovers, [], 'no shadow database left');
       assert.ok(!readdirSync(path.join(dataDir, 'filestore')).some((d) => d.startsWith(`.${victim}.dr-shadow-`)), 'no shadow folder left');
       return outcome;
@@ -263,13 +274,20 @@ describe('recoveryWorkflow (real PostgreSQL, filestore, approval)', function () 
 
     it('restore fails: nothing is swapped', async () => {
       const real = createActivities({ config });
-      const activities = { ...real, prepareRecoveryShadow: () => Promise.reject(ApplicationFailure.nonRetryable('injected: the shadow restore failed', 'ArtifactCorruptedError')) };
+      const activities = {
+        ...real,
+        prepareRecoveryShadow: () => Promise.reject(ApplicationFailure.nonRetryable('injected: the shadow restore failed', 'ArtifactCorruptedError')),
+      };
       const outcome = await expectUnchanged(() => recover({ mode: 'full', tenants: [victim], approvedBy: 'ops@test' }, undefined, devServer, { activities }));
       assert.ok(outcome instanceof WorkflowFailedError, String(outcome));
     });
 
     it('Odoo does not stop (retried, time-skipped): shadows dropped, nothing swapped', async () => {
-      const outcome = await expectUnchanged(() => recover({ mode: 'full', tenants: [victim], approvedBy: 'ops@test' }, undefined, timeSkippingServer, { config: configWith({ DR_ODOO_STOP_CMD: 'echo cannot stop >&2; exit 3' }) }));
+      const outcome = await expectUnchanged(() =>
+        recover({ mode: 'full', tenants: [victim], approvedBy: 'ops@test' }, undefined, timeSkippingServer, {
+          config: configWith({ DR_ODOO_STOP_CMD: 'echo cannot stop >&2; exit 3' }),
+        }),
+      );
       assert.ok(outcome instanceof WorkflowFailedError);
       assert.match(String((outcome.cause?.cause as Error | undefined)?.message ?? outcome.cause?.message), /DR_ODOO_STOP_CMD|cannot stop|exit/);
     });
@@ -283,16 +301,25 @@ describe('recoveryWorkflow (real PostgreSQL, filestore, approval)', function () 
           throw ApplicationFailure.nonRetryable('injected: failure right after the swap', 'InjectedFailure');
         },
       };
-      const outcome: unknown = await expectUnchanged(() => recover({ mode: 'full', tenants: [victim], approvedBy: 'ops@test' }, undefined, devServer, { activities }));
+      const outcome: unknown = await expectUnchanged(() =>
+        recover({ mode: 'full', tenants: [victim], approvedBy: 'ops@test' }, undefined, devServer, { activities }),
+      );
       const result = outcome as { tenants: Record<string, { state: string }> };
       assert.equal(result.tenants[victim]?.state, 'rolled-back');
     });
 
     it('Odoo does not start after the swap (retried, time-skipped): swapped back', async () => {
-      const outcome = await expectUnchanged(() => recover({ mode: 'full', tenants: [victim], approvedBy: 'ops@test' }, undefined, timeSkippingServer, { config: configWith({ DR_ODOO_START_CMD: 'exit 4' }) }));
+      const outcome = await expectUnchanged(() =>
+        recover({ mode: 'full', tenants: [victim], approvedBy: 'ops@test' }, undefined, timeSkippingServer, {
+          config: configWith({ DR_ODOO_START_CMD: 'exit 4' }),
+        }),
+      );
       assert.ok(outcome instanceof WorkflowFailedError, String(outcome));
       // The audit says what happened: the tenant was swapped back, not left "swapped".
-      const lines = readFileSync(path.join(backupDir, 'logs/audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { workflowId: string; result: string; tenants?: Record<string, { state: string; error?: string }> });
+      const lines = readFileSync(path.join(backupDir, 'logs/audit.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { workflowId: string; result: string; tenants?: Record<string, { state: string; error?: string }> });
       const last = lines.filter((l) => l.result === 'rolled-back').at(-1);
       assert.equal(last?.tenants?.[victim]?.state, 'rolled-back', JSON.stringify(last));
       assert.match(last?.tenants?.[victim]?.error ?? '', /recovery rolled back: .*DR_ODOO_START_CMD/);
@@ -318,15 +345,30 @@ describe('recoveryWorkflow (real PostgreSQL, filestore, approval)', function () 
     const before = await fingerprint(config, victim);
     await withWorker({ env, config, activities }, async (taskQueue) => {
       const first = `test/recovery/first-${uniqueSuffix()}`;
-      const firstRun = env.client.workflow.execute(recoveryWorkflow, { taskQueue, workflowId: first, args: [{ mode: 'database-only', tenants: [victim], approvedBy: 'ops@test' }] });
+      const firstRun = env.client.workflow.execute(recoveryWorkflow, {
+        taskQueue,
+        workflowId: first,
+        args: [{ mode: 'database-only', tenants: [victim], approvedBy: 'ops@test' }],
+      });
       await started;
       const second = await env.client.workflow
-        .execute(recoveryWorkflow, { taskQueue, workflowId: `test/recovery/second-${uniqueSuffix()}`, args: [{ mode: 'full', tenants: [victim], approvedBy: 'ops@test' }] })
-        .then(() => assert.fail('expected a refusal'), (e: unknown) => e);
+        .execute(recoveryWorkflow, {
+          taskQueue,
+          workflowId: `test/recovery/second-${uniqueSuffix()}`,
+          args: [{ mode: 'full', tenants: [victim], approvedBy: 'ops@test' }],
+        })
+        .then(
+          () => assert.fail('expected a refusal'),
+          (e: unknown) => e,
+        );
       assert.ok(second instanceof WorkflowFailedError);
-      assert.match(String((second.cause)?.message), new RegExp(`tenant "${victim.replace(/\./g, '\\.')}" is locked by the recovery ${first}`));
+      assert.match(String(second.cause?.message), new RegExp(`tenant "${victim.replace(/\./g, '\\.')}" is locked by the recovery ${first}`));
       const session = backupSessionName(new Date(), uniqueSuffix());
-      const backup = await env.client.workflow.execute(backupWorkflow, { taskQueue, workflowId: `test/backup/${session}`, args: [{ session, tenants: [victim], cloud: false, retention: false }] });
+      const backup = await env.client.workflow.execute(backupWorkflow, {
+        taskQueue,
+        workflowId: `test/backup/${session}`,
+        args: [{ session, tenants: [victim], cloud: false, retention: false }],
+      });
       assert.equal(backup.status, 'failed');
       assert.match(backup.tenants[0]?.error ?? '', new RegExp(`TenantLocked: .*locked by the recovery ${first}`));
       assert.equal(await fingerprint(config, victim), before, 'the refused ones changed nothing');
@@ -334,7 +376,11 @@ describe('recoveryWorkflow (real PostgreSQL, filestore, approval)', function () 
       const done = await firstRun;
       assert.equal(done.tenants[victim]?.state, 'recovered', JSON.stringify(done));
       // Released with the recovery: the next one takes it.
-      const again = await env.client.workflow.execute(recoveryWorkflow, { taskQueue, workflowId: `test/recovery/again-${uniqueSuffix()}`, args: [{ mode: 'database-only', tenants: [victim], approvedBy: 'ops@test' }] });
+      const again = await env.client.workflow.execute(recoveryWorkflow, {
+        taskQueue,
+        workflowId: `test/recovery/again-${uniqueSuffix()}`,
+        args: [{ mode: 'database-only', tenants: [victim], approvedBy: 'ops@test' }],
+      });
       assert.equal(again.tenants[victim]?.state, 'recovered', JSON.stringify(again));
     });
   });
@@ -359,7 +405,7 @@ describe('recoveryWorkflow (real PostgreSQL, filestore, approval)', function () 
     assert.equal(result.odooDowntimeMs, t.downtimeMs);
   });
 
-  it('--backup-first makes a session of today\'s state before the swap', async () => {
+  it("--backup-first makes a session of today's state before the swap", async () => {
     const result = await recover({ mode: 'database-only', tenants: [victim], approvedBy: 'ops@test', backupFirst: true });
     assert.equal(result.tenants[victim]?.state, 'recovered', JSON.stringify(result));
     assert.equal(result.backupFirst?.status, 'complete');
@@ -369,12 +415,29 @@ describe('recoveryWorkflow (real PostgreSQL, filestore, approval)', function () 
   it('refuses a session that failed validation unless forced, with a warning', async () => {
     // A failed validation, kept with the session as validationWorkflow keeps it.
     const catalog = SessionCatalog.fromConfig(config);
-    const [written] = await catalog.saveResult({ kind: 'validation', session, status: 'fail', finishedAt: '2999-01-01T00:00:00.000Z', workflowId: 'test', restoreTest: false, failures: ['test'] });
-    const report = written!.slice(catalog.local.description.length + 1).split('/').reduce((p, part) => path.join(p, part), backupDir);
+    const [written] = await catalog.saveResult({
+      kind: 'validation',
+      session,
+      status: 'fail',
+      finishedAt: '2999-01-01T00:00:00.000Z',
+      workflowId: 'test',
+      restoreTest: false,
+      failures: ['test'],
+    });
+    const report = written!
+      .slice(catalog.local.description.length + 1)
+      .split('/')
+      .reduce((p, part) => path.join(p, part), backupDir);
     try {
-      const err = await recover({ mode: 'full', tenants: [victim], session, dryRun: true }).then(() => assert.fail('expected a refusal'), (e: unknown) => e);
+      const err = await recover({ mode: 'full', tenants: [victim], session, dryRun: true }).then(
+        () => assert.fail('expected a refusal'),
+        (e: unknown) => e,
+      );
       assert.ok(err instanceof WorkflowFailedError);
-      assert.match(String((err.cause?.cause as Error | undefined)?.message ?? err.cause?.message), new RegExp(`session ${session} failed validation: refused \\(use --force`));
+      assert.match(
+        String((err.cause?.cause as Error | undefined)?.message ?? err.cause?.message),
+        new RegExp(`session ${session} failed validation: refused \\(use --force`),
+      );
       const forced = await recover({ mode: 'full', tenants: [victim], session, dryRun: true, force: true });
       assert.equal(forced.state, 'planned');
       assert.ok(forced.plan?.warnings.some((w) => w.includes('FAILED validation')));
@@ -402,7 +465,7 @@ describe('recoveryWorkflow (real PostgreSQL, filestore, approval)', function () 
     );
     assert.ok(outcome instanceof WorkflowFailedError, `expected a cancelled workflow, got ${JSON.stringify(outcome)}`);
     assert.equal(await fingerprint(config, victim), before);
-    const shadows = (await adminQuery('SELECT datname FROM pg_database WHERE datname LIKE $1', [`${victim}_dr_shadow_%`]));
+    const shadows = await adminQuery('SELECT datname FROM pg_database WHERE datname LIKE $1', [`${victim}_dr_shadow_%`]);
     assert.deepEqual(shadows, []);
   });
 
@@ -415,14 +478,18 @@ describe('recoveryWorkflow (real PostgreSQL, filestore, approval)', function () 
       { mode: 'database-only', tenants: [victim] },
       async (id) => {
         const handle = env.client.workflow.getHandle(id);
-        for (let i = 0; i < 100 && (await handle.query(recoveryStatusQuery)).state !== 'waiting-for-approval'; i++) await new Promise((r) => setTimeout(r, 100));
+        for (let i = 0; i < 100 && (await handle.query(recoveryStatusQuery)).state !== 'waiting-for-approval'; i++)
+          await new Promise((r) => setTimeout(r, 100));
         await handle.signal(approveSignal, { by: 'ops@test' });
       },
       devServer,
       { config: notifying },
     );
     assert.equal(result.state, 'done', JSON.stringify(result));
-    assert.ok(hooks.some((h) => /recovery waiting for approval: test\/recovery\/.*odoo-dr recover approve/s.test(h)), hooks.join('\n---\n'));
+    assert.ok(
+      hooks.some((h) => /recovery waiting for approval: test\/recovery\/.*odoo-dr recover approve/s.test(h)),
+      hooks.join('\n---\n'),
+    );
     assert.ok(hooks.some((h) => /recovery started: .*approved by ops@test/s.test(h)));
     assert.ok(hooks.some((h) => new RegExp(`recovery done: [\\s\\S]*${victim.replace('.', '\\.')}: recovered`).test(h)));
   });

@@ -21,7 +21,6 @@ import { stackConfig, uniqueSuffix } from '../helpers/config';
 import { devServer, withWorker } from '../helpers/temporal';
 import { adminConnection } from '../helpers/pg';
 
-
 interface Deferred<T> {
   promise: Promise<T>;
   resolve: (v: T) => void;
@@ -117,11 +116,23 @@ describe('retentionWorkflow with a backup running concurrently (the collection r
     return withWorker({ env, config, activities: activities() }, (taskQueue) =>
       fn({
         backup: (session: string, retention = false) =>
-          env.client.workflow.start(backupWorkflow, { taskQueue, workflowId: `test/retention/${session}`, args: [{ session, tenants: [tenant], cloud: false, retention }] }),
+          env.client.workflow.start(backupWorkflow, {
+            taskQueue,
+            workflowId: `test/retention/${session}`,
+            args: [{ session, tenants: [tenant], cloud: false, retention }],
+          }),
         retention: () =>
-          env.client.workflow.execute(retentionWorkflow, { taskQueue, workflowId: workflowIds.retention(`test-${uniqueSuffix()}`), args: [{ cloud: false, startedBy: 'retention test' }] }),
+          env.client.workflow.execute(retentionWorkflow, {
+            taskQueue,
+            workflowId: workflowIds.retention(`test-${uniqueSuffix()}`),
+            args: [{ cloud: false, startedBy: 'retention test' }],
+          }),
         validate: (session: string) =>
-          env.client.workflow.execute(validationWorkflow, { taskQueue, workflowId: `test/retention-validate/${uniqueSuffix()}`, args: [{ session, source: 'local', cloud: false, restoreTest: true }] }),
+          env.client.workflow.execute(validationWorkflow, {
+            taskQueue,
+            workflowId: `test/retention-validate/${uniqueSuffix()}`,
+            args: [{ session, source: 'local', cloud: false, restoreTest: true }],
+          }),
       }),
     );
   };
@@ -144,7 +155,10 @@ describe('retentionWorkflow with a backup running concurrently (the collection r
     const failed = validation.checks.filter((c) => c.status === 'fail' && !(c.name === 'age' && session.startsWith('backup_2020')));
     assert.deepEqual(failed, [], `${session} does not validate`);
     assert.equal(validation.restores.length, 1, 'the tenant was restored into a scratch copy');
-    assert.ok(validation.checks.some((c) => c.status === 'pass' && /filestore|attachment/i.test(c.name)), JSON.stringify(validation.checks.map((c) => c.name)));
+    assert.ok(
+      validation.checks.some((c) => c.status === 'pass' && /filestore|attachment/i.test(c.name)),
+      JSON.stringify(validation.checks.map((c) => c.name)),
+    );
   };
 
   const old1 = `backup_20200101_020000_${s}a`;

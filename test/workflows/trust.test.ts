@@ -34,7 +34,8 @@ describe('trust: a bucket an attacker can write to (real stack)', function () {
   const config: DrConfig = stackConfig({ DR_BACKUP_DIR: dir, DR_LOG_DIR: path.join(dir, 'logs'), DR_CLOUD_BUCKET: `s3://odoo-dr-local/trust-${s}` });
   const cloud = config.cloud!;
   const admin = (): PgAdminConnection => adminConnection(config);
-  const rows = () => withClient(config.postgres, victim, async (c) => Number((await c.query<{ n: string }>('SELECT count(*) AS n FROM account_move_line')).rows[0]!.n));
+  const rows = () =>
+    withClient(config.postgres, victim, async (c) => Number((await c.query<{ n: string }>('SELECT count(*) AS n FROM account_move_line')).rows[0]!.n));
   let session = '';
   let manifest: Manifest;
 
@@ -51,7 +52,11 @@ describe('trust: a bucket an attacker can write to (real stack)', function () {
     const env = await devServer();
     session = backupSessionName(new Date(), uniqueSuffix());
     const result = await withWorker({ env, config }, (taskQueue) =>
-      env.client.workflow.execute(backupWorkflow, { taskQueue, workflowId: `test/trust-backup/${session}`, args: [{ session, tenants: [victim, other], cloud: true, retention: false }] }),
+      env.client.workflow.execute(backupWorkflow, {
+        taskQueue,
+        workflowId: `test/trust-backup/${session}`,
+        args: [{ session, tenants: [victim, other], cloud: true, retention: false }],
+      }),
     );
     assert.equal(result.status, 'complete');
     manifest = parseManifest((await getSmallObject(cloud, cloudKey(cloud, rel.manifest(session))))!.toString('utf8'), 'manifest');
@@ -74,7 +79,10 @@ describe('trust: a bucket an attacker can write to (real stack)', function () {
   });
 
   it('validation hashes the bytes in the bucket: the forged dump fails, named', async () => {
-    const report = await run<{ status: string; checks: Array<{ name: string; status: string; artifact?: string; message: string }> }>(validationWorkflow, { session, source: 'cloud' });
+    const report = await run<{ status: string; checks: Array<{ name: string; status: string; artifact?: string; message: string }> }>(validationWorkflow, {
+      session,
+      source: 'cloud',
+    });
     assert.equal(report.status, 'fail');
     const bad = report.checks.filter((c) => c.status === 'fail');
     assert.ok(
@@ -102,13 +110,22 @@ describe('trust: a bucket an attacker can write to (real stack)', function () {
 
   it('a re-sealed manifest (checksum recomputed) is refused before anything else is read: unsigned, or signed by a stranger', async () => {
     const { checksum: _c, ...body } = manifest;
-    const changed = sealManifest({ ...body, tenants: { ...body.tenants, [victim]: { ...body.tenants[victim]!, database: { ...body.tenants[victim]!.database!, sha256: createHash('sha256').update('forged').digest('hex') } } } });
+    const changed = sealManifest({
+      ...body,
+      tenants: {
+        ...body.tenants,
+        [victim]: { ...body.tenants[victim]!, database: { ...body.tenants[victim]!.database!, sha256: createHash('sha256').update('forged').digest('hex') } },
+      },
+    });
     const text = `${JSON.stringify(changed, null, 2)}\n`;
     const store = new S3SessionStore(cloud);
     for (const signature of [undefined, signMessage(text, generateKeyPairSync('ed25519').privateKey)]) {
       if (signature === undefined) await deleteObjects(cloud, [cloudKey(cloud, rel.signature(session))]);
       await store.putManifest(session, text, signature);
-      const report = await run<{ status: string; checks: Array<{ name: string; status: string; message: string }> }>(validationWorkflow, { session, source: 'cloud' });
+      const report = await run<{ status: string; checks: Array<{ name: string; status: string; message: string }> }>(validationWorkflow, {
+        session,
+        source: 'cloud',
+      });
       assert.equal(report.status, 'fail');
       assert.equal(report.checks.length, 1, 'nothing else of the session was read');
       assert.match(report.checks[0]!.message, signature ? /signed by SHA256:.*not in DR_TRUSTED_SIGNERS/ : /is not signed: refused/);

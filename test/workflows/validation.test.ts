@@ -18,8 +18,6 @@ import { flipByte } from '../helpers/files';
 import { adminQuery, adminConnection } from '../helpers/pg';
 import { devServer, withWorker } from '../helpers/temporal';
 
-
-
 const failed = (r: ValidationReport) => r.checks.filter((c) => c.status === 'fail');
 
 describe('validationWorkflow and drillWorkflow (real stack)', function () {
@@ -35,7 +33,11 @@ describe('validationWorkflow and drillWorkflow (real stack)', function () {
     const env = await devServer();
     const session = backupSessionName(new Date(), uniqueSuffix());
     const result = await withWorker({ env, config }, (taskQueue) =>
-      env.client.workflow.execute(backupWorkflow, { taskQueue, workflowId: `test/val-backup/${session}`, args: [{ session, tenants, cloud, retention: false }] }),
+      env.client.workflow.execute(backupWorkflow, {
+        taskQueue,
+        workflowId: `test/val-backup/${session}`,
+        args: [{ session, tenants, cloud, retention: false }],
+      }),
     );
     assert.equal(result.status, 'complete', JSON.stringify(result));
     return session;
@@ -79,14 +81,32 @@ describe('validationWorkflow and drillWorkflow (real stack)', function () {
     assert.deepEqual(failed(report), [], JSON.stringify(failed(report), null, 2));
     assert.equal(report.status, 'pass');
     const names = new Set(report.checks.map((c) => c.name));
-    for (const n of ['manifest', 'artifact-local', 'artifact-cloud', 'age', 'dump-integrity', 'filestore-blobs', 'restore-database', 'restore-filestore', 'neutralize', 'modules', 'row-counts', 'attachments', 'admin-user']) {
+    for (const n of [
+      'manifest',
+      'artifact-local',
+      'artifact-cloud',
+      'age',
+      'dump-integrity',
+      'filestore-blobs',
+      'restore-database',
+      'restore-filestore',
+      'neutralize',
+      'modules',
+      'row-counts',
+      'attachments',
+      'admin-user',
+    ]) {
       assert.ok(names.has(n), `check ${n} is missing: ${[...names].join(', ')}`);
     }
     assert.equal(report.restores.length, 2);
     for (const r of report.restores) assert.ok(r.databaseMs > 0 && r.secondsPerGiB > 0);
     assert.ok(report.reportPath && existsSync(report.reportPath), 'the report is kept under DR_LOG_DIR');
-    const leftovers = (await adminQuery("SELECT datname FROM pg_database WHERE datname LIKE $1", [`%_dr_test_%`])) as Array<{ datname: string }>;
-    assert.deepEqual(leftovers.filter((d) => d.datname.startsWith(tenant) || d.datname.startsWith(real)), [], 'scratch copies are dropped');
+    const leftovers = (await adminQuery('SELECT datname FROM pg_database WHERE datname LIKE $1', [`%_dr_test_%`])) as Array<{ datname: string }>;
+    assert.deepEqual(
+      leftovers.filter((d) => d.datname.startsWith(tenant) || d.datname.startsWith(real)),
+      [],
+      'scratch copies are dropped',
+    );
   });
 
   it('validates one tenant only when asked', async () => {
@@ -101,9 +121,15 @@ describe('validationWorkflow and drillWorkflow (real stack)', function () {
     const report = await validate(config, { session });
     assert.equal(report.status, 'fail');
     const bad = failed(report);
-    assert.ok(bad.some((c) => c.name === 'artifact-local' && c.message.includes('database.dump.zst.age')), JSON.stringify(bad));
+    assert.ok(
+      bad.some((c) => c.name === 'artifact-local' && c.message.includes('database.dump.zst.age')),
+      JSON.stringify(bad),
+    );
     // The bytes no longer hash to the (signed) manifest's SHA-256: refused before decryption is tried.
-    assert.ok(bad.some((c) => c.name === 'dump-integrity' && /database\.dump\.zst\.age has SHA-256 \w+, the manifest says/.test(c.message)), JSON.stringify(bad));
+    assert.ok(
+      bad.some((c) => c.name === 'dump-integrity' && /database\.dump\.zst\.age has SHA-256 \w+, the manifest says/.test(c.message)),
+      JSON.stringify(bad),
+    );
   });
 
   it('a truncated dump fails, naming the dump', async () => {
@@ -132,7 +158,12 @@ describe('validationWorkflow and drillWorkflow (real stack)', function () {
   it('a manifest edited after the fact fails', async () => {
     const { config, session } = await freshSession();
     const file = localPath(config.backupDir, rel.manifest(session));
-    writeFileSync(file, readFileSync(file, 'utf8').replace('"status": "complete"', '"status": "complete" ').replace(/"files": (\d+)/, (_m, n: string) => `"files": ${Number(n) + 1}`));
+    writeFileSync(
+      file,
+      readFileSync(file, 'utf8')
+        .replace('"status": "complete"', '"status": "complete" ')
+        .replace(/"files": (\d+)/, (_m, n: string) => `"files": ${Number(n) + 1}`),
+    );
     const report = await validate(config, { session });
     assert.equal(report.status, 'fail');
     // Caught by the signature before the self-checksum is even read.
@@ -166,7 +197,13 @@ describe('validationWorkflow and drillWorkflow (real stack)', function () {
     const leftover = scratchName(good.config, tenant, 'dead0001');
     await adminQuery(`CREATE DATABASE "${leftover}"`);
     await markScratch(good.config, leftover, { tenant, purpose: 'restore-test', createdAt: new Date(Date.now() - 48 * 3600_000).toISOString() });
-    const psqlEnv = { ...process.env, PGHOST: '127.0.0.1', PGPORT: String(good.config.postgres.port), PGUSER: 'postgres', PGPASSWORD: good.config.postgres.password };
+    const psqlEnv = {
+      ...process.env,
+      PGHOST: '127.0.0.1',
+      PGPORT: String(good.config.postgres.port),
+      PGUSER: 'postgres',
+      PGPASSWORD: good.config.postgres.password,
+    };
     const count = () => execFileSync('psql', ['-Atc', 'SELECT count(*) FROM account_move_line', `--dbname=${tenant}`], { env: psqlEnv }).toString();
     const countsBefore = count();
     const report = await validate(good.config, { session: good.session, tenant, restoreTest: true });
@@ -181,7 +218,11 @@ describe('validationWorkflow and drillWorkflow (real stack)', function () {
     const env = await devServer();
     for (const cloud of [false, true]) {
       const report = await withWorker({ env, config: good.config }, (taskQueue) =>
-        env.client.workflow.execute(drillWorkflow, { taskQueue, workflowId: `test/drill/${uniqueSuffix()}`, args: [{ mode: 'restore-only', cloud, tenants: [real] }] }),
+        env.client.workflow.execute(drillWorkflow, {
+          taskQueue,
+          workflowId: `test/drill/${uniqueSuffix()}`,
+          args: [{ mode: 'restore-only', cloud, tenants: [real] }],
+        }),
       );
       assert.equal(report.status, 'pass', JSON.stringify(report, null, 2));
       assert.equal(report.session, good.session);

@@ -84,10 +84,7 @@ function throttledBody(data: Uint8Array, bucket: TokenBucket): Readable {
  * paced by a token bucket shared by all clients of the process with the same limit.
  */
 export function createS3Client(cloud: CloudSettings): S3Client {
-  const credentials =
-    cloud.accessKeyId && cloud.secretAccessKey
-      ? { accessKeyId: cloud.accessKeyId, secretAccessKey: cloud.secretAccessKey }
-      : undefined;
+  const credentials = cloud.accessKeyId && cloud.secretAccessKey ? { accessKeyId: cloud.accessKeyId, secretAccessKey: cloud.secretAccessKey } : undefined;
   const client = new S3Client({
     region: cloud.region,
     endpoint: cloud.endpoint,

@@ -3,13 +3,7 @@
  * cancellation for good), the ones a lost CreateMultipartUpload answer left, and the stale ones
  * the daily clean-up collects.
  */
-import {
-  AbortMultipartUploadCommand,
-  DeleteObjectsCommand,
-  ListMultipartUploadsCommand,
-  ListPartsCommand,
-  type S3Client,
-} from '@aws-sdk/client-s3';
+import { AbortMultipartUploadCommand, DeleteObjectsCommand, ListMultipartUploadsCommand, ListPartsCommand, type S3Client } from '@aws-sdk/client-s3';
 import { clientFor, s3Url, type CloudSettings } from './client';
 import { errorCode, mapS3Error } from './errors';
 
@@ -21,7 +15,14 @@ import { errorCode, mapS3Error } from './errors';
  * part; they are aborted now instead of waiting for abortStaleUploads. With `all` (this upload
  * completed): every other upload of the key, whatever it holds. Best effort.
  */
-export async function abortLostUploads(client: S3Client, cloud: CloudSettings, key: string, since: number, keep: string | undefined, opts: { all?: boolean } = {}): Promise<void> {
+export async function abortLostUploads(
+  client: S3Client,
+  cloud: CloudSettings,
+  key: string,
+  since: number,
+  keep: string | undefined,
+  opts: { all?: boolean } = {},
+): Promise<void> {
   try {
     const page = await client.send(new ListMultipartUploadsCommand({ Bucket: cloud.bucket, Prefix: key }));
     for (const u of page.Uploads ?? []) {
@@ -90,9 +91,7 @@ export async function deleteObjects(cloud: CloudSettings, keys: string[]): Promi
     const what = `deletion of ${batch.length} object(s) under ${s3Url(cloud, '')}`;
     let out;
     try {
-      out = await client.send(
-        new DeleteObjectsCommand({ Bucket: cloud.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }),
-      );
+      out = await client.send(new DeleteObjectsCommand({ Bucket: cloud.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }));
     } catch (err) {
       throw mapS3Error(err, cloud, what);
     }

@@ -2,15 +2,7 @@
  * SDK, network and file-system errors of the S3 calls, mapped to the catalogue of src/errors.ts,
  * and the small questions the other S3 files ask of an error (its code, an abort, a refused SSE).
  */
-import {
-  ArtifactCorruptedError,
-  BucketNotFoundError,
-  CloudAuthError,
-  CloudUnavailableError,
-  DiskFullError,
-  DrError,
-  scrubSecrets,
-} from '../../errors';
+import { ArtifactCorruptedError, BucketNotFoundError, CloudAuthError, CloudUnavailableError, DiskFullError, DrError, scrubSecrets } from '../../errors';
 import { describeService, type CloudSettings } from './client';
 
 interface S3ErrorLike {
@@ -100,13 +92,7 @@ export function mapS3Error(err: unknown, cloud: CloudSettings, what: string): Er
   const code = errorCode(err);
   const status = httpStatus(err);
   const requestId = typeof err === 'object' && err !== null ? (err as S3ErrorLike).$metadata?.requestId : undefined;
-  const detail = [
-    code,
-    status !== undefined ? `HTTP ${status}` : undefined,
-    requestId ? `request id ${requestId}` : undefined,
-  ]
-    .filter(Boolean)
-    .join(', ');
+  const detail = [code, status !== undefined ? `HTTP ${status}` : undefined, requestId ? `request id ${requestId}` : undefined].filter(Boolean).join(', ');
   const sdkMessage = errorMessage(err);
   const service = describeService(cloud);
   const clean = (m: string) => scrubSecrets(m, [cloud.secretAccessKey]);

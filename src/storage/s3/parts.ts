@@ -41,10 +41,7 @@ export function partCount(total: number, partSize: number): number {
   return Math.max(1, Math.ceil(total / partSize));
 }
 
-export function corrupted(
-  req: Pick<UploadRequest, 'file' | 'expectedBytes' | 'expectedSha256' | 'cloud' | 'key'>,
-  found: string,
-): ArtifactCorruptedError {
+export function corrupted(req: Pick<UploadRequest, 'file' | 'expectedBytes' | 'expectedSha256' | 'cloud' | 'key'>, found: string): ArtifactCorruptedError {
   return new ArtifactCorruptedError(
     `local artifact ${req.file} no longer matches what was recorded when it was written ` +
       `(${req.expectedBytes} bytes, sha256 ${req.expectedSha256}): ${found}; refusing to upload it to ${s3Url(req.cloud, req.key)}`,
@@ -205,7 +202,6 @@ export async function checkServerChecksum(
   if (s3Checksum === expected) return;
   await client.send(new DeleteObjectCommand({ Bucket: req.cloud.bucket, Key: req.key })).catch(() => undefined);
   throw new ArtifactCorruptedError(
-    `the server's checksum of ${s3Url(req.cloud, req.key)} is ${s3Checksum} but the bytes sent from ${req.file} give ${expected}; ` +
-      'the object was deleted',
+    `the server's checksum of ${s3Url(req.cloud, req.key)} is ${s3Checksum} but the bytes sent from ${req.file} give ${expected}; ` + 'the object was deleted',
   );
 }

@@ -240,9 +240,7 @@ export async function* listObjects(
   do {
     let page;
     try {
-      page = await client.send(
-        new ListObjectsV2Command({ Bucket: cloud.bucket, Prefix: prefix, ContinuationToken: token, MaxKeys: pageSize }),
-      );
+      page = await client.send(new ListObjectsV2Command({ Bucket: cloud.bucket, Prefix: prefix, ContinuationToken: token, MaxKeys: pageSize }));
     } catch (err) {
       throw mapS3Error(err, cloud, `listing of ${s3Url(cloud, prefix)}`);
     }
@@ -284,7 +282,7 @@ export async function downloadFile(
         }
       },
       sink: async (chunk, offset) => {
-        for (let done = 0; done < chunk.length; ) done += (await fh.write(chunk, done, chunk.length - done, offset + done)).bytesWritten;
+        for (let done = 0; done < chunk.length;) done += (await fh.write(chunk, done, chunk.length - done, offset + done)).bytesWritten;
       },
       restart: () => fh.truncate(0),
     }))!;
@@ -329,7 +327,8 @@ export async function getSmallObject(cloud: CloudSettings, key: string, maxBytes
       ...(signal ? { signal } : {}),
       missingOk: true,
       first: (announced) => {
-        if ((announced ?? 0) > maxBytes) throw new ArtifactCorruptedError(`${s3Url(cloud, key)} has ${announced} bytes, more than the ${maxBytes} expected at most`);
+        if ((announced ?? 0) > maxBytes)
+          throw new ArtifactCorruptedError(`${s3Url(cloud, key)} has ${announced} bytes, more than the ${maxBytes} expected at most`);
       },
       sink: (chunk, offset) => {
         if (offset + chunk.length > maxBytes) throw new ArtifactCorruptedError(`${s3Url(cloud, key)} is larger than the ${maxBytes} bytes expected at most`);

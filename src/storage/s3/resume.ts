@@ -5,14 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
-import {
-  CompleteMultipartUploadCommand,
-  ListPartsCommand,
-  UploadPartCommand,
-  type CompletedPart,
-  type Part,
-  type S3Client,
-} from '@aws-sdk/client-s3';
+import { CompleteMultipartUploadCommand, ListPartsCommand, UploadPartCommand, type CompletedPart, type Part, type S3Client } from '@aws-sdk/client-s3';
 import { s3Url, type CloudSettings } from './client';
 import { abortMultipart } from './delete';
 import { abortReason, errorCode, errorMessage } from './errors';
@@ -35,9 +28,7 @@ async function listAllParts(client: S3Client, cloud: CloudSettings, key: string,
   const parts = new Map<number, Part>();
   let marker: string | undefined;
   for (;;) {
-    const page = await client.send(
-      new ListPartsCommand({ Bucket: cloud.bucket, Key: key, UploadId: uploadId, PartNumberMarker: marker }),
-    );
+    const page = await client.send(new ListPartsCommand({ Bucket: cloud.bucket, Key: key, UploadId: uploadId, PartNumberMarker: marker }));
     for (const p of page.Parts ?? []) if (p.PartNumber !== undefined) parts.set(p.PartNumber, p);
     if (!page.IsTruncated || !page.NextPartNumberMarker || page.NextPartNumberMarker === marker) break;
     marker = page.NextPartNumberMarker;
@@ -125,9 +116,7 @@ export async function resumeUpload(client: S3Client, req: UploadRequest, notes: 
       const reusable =
         have !== undefined &&
         have.Size === len &&
-        (have.ChecksumSHA256 !== undefined
-          ? have.ChecksumSHA256 === checksum
-          : etagIsMd5Of(have.ETag, createHash('md5').update(buf).digest('hex')));
+        (have.ChecksumSHA256 !== undefined ? have.ChecksumSHA256 === checksum : etagIsMd5Of(have.ETag, createHash('md5').update(buf).digest('hex')));
       if (reusable) {
         completed.set(n, { PartNumber: n, ETag: have.ETag, ChecksumSHA256: have.ChecksumSHA256 });
         reused++;
@@ -186,10 +175,9 @@ export async function resumeUpload(client: S3Client, req: UploadRequest, notes: 
   const parts = [...completed.values()].sort((a, b) => a.PartNumber! - b.PartNumber!);
   let out;
   try {
-    out = await client.send(
-      new CompleteMultipartUploadCommand({ Bucket: cloud.bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: parts } }),
-      { abortSignal: req.signal },
-    );
+    out = await client.send(new CompleteMultipartUploadCommand({ Bucket: cloud.bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: parts } }), {
+      abortSignal: req.signal,
+    });
   } catch (err) {
     if (req.signal?.aborted) throw abortReason(req.signal);
     await abortMultipart(client, cloud, key, uploadId, err);
@@ -209,4 +197,3 @@ export async function resumeUpload(client: S3Client, req: UploadRequest, notes: 
     notes,
   };
 }
-

@@ -96,12 +96,7 @@ export async function uploadFile(req: UploadRequest): Promise<UploadResult> {
 }
 
 /** A new upload through lib-storage (PUT when the file fits one part, multipart otherwise). Throws raw errors. */
-async function freshUpload(
-  client: S3Client,
-  req: UploadRequest,
-  sse: CloudSettings['serverSideEncryption'],
-  notes: string[],
-): Promise<UploadResult> {
+async function freshUpload(client: S3Client, req: UploadRequest, sse: CloudSettings['serverSideEncryption'], notes: string[]): Promise<UploadResult> {
   const { cloud, key } = req;
   const requested = req.partSize ?? DEFAULT_PART_SIZE;
   const partSize = effectivePartSize(requested, req.expectedBytes);
@@ -156,7 +151,8 @@ async function freshUpload(
     } catch (err) {
       if (req.signal?.aborted) {
         // A single PUT (the file fits one part) leaves nothing to discard.
-        if (req.expectedBytes > partSize && req.discardOnAbort?.()) await discardUploads(client, cloud, key, () => [upload.uploadId, ...watched.uploadIds], watched.settled);
+        if (req.expectedBytes > partSize && req.discardOnAbort?.())
+          await discardUploads(client, cloud, key, () => [upload.uploadId, ...watched.uploadIds], watched.settled);
         throw abortReason(req.signal);
       }
       if (upload.uploadId !== undefined) await abortMultipart(client, cloud, key, upload.uploadId, err);
