@@ -20,14 +20,12 @@
  *    NEWDB, owned by the Odoo role. Any failure drops the shadow: nothing is left under NEWDB.
  */
 import { spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { mkdir, open, rename, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
-import * as yauzl from 'yauzl';
 import type { DrConfig } from '../config';
 import { DrError, InvalidInputError, PipelineError } from '../errors';
 import { odooChecks, type Check } from '../odoo/checks';
@@ -42,10 +40,11 @@ import { applyOwnership, ownershipOf } from '../restore/ownership';
 import { createRestoreRole, dropRestoreRole, type RestoreRole } from '../restore/restore-role';
 import { scratchMarker } from '../restore/scratch';
 import { ODOO_DB_NAME } from '../tenants';
-import { classifyZipEntry, parseOdooManifest, type OdooZipManifest } from './odoo-format';
+import { classifyZipEntry } from './odoo-format';
 import { runRestrictedPsql } from './psql';
+import { type ImportFormat, detectFormat, entries, extractFile, messageOf, openZip, scanZip } from './zip-read';
 
-export type ImportFormat = 'odoo-zip' | 'sql' | 'custom';
+export type { ImportFormat } from './zip-read';
 export type ImportMode = 'copy' | 'move';
 
 export interface ImportOptions {
@@ -72,117 +71,6 @@ export interface ImportResult {
   neutralization: string[];
   warnings: string[];
   durationMs: number;
-}
-
-const MANIFEST_MAX_BYTES = 4 * 1024 * 1024;
-
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
-async function detectFormat(file: string): Promise<ImportFormat> {
-  const fh = await open(file, 'r').catch((err: NodeJS.ErrnoException) => {
-    throw new InvalidInputError(`cannot read ${file}: ${err.code === 'ENOENT' ? 'no such file' : (err.code ?? err.message)}`);
-  });
-  try {
-    const st = await fh.stat();
-    if (!st.isFile()) throw new InvalidInputError(`${file} is not a regular file`);
-    const head = Buffer.alloc(5);
-    const { bytesRead } = await fh.read(head, 0, 5, 0);
-    if (bytesRead >= 4 && head.readUInt32LE(0) === 0x04034b50) return 'odoo-zip';
-    if (bytesRead === 5 && head.toString('latin1') === 'PGDMP') return 'custom';
-    return 'sql';
-  } finally {
-    await fh.close();
-  }
-}
-
-async function openZip(file: string): Promise<yauzl.ZipFile> {
-  try {
-    return await yauzl.openPromise(file, { lazyEntries: true, autoClose: false, decodeStrings: true, validateEntrySizes: true, strictFileNames: true });
-  } catch (err) {
-    throw new InvalidInputError(`${file} is not a readable zip: ${messageOf(err)}`);
-  }
-}
-
-/** Iterates a zip's entries, every read error (unsafe name, bad sizes) a refusal naming the file. */
-async function* entries(zip: yauzl.ZipFile, file: string): AsyncGenerator<yauzl.Entry> {
-  const it = zip.eachEntry()[Symbol.asyncIterator]();
-  for (;;) {
-    let next: IteratorResult<yauzl.Entry>;
-    try {
-      next = await it.next();
-    } catch (err) {
-      throw new InvalidInputError(`${file}: refused: ${messageOf(err)}`);
-    }
-    if (next.done) return;
-    yield next.value;
-  }
-}
-
-async function readText(zip: yauzl.ZipFile, entry: yauzl.Entry): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of await zip.openReadStreamPromise(entry)) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
-}
-
-/** First pass, over the zip's directory: every entry acceptable, one dump.sql, the manifest read. */
-async function scanZip(file: string): Promise<{ manifest?: OdooZipManifest; files: number; warnings: string[] }> {
-  const zip = await openZip(file);
-  const seen = new Set<string>();
-  const warnings: string[] = [];
-  let manifest: OdooZipManifest | undefined;
-  let dump = false;
-  let files = 0;
-  try {
-    for await (const entry of entries(zip, file)) {
-      let kind;
-      try {
-        kind = classifyZipEntry(entry.fileName, entry.externalFileAttributes >>> 16);
-      } catch (err) {
-        throw new InvalidInputError(`${file}: refused: ${messageOf(err)}`);
-      }
-      if (seen.has(entry.fileName)) throw new InvalidInputError(`${file}: refused: zip entry ${JSON.stringify(entry.fileName)} appears twice`);
-      seen.add(entry.fileName);
-      if (kind.kind === 'dump') dump = true;
-      else if (kind.kind === 'file') files++;
-      else if (kind.kind === 'ignored') warnings.push(`zip entry ${JSON.stringify(entry.fileName)} ignored (not part of an Odoo backup)`);
-      else if (kind.kind === 'manifest') {
-        if (entry.uncompressedSize > MANIFEST_MAX_BYTES)
-          throw new InvalidInputError(`${file}: refused: manifest.json is implausibly large (${entry.uncompressedSize} bytes)`);
-        try {
-          manifest = parseOdooManifest(await readText(zip, entry), file);
-        } catch (err) {
-          throw new InvalidInputError(`${file}: refused: ${messageOf(err)}`);
-        }
-      }
-    }
-  } finally {
-    if (zip.isOpen) zip.close();
-  }
-  if (!dump) throw new InvalidInputError(`${file}: refused: no dump.sql (not an Odoo backup zip; a "dump"-format backup is imported as the .dump file itself)`);
-  if (!manifest) warnings.push(`${file} has no manifest.json: installed modules are not compared with it`);
-  return { ...(manifest ? { manifest } : {}), files, warnings };
-}
-
-/** Writes one filestore file of the zip to `dest`, checking its content against its SHA-1 name. */
-async function extractFile(stream: Readable, dest: string, sha1: string, name: string): Promise<number> {
-  const hash = createHash('sha1');
-  let size = 0;
-  await pipeline(
-    stream,
-    async function* (source: AsyncIterable<Buffer>) {
-      for await (const chunk of source) {
-        hash.update(chunk);
-        size += chunk.length;
-        yield chunk;
-      }
-    },
-    createWriteStream(dest, { flags: 'wx', mode: 0o640 }),
-  );
-  const actual = hash.digest('hex');
-  if (actual !== sha1) throw new InvalidInputError(`zip entry ${JSON.stringify(name)} does not hold the file it names (content SHA-1 ${actual}): refused`);
-  return size;
 }
 
 /** `pg_restore --no-owner -f - FILE`: a custom-format dump as plain SQL, to be replayed like any other. */
