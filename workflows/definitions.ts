@@ -5,6 +5,7 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { ObservationOutcome } from '../activities/monitor';
 import type { AlertState, Observation } from '../src/monitor/alerts';
+import type { RecoveryStatus } from './recovery-steps';
 
 /** Default task queue of the odoo-dr worker (DR_TASK_QUEUE overrides it). */
 export const DEFAULT_TASK_QUEUE = 'odoo-dr';
@@ -143,3 +144,26 @@ export interface AlertsView {
   channels: ObservationOutcome['channels'];
   processed: number;
 }
+
+/** Signal to recoveryWorkflow waiting for approval (`odoo-dr recover approve ID`). */
+export const approveSignal = defineSignal<[{ by: string }]>('approve');
+/** Signal to recoveryWorkflow waiting for approval (`odoo-dr recover reject ID`): nothing changes. */
+export const rejectSignal = defineSignal<[{ by: string; reason?: string }]>('reject');
+/** Query on recoveryWorkflow: the plan's progress per tenant (`odoo-dr recover status ID`). */
+export const recoveryStatusQuery = defineQuery<RecoveryStatus>('status');
+
+/** tenantLockWorkflow's input: who holds a tenant's lock, and why. */
+export interface TenantLockInput {
+  tenant: string;
+  /** The workflow holding the lock. */
+  holder: string;
+  purpose: 'backup' | 'recovery';
+  since: string;
+}
+
+/** Signal to tenantLockWorkflow: the holder is done. */
+export const releaseLockSignal = defineSignal('releaseLock');
+/** Signal to tenantLockWorkflow: a contender asks who holds the lock. */
+export const lockContenderSignal = defineSignal<[{ workflowId: string }]>('lockContender');
+/** Signal from tenantLockWorkflow to a contender: the holder, so the refusal names it. */
+export const lockHeldSignal = defineSignal<[TenantLockInput]>('lockHeld');

@@ -12,30 +12,12 @@
  * A refused contender asks the lock who holds it (signal `lockContender`); the lock answers with
  * signal `lockHeld` to the contender, so the refusal names the running workflow.
  */
-import {
-  condition,
-  defineSignal,
-  getExternalWorkflowHandle,
-  ParentClosePolicy,
-  setHandler,
-  startChild,
-  workflowInfo,
-  type ChildWorkflowHandle,
-} from '@temporalio/workflow';
+import { condition, getExternalWorkflowHandle, ParentClosePolicy, setHandler, startChild, workflowInfo, type ChildWorkflowHandle } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import { lockContenderSignal, lockHeldSignal, releaseLockSignal, type TenantLockInput } from './definitions';
+
+export type { TenantLockInput } from './definitions';
 import { fail } from './failures';
-
-export interface TenantLockInput {
-  tenant: string;
-  /** The workflow holding the lock. */
-  holder: string;
-  purpose: 'backup' | 'recovery';
-  since: string;
-}
-
-export const releaseLockSignal = defineSignal('releaseLock');
-export const lockContenderSignal = defineSignal<[{ workflowId: string }]>('lockContender');
-export const lockHeldSignal = defineSignal<[TenantLockInput]>('lockHeld');
 
 export const tenantLockId = (tenant: string) => `lock/tenant/${tenant}`;
 

@@ -2,23 +2,11 @@
  * recoveryWorkflow: plan, approval, shadow copies, the swap with Odoo stopped, health checks, and
  * compensations on failure. Its status types and helpers are in recovery-steps.ts.
  */
-import {
-  CancellationScope,
-  condition,
-  defineQuery,
-  defineSignal,
-  executeChild,
-  log,
-  patched,
-  proxyActivities,
-  setHandler,
-  uuid4,
-  workflowInfo,
-} from '@temporalio/workflow';
+import { CancellationScope, condition, executeChild, log, patched, proxyActivities, setHandler, uuid4, workflowInfo } from '@temporalio/workflow';
 import type { Activities, RecoveryScope } from '../activities';
 import type { RecoveryMode } from '../src/recovery/plan';
 import { backupWorkflow } from './backup';
-import { backupSessionName, workflowIds } from './definitions';
+import { approveSignal, backupSessionName, recoveryStatusQuery, rejectSignal, workflowIds } from './definitions';
 import { fail } from './failures';
 import { acquireTenantLock, type HeldLock } from './lock';
 import { compensationActivity, criticalActivity, longActivity, notifyActivity, quickActivity, serviceActivity } from './options';
@@ -72,10 +60,6 @@ export interface RecoveryResult extends RecoveryStatus {
   workflowId: string;
   durationMs: number;
 }
-
-export const approveSignal = defineSignal<[{ by: string }]>('approve');
-export const rejectSignal = defineSignal<[{ by: string; reason?: string }]>('reject');
-export const recoveryStatusQuery = defineQuery<RecoveryStatus>('status');
 
 /**
  * Recovers tenants from a backup session: plan, approval, shadow restore and verification of each

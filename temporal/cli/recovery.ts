@@ -7,7 +7,8 @@ import type { Client } from '@temporalio/client';
 import type { Command } from 'commander';
 import type { RecoveryMode } from '../../src/recovery/plan';
 import { DEFAULT_TASK_QUEUE, WorkflowNames, idStamp, workflowIds } from '../../workflows/definitions';
-import { approveSignal, recoveryStatusQuery, rejectSignal, type RecoveryInput, type RecoveryResult, type RecoveryStatus } from '../../workflows/recovery';
+import { approveSignal, recoveryStatusQuery, rejectSignal } from '../../workflows/definitions';
+import type { RecoveryInput, RecoveryResult, RecoveryStatus } from '../../workflows/recovery';
 import {
   CliExit,
   EXIT,

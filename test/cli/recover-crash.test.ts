@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { withClient } from '../../src/postgres';
 import type { RecoveryResult, RecoveryStatus } from '../../workflows/recovery';
-import { recoveryStatusQuery } from '../../workflows/recovery';
+import { recoveryStatusQuery } from '../../workflows/definitions';
 import { createTenant, dropTenant, type PgAdminConnection } from '../fixtures/odoo-tenants';
 import { runCli as cli, startCliWorker as startWorker, workflowIdOf } from '../helpers/cli';
 import { stackConfig, uniqueSuffix } from '../helpers/config';

@@ -14,7 +14,7 @@ import { SessionCatalog } from '../../src/sessions/catalog';
 import { deleteObjects, listObjects } from '../../src/storage/s3';
 import { backupWorkflow, recoveryWorkflow } from '../../workflows';
 import { backupSessionName } from '../../workflows/definitions';
-import { approveSignal, recoveryStatusQuery, rejectSignal } from '../../workflows/recovery';
+import { approveSignal, recoveryStatusQuery, rejectSignal } from '../../workflows/definitions';
 import { createTenant, dropTenant, type PgAdminConnection } from '../fixtures/odoo-tenants';
 import { stackConfig, uniqueSuffix } from '../helpers/config';
 import { filestoreFiles } from '../helpers/files';
