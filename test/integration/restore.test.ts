@@ -560,7 +560,7 @@ describe('restore primitives (real PostgreSQL, real backups)', function () {
       const script = path.join(work, 'restore-child.js');
       writeFileSync(
         script,
-        `const { loadConfig } = require(${JSON.stringify(path.join(REPO_ROOT, 'dist/src/config.js'))});
+        `const { loadConfig } = require(${JSON.stringify(path.join(REPO_ROOT, 'dist/src/config'))});
 const { readIdentity } = require(${JSON.stringify(path.join(REPO_ROOT, 'dist/src/crypto/age.js'))});
 const { restoreDump } = require(${JSON.stringify(path.join(REPO_ROOT, 'dist/src/restore/database.js'))});
 const a = JSON.parse(process.env.RESTORE_ARGS);
