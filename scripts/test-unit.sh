@@ -24,4 +24,4 @@ TEMPORAL_ADDRESS="127.0.0.1:1"
 CONF
 ODOO_DR_TEST_CONFIG="$scratch/unit.env" ODOO_DR_PG_PORT=1 ODOO_DR_TEMPORAL_PORT=1 ODOO_DR_S3_PORT=1 PGHOST=127.0.0.1 PGPORT=1 \
   npx mocha --no-config --require dist/test/setup.js --timeout 60000 --exit \
-  --reporter dist/test/reporter.js 'dist/test/unit/**/*.test.js' 'dist/test/replay/**/*.test.js' 'dist/test/architecture/**/*.test.js' "$@"
+  --reporter dist/test/reporter.js 'dist/test/unit/**/*.test.js' 'dist/test/replay/**/*.test.js' 'dist/test/workflows-stubbed/**/*.test.js' 'dist/test/architecture/**/*.test.js' "$@"
