@@ -1,14 +1,15 @@
 /**
- * Discovery, retention, monitoring and the alert state with stubbed activities on the time-skipping
+ * Discovery, retention, monitoring, the alert state and a backup-only drill with stubbed activities on the time-skipping
  * server: what each returns, and their histories (recorded for test/replay/current-workflows.test.ts
  * with ODOO_DR_RECORD_HISTORIES=1).
  */
 import assert from 'node:assert/strict';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities } from '../../activities';
-import { CloudUnavailableError } from '../../src/errors';
+import { toFailure } from '../../activities/errors';
+import { CloudAuthError, InvalidInputError } from '../../src/errors';
 import { decideAlerts } from '../../src/monitor/alerts';
-import { alertsWorkflow, monitorWorkflow, retentionWorkflow, tenantDiscoveryWorkflow } from '../../workflows';
+import { alertsWorkflow, drillWorkflow, monitorWorkflow, retentionWorkflow, tenantDiscoveryWorkflow } from '../../workflows';
 import { timeSkippingServer, withWorker } from '../helpers/temporal';
 import { backupImpls, tenantNames } from './fixtures';
 import { recordHistory, stubActivities } from './stubs';
@@ -57,7 +58,8 @@ describe('discovery, retention, monitor and alerts workflows (stubbed activities
       cleanRetentionLeftovers: async () => ({ preRecoveryDropped: ['t_prerecovery_1'], scratchDropped: [], logs: { deleted: ['old.log'], bytesFreed: 7 } }) as never,
       appendAuditRecord: async () => undefined,
     });
-    stubs.failOn('retainCloudSessions', new CloudUnavailableError('bucket unreachable'));
+    // Permanent (bad credentials): no retries, whose backoff the test server does not always skip.
+    stubs.failOn('retainCloudSessions', new CloudAuthError('bucket credentials refused'));
     const report = await withWorker({ env, activities: stubs.activities }, async (taskQueue) => {
       const handle = await env.client.workflow.start(retentionWorkflow, { taskQueue, workflowId: `retention/${tenantNames('r')[0]}`, args: [{ cloud: true }] });
       const r = await handle.result();
@@ -69,8 +71,7 @@ describe('discovery, retention, monitor and alerts workflows (stubbed activities
     assert.equal(report.bytesFreed, 1000 + 500 + 7);
     assert.equal(report.errors.length, 1);
     assert.match(report.errors[0]!, /^bucket: /);
-    // Retried like any transient failure (the quick steps' attempts), then the next step ran.
-    assert.deepEqual(stubs.names(['appendAuditRecord']).filter((n) => n !== 'retainCloudSessions'), ['retainLocalSessions', 'cleanRetentionLeftovers']);
+    assert.deepEqual(stubs.names(['appendAuditRecord']), ['retainLocalSessions', 'retainCloudSessions', 'cleanRetentionLeftovers']);
     assert.match(String(stubs.inputsOf('appendAuditRecord')[0]?.result), /^failed: bucket: /);
   });
 
@@ -79,7 +80,7 @@ describe('discovery, retention, monitor and alerts workflows (stubbed activities
     const stubs = stubActivities({
       gatherMonitorReport: async () => structuredClone(report),
       submitAlertObservation: async () => {
-        throw new Error('alerts workflow unreachable');
+        throw toFailure(new InvalidInputError('alerts workflow refused the observation'), []);
       },
       publishStatusReport: async () => ({ path: '/var/log/odoo-dr/dr-status.json' }),
       appendAuditRecord: async () => undefined,
@@ -115,5 +116,27 @@ describe('discovery, retention, monitor and alerts workflows (stubbed activities
     });
     assert.deepEqual(stubs.inputsOf('decideAlerts').length, 1);
     assert.deepEqual(stubs.inputsOf('deliverAlerts').flatMap((d) => d.messages.map((m) => m.kind)), ['fire']);
+  });
+
+  it('drillWorkflow backup-only: a tenant that fails its backup fails the drill; report saved, audited, reported to the alert state (recorded for replay)', async () => {
+    const [a, b] = tenantNames('a', 'b');
+    const stubs = stubActivities({
+      ...backupImpls({ [a!]: 200 * 1024 * 1024, [b!]: 100 * 1024 * 1024 }),
+      drillSettings: async () => ({ rpoHours: 24, rtoMinutes: 240, maxParallel: 2 }),
+      saveReport: async () => '/var/log/odoo-dr/drill.json',
+      reportResultToAlerts: async ({ reportingWorkflowId }) => ({ id: reportingWorkflowId, sent: [], active: [], channels: {} }),
+    });
+    stubs.failOn('backupTenant', new InvalidInputError('pg_dump: permission denied'), { when: (t: { tenant: string }) => t.tenant === a });
+    const report = await withWorker({ env, activities: stubs.activities }, async (taskQueue) => {
+      const handle = await env.client.workflow.start(drillWorkflow, { taskQueue, workflowId: `drill/backup-only/${a}`, args: [{ mode: 'backup-only' }] });
+      const r = await handle.result();
+      await recordHistory(handle, 'drill-v2-backup-only.json');
+      return r;
+    });
+    assert.equal(report.status, 'fail');
+    assert.equal(report.backup?.status, 'partial');
+    assert.deepEqual(report.tenants.map((t) => [t.tenant, t.status]), [[a, 'fail'], [b, 'pass']]);
+    assert.equal(report.reportPath, '/var/log/odoo-dr/drill.json');
+    assert.deepEqual(stubs.inputsOf('reportResultToAlerts').map((r) => [r.kind, r.status]), [['drill', 'fail']]);
   });
 });
