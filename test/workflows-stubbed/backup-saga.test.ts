@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/require-await -- stubbed activities are async functions that have nothing to wait for */
 /**
  * backupWorkflow with stubbed activities on the time-skipping server (no PostgreSQL, no bucket):
  * what the session becomes when every tenant, some or none fail, when it cannot start or be
@@ -5,14 +6,14 @@
  */
 import assert from 'node:assert/strict';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
-import { ActivityFailure, ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { CloudAuthError, InvalidInputError } from '../../src/errors';
 import { backupWorkflow } from '../../workflows';
 import type { BackupProgress } from '../../workflows/definitions';
 import { timeSkippingServer, withWorker } from '../helpers/temporal';
 import { backupImpls, tenantDone, tenantNames } from './fixtures';
-import { recordHistory, stubActivities, type Stubs } from './stubs';
+import { isolatedTimeSkippingServer, recordHistory, stubActivities, type Stubs } from './stubs';
 
 type Input = Parameters<typeof backupWorkflow>[0];
 type Result = Awaited<ReturnType<typeof backupWorkflow>>;
@@ -57,48 +58,6 @@ describe('backupWorkflow (stubbed activities, time skipping)', function () {
     return error.cause;
   };
   const finalized = (stubs: Stubs) => stubs.inputsOf('finalizeBackupSession').map((f) => Object.fromEntries(Object.entries(f.tenants).map(([t, s]) => [t, s.status])));
-
-  it('small tenants in batches (child workflows, one activity each): a complete session (recorded for replay)', async () => {
-    const names = tenantNames('s1', 's2', 's3', 's4', 's5');
-    const stubs = stubActivities(backupImpls(Object.fromEntries(names.map((n) => [n, 10 * MB]))));
-    const { result, progress } = await backup(stubs, { tenants: names }, undefined, 'backup-v2-stubbed-batches');
-    assert.equal(result?.status, 'complete');
-    assert.deepEqual(result?.tenants.map((t) => t.tenant), [...names].sort());
-    // Five small tenants, two slots: two batches, no tenant alone.
-    assert.equal(stubs.inputsOf('backupTenants').length, 2);
-    assert.deepEqual(stubs.inputsOf('backupTenants').flatMap((b) => b.tenants).sort(), [...names].sort());
-    assert.deepEqual(stubs.inputsOf('backupTenant'), []);
-    assert.deepEqual(finalized(stubs), [Object.fromEntries([...names].sort().map((n) => [n, 'complete']))]);
-    assert.equal(progress.phase, 'done');
-    assert.deepEqual(stubs.inputsOf('sendAlert'), [], 'a complete session sends no alert');
-  });
-
-  it('in a batch, a tenant failing for good is reported, one failing for a transient reason is backed up alone', async () => {
-    const [a, b, c] = tenantNames('a', 'b', 'c');
-    const impls = backupImpls({ [a!]: MB, [b!]: MB, [c!]: MB, [`${a}-x`]: MB });
-    impls.backupTenants = async ({ tenants }) => ({
-      tenants: Object.fromEntries(
-        tenants.map((t) => [t, t === a ? { status: 'failed' as const, error: 'TenantNotFoundError: dropped', retryable: false } : t === b ? { status: 'failed' as const, error: 'connection reset', retryable: true } : { status: 'complete' as const, done: tenantDone() }]),
-      ),
-    });
-    const stubs = stubActivities(impls);
-    const { result } = await backup(stubs, {});
-    assert.deepEqual(stubs.inputsOf('backupTenant').map((t) => t.tenant), [b]);
-    assert.equal(result?.status, 'partial');
-    assert.deepEqual(result?.tenants.find((t) => t.tenant === a), { ...result?.tenants.find((t) => t.tenant === a), status: 'failed', error: 'TenantNotFoundError: dropped' });
-    assert.equal(result?.tenants.find((t) => t.tenant === b)?.status, 'complete');
-  });
-
-  it('a batch activity failing as a whole: each of its tenants is backed up alone', async () => {
-    const names = tenantNames('a', 'b', 'c');
-    const stubs = stubActivities(backupImpls(Object.fromEntries(names.map((n) => [n, MB]))));
-    stubs.failOn('backupTenants', new InvalidInputError('batch refused'));
-    const { result } = await backup(stubs, { batch: { firstTenants: 3 } });
-    assert.equal(result?.status, 'complete');
-    // Three small tenants, two slots: a batch of two and a tenant alone; the batch's two then alone too.
-    assert.equal(stubs.inputsOf('backupTenants').length, 1);
-    assert.deepEqual(stubs.inputsOf('backupTenant').map((t) => t.tenant).sort(), [...names].sort());
-  });
 
   it('some tenants fail: a partial session (never marked complete), a warning alert naming them (recorded for replay)', async () => {
     const [a, b] = tenantNames('a', 'b');
@@ -167,19 +126,76 @@ describe('backupWorkflow (stubbed activities, time skipping)', function () {
     assert.deepEqual(stubs.inputsOf('finalizeBackupSession').map((f) => f.localOnly ?? false).slice(-1), [true]);
   });
 
-  it('cancelled while a tenant is backed up: the session is not finalised as complete', async () => {
-    const [a] = tenantNames('a');
-    const stubs = stubActivities(backupImpls({ [a!]: 200 * MB }));
-    const held = stubs.hold('backupTenant');
-    const { error, result } = await backup(stubs, {}, async (h) => {
-      await held.entered;
-      await h.cancel();
+  // After these, the shared server no longer skipped time for later tests (batches: their children
+  // and the locks those hold, ended by their parents' closing; cancellation): they run on their own.
+  describe('batches and cancellation (on a server of their own)', () => {
+    let shared: TestWorkflowEnvironment;
+    before(async () => {
+      shared = env;
+      env = await isolatedTimeSkippingServer();
     });
-    assert.equal(result, undefined);
-    assert.ok(error instanceof WorkflowFailedError, String(error));
-    let root: unknown = error.cause;
-    while (root instanceof ActivityFailure || (root instanceof ApplicationFailure && root.cause)) root = root.cause;
-    assert.ok(root instanceof CancelledFailure || root instanceof ApplicationFailure, String(root));
-    assert.ok(!stubs.inputsOf('finalizeBackupSession').some((f) => Object.values(f.tenants).every((t) => t.status === 'complete')), 'never finalised as complete');
+    after(async () => {
+      await env.teardown();
+      env = shared;
+    });
+
+    it('small tenants in batches (child workflows, one activity each): a complete session (recorded for replay)', async () => {
+      const names = tenantNames('s1', 's2', 's3', 's4', 's5');
+      const stubs = stubActivities(backupImpls(Object.fromEntries(names.map((n) => [n, 10 * MB]))));
+      const { result, progress } = await backup(stubs, { tenants: names }, undefined, 'backup-v2-stubbed-batches');
+      assert.equal(result?.status, 'complete');
+      assert.deepEqual(result?.tenants.map((t) => t.tenant), [...names].sort());
+      // Five small tenants, two slots: two batches, no tenant alone.
+      assert.equal(stubs.inputsOf('backupTenants').length, 2);
+      assert.deepEqual(stubs.inputsOf('backupTenants').flatMap((b) => b.tenants).sort(), [...names].sort());
+      assert.deepEqual(stubs.inputsOf('backupTenant'), []);
+      assert.deepEqual(finalized(stubs), [Object.fromEntries([...names].sort().map((n) => [n, 'complete']))]);
+      assert.equal(progress.phase, 'done');
+      assert.deepEqual(stubs.inputsOf('sendAlert'), [], 'a complete session sends no alert');
+    });
+
+    it('in a batch, a tenant failing for good is reported, one failing for a transient reason is backed up alone', async () => {
+      const [a, b, c] = tenantNames('a', 'b', 'c');
+      const impls = backupImpls({ [a!]: MB, [b!]: MB, [c!]: MB, [`${a}-x`]: MB });
+      impls.backupTenants = async ({ tenants }) => ({
+        tenants: Object.fromEntries(
+          tenants.map((t) => [t, t === a ? { status: 'failed' as const, error: 'TenantNotFoundError: dropped', retryable: false } : t === b ? { status: 'failed' as const, error: 'connection reset', retryable: true } : { status: 'complete' as const, done: tenantDone() }]),
+        ),
+      });
+      const stubs = stubActivities(impls);
+      const { result } = await backup(stubs, {});
+      assert.deepEqual(stubs.inputsOf('backupTenant').map((t) => t.tenant), [b]);
+      assert.equal(result?.status, 'partial');
+      assert.deepEqual(result?.tenants.find((t) => t.tenant === a), { ...result?.tenants.find((t) => t.tenant === a), status: 'failed', error: 'TenantNotFoundError: dropped' });
+      assert.equal(result?.tenants.find((t) => t.tenant === b)?.status, 'complete');
+    });
+
+    it('a batch activity failing as a whole: each of its tenants is backed up alone', async () => {
+      const names = tenantNames('a', 'b', 'c');
+      const stubs = stubActivities(backupImpls(Object.fromEntries(names.map((n) => [n, MB]))));
+      stubs.failOn('backupTenants', new InvalidInputError('batch refused'));
+      const { result } = await backup(stubs, { batch: { firstTenants: 3 } });
+      assert.equal(result?.status, 'complete');
+      // Three small tenants, two slots: a batch of two and a tenant alone; the batch's two then alone too.
+      assert.equal(stubs.inputsOf('backupTenants').length, 1);
+      assert.deepEqual(stubs.inputsOf('backupTenant').map((t) => t.tenant).sort(), [...names].sort());
+    });
+
+    it('cancelled while a tenant is backed up: the session is not finalised as complete', async () => {
+      const [a] = tenantNames('a');
+      const stubs = stubActivities(backupImpls({ [a!]: 200 * MB }));
+      const held = stubs.hold('backupTenant');
+      const { error, result } = await backup(stubs, {}, async (h) => {
+        await held.entered;
+        await h.cancel();
+        held.release();
+      });
+      assert.equal(result, undefined);
+      // Reported as a session that could not be finalised (the cancellation reached finalisation).
+      const f = failureOf(error);
+      assert.equal(f.type, 'BackupNotFinalized');
+      assert.match(f.message, /could not be finalized: .*cancel/i);
+      assert.deepEqual(stubs.inputsOf('finalizeBackupSession'), [], 'never finalised');
+    });
   });
 });

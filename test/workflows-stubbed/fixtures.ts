@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/require-await -- stubbed activities are async functions that have nothing to wait for */
 /** Results the stubbed activities return: the shapes of activities/index.ts, filled with small plausible values. */
 import type { Activities, TenantBackupDone } from '../../activities';
 import { uniqueSuffix } from '../helpers/config';

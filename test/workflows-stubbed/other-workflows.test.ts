@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/require-await -- stubbed activities are async functions that have nothing to wait for */
 /**
  * Discovery, retention, monitoring, the alert state and a backup-only drill with stubbed activities on the time-skipping
  * server: what each returns, and their histories (recorded for test/replay/current-workflows.test.ts
@@ -55,7 +56,7 @@ describe('discovery, retention, monitor and alerts workflows (stubbed activities
     const stubs = stubActivities({
       retainLocalSessions: async () => place('local', ['backup_20261001_020000_old']),
       retainCloudSessions: async () => place('cloud', []),
-      cleanRetentionLeftovers: async () => ({ preRecoveryDropped: ['t_prerecovery_1'], scratchDropped: [], logs: { deleted: ['old.log'], bytesFreed: 7 } }) as never,
+      cleanRetentionLeftovers: async () => ({ preRecoveryDropped: ['t_prerecovery_1'], scratchDropped: [], logs: { deleted: ['old.log'], bytesFreed: 7 } }),
       appendAuditRecord: async () => undefined,
     });
     // Permanent (bad credentials): no retries, whose backoff the test server does not always skip.

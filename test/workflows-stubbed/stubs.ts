@@ -7,10 +7,12 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities } from '../../activities';
 import { toFailure } from '../../activities/errors';
 import type { DrError } from '../../src/errors';
 import { REPO_ROOT } from '../helpers/config';
+import { TEST_SERVER_PATH } from '../helpers/temporal';
 
 export type ActivityName = keyof Activities;
 export type StubImpls = Partial<{ [K in ActivityName]: (...args: Parameters<Activities[K]>) => ReturnType<Activities[K]> }>;
@@ -104,4 +106,13 @@ export async function recordHistory(handle: WorkflowHandle, file: string): Promi
   if (process.env.ODOO_DR_RECORD_HISTORIES !== '1') return;
   const history = temporal.api.history.v1.History.fromObject(await handle.fetchHistory());
   writeFileSync(path.join(HISTORIES_DIR, file), `${JSON.stringify(history.toJSON(), null, 1)}\n`);
+}
+
+/**
+ * A time-skipping server of its own, for the tests after which the shared one no longer skipped time
+ * (a later approval timeout waited in real time, though nothing was left open on it): a workflow
+ * cancelled while an activity runs, a backup whose batch children held locks. The caller tears it down.
+ */
+export function isolatedTimeSkippingServer(): Promise<TestWorkflowEnvironment> {
+  return TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: TEST_SERVER_PATH } } });
 }
