@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `npm run test:unit`: the fast tier. No service runs or is started: pure src/ units, the
-# architecture rules and replay of recorded workflow histories. It uses a throwaway configuration
+# architecture rules, the workflows with stubbed activities on the Java time-skipping server (started
+# in-process from the installed binary) and replay of recorded workflow histories. It uses a throwaway configuration
 # whose services all point at port 1, so a test that reached for PostgreSQL, Temporal or S3 fails.
 # Extra arguments go to mocha.
 set -euo pipefail

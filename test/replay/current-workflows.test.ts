@@ -15,39 +15,19 @@
  * (change reverted). Such a change needs `patched()` and new histories here, the old ones kept.
  */
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
-import path from 'node:path';
-import { temporal } from '@temporalio/proto';
+import { readdirSync } from 'node:fs';
 import { Worker } from '@temporalio/worker';
-import { REPO_ROOT } from '../helpers/config';
+import { cutHistory, HISTORIES_DIR, loadHistory } from '../helpers/replay';
 import { workflowBundle } from '../helpers/temporal';
-
-const DIR = path.join(REPO_ROOT, 'test/fixtures/histories');
-type History = temporal.api.history.v1.History;
 
 const CURRENT = /^((recovery|retention|monitor|alerts|discovery)-v1|drill-v2)-.*\.json$/;
 
-function load(file: string): History {
-  return temporal.api.history.v1.History.fromObject(JSON.parse(readFileSync(path.join(DIR, file), 'utf8')) as object);
-}
-
-/** The history up to (not including) the `n`-th workflow task completion: what a new worker replays mid-run. */
-function cut(history: History, n: number): History {
-  const events: typeof history.events = [];
-  let completions = 0;
-  for (const e of history.events) {
-    if (e.workflowTaskCompletedEventAttributes && ++completions === n) break;
-    events.push(e);
-  }
-  return temporal.api.history.v1.History.create({ events });
-}
-
 describe('replay of recorded histories of the current workflows', function () {
   this.timeout(120_000);
-  const files = readdirSync(DIR).filter((f) => CURRENT.test(f)).sort();
+  const files = readdirSync(HISTORIES_DIR).filter((f) => CURRENT.test(f)).sort();
 
   it('has a history of each workflow', () => {
-    const types = new Set(files.map((f) => load(f).events[0]?.workflowExecutionStartedEventAttributes?.workflowType?.name));
+    const types = new Set(files.map((f) => loadHistory(f).events[0]?.workflowExecutionStartedEventAttributes?.workflowType?.name));
     assert.deepEqual([...types].sort(), ['alertsWorkflow', 'drillWorkflow', 'monitorWorkflow', 'recoveryWorkflow', 'retentionWorkflow', 'tenantDiscoveryWorkflow']);
     assert.equal(files.filter((f) => f.startsWith('recovery-')).length, 3, files.join(', '));
   });
@@ -55,11 +35,11 @@ describe('replay of recorded histories of the current workflows', function () {
   for (const file of files) {
     it(`${file} replays with the current workflow code, whole and cut after each workflow task`, async () => {
       const bundle = await workflowBundle();
-      const history = load(file);
+      const history = loadHistory(file);
       const id = `replay/${history.events[0]?.workflowExecutionStartedEventAttributes?.workflowType?.name}`;
       const tasks = history.events.filter((e) => e.workflowTaskCompletedEventAttributes).length;
       const runs = [{ workflowId: `${id}/whole`, history }];
-      for (let n = 2; n <= tasks; n++) runs.push({ workflowId: `${id}/cut-before-task-${n}`, history: cut(history, n) });
+      for (let n = 2; n <= tasks; n++) runs.push({ workflowId: `${id}/cut-before-task-${n}`, history: cutHistory(history, n) });
       // One replay worker for all of them (a worker per replay costs more than the replay).
       for await (const r of Worker.runReplayHistories({ workflowBundle: bundle }, runs)) {
         if (r.error) throw new Error(`${file} ${r.workflowId}: ${r.error.message}`);

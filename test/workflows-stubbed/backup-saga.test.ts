@@ -13,7 +13,7 @@ import { backupWorkflow } from '../../workflows';
 import type { BackupProgress } from '../../workflows/definitions';
 import { timeSkippingServer, withWorker } from '../helpers/temporal';
 import { backupImpls, tenantDone, tenantNames } from './fixtures';
-import { isolatedTimeSkippingServer, recordHistory, stubActivities, type Stubs } from './stubs';
+import { onServerOfItsOwn, recordHistory, stubActivities, type Stubs } from './stubs';
 
 type Input = Parameters<typeof backupWorkflow>[0];
 type Result = Awaited<ReturnType<typeof backupWorkflow>>;
@@ -129,14 +129,10 @@ describe('backupWorkflow (stubbed activities, time skipping)', function () {
   // After these, the shared server no longer skipped time for later tests (batches: their children
   // and the locks those hold, ended by their parents' closing; cancellation): they run on their own.
   describe('batches and cancellation (on a server of their own)', () => {
-    let shared: TestWorkflowEnvironment;
-    before(async () => {
-      shared = env;
-      env = await isolatedTimeSkippingServer();
-    });
-    after(async () => {
-      await env.teardown();
-      env = shared;
+    onServerOfItsOwn((own) => {
+      const shared = env;
+      env = own;
+      return shared;
     });
 
     it('small tenants in batches (child workflows, one activity each): a complete session (recorded for replay)', async () => {

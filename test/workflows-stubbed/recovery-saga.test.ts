@@ -13,7 +13,7 @@ import { ArtifactCorruptedError, InvalidInputError, ServiceCommandError } from '
 import { recoveryWorkflow } from '../../workflows';
 import { timeSkippingServer, withWorker } from '../helpers/temporal';
 import { backupImpls, recoveryImpls, recoveryPlan, tenantNames } from './fixtures';
-import { isolatedTimeSkippingServer, recordHistory, steps, stubActivities, type Stubs } from './stubs';
+import { onServerOfItsOwn, recordHistory, steps, stubActivities, type Stubs } from './stubs';
 
 type Input = Parameters<typeof recoveryWorkflow>[0];
 type Result = Awaited<ReturnType<typeof recoveryWorkflow>>;
@@ -65,6 +65,12 @@ describe('recoveryWorkflow saga (stubbed activities, time skipping)', function (
     return e;
   }
 
+  /** The calls up to the swaps of `a` and `b`, in order, when nothing failed before. */
+  const throughSwaps = (a: string, b: string) => ['planRecovery', `prepareRecoveryShadow(${a})`, `prepareRecoveryShadow(${b})`, 'stopOdoo', `swapInTenant(${a})`, `swapInTenant(${b})`];
+
+  /** The compensations after both swaps, newest first: swaps back, Odoo started again, shadows dropped. */
+  const unwoundAfterSwaps = (a: string, b: string) => [`swapBackTenant(${b})`, `swapBackTenant(${a})`, 'startOdoo', `dropRecoveryShadow(${b})`, `dropRecoveryShadow(${a})`];
+
   const auditResults = (stubs: Stubs) => stubs.inputsOf('appendAuditRecord').map((r) => r.result);
 
   it('a dry run plans and changes nothing', async () => {
@@ -87,12 +93,7 @@ describe('recoveryWorkflow saga (stubbed activities, time skipping)', function (
     assert.equal(result?.state, 'done');
     assert.equal(result?.approvedBy, 'alice');
     assert.deepEqual(steps(stubs.calls), [
-      'planRecovery',
-      `prepareRecoveryShadow(${a})`,
-      `prepareRecoveryShadow(${b})`,
-      'stopOdoo',
-      `swapInTenant(${a})`,
-      `swapInTenant(${b})`,
+      ...throughSwaps(a!, b!),
       'startOdoo',
       'checkRecoveryHealth',
       `markTenantRecovered(${a})`,
@@ -239,21 +240,12 @@ describe('recoveryWorkflow saga (stubbed activities, time skipping)', function (
     const root = rootFailure(error);
     assert.ok(root instanceof ApplicationFailure && root.type === 'ServiceCommandError', String(root));
     assert.deepEqual(steps(stubs.calls), [
-      'planRecovery',
-      `prepareRecoveryShadow(${a})`,
-      `prepareRecoveryShadow(${b})`,
-      'stopOdoo',
-      `swapInTenant(${a})`,
-      `swapInTenant(${b})`,
+      ...throughSwaps(a!, b!),
       'startOdoo',
       'startOdoo',
       'startOdoo',
       'startOdoo',
-      `swapBackTenant(${b})`,
-      `swapBackTenant(${a})`,
-      'startOdoo',
-      `dropRecoveryShadow(${b})`,
-      `dropRecoveryShadow(${a})`,
+      ...unwoundAfterSwaps(a!, b!),
     ]);
     assert.equal(status.state, 'rolled-back');
     assert.deepEqual(Object.values(status.tenants).map((t) => t.state), ['rolled-back', 'rolled-back']);
@@ -312,11 +304,7 @@ describe('recoveryWorkflow saga (stubbed activities, time skipping)', function (
     assert.deepEqual(steps(stubs.calls).slice(6), [
       'startOdoo',
       'checkRecoveryHealth',
-      `swapBackTenant(${b})`,
-      `swapBackTenant(${a})`,
-      'startOdoo',
-      `dropRecoveryShadow(${b})`,
-      `dropRecoveryShadow(${a})`,
+      ...unwoundAfterSwaps(a!, b!),
     ]);
     assert.equal(status.state, 'rolled-back');
   });
@@ -339,14 +327,10 @@ describe('recoveryWorkflow saga (stubbed activities, time skipping)', function (
   });
 
   describe('cancelled (on a server of their own)', () => {
-    let shared: TestWorkflowEnvironment;
-    before(async () => {
-      shared = env;
-      env = await isolatedTimeSkippingServer();
-    });
-    after(async () => {
-      await env.teardown();
-      env = shared;
+    onServerOfItsOwn((own) => {
+      const shared = env;
+      env = own;
+      return shared;
     });
 
     it('cancelled while waiting for approval: ends cancelled, nothing touched', async () => {
@@ -360,47 +344,39 @@ describe('recoveryWorkflow saga (stubbed activities, time skipping)', function (
       assert.deepEqual(steps(stubs.calls), ['planRecovery']);
     });
 
-    it('cancelled while a shadow is restored: the shadow is dropped, Odoo never stopped', async () => {
+    /** One tenant, approved; cancelled once `step` runs: the calls after it, the failure and the status. */
+    const cancelDuring = async (step: 'prepareRecoveryShadow' | 'swapInTenant' | 'checkRecoveryHealth') => {
       const [a] = tenantNames('a');
       const stubs = stubActivities(recoveryImpls(recoveryPlan([a!])));
-      const held = stubs.hold('prepareRecoveryShadow');
+      const held = stubs.hold(step);
       const { error, status } = await recover(stubs, { approvedBy: 'alice' }, async (h) => {
         await held.entered;
         await h.cancel();
       });
+      const calls = steps(stubs.calls);
+      return { a: a!, root: rootFailure(error), status, after: calls.slice(calls.findIndex((c) => c.startsWith(step)) + 1) };
+    };
+
+    it('cancelled while a shadow is restored: the shadow is dropped, Odoo never stopped', async () => {
+      const { a, root, status, after } = await cancelDuring('prepareRecoveryShadow');
       // The cancelled restore counts as a shadow that could not be prepared.
-      const root = rootFailure(error);
       assert.ok(root instanceof ApplicationFailure && root.type === 'RecoveryNotPrepared', String(root));
-      assert.deepEqual(steps(stubs.calls), ['planRecovery', `prepareRecoveryShadow(${a})`, `dropRecoveryShadow(${a})`]);
+      assert.deepEqual(after, [`dropRecoveryShadow(${a})`]);
       assert.equal(status.state, 'rolled-back');
-      assert.equal(status.tenants[a!]?.state, 'failed-before-swap');
+      assert.equal(status.tenants[a]?.state, 'failed-before-swap');
     });
 
     it('cancelled during a swap: swapped back, Odoo started again, shadows dropped', async () => {
-      const [a] = tenantNames('a');
-      const stubs = stubActivities(recoveryImpls(recoveryPlan([a!])));
-      const held = stubs.hold('swapInTenant');
-      const { error, status } = await recover(stubs, { approvedBy: 'alice' }, async (h) => {
-        await held.entered;
-        await h.cancel();
-      });
-      assert.ok(rootFailure(error) instanceof CancelledFailure);
-      const after = steps(stubs.calls).slice(steps(stubs.calls).indexOf(`swapInTenant(${a})`) + 1);
+      const { a, root, status, after } = await cancelDuring('swapInTenant');
+      assert.ok(root instanceof CancelledFailure);
       assert.deepEqual(after, [`swapBackTenant(${a})`, 'startOdoo', `dropRecoveryShadow(${a})`]);
       assert.equal(status.state, 'rolled-back');
-      assert.equal(status.tenants[a!]?.state, 'rolled-back');
+      assert.equal(status.tenants[a]?.state, 'rolled-back');
     });
 
     it('cancelled during the health check: the saga unwinds as for a failure', async () => {
-      const [a] = tenantNames('a');
-      const stubs = stubActivities(recoveryImpls(recoveryPlan([a!])));
-      const held = stubs.hold('checkRecoveryHealth');
-      const { error, status } = await recover(stubs, { approvedBy: 'alice' }, async (h) => {
-        await held.entered;
-        await h.cancel();
-      });
-      assert.ok(rootFailure(error) instanceof CancelledFailure);
-      const after = steps(stubs.calls).slice(steps(stubs.calls).indexOf('checkRecoveryHealth') + 1);
+      const { a, root, status, after } = await cancelDuring('checkRecoveryHealth');
+      assert.ok(root instanceof CancelledFailure);
       assert.deepEqual(after, [`swapBackTenant(${a})`, 'startOdoo', `dropRecoveryShadow(${a})`]);
       assert.equal(status.state, 'rolled-back');
     });

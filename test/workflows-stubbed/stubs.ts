@@ -11,7 +11,7 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities } from '../../activities';
 import { toFailure } from '../../activities/errors';
 import type { DrError } from '../../src/errors';
-import { REPO_ROOT } from '../helpers/config';
+import { HISTORIES_DIR } from '../helpers/replay';
 import { TEST_SERVER_PATH } from '../helpers/temporal';
 
 export type ActivityName = keyof Activities;
@@ -96,8 +96,6 @@ export function steps(calls: Call[], ignore: ActivityName[] = NOTIFICATIONS): st
     });
 }
 
-export const HISTORIES_DIR = path.join(REPO_ROOT, 'test/fixtures/histories');
-
 /**
  * With ODOO_DR_RECORD_HISTORIES=1, writes the history of a finished run to
  * test/fixtures/histories/<file> (how the replay fixtures of the current code are made); otherwise nothing.
@@ -115,4 +113,18 @@ export async function recordHistory(handle: WorkflowHandle, file: string): Promi
  */
 export function isolatedTimeSkippingServer(): Promise<TestWorkflowEnvironment> {
   return TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: TEST_SERVER_PATH } } });
+}
+
+/** Mocha hooks of a `describe` whose tests run on a server of their own: `swap` swaps it in, then back. */
+export function onServerOfItsOwn(swap: (env: TestWorkflowEnvironment) => TestWorkflowEnvironment): void {
+  let shared: TestWorkflowEnvironment | undefined;
+  let own: TestWorkflowEnvironment | undefined;
+  before(async () => {
+    own = await isolatedTimeSkippingServer();
+    shared = swap(own);
+  });
+  after(async () => {
+    if (shared) swap(shared);
+    await own?.teardown();
+  });
 }
