@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `npm run test:unit`: the fast tier. No service runs or is started: pure src/ units, the
-# architecture rules and replay of recorded workflow histories. It uses a throwaway configuration
+# architecture rules, the workflows with stubbed activities on the Java time-skipping server (started
+# in-process from the installed binary) and replay of recorded workflow histories. It uses a throwaway configuration
 # whose services all point at port 1, so a test that reached for PostgreSQL, Temporal or S3 fails.
 # Extra arguments go to mocha.
 set -euo pipefail
@@ -24,4 +25,4 @@ TEMPORAL_ADDRESS="127.0.0.1:1"
 CONF
 ODOO_DR_TEST_CONFIG="$scratch/unit.env" ODOO_DR_PG_PORT=1 ODOO_DR_TEMPORAL_PORT=1 ODOO_DR_S3_PORT=1 PGHOST=127.0.0.1 PGPORT=1 \
   npx mocha --no-config --require dist/test/setup.js --timeout 60000 --exit \
-  --reporter dist/test/reporter.js 'dist/test/unit/**/*.test.js' 'dist/test/replay/**/*.test.js' 'dist/test/architecture/**/*.test.js' "$@"
+  --reporter dist/test/reporter.js 'dist/test/unit/**/*.test.js' 'dist/test/replay/**/*.test.js' 'dist/test/workflows-stubbed/**/*.test.js' 'dist/test/architecture/**/*.test.js' "$@"

@@ -15,39 +15,19 @@
  * Histories are replayed in full and cut short (a workflow in flight when the new worker takes over).
  */
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
-import path from 'node:path';
-import { temporal } from '@temporalio/proto';
+import { readdirSync } from 'node:fs';
 import { Worker } from '@temporalio/worker';
-import { REPO_ROOT } from '../helpers/config';
+import { cutHistory, HISTORIES_DIR, loadHistory, type History } from '../helpers/replay';
 import { workflowBundle } from '../helpers/temporal';
-
-const DIR = path.join(REPO_ROOT, 'test/fixtures/histories');
-type History = temporal.api.history.v1.History;
-
-function load(file: string): History {
-  return temporal.api.history.v1.History.fromObject(JSON.parse(readFileSync(path.join(DIR, file), 'utf8')) as object);
-}
 
 function workflowIdOf(history: History): string {
   // The recorded parent's ID is in the start event of a child; a parent's own ID is not in its history.
   return `replay/${history.events[0]?.workflowExecutionStartedEventAttributes?.workflowType?.name ?? 'workflow'}`;
 }
 
-/** The history up to (not including) the `n`-th workflow task completion: what a new worker replays mid-run. */
-function cut(history: History, n: number): History {
-  const events: typeof history.events = [];
-  let completions = 0;
-  for (const e of history.events) {
-    if (e.workflowTaskCompletedEventAttributes && ++completions === n) break;
-    events.push(e);
-  }
-  return temporal.api.history.v1.History.create({ events });
-}
-
 describe('replay of recorded backup histories (earlier code paths)', function () {
   this.timeout(120_000);
-  const files = readdirSync(DIR)
+  const files = readdirSync(HISTORIES_DIR)
     .filter((f) => f.startsWith('backup-') && f.endsWith('.json'))
     .sort();
 
@@ -57,21 +37,25 @@ describe('replay of recorded backup histories (earlier code paths)', function ()
 
   for (const file of files) {
     it(`${file} replays with the current workflow code`, async () => {
-      const history = load(file);
+      const history = loadHistory(file);
       await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, workflowIdOf(history));
     });
   }
 
   it('the same histories replay when cut short after each workflow task (a session in flight during an upgrade)', async () => {
     const bundle = await workflowBundle();
-    for (const file of files) {
-      const history = load(file);
+    // One replay worker for all of them (a worker per replay costs more than the replay).
+    const runs = files.flatMap((file) => {
+      const history = loadHistory(file);
       const tasks = history.events.filter((e) => e.workflowTaskCompletedEventAttributes).length;
-      for (let n = 2; n <= tasks; n++) {
-        await Worker.runReplayHistory({ workflowBundle: bundle }, cut(history, n), workflowIdOf(history)).catch((err: Error) => {
-          throw new Error(`${file} cut before workflow task ${n}: ${err.message}`);
-        });
-      }
+      return Array.from({ length: Math.max(0, tasks - 1) }, (_, i) => ({
+        workflowId: `${workflowIdOf(history)}/${file}/cut-before-task-${i + 2}`,
+        history: cutHistory(history, i + 2),
+      }));
+    });
+    assert.ok(runs.length > files.length);
+    for await (const r of Worker.runReplayHistories({ workflowBundle: bundle }, runs)) {
+      if (r.error) throw new Error(`${r.workflowId}: ${r.error.message}`);
     }
   });
 });

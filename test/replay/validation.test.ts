@@ -7,33 +7,14 @@
  * `patched('drill-audit-and-alerts')`).
  */
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
-import path from 'node:path';
-import { temporal } from '@temporalio/proto';
+import { readdirSync } from 'node:fs';
 import { Worker } from '@temporalio/worker';
-import { REPO_ROOT } from '../helpers/config';
+import { cutHistory, HISTORIES_DIR, loadHistory } from '../helpers/replay';
 import { workflowBundle } from '../helpers/temporal';
-
-const DIR = path.join(REPO_ROOT, 'test/fixtures/histories');
-type History = temporal.api.history.v1.History;
-
-function load(file: string): History {
-  return temporal.api.history.v1.History.fromObject(JSON.parse(readFileSync(path.join(DIR, file), 'utf8')) as object);
-}
-
-function cut(history: History, n: number): History {
-  const events: typeof history.events = [];
-  let completions = 0;
-  for (const e of history.events) {
-    if (e.workflowTaskCompletedEventAttributes && ++completions === n) break;
-    events.push(e);
-  }
-  return temporal.api.history.v1.History.create({ events });
-}
 
 describe('replay of recorded validation and drill histories (before audit lines and alerts)', function () {
   this.timeout(120_000);
-  const files = readdirSync(DIR)
+  const files = readdirSync(HISTORIES_DIR)
     .filter((f) => /^(validation|drill)-v1-.*\.json$/.test(f))
     .sort();
 
@@ -44,14 +25,14 @@ describe('replay of recorded validation and drill histories (before audit lines 
   for (const file of files) {
     it(`${file} replays with the current workflow code, whole and cut after each workflow task`, async () => {
       const bundle = await workflowBundle();
-      const history = load(file);
+      const history = loadHistory(file);
       const type = history.events[0]?.workflowExecutionStartedEventAttributes?.workflowType?.name;
       assert.ok(type === 'validationWorkflow' || type === 'drillWorkflow', String(type));
       await Worker.runReplayHistory({ workflowBundle: bundle }, history, `replay/${type}`);
       const tasks = history.events.filter((e) => e.workflowTaskCompletedEventAttributes).length;
       assert.ok(tasks >= 2);
       for (let n = 2; n <= tasks; n++) {
-        await Worker.runReplayHistory({ workflowBundle: bundle }, cut(history, n), `replay/${type}`).catch((err: Error) => {
+        await Worker.runReplayHistory({ workflowBundle: bundle }, cutHistory(history, n), `replay/${type}`).catch((err: Error) => {
           throw new Error(`${file} cut before workflow task ${n}: ${err.message}`);
         });
       }
