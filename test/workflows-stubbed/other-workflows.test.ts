@@ -10,6 +10,7 @@ import type { Activities } from '../../activities';
 import { toFailure } from '../../activities/errors';
 import { CloudAuthError, InvalidInputError } from '../../src/errors';
 import { decideAlerts } from '../../src/monitor/alerts';
+import { drillOutcome } from '../../src/drill/report';
 import { alertsWorkflow, drillWorkflow, monitorWorkflow, retentionWorkflow, tenantDiscoveryWorkflow } from '../../workflows';
 import { timeSkippingServer, withWorker } from '../helpers/temporal';
 import { backupImpls, tenantNames } from './fixtures';
@@ -147,6 +148,8 @@ describe('discovery, retention, monitor and alerts workflows (stubbed activities
       ...backupImpls({ [a!]: 200 * 1024 * 1024, [b!]: 100 * 1024 * 1024 }),
       drillSettings: async () => ({ rpoHours: 24, rtoMinutes: 240, maxParallel: 2 }),
       saveReport: async () => '/var/log/odoo-dr/drill.json',
+      // The verdict is the pure use case itself, not a stub: only side effects are stubbed.
+      drillReport: async ({ facts, settings }) => Promise.resolve(drillOutcome(facts, settings)),
       reportResultToAlerts: async ({ reportingWorkflowId }) => ({ id: reportingWorkflowId, sent: [], active: [], channels: {} }),
     });
     stubs.failOn('backupTenant', new InvalidInputError('pg_dump: permission denied'), { when: (t: { tenant: string }) => t.tenant === a });
