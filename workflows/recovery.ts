@@ -266,14 +266,19 @@ export async function recoveryWorkflow(input: RecoveryInput): Promise<RecoveryRe
         downMs += Date.now() - since;
         status.odooDowntimeMs = downMs;
       };
-      await service.stopOdoo({});
-      compensations.push({
+      const startOdooAgain = {
         tenant: '*',
         undo: async () => {
           await service.startOdoo({});
           odooStarted(stoppedAt);
         },
-      });
+      };
+      // The start is owed as soon as the stop is asked for: a stop cancelled or failing half-way may
+      // have stopped Odoo, and the recovery must not leave it down (starting a running Odoo is harmless).
+      const startOwedBeforeStop = patched('start-odoo-owed-before-stop');
+      if (startOwedBeforeStop) compensations.push(startOdooAgain);
+      await service.stopOdoo({});
+      if (!startOwedBeforeStop) compensations.push(startOdooAgain);
       const swapInput = (tenant: string) => {
         const planned = plan.tenants.find((t) => t.tenant === tenant)!;
         return { tenant, id, stamp, scope, tenantExisted: planned.exists, tenantDirExisted: planned.filestoreExists };

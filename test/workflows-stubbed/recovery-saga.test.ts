@@ -212,7 +212,7 @@ describe('recoveryWorkflow saga (stubbed activities, time skipping)', function (
     assert.deepEqual(auditResults(stubs), ['approved', 'rolled-back']);
   });
 
-  it('Odoo does not stop: after its retries, the shadows are dropped; Odoo is not started', async () => {
+  it('Odoo does not stop: after its retries, Odoo is started again (a stop may have half-happened), the shadows are dropped', async () => {
     const [a, b] = tenantNames('a', 'b');
     const stubs = stubActivities(recoveryImpls(recoveryPlan([a!, b!])));
     stubs.failOn('stopOdoo', new ServiceCommandError('DR_ODOO_STOP_CMD exited 1: unit not found'));
@@ -228,6 +228,7 @@ describe('recoveryWorkflow saga (stubbed activities, time skipping)', function (
       'stopOdoo',
       'stopOdoo',
       'stopOdoo',
+      'startOdoo',
       `dropRecoveryShadow(${b})`,
       `dropRecoveryShadow(${a})`,
     ]);
@@ -380,7 +381,7 @@ describe('recoveryWorkflow saga (stubbed activities, time skipping)', function (
     });
 
     /** One tenant, approved; cancelled once `step` runs: the calls after it, the failure and the status. */
-    const cancelDuring = async (step: 'prepareRecoveryShadow' | 'swapInTenant' | 'checkRecoveryHealth') => {
+    const cancelDuring = async (step: 'prepareRecoveryShadow' | 'stopOdoo' | 'swapInTenant' | 'checkRecoveryHealth') => {
       const [a] = tenantNames('a');
       const stubs = stubActivities(recoveryImpls(recoveryPlan([a!])));
       const held = stubs.hold(step);
@@ -399,6 +400,14 @@ describe('recoveryWorkflow saga (stubbed activities, time skipping)', function (
       assert.deepEqual(after, [`dropRecoveryShadow(${a})`]);
       assert.equal(status.state, 'rolled-back');
       assert.equal(status.tenants[a]?.state, 'failed-before-swap');
+    });
+
+    it('cancelled while Odoo is being stopped: Odoo started again, the shadow dropped, nothing swapped', async () => {
+      const { a, root, status, after } = await cancelDuring('stopOdoo');
+      assert.ok(root instanceof CancelledFailure);
+      assert.deepEqual(after, ['startOdoo', `dropRecoveryShadow(${a})`]);
+      assert.equal(status.state, 'rolled-back');
+      assert.notEqual(status.tenants[a]?.state, 'swapped');
     });
 
     it('cancelled during a swap: swapped back, Odoo started again, shadows dropped', async () => {
