@@ -13,7 +13,7 @@ import { applyRetention, type RetentionResult } from '../src/retention/after-bac
 import { finalizeSession, prepareSession, type FinalizeRequest, type PreparedSession } from '../src/backup/session';
 import type { DrConfig } from '../src/config';
 import { InvalidInputError, SupersededError } from '../src/errors';
-import { sendAlert, type Alert, type AlertDelivery } from '../src/notify';
+import { configNotifier, type Alert, type AlertDelivery } from '../src/notify';
 import { SessionCatalog } from '../src/sessions/catalog';
 import {
   createTenantBackup,
@@ -73,6 +73,7 @@ export interface ManifestSummary {
 export function createBackupActivities(config: DrConfig, secrets: Array<string | undefined>, hooks: BackupTestHooks = {}, workerQueue?: string) {
   const catalog = SessionCatalog.fromConfig(config);
   const { clientTools, upload, tenantEntryPath, backupOneTenant, discardTenant } = createTenantBackup(config, catalog, hooks);
+  const notifier = configNotifier(config);
 
   return {
     /** Creates the session folder; fails early on what would fail every tenant (tools, keys, server). */
@@ -228,6 +229,6 @@ export function createBackupActivities(config: DrConfig, secrets: Array<string |
 
     appendAuditRecord: mapped(secrets, async (record: AuditRecord): Promise<void> => appendAudit(config, record)),
 
-    sendAlert: mapped(secrets, async (alert: Alert): Promise<AlertDelivery> => sendAlert(config, alert)),
+    sendAlert: mapped(secrets, async (alert: Alert): Promise<AlertDelivery> => notifier.send(alert)),
   };
 }

@@ -6,12 +6,14 @@
 import { hostname } from 'node:os';
 import { Context } from '@temporalio/activity';
 import type { DrConfig } from '../src/config';
-import { sendAlert, type AlertDelivery } from '../src/notify';
+import { configNotifier } from '../src/notify';
+import { systemClock } from '../src/ports';
 import { decideAlerts, type AlertMessage, type AlertState, type ObservedCheck, type Observation } from '../src/monitor/alerts';
 import { evaluateChecks, integrityCheck, type MonitorFacts, type MonitorSettings, type ScheduleFact } from '../src/monitor/checks';
+import { deliverAlertMessages, outcomeWithoutChannels, type DeliverAlertsResult, type ObservationOutcome } from '../src/monitor/deliver';
 import { gatherHostFacts } from '../src/monitor/facts';
 import { renderPrometheus } from '../src/monitor/prometheus';
-import { buildReport, statusReportPath, writeAtomic, type ChannelState, type StatusReport } from '../src/monitor/report';
+import { buildReport, statusReportPath, writeAtomic, type StatusReport } from '../src/monitor/report';
 import { mapped } from './errors';
 
 /** Names of the alertsWorkflow's handlers (workflows/definitions.ts defines them; activities may not import workflows/). */
@@ -32,14 +34,7 @@ export interface AlertsTarget {
   taskQueue: string;
 }
 
-export interface ObservationOutcome {
-  id: string;
-  /** Subjects of the alerts sent for this observation. */
-  sent: string[];
-  /** Checks alerting after it. */
-  active: string[];
-  channels: { email?: ChannelState; webhook?: ChannelState };
-}
+export type { DeliverAlertsResult, ObservationOutcome } from '../src/monitor/deliver';
 
 export interface ResultObservationInput extends AlertsTarget {
   kind: 'validation' | 'drill';
@@ -56,10 +51,6 @@ export interface DecideAlertsInput {
   state: AlertState;
   observation: Observation;
   now: string;
-}
-
-export interface DeliverAlertsResult {
-  deliveries: Array<{ key: string; subject: string; delivery: AlertDelivery }>;
 }
 
 export function monitorSettings(config: DrConfig): MonitorSettings {
@@ -113,12 +104,13 @@ export function expectedSchedules(config: DrConfig, schedules: Record<string, st
 }
 
 export function createMonitorActivities(config: DrConfig, secrets: string[]) {
+  const notifier = configNotifier(config);
   return {
     /** Facts of host, PostgreSQL, catalog and Temporal → checks → the report (not yet written). */
     gatherMonitorReport: mapped(secrets, async (input: GatherMonitorInput): Promise<StatusReport> => {
       const client = activityClient();
       const [host, schedules, worker] = await Promise.all([
-        gatherHostFacts(config, new Date()),
+        gatherHostFacts(config, systemClock.now()),
         scheduleFacts(client, expectedSchedules(config, input.schedules)),
         workerFact(client, input.taskQueue),
       ]);
@@ -179,20 +171,14 @@ export function createMonitorActivities(config: DrConfig, secrets: string[]) {
     }),
 
     /** Sends each message through every channel; a failing channel is recorded, never blocks the other. */
-    deliverAlerts: mapped(secrets, async (input: { messages: AlertMessage[] }): Promise<DeliverAlertsResult> => {
-      const deliveries: DeliverAlertsResult['deliveries'] = [];
-      for (const m of input.messages)
-        deliveries.push({ key: m.key, subject: m.subject, delivery: await sendAlert(config, { severity: m.severity, subject: m.subject, text: m.text }) });
-      return { deliveries };
-    }),
+    deliverAlerts: mapped(secrets, async (input: { messages: AlertMessage[] }): Promise<DeliverAlertsResult> => deliverAlertMessages(input.messages, notifier)),
   };
 
   async function submit(target: AlertsTarget, observation: Observation): Promise<ObservationOutcome> {
     const { smtp, emails, webhookUrl } = config.alerts;
     if (!(smtp && emails.length) && !webhookUrl) {
       // No channel: nobody to tell, so no alert state to keep (and no alerts workflow left idle).
-      const at = new Date().toISOString();
-      return { id: observation.id, sent: [], active: [], channels: { email: { last: 'not configured', at }, webhook: { last: 'not configured', at } } };
+      return outcomeWithoutChannels(observation.id, systemClock);
     }
     return handObservation(activityClient(), target, observation);
   }

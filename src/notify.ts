@@ -8,18 +8,13 @@ import nodemailer from 'nodemailer';
 import type SMTPTransport from 'nodemailer/lib/smtp-transport';
 import { configSecrets, type DrConfig } from './config';
 import { scrubSecrets } from './errors';
+import type { Alert, AlertDelivery, Notifier } from './ports';
 
-export type Severity = 'info' | 'warning' | 'critical';
+export type { Alert, AlertDelivery, Severity } from './ports';
 
-export interface Alert {
-  severity: Severity;
-  subject: string;
-  text: string;
-}
-
-export interface AlertDelivery {
-  email: 'sent' | 'not configured' | `failed: ${string}`;
-  webhook: 'sent' | 'not configured' | `failed: ${string}`;
+/** The notifier port over the configured channels (what `sendAlert` does, for use cases that take a `Notifier`). */
+export function configNotifier(config: DrConfig): Notifier {
+  return { send: (alert) => sendAlert(config, alert) };
 }
 
 /** The SMTP transport alerts (and `setup`'s checks) use: TLS on 465, STARTTLS when offered, 15 s timeouts. */

@@ -6,6 +6,32 @@
  */
 import type { Ownership } from './restore/ownership';
 
+/** The time a use case reads ("now"): the system's, or a fixed one in a unit test. */
+export interface Clock {
+  now(): Date;
+}
+
+export const systemClock: Clock = { now: () => new Date() };
+
+export type Severity = 'info' | 'warning' | 'critical';
+
+export interface Alert {
+  severity: Severity;
+  subject: string;
+  text: string;
+}
+
+/** What became of an alert on each channel; a failing channel is reported here, never thrown. */
+export interface AlertDelivery {
+  email: 'sent' | 'not configured' | `failed: ${string}`;
+  webhook: 'sent' | 'not configured' | `failed: ${string}`;
+}
+
+/** Where alerts go (the configured e-mail and webhook channels): src/notify.ts `configNotifier`. */
+export interface Notifier {
+  send(alert: Alert): Promise<AlertDelivery>;
+}
+
 /** Where backup sessions are read and written (a local folder, an S3 bucket prefix): src/sessions/store.ts. */
 export type { SessionStore } from './sessions/store';
 
