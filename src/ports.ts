@@ -3,6 +3,8 @@
  * a use case states what it touches and a unit test can hand it a temporary folder or a fake.
  * Activities build them from the configuration (see the README's layout section for which use
  * case takes which). Only ports some use case takes are defined here; grow them with the use cases.
+ * Built from the configuration: SessionStore (src/sessions/store.ts), TenantFilestore
+ * (src/recovery/tenant-filestore.ts `localTenantFilestore`), Notifier (src/notify.ts `configNotifier`); Clock is `systemClock`.
  */
 import type { Ownership } from './restore/ownership';
 

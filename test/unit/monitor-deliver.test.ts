@@ -2,7 +2,9 @@
 import assert from 'node:assert/strict';
 import { deliverAlertMessages, outcomeWithoutChannels } from '../../src/monitor/deliver';
 import type { AlertMessage } from '../../src/monitor/alerts';
+import { configNotifier } from '../../src/notify';
 import type { Alert, AlertDelivery, Clock, Notifier } from '../../src/ports';
+import { stackConfig } from '../helpers/config';
 
 const fixedClock = (iso: string): Clock => ({ now: () => new Date(iso) });
 
@@ -58,5 +60,16 @@ describe('alert delivery: outcomeWithoutChannels', () => {
       active: [],
       channels: { email: { last: 'not configured', at: '2026-11-26T12:00:00.000Z' }, webhook: { last: 'not configured', at: '2026-11-26T12:00:00.000Z' } },
     });
+  });
+});
+
+describe('the configured notifier: configNotifier', () => {
+  it('sends through the configured channels as sendAlert does: an unreachable webhook is reported, its token never, no e-mail when none is configured', async () => {
+    const token = 'T0KEN-not-to-be-echoed';
+    const notifier = configNotifier(stackConfig({ DR_WEBHOOK_URL: `http://127.0.0.1:1/hooks/${token}`, DR_SMTP_HOST: '', DR_NOTIFICATION_EMAIL: '' }));
+    const delivery = await notifier.send({ severity: 'warning', subject: 'unit', text: 'unit' });
+    assert.equal(delivery.email, 'not configured');
+    assert.match(delivery.webhook, /^failed: /);
+    assert.doesNotMatch(delivery.webhook, new RegExp(token));
   });
 });
