@@ -4,16 +4,14 @@
  */
 import path from 'node:path';
 import { activityInfo, Context } from '@temporalio/activity';
-import { localPath } from '../src/backup/layout';
-import { withClient } from '../src/postgres';
 import type { DrConfig } from '../src/config';
 import { readIdentity } from '../src/crypto/age';
-import { ArtifactCorruptedError, InvalidInputError } from '../src/errors';
-import { parseToolVersion } from '../src/pgtools';
+import { InvalidInputError } from '../src/errors';
 import { restoreConfigArchive } from '../src/recovery/config-files';
 import { filestorePreRecoveryDir, filestoreShadowDir, preRecoveryName, shadowName } from '../src/recovery/names';
 import { checkHealth, runServiceCommand, type HealthCheck } from '../src/recovery/odoo-service';
-import { restoreFilesOnly } from '../src/recovery/files-only';
+import { prepareShadow } from '../src/recovery/prepare-shadow';
+import { clusterShadowDatabases } from '../src/recovery/shadow-databases';
 import { swapFilestoreBack, swapFilestoreIn } from '../src/recovery/files-swap';
 import { localTenantFilestore } from '../src/recovery/tenant-filestore';
 import { decryptGlobals, restoreGlobals, type GlobalsRestoreResult } from '../src/recovery/globals';
@@ -21,10 +19,9 @@ import { planRecovery, type PlanRequest, type RecoveryPlan } from '../src/recove
 import { markRecovered } from '../src/recovery/recovered';
 import { SessionCatalog } from '../src/sessions/catalog';
 import { ensureScratchRoot, removeScratch, scratchFolderName } from '../src/restore/scratch';
-import { dropShadow, restoreShadow, verifyShadow } from '../src/recovery/shadow';
+import { dropShadow } from '../src/recovery/shadow';
 import { swapBack, swapIn } from '../src/recovery/swap';
 import type { SwapPlan } from '../src/recovery/swap-state';
-import { fetchTenantFiles } from '../src/validate/cloud';
 import { mapped } from './errors';
 import { whileHeartbeating } from './heartbeat';
 
@@ -64,6 +61,7 @@ export function createRecoveryActivities(config: DrConfig, secrets: Array<string
   };
   const catalog = SessionCatalog.fromConfig(config);
   const filestore = localTenantFilestore({ filestoreRoot: config.odoo.filestoreRoot, dataDir: config.odoo.dataDir });
+  const databases = clusterShadowDatabases(config);
   const permissive = SessionCatalog.fromConfig(config, { allowUnsigned: true });
   const open = (session: string, fromCloud: boolean, allowUnsigned?: boolean) =>
     (allowUnsigned ? permissive : catalog).open(session, fromCloud ? 'cloud' : 'auto');
@@ -96,53 +94,20 @@ export function createRecoveryActivities(config: DrConfig, secrets: Array<string
         const mirror = await scratchDir(`recovery-${input.id}-${input.tenant}`);
         try {
           const { manifest, store } = await open(input.session, input.fromCloud, input.allowUnsigned);
-          if (input.scope === 'files') {
-            return await restoreFilesOnly({
-              store,
-              manifest,
-              filestore,
-              tenant: input.tenant,
-              id: input.id,
-              identity: await identity(),
-              mirror,
-              signal,
-              onProgress: beat,
-              beforeRestore: () => hooks.beforeRestoreFiles?.(activityInfo().attempt),
-            });
-          }
-          const entry = manifest.tenants[input.tenant];
-          if (!entry?.database || !entry.filestore || !entry.odoo)
-            throw new InvalidInputError(`session ${input.session} has no complete backup of ${input.tenant}`);
-          beat('download');
-          const { root } = await fetchTenantFiles({ store, manifest, tenant: input.tenant, mirror, signal, onProgress: (n) => beat('download', n) });
-          await filestore.ensureRoot();
-          const dumpMajor = parseToolVersion(`(PostgreSQL) ${entry.database.pgDump}`)?.major;
-          const shadow = await restoreShadow({
-            config,
+          return await prepareShadow({
+            store,
+            manifest,
+            databases,
+            filestore,
             tenant: input.tenant,
             id: input.id,
-            encryptedDump: localPath(root, entry.database.path),
-            indexFile: localPath(root, entry.filestore.index.path),
-            blobRoot: root,
+            scope: input.scope,
             identity: await identity(),
+            mirror,
             signal,
-            onProgress: (phase, amount) => beat(phase, amount),
-            // database-only keeps today's files: the shadow folder is a hard-linked copy of them.
-            filestoreFrom: input.scope === 'database' ? 'live' : 'backup',
-            ...(dumpMajor !== undefined ? { dumpPgMajor: dumpMajor } : {}),
+            onProgress: beat,
+            beforeRestoreFiles: () => hooks.beforeRestoreFiles?.(activityInfo().attempt),
           });
-          const checks = await verifyShadow({ config, database: shadow.database, filestoreDir: shadow.filestoreDir, expected: entry.odoo });
-          // What comes back, as it will sit on the server: the restored database and the files.
-          const restoredBytes =
-            (await withClient(config.postgres, config.postgres.maintenanceDb, async (c) =>
-              Number((await c.query<{ s: string }>('SELECT pg_database_size($1) AS s', [shadow.database])).rows[0]!.s),
-            )) + entry.filestore.bytes;
-          const failed = [...checks.filter((c) => c.status === 'fail').map((c) => `${c.name}: ${c.message}`), ...shadow.problems];
-          if (failed.length) {
-            await dropShadow(config, input.tenant, input.id);
-            throw new ArtifactCorruptedError(`the shadow copy of ${input.tenant} does not verify: ${failed.slice(0, 5).join('; ')}`);
-          }
-          return { checks, bytes: restoredBytes };
         } finally {
           await removeScratch(mirror);
         }

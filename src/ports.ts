@@ -6,6 +6,8 @@
  * Built from the configuration: SessionStore (src/sessions/store.ts), TenantFilestore
  * (src/recovery/tenant-filestore.ts `localTenantFilestore`), Notifier (src/notify.ts `configNotifier`); Clock is `systemClock`.
  */
+import type { Check } from './odoo/checks';
+import type { RestoreShadowOptions, RestoreShadowResult, VerifyShadowOptions } from './recovery/shadow';
 import type { Ownership } from './restore/ownership';
 
 /** The time a use case reads ("now"): the system's, or a fixed one in a unit test. */
@@ -45,4 +47,17 @@ export interface TenantFilestore {
   shadowDir(tenant: string, id: string): string;
   /** Who the tenant's files belong to: its live folder's owner, else the filestore root's, else the data folder's. */
   ownerOf(tenant: string): Promise<Ownership | undefined>;
+}
+
+/**
+ * The PostgreSQL side of a recovery's shadow copy, over the cluster (src/recovery/shadow-databases.ts):
+ * restore a session's dump (and filestore) into `<tenant>_dr_shadow_<id>`, verify it like the real
+ * tenant, measure it, drop it.
+ */
+export interface ShadowDatabases {
+  restore(req: Omit<RestoreShadowOptions, 'config'>): Promise<RestoreShadowResult>;
+  verify(req: Omit<VerifyShadowOptions, 'config'>): Promise<Check[]>;
+  /** The database's size on the server, in bytes. */
+  sizeOf(database: string): Promise<number>;
+  drop(tenant: string, id: string): Promise<void>;
 }
