@@ -4,7 +4,8 @@
  * Activities build them from the configuration (see the README's layout section for which use
  * case takes which). Only ports some use case takes are defined here; grow them with the use cases.
  * Built from the configuration: SessionStore (src/sessions/store.ts), TenantFilestore
- * (src/recovery/tenant-filestore.ts `localTenantFilestore`), Notifier (src/notify.ts `configNotifier`); Clock is `systemClock`.
+ * (src/recovery/tenant-filestore.ts `localTenantFilestore`), ShadowDatabases
+ * (src/recovery/shadow-databases.ts `clusterShadowDatabases`), Notifier (src/notify.ts `configNotifier`); Clock is `systemClock`.
  */
 import type { Check } from './odoo/checks';
 import type { RestoreShadowOptions, RestoreShadowResult, VerifyShadowOptions } from './recovery/shadow';
