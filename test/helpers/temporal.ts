@@ -44,16 +44,19 @@ export function devServer(): Promise<TestWorkflowEnvironment> {
   return devEnv;
 }
 
-/** The Java time-skipping test server (fails loudly if it is not installed). */
+/** A new Java time-skipping test server from the installed binary (fails loudly if it is not installed); the caller tears it down. */
+export async function startTimeSkippingServer(): Promise<TestWorkflowEnvironment> {
+  if (!existsSync(TEST_SERVER_PATH)) {
+    throw new Error(`time-skipping test server not found at ${TEST_SERVER_PATH}: run scripts/install-test-server.sh`);
+  }
+  return TestWorkflowEnvironment.createTimeSkipping({
+    server: { executable: { type: 'existing-path', path: TEST_SERVER_PATH } },
+  });
+}
+
+/** The time-skipping server shared by the run (torn down by the root hooks). */
 export function timeSkippingServer(): Promise<TestWorkflowEnvironment> {
-  skippingEnv ??= (async () => {
-    if (!existsSync(TEST_SERVER_PATH)) {
-      throw new Error(`time-skipping test server not found at ${TEST_SERVER_PATH}: run scripts/install-test-server.sh`);
-    }
-    return TestWorkflowEnvironment.createTimeSkipping({
-      server: { executable: { type: 'existing-path', path: TEST_SERVER_PATH } },
-    });
-  })();
+  skippingEnv ??= startTimeSkippingServer();
   return skippingEnv;
 }
 

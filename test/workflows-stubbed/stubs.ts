@@ -7,12 +7,12 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities } from '../../activities';
 import { toFailure } from '../../activities/errors';
 import type { DrError } from '../../src/errors';
 import { HISTORIES_DIR } from '../helpers/replay';
-import { TEST_SERVER_PATH } from '../helpers/temporal';
+import { startTimeSkippingServer } from '../helpers/temporal';
 
 export type ActivityName = keyof Activities;
 export type StubImpls = Partial<{ [K in ActivityName]: (...args: Parameters<Activities[K]>) => ReturnType<Activities[K]> }>;
@@ -112,7 +112,7 @@ export async function recordHistory(handle: WorkflowHandle, file: string): Promi
  * cancelled while an activity runs, a backup whose batch children held locks. The caller tears it down.
  */
 export function isolatedTimeSkippingServer(): Promise<TestWorkflowEnvironment> {
-  return TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: TEST_SERVER_PATH } } });
+  return startTimeSkippingServer();
 }
 
 /** Mocha hooks of a `describe` whose tests run on a server of their own: `swap` swaps it in, then back. */
