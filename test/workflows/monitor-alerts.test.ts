@@ -17,23 +17,30 @@ import { alertStateQuery, observationOutcomeUpdate, observeSignal, workflowIds }
 import { stackConfig, uniqueSuffix } from '../helpers/config';
 import { historyText } from '../helpers/history';
 import { mailText, startReceivers, type Receivers } from '../helpers/receivers';
-import { timeSkippingServer, withWorker } from '../helpers/temporal';
+import { startTimeSkippingServer, withWorker } from '../helpers/temporal';
 
 const HOUR = 3_600_000;
 
 describe('alertsWorkflow (time skipping, real SMTP and webhook receivers)', function () {
   this.timeout(300_000);
-  // The shared Java time-skipping server has been seen to drop a long-lived client connection late in a
-  // full run (grpc-js: "rejected by server because of excess pings"): one retry, from a clean state
-  // (withWorker terminates what the failed attempt left, each attempt counts from its own baseline).
+  // A time-skipping server of its own: these tests skip hours, and late in a full run the shared
+  // server had stopped skipping time (something an earlier file left; CI of 2026-11-26 waited in real
+  // time until the mocha timeout). One retry, from a clean state (withWorker terminates what the failed
+  // attempt left, each attempt counts from its own baseline).
   this.retries(1);
   let rx: Receivers;
+  let server: TestWorkflowEnvironment;
   const token = `tok${uniqueSuffix()}${uniqueSuffix()}`;
+  const timeSkippingServer = async () => server;
 
   before(async () => {
     rx = await startReceivers();
+    server = await startTimeSkippingServer();
   });
-  after(async () => rx.close());
+  after(async () => {
+    await rx.close();
+    await server?.teardown();
+  });
 
   const config = (smtpPort: number) =>
     stackConfig({
