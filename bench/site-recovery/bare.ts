@@ -1,8 +1,8 @@
 /**
  * The bare-tools side of the site-recovery benchmark: what a person with the bucket, the key and a
  * shell would run on a fresh PostgreSQL cluster (S3 GetObject, `age -d | zstd -d`, `createdb -O odoo`,
- * `pg_restore -j2`, every filestore blob through `age -d`), 3 tenants at a time, without
- * verification, shadow/swap or orchestration.
+ * `pg_restore -j2`, every filestore pack through `age -d | zstd -d | tar -x`), 3 tenants at a time,
+ * without verification, shadow/swap or orchestration.
  */
 import { execFile, spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -20,8 +20,8 @@ import { assertRestored, PARALLEL } from './restored';
 
 export const STACK_DIR = path.resolve(process.env.ODOO_DR_STACK_DIR ?? '/var/tmp/odoo-dr-stack');
 const PG_BIN = `/usr/lib/postgresql/${process.env.ODOO_DR_PG_MAJOR ?? '15'}/bin`;
-/** Filestore blobs in flight per tenant: odoo-dr's restoreFilestore default, used for the baseline too. */
-const BLOB_CONCURRENCY = 4;
+/** Filestore packs in flight per tenant: odoo-dr's restore reads two at a time, the baseline too. */
+const PACK_CONCURRENCY = 2;
 const run = promisify(execFile);
 
 /** Runs `fn` over `items`, `limit` at a time; the first error wins (after the running ones settle). */
@@ -47,14 +47,16 @@ async function sh(file: string, argv: string[], env?: NodeJS.ProcessEnv): Promis
   }
 }
 
-/** `age -d` of a stream into `dest`. */
-function ageDecryptTo(body: Readable, identityFile: string, dest: string): Promise<void> {
-  const child = spawn('age', ['-d', '-i', identityFile, '-o', dest], { stdio: ['pipe', 'ignore', 'pipe'] });
+/** `age -d | zstd -d | tar -x` of a stream into `dest` (the README's break-glass for a pack). */
+function unpackInto(body: Readable, identityFile: string, dest: string): Promise<void> {
+  const child = spawn('bash', ['-c', 'set -o pipefail; age -d -i "$1" | zstd -d -q | tar -x -C "$2"', 'x', identityFile, dest], {
+    stdio: ['pipe', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<void>((resolve, reject) => {
     child.once('error', reject);
-    child.once('close', (code) => (code === 0 ? resolve() : reject(new Error(`age -d ${dest} exited ${code}: ${stderr.trim()}`))));
+    child.once('close', (code) => (code === 0 ? resolve() : reject(new Error(`age -d | zstd -d | tar -x into ${dest} exited ${code}: ${stderr.trim()}`))));
   });
   return Promise.all([pipeline(body, child.stdin), exited]).then(() => undefined);
 }
@@ -94,16 +96,18 @@ export async function bareRecovery(opts: { stack: DrConfig; session: string; inf
       rmSync(plain);
       const chunks: Buffer[] = [];
       for await (const chunk of await get(key(tenantDir(name), 'filestore.jsonl'))) chunks.push(chunk as Buffer);
-      const entries = Buffer.concat(chunks)
+      // The index lists files ({path, sha1, size, pack}) and packs ({pack, bytes}); a pack unpacks to
+      // Odoo's own `<aa>/<sha1>` layout. Every pack is extracted whole (no selection, no checks).
+      const packs = Buffer.concat(chunks)
         .toString('utf8')
         .split('\n')
         .filter((l) => l.trim() !== '')
-        .map((l) => JSON.parse(l) as { path: string; sha1: string; size: number });
+        .map((l) => JSON.parse(l) as { pack?: string; path?: string })
+        .filter((e): e is { pack: string } => e.pack !== undefined && e.path === undefined)
+        .map((e) => e.pack);
       const dest = path.join(scratch, 'filestore', name);
-      await pool(entries, BLOB_CONCURRENCY, async (e) => {
-        mkdirSync(path.dirname(path.join(dest, e.path)), { recursive: true });
-        await ageDecryptTo(await get(key('blobs', e.sha1.slice(0, 2), `${e.sha1}.age`)), identity, path.join(dest, e.path));
-      });
+      mkdirSync(dest, { recursive: true });
+      await pool(packs, PACK_CONCURRENCY, async (pack) => unpackInto(await get(key('packs', pack.slice(0, 2), `${pack}.tar.zst.age`)), identity, dest));
     });
     const ms = performance.now() - t0;
 
