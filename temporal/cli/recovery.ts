@@ -227,14 +227,15 @@ Exit codes: 0 recovered (or plan shown), 1 failed, rolled back, rejected or expi
       .description(name === 'approve' ? 'Approve a recovery waiting for approval (recorded in the audit log).' : 'Reject a recovery: it ends without changes.')
       .option('--reason <text>', 'why (reject)')
       .action(async (workflowId: string, cmdOpts: { reason?: string }, cmd: Command) => {
-        const { opts } = globals(cmd);
+        const { opts, out } = globals(cmd);
         const config = load(opts);
         await withTemporal(config, async (client) => {
           const handle = client.workflow.getHandle(workflowId);
           const by = operatorIdentity();
           if (name === 'approve') await handle.signal(approveSignal, { by });
           else await handle.signal(rejectSignal, { by, ...(cmdOpts.reason ? { reason: cmdOpts.reason } : {}) });
-          process.stdout.write(`${name === 'approve' ? 'approved' : 'rejected'} ${workflowId} as ${by}\n`);
+          const sent = { workflowId, signal: name, by, ...(name === 'reject' && cmdOpts.reason ? { reason: cmdOpts.reason } : {}) };
+          out.brief(sent, (s) => process.stdout.write(`${s.signal === 'approve' ? 'approved' : 'rejected'} ${s.workflowId} as ${s.by}\n`));
         });
       });
   signalCommand('approve');

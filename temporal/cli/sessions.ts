@@ -45,16 +45,19 @@ export function registerSessionCommands(program: Command): void {
       'Print the public key line (ssh-ed25519 …) of a session signing key, for DR_TRUSTED_SIGNERS; --create makes the key first when it does not exist (never overwrites).',
     )
     .option('--create', 'create the key (Ed25519, PKCS#8 PEM, mode 0600) if the file does not exist')
-    .action(async (file: string, cmdOpts: { create?: boolean }) => {
+    .action(async (file: string, cmdOpts: { create?: boolean }, cmd: Command) => {
+      const { out } = globals(cmd);
       if (!path.isAbsolute(file)) throw new CliExit(EXIT.usage, `the key file must be an absolute path, got "${file}"`);
       const { formatPublicKey, generateSigningKey, readSigningKey } = await import('../../src/crypto/signing.js');
-      if (cmdOpts.create && !existsSync(file)) {
-        process.stdout.write(`${await generateSigningKey(file, `odoo-dr@${hostname()}`)}\n`);
+      const created = Boolean(cmdOpts.create) && !existsSync(file);
+      const publicKey = created
+        ? await generateSigningKey(file, `odoo-dr@${hostname()}`)
+        : formatPublicKey(await readSigningKey(file), `odoo-dr@${hostname()}`);
+      out.brief({ file, publicKey, created }, (k) => process.stdout.write(`${k.publicKey}\n`));
+      if (created) {
         process.stderr.write(
           `created ${file} (mode 0600): set DR_SIGNING_KEY_FILE to it on the backup host, and the line above in DR_TRUSTED_SIGNERS where sessions are read\n`,
         );
-        return;
       }
-      process.stdout.write(`${formatPublicKey(await readSigningKey(file), `odoo-dr@${hostname()}`)}\n`);
     });
 }

@@ -97,6 +97,9 @@ describe('odoo-dr CLI', () => {
     const again = await run(['keys', 'signing', file, '--create']);
     assert.equal(again.code, 0);
     assert.equal(again.stdout, first.stdout, 'the existing key is kept');
+    const json = await run(['--json', 'keys', 'signing', file]);
+    assert.equal(json.code, 0, json.stderr);
+    assert.deepEqual(JSON.parse(json.stdout), { file, publicKey: first.stdout.trim(), created: false });
     rmSync(dir, { recursive: true, force: true });
   });
 

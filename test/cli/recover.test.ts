@@ -78,8 +78,11 @@ describe('odoo-dr recover (CLI, worker process)', function () {
       if (st.code === 0 && (JSON.parse(st.stdout) as { state: string }).state === 'waiting-for-approval') break;
       await new Promise((r) => setTimeout(r, 200));
     }
-    const reject = await cli(['recover', 'reject', id, '--reason', 'not now'], env).result;
-    assert.equal(reject.code, 0);
+    const reject = await cli(['--json', 'recover', 'reject', id, '--reason', 'not now'], env).result;
+    assert.equal(reject.code, 0, reject.stderr);
+    const sent = JSON.parse(reject.stdout) as { workflowId: string; signal: string; by: string; reason?: string };
+    assert.deepEqual({ ...sent, by: undefined }, { workflowId: id, signal: 'reject', by: undefined, reason: 'not now' });
+    assert.match(sent.by, /\S+@\S+/);
     const done = await run.result;
     assert.equal(done.code, 1);
     assert.match(done.stdout, /recovery: rejected \(rejected by \S+\)/);
