@@ -12,6 +12,7 @@ import {
   type MonitorInput,
   type ScheduleName,
 } from './definitions';
+import { failureMessage } from './backup-tenants';
 import { fail } from './failures';
 import { notifyActivity, quickActivity } from './options';
 
@@ -47,8 +48,9 @@ export async function monitorWorkflow(input: MonitorInput = {}): Promise<Monitor
       });
       report.alerts = { enabled: true, sent: outcome.sent, active: outcome.active, channels: outcome.channels };
     } catch (err) {
-      // The report is still written: a broken alert path must not hide the checks.
-      report.alerts.error = err instanceof Error ? err.message : String(err);
+      // The report is still written: a broken alert path must not hide the checks. The root cause,
+      // not the wrapper's "Activity task failed".
+      report.alerts.error = failureMessage(err);
     }
   }
   const written = await quick.publishStatusReport({ report });
@@ -129,7 +131,7 @@ export async function alertsWorkflow(input: AlertsInput = {}): Promise<void> {
         }
       } catch (err) {
         // Not sent at all (worker gone for the retries): recorded, the state moves on; the repeat interval resends.
-        const last = `failed: ${err instanceof Error ? err.message : String(err)}`;
+        const last = `failed: ${failureMessage(err)}`;
         channels = { email: { last, at }, webhook: { last, at } };
       }
     }

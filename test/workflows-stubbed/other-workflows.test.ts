@@ -102,8 +102,8 @@ describe('discovery, retention, monitor and alerts workflows (stubbed activities
       return r;
     });
     assert.equal(result.reportPath, '/var/log/odoo-dr/dr-status.json');
-    // Only the ActivityFailure's own message reaches the report ('Activity task failed'), not its cause.
-    assert.ok(result.alerts.error, 'the alert path failure is in the report');
+    // The root cause reaches the report, not the wrapper's 'Activity task failed'.
+    assert.equal(result.alerts.error, 'InvalidInputError: alerts workflow refused the observation');
     assert.equal(stubs.inputsOf('publishStatusReport')[0]?.report.alerts.enabled, true);
     assert.equal(stubs.inputsOf('appendAuditRecord')[0]?.result, 'warning');
   });
