@@ -24,6 +24,7 @@ import { leftovers, tenantData } from '../faults/measure';
 import { BIN, runCli as cli, startCliWorker, type CliRun } from '../helpers/cli';
 import { LOCAL_CONFIG_PATH, stackConfig, uniqueSuffix } from '../helpers/config';
 import { adminQuery, adminConnection } from '../helpers/pg';
+import { testBucketUrl } from '../helpers/bucket';
 
 /** Tables odoo-dr's neutralization may change (the rest of a copy equals the source). */
 const NEUTRALIZED_TABLES = new Set([
@@ -106,7 +107,7 @@ describe('odoo-dr import / export (Odoo backup zips, CLI)', function () {
     DR_LOG_DIR: path.join(work, 'logs'),
     ODOO_DATA_DIR: dataDir,
     DR_TASK_QUEUE: `interop-${s}`,
-    DR_CLOUD_BUCKET: `s3://odoo-dr-local/interop-${s}`,
+    DR_CLOUD_BUCKET: testBucketUrl(`interop-${s}`, { exact: true }),
   };
   const config = stackConfig(env);
   const ref = `ix-ref-${s}`;

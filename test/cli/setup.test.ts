@@ -19,6 +19,7 @@ import { adminQuery, createDatabase, dropDatabase, ensureRole } from '../helpers
 import { quoteIdent, withClient } from '../../src/postgres';
 import { devServer } from '../helpers/temporal';
 import { ScheduleIds } from '../../workflows/definitions';
+import { testBucketUrl } from '../helpers/bucket';
 
 /** The stack's services, without its keys: setup must make its own. */
 function stackServices(): Record<string, string> {
@@ -77,7 +78,7 @@ describe('odoo-dr setup', function () {
     env = {
       ...stackServices(),
       DR_BACKUP_DIR: path.join(dir, 'backups'),
-      DR_CLOUD_BUCKET: `s3://odoo-dr-local/test-setup-${s}`,
+      DR_CLOUD_BUCKET: testBucketUrl(`test-setup-${s}`, { exact: true }),
       DR_TASK_QUEUE: `setup-${s}`,
       DR_SMTP_HOST: '127.0.0.1',
       DR_SMTP_PORT: String((smtp.server.address() as AddressInfo).port),

@@ -25,6 +25,7 @@ import { stackConfig, uniqueSuffix } from '../helpers/config';
 import { startFreshSite, type FreshSite } from '../helpers/fresh-site';
 import { filestoreFiles } from '../helpers/files';
 import { adminQuery, adminConnection } from '../helpers/pg';
+import { testBucketUrl } from '../helpers/bucket';
 
 const STACK = '/var/tmp/odoo-dr-stack';
 
@@ -72,7 +73,7 @@ describe('site loss: the bucket alone brings the platform back on a fresh host (
     DR_LOG_DIR: path.join(oldSite.backups, 'logs'),
     ODOO_DATA_DIR: oldSite.data,
     DR_CONFIG_PATHS: oldSite.etc,
-    DR_CLOUD_BUCKET: `s3://odoo-dr-local/site-${s}`,
+    DR_CLOUD_BUCKET: testBucketUrl(`site-${s}`, { exact: true }),
     DR_TASK_QUEUE: `site-${s}`,
     DR_MAX_PARALLEL_BACKUPS: '2',
   };
@@ -154,7 +155,7 @@ describe('site loss: the bucket alone brings the platform back on a fresh host (
     const unknown = await runCli(['--json', 'recover', '-m', 'full', '-c', '--all', '-s', 'backup_20200101_000000_zzzzzz', '-t'], env).result;
     assert.equal(unknown.code, 1);
     assert.match(unknown.out, /session backup_20200101_000000_zzzzzz does not exist in s3:\/\/odoo-dr-local\/site-/);
-    const empty = await withWorker({ DR_CLOUD_BUCKET: `s3://odoo-dr-local/empty-${s}` }, ['recover', '-m', 'full', '-c', '--all', '-t']);
+    const empty = await withWorker({ DR_CLOUD_BUCKET: testBucketUrl(`empty-${s}`, { exact: true }) }, ['recover', '-m', 'full', '-c', '--all', '-t']);
     assert.equal(empty.code, 1);
     assert.match(empty.out, /no complete, non-failed backup session in s3:\/\/odoo-dr-local\/empty-/);
     const bad = await runCli(['recover', '-m', 'full', '--all', '--tenant', tenants[0]!, '-t'], env).result;
@@ -164,7 +165,16 @@ describe('site loss: the bucket alone brings the platform back on a fresh host (
     const garbage = { ...stackConfig().cloud!, prefix: `garbage-${s}` };
     const real = new S3SessionStore(config.cloud!);
     await new S3SessionStore(garbage).putManifest(session, 'this is not a manifest', await real.signatureText(session));
-    const unreadable = await withWorker({ DR_CLOUD_BUCKET: `s3://odoo-dr-local/garbage-${s}` }, ['recover', '-m', 'full', '-c', '--all', '-s', session, '-t']);
+    const unreadable = await withWorker({ DR_CLOUD_BUCKET: testBucketUrl(`garbage-${s}`, { exact: true }) }, [
+      'recover',
+      '-m',
+      'full',
+      '-c',
+      '--all',
+      '-s',
+      session,
+      '-t',
+    ]);
     await new S3SessionStore(garbage).deleteSession(session);
     assert.equal(unreadable.code, 1);
     assert.match(

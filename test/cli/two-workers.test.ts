@@ -17,6 +17,7 @@ import { runCli, startCliWorker, type CliRun } from '../helpers/cli';
 import { stackConfig, uniqueSuffix } from '../helpers/config';
 import { devServer } from '../helpers/temporal';
 import { adminConnection } from '../helpers/pg';
+import { testBucketUrl } from '../helpers/bucket';
 
 function json<T>(out: string): T {
   return JSON.parse(out.slice(out.indexOf('{'))) as T;
@@ -29,7 +30,7 @@ describe('two workers on two hosts (different DR_BACKUP_DIRs, one task queue)', 
   const hostA = mkdtempSync('/var/tmp/odoo-dr-2w-a-');
   const hostB = mkdtempSync('/var/tmp/odoo-dr-2w-b-');
   const tenants = [`tw-big-${s}`, `tw-a-${s}`, `tw-b-${s}`, `tw-c-${s}`];
-  const common = { ODOO_DATA_DIR: data, DR_TASK_QUEUE: `two-${s}`, DR_CLOUD_BUCKET: `s3://odoo-dr-local/two-${s}`, DR_MAX_PARALLEL_BACKUPS: '2' };
+  const common = { ODOO_DATA_DIR: data, DR_TASK_QUEUE: `two-${s}`, DR_CLOUD_BUCKET: testBucketUrl(`two-${s}`, { exact: true }), DR_MAX_PARALLEL_BACKUPS: '2' };
   const envA = { ...common, DR_BACKUP_DIR: hostA, DR_LOG_DIR: path.join(hostA, 'logs') };
   const envB = { ...common, DR_BACKUP_DIR: hostB, DR_LOG_DIR: path.join(hostB, 'logs') };
   const config = stackConfig(envA);

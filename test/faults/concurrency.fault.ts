@@ -12,6 +12,7 @@ import { stackConfig, uniqueSuffix } from '../helpers/config';
 import { leftovers } from './measure';
 import { recordFault } from './table';
 import { adminConnection } from '../helpers/pg';
+import { testBucketUrl } from '../helpers/bucket';
 
 describe('faults: overlapping backups', function () {
   this.timeout(600_000);
@@ -30,7 +31,7 @@ describe('faults: overlapping backups', function () {
       DR_LOG_DIR: path.join(work, 'logs'),
       ODOO_DATA_DIR: path.join(work, 'odoo-data'),
       DR_TASK_QUEUE: `fault-conc-${s}`,
-      DR_CLOUD_BUCKET: `s3://odoo-dr-local/faults-conc-${s}`,
+      DR_CLOUD_BUCKET: testBucketUrl(`faults-conc-${s}`, { exact: true }),
     };
     // The same seed: the same attachments, so both backups store and upload the same blobs.
     for (const name of tenants) await createTenant(admin(), path.join(work, 'odoo-data'), { name, moveLines: 2_000, files: 400, fileSize: 6_000, seed: 4242 });

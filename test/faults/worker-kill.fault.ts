@@ -18,6 +18,7 @@ import { adminQuery, adminConnection, restoreUnderWay } from '../helpers/pg';
 import { devServer } from '../helpers/temporal';
 import { dataLost, leftovers, tenantData, type TenantData } from './measure';
 import { recordFault } from './table';
+import { testBucketUrl } from '../helpers/bucket';
 
 /** Polls `check` until it holds; fails at once, with its output, if the command `run` ended first. */
 async function waitFor(what: string, run: CliRun, check: () => Promise<boolean>, timeoutMs = 120_000): Promise<void> {
@@ -50,7 +51,7 @@ describe('faults: worker SIGKILL at each phase', function () {
     DR_LOG_DIR: path.join(work, 'logs'),
     ODOO_DATA_DIR: path.join(work, 'odoo-data'),
     DR_TASK_QUEUE: `fault-kill-${s}`,
-    DR_CLOUD_BUCKET: `s3://odoo-dr-local/faults-kill-${s}`,
+    DR_CLOUD_BUCKET: testBucketUrl(`faults-kill-${s}`, { exact: true }),
     // Odoo's stop takes a while (as a real one does): a worker can die while it runs.
     DR_ODOO_STOP_CMD: `touch '${path.join(work, 'odoo-stopping')}'; sleep 10`,
     DR_ODOO_START_CMD: 'true',

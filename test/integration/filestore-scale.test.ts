@@ -24,6 +24,7 @@ import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy';
 import { filestoreFiles } from '../helpers/files';
 import { devServer, withWorker } from '../helpers/temporal';
 import { adminConnection } from '../helpers/pg';
+import { testBucketUrl } from '../helpers/bucket';
 
 const FILES = 20_000;
 /** Longer than the production heartbeat timeout (60 s, workflows/options.ts). */
@@ -51,7 +52,7 @@ describe('a filestore of 20,000 files (real stack, production heartbeat timeout,
     config = stackConfig({
       DR_BACKUP_DIR: backupDir,
       DR_LOG_DIR: path.join(backupDir, 'logs'),
-      DR_CLOUD_BUCKET: `s3://odoo-dr-local/test-scale-${s}`,
+      DR_CLOUD_BUCKET: testBucketUrl(`test-scale-${s}`, { exact: true }),
       DR_S3_ENDPOINT: proxy.url,
       DR_COMPRESSION_LEVEL: '3',
     });

@@ -16,7 +16,8 @@ import { LocalSessionStore } from '../../src/sessions/local-store';
 import { S3SessionStore } from '../../src/sessions/s3-store';
 import type { SessionStore } from '../../src/sessions/store';
 import { rejection } from '../helpers/assert';
-import { stackConfig, uniqueSuffix } from '../helpers/config';
+import { stackConfig } from '../helpers/config';
+import { testBucketUrl } from '../helpers/bucket';
 
 const OLD = 'backup_20260101_010101_aaaaaa';
 // The backup host's key (trusted) and another one (not trusted).
@@ -64,7 +65,7 @@ const backends: Array<{ name: string; make: () => { store: SessionStore; catalog
   {
     name: 'S3 bucket',
     make: () => {
-      const cloud = { ...stackConfig().cloud!, prefix: `conformance-${uniqueSuffix()}` };
+      const cloud = stackConfig({ DR_CLOUD_BUCKET: testBucketUrl('conformance') }).cloud!;
       const store = new S3SessionStore(cloud);
       const empty = new LocalSessionStore(mkdtempSync(path.join(tmpdir(), 'odoo-dr-empty-')));
       return {

@@ -31,7 +31,7 @@ describe('alertsWorkflow (time skipping, real SMTP and webhook receivers)', func
   let rx: Receivers;
   let server: TestWorkflowEnvironment;
   const token = `tok${uniqueSuffix()}${uniqueSuffix()}`;
-  const timeSkippingServer = async () => server;
+  const timeSkippingServer = () => Promise.resolve(server);
 
   before(async () => {
     rx = await startReceivers();

@@ -20,6 +20,7 @@ import { stackConfig, uniqueSuffix } from '../helpers/config';
 import { filestoreFiles } from '../helpers/files';
 import { adminQuery, adminConnection } from '../helpers/pg';
 import { devServer, timeSkippingServer, withWorker } from '../helpers/temporal';
+import { testBucketUrl } from '../helpers/bucket';
 
 /** What an operator would compare: row count and content checksum of the main tables, and every filestore file. */
 async function fingerprint(config: DrConfig, tenant: string): Promise<string> {
@@ -64,7 +65,7 @@ describe('recoveryWorkflow (real PostgreSQL, filestore, approval)', function () 
       DR_CONFIG_PATHS: etc,
       // Its own prefix: the stack's `backups` prefix is the demo's, and what this test writes there
       // (a validation result dated 2999) would become every monitor's "last validation".
-      DR_CLOUD_BUCKET: `s3://odoo-dr-local/test-recovery-${s}`,
+      DR_CLOUD_BUCKET: testBucketUrl(`test-recovery-${s}`, { exact: true }),
       ...extra,
     });
   const admin = (): PgAdminConnection => adminConnection(config);

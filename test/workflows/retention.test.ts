@@ -20,6 +20,7 @@ import { createTenant, dropTenant } from '../fixtures/odoo-tenants';
 import { stackConfig, uniqueSuffix } from '../helpers/config';
 import { devServer, withWorker } from '../helpers/temporal';
 import { adminConnection } from '../helpers/pg';
+import { testBucketUrl } from '../helpers/bucket';
 
 interface Deferred<T> {
   promise: Promise<T>;
@@ -76,7 +77,7 @@ describe('retentionWorkflow with a backup running concurrently (the collection r
     config = stackConfig({
       DR_BACKUP_DIR: backupDir,
       DR_LOG_DIR: path.join(backupDir, 'logs'),
-      DR_CLOUD_BUCKET: `s3://odoo-dr-local/retention-${s}`,
+      DR_CLOUD_BUCKET: testBucketUrl(`retention-${s}`, { exact: true }),
       DR_LOCAL_RETENTION_DAYS: '7',
       // The shared cluster's scratch and pre-recovery databases are other people's: never old enough here.
       DR_TEST_RETENTION_HOURS: '720',

@@ -24,6 +24,7 @@ import { createTenant, dropTenant, type PgAdminConnection } from '../fixtures/od
 import { stackConfig, uniqueSuffix } from '../helpers/config';
 import { devServer, withWorker } from '../helpers/temporal';
 import { adminConnection } from '../helpers/pg';
+import { testBucketUrl } from '../helpers/bucket';
 
 describe('trust: a bucket an attacker can write to (real stack)', function () {
   this.timeout(600_000);
@@ -31,7 +32,11 @@ describe('trust: a bucket an attacker can write to (real stack)', function () {
   const victim = `trust-a-${s}`;
   const other = `trust-b-${s}`;
   const dir = mkdtempSync(path.join(tmpdir(), 'odoo-dr-trust-'));
-  const config: DrConfig = stackConfig({ DR_BACKUP_DIR: dir, DR_LOG_DIR: path.join(dir, 'logs'), DR_CLOUD_BUCKET: `s3://odoo-dr-local/trust-${s}` });
+  const config: DrConfig = stackConfig({
+    DR_BACKUP_DIR: dir,
+    DR_LOG_DIR: path.join(dir, 'logs'),
+    DR_CLOUD_BUCKET: testBucketUrl(`trust-${s}`, { exact: true }),
+  });
   const cloud = config.cloud!;
   const admin = (): PgAdminConnection => adminConnection(config);
   const rows = () =>
