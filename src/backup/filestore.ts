@@ -5,8 +5,8 @@
  * reuses the packs of the tenant's previous session: an unchanged file is neither read nor uploaded.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, createWriteStream, fstatSync, openSync, readFileSync, readSync, statSync, type Stats } from 'node:fs';
-import { mkdir, open, rename, rm, stat, utimes } from 'node:fs/promises';
+import { closeSync, createWriteStream, fstatSync, openSync, readFileSync, statSync, type Stats } from 'node:fs';
+import { mkdir, open, rename, rm, stat, utimes, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { DrConfig } from '../config';
 import { DiskFullError } from '../errors';
@@ -16,17 +16,8 @@ import { localPath, rel } from './layout';
 import type { Artifact } from './artifact';
 import { loadReusable } from './filestore-index';
 import { forEachLimited, walkFilestore, yieldingEvery } from './filestore-walk';
-import {
-  BLOCK,
-  PACK_TARGET_BYTES,
-  SMALL_FILE_BYTES,
-  tarEntryBytes,
-  writePack,
-  writeTarEntryHeader,
-  type FileEntry,
-  type PackMember,
-  type PackRecord,
-} from './packs';
+import { PackFeed } from './filestore-feed';
+import { PACK_TARGET_BYTES, SMALL_FILE_BYTES, tarEntryBytes, writePack, type FileEntry, type PackMember, type PackRecord, type WrittenPack } from './packs';
 
 export { blobSound, readFilestoreIndex, readIndexLines } from './filestore-index';
 
@@ -98,22 +89,19 @@ function wrapDiskError(err: unknown, where: string): Error {
 const isGone = (err: unknown) => (err as NodeJS.ErrnoException).code === 'ENOENT';
 
 interface Batch {
-  members: PackMember[];
-  /** Files to list once the pack is stored (several paths may share one member). */
+  /** The pack's tar, fed as files are read; its pack is written meanwhile (started at its first file). */
+  feed: PackFeed;
+  /** The pack, once its first file is added. */
+  written?: Promise<WrittenPack>;
+  /** SHA-1 of each file in the pack. */
+  blobs: string[];
+  /** Handles of files streamed into the pack, closed once it is written. */
+  handles: FileHandle[];
+  /** Files to list once the pack is stored (several paths may share one blob). */
   entries: FilestoreEntry[];
+  /** Tar bytes so far. */
   bytes: number;
-  /**
-   * The tar entries of the batch's small files, read side by side into one buffer (taken at the
-   * batch's first small file, given back once its pack is stored): no allocation per file, no copy
-   * into the tar stream, memory bounded by the packs in flight.
-   */
-  slab?: Buffer;
-  /** Bytes of `slab` holding entries. */
-  used: number;
 }
-
-/** A slab holds a pack's worth of small files, and one more (a batch is sealed at PACK_TARGET_BYTES), and its probe byte. */
-const SLAB_BYTES = PACK_TARGET_BYTES + tarEntryBytes(SMALL_FILE_BYTES) + 1;
 
 export async function backupFilestore(req: FilestoreRequest): Promise<FilestoreResult> {
   const { config, session, tenant, recipients } = req;
@@ -215,85 +203,113 @@ export async function backupFilestore(req: FilestoreRequest): Promise<FilestoreR
 
   // Files packed by this backup: SHA-1 → pack id, or the batch it waits in.
   const packedHere = new Map<string, string | Batch>();
-  const newBatch = (): Batch => ({ members: [], entries: [], bytes: 0, used: 0 });
+  const newBatch = (): Batch => ({ feed: new PackFeed(), blobs: [], handles: [], entries: [], bytes: 0 });
   let current = newBatch();
-  /** Slabs of stored batches, for the next ones (at most as many as batches in memory at once). */
-  const spareSlabs: Buffer[] = [];
-  const giveBack = (batch: Batch) => {
-    if (batch.slab && spareSlabs.length < 2) spareSlabs.push(batch.slab);
-    batch.slab = undefined;
-  };
-  let writing: Promise<void> = Promise.resolve();
+  let storing: Promise<void> = Promise.resolve();
   let packFailure: Error | undefined;
+  const failed = (err: unknown) => {
+    packFailure ??= err instanceof Error ? err : new Error(String(err));
+    current.feed.fail(packFailure);
+  };
 
+  /** The batch's pack, started (tar → zstd → age) at its first file. */
+  const started = (batch: Batch): Promise<WrittenPack> => {
+    if (!batch.written) {
+      batch.written = writePack({
+        root: config.backupDir,
+        members: batch.feed,
+        recipients,
+        compressionLevel: config.encryption.compressionLevel,
+        ...(req.signal ? { signal: req.signal } : {}),
+      });
+      // A pack that fails (or is aborted) stops the backup: readers waiting for room in its tar,
+      // which nothing reads any more, go on and see the failure.
+      batch.written.catch((err: unknown) => {
+        failed(err);
+        batch.feed.fail(packFailure!);
+      });
+    }
+    return batch.written;
+  };
+
+  /** Once its pack is written: uploaded with `cloud`, its files listed (after the packs before it). */
   const storeBatch = async (batch: Batch): Promise<void> => {
-    const written = await writePack({
-      root: config.backupDir,
-      members: batch.members,
-      recipients,
-      compressionLevel: config.encryption.compressionLevel,
-      ...(req.signal ? { signal: req.signal } : {}),
-    }).finally(() => giveBack(batch));
+    const written = await batch.written!;
     result.packsStored++;
     if (cloud) await uploadPack(written.id, written.bytes);
-    for (const m of batch.members) packedHere.set(m.sha1, written.id);
+    for (const sha1 of batch.blobs) packedHere.set(sha1, written.id);
     const lines: object[] = packLines(written.id, written.bytes);
     for (const e of batch.entries) lines.push({ ...e, pack: written.id });
     await writeLines(lines);
     result.files += batch.entries.length;
     for (const e of batch.entries) result.bytes += e.size;
-    result.blobsStored += batch.members.length;
-    if (cloud) result.blobsUploaded += batch.members.length;
+    result.blobsStored += batch.blobs.length;
+    if (cloud) result.blobsUploaded += batch.blobs.length;
     progress();
     req.onCheckpoint?.(indexPartial);
   };
 
-  /** Completion of each sealed batch not yet stored, oldest first (they are stored one after another). */
+  /** Completion of each sealed batch not yet stored, oldest first (two at most: see roomForAFile). */
   const unstored: Array<Promise<void>> = [];
 
-  /** Closes the batch being filled and queues it to be stored after the ones before it. */
+  /** Ends the batch being filled (its pack's tar) and queues it to be stored after the one before it. */
   const seal = (): void => {
     const batch = current;
     current = newBatch();
-    if (batch.entries.length === 0) return giveBack(batch);
-    // After a failure the batches queued behind it are not stored: their open handles are closed.
-    const skip = async () => {
-      giveBack(batch);
-      for (const m of batch.members) await m.handle?.close().catch(() => undefined);
+    if (packFailure) current.feed.fail(packFailure);
+    batch.feed.end();
+    if (!batch.written) return;
+    const closeHandles = async () => {
+      for (const h of batch.handles) await h.close().catch(() => undefined);
     };
-    const done = writing
-      .then(() => (packFailure ? skip() : storeBatch(batch)))
-      .catch((err: unknown) => {
-        packFailure ??= err instanceof Error ? err : new Error(String(err));
-      });
-    writing = done;
+    // Its pack is being written already: waited for even after a failure (no child left running).
+    const written = batch.written.finally(closeHandles);
+    written.catch(failed);
+    const done = storing
+      .then(async () => {
+        if (packFailure) await written.catch(() => undefined);
+        else await storeBatch(batch);
+      })
+      .catch(failed);
+    storing = done;
     unstored.push(done);
     void done.then(() => unstored.shift());
   };
 
   /**
-   * One pack being stored while the next one fills, at most (two slabs in memory; a second sealed
-   * pack waiting made no difference on two cores): every reader waits here before it reads a file
-   * (not only the one that filled a batch, or the other concurrent readers went on filling batch
-   * after batch while one was written). Between this and `place` nothing may wait: the batch has
-   * room then.
+   * Before a file is read: the pack being filled has room (its tar is written as it fills, a few MiB
+   * queued at most), and two sealed packs at most are still being finished and stored (uploaded
+   * with `cloud`, one after the other) meanwhile. Every reader waits here (not only the one that
+   * filled a batch, or the other concurrent readers went on filling batch after batch while one was
+   * stored). Between this and `place` nothing may wait.
    */
   const roomForAFile = async (): Promise<void> => {
-    while (unstored.length >= 1) await unstored[0];
-    if (packFailure) throw packFailure;
+    for (;;) {
+      if (packFailure) throw packFailure;
+      if (unstored.length >= 2) await unstored[0];
+      else if (!current.feed.hasRoom) await current.feed.room();
+      else return;
+    }
+  };
+
+  /** Lists a file added to the current batch's tar; seals the batch once it is full. */
+  const place = (sha1: string, entry: FilestoreEntry, tarBytes: number): void => {
+    void started(current);
+    current.blobs.push(sha1);
+    current.entries.push(entry);
+    current.bytes += tarBytes;
+    packedHere.set(sha1, current);
+    if (current.bytes >= PACK_TARGET_BYTES || current.blobs.length >= 16_384) seal();
   };
 
   const addMember = async (member: PackMember, entry: FilestoreEntry): Promise<void> => {
     await roomForAFile();
-    place(member, entry);
-  };
-
-  const place = (member: PackMember, entry: FilestoreEntry): void => {
-    current.members.push(member);
-    current.entries.push(entry);
-    current.bytes += member.size + 512;
-    packedHere.set(member.sha1, current);
-    if (current.bytes >= PACK_TARGET_BYTES || current.members.length >= 16_384) seal();
+    if (member.data) current.feed.add(member.data, member.sha1, member.mtime);
+    else {
+      current.handles.push(member.handle!);
+      current.feed.stream(member);
+    }
+    place(member.sha1, entry, tarEntryBytes(member.size));
   };
 
   /** The content is already packed here (another path, same content): list it with that pack. */
@@ -322,15 +338,16 @@ export async function backupFilestore(req: FilestoreRequest): Promise<FilestoreR
   };
 
   /**
-   * Reads a small file into the current batch's slab, after the room for its tar header, and places
+   * Reads a small file straight into the current pack's tar (src/backup/filestore-feed.ts) and adds
    * it there when its content matches its name. Synchronous from open to place (no other reader
-   * writes the slab meanwhile): open, fstat, read, close, where the promise API cost tens of
-   * microseconds per 8 KiB file. Returns the file's stat when it is no small file, undefined when
-   * it was handled (or is gone).
+   * adds to the tar meanwhile): open, fstat, read, close, where the promise API cost tens of
+   * microseconds per 8 KiB file. Returns the file's stat when it is no small file, a copy of its
+   * content when it is not what its name says (or grew meanwhile), undefined when it was added (or
+   * is gone).
    */
-  const readIntoSlab = (
-    relative: string,
+  const readIntoPack = (
     file: string,
+    relative: string,
     named: string | undefined,
   ): { large: Stats } | { copied: { data: Buffer; mtime: Date } } | undefined => {
     let fd;
@@ -344,21 +361,13 @@ export async function backupFilestore(req: FilestoreRequest): Promise<FilestoreR
     try {
       const st = fstatSync(fd);
       if (st.size > SMALL_FILE_BYTES) return { large: st };
-      const slab = (current.slab ??= spareSlabs.pop() ?? Buffer.allocUnsafe(SLAB_BYTES));
-      const at = current.used;
-      // One read (a regular file's read is short only at its end), of one byte more than the size:
-      // a file that grew since fstat is seen, and read whole below.
-      const size = readSync(fd, slab, at + BLOCK, st.size + 1, 0);
-      if (size > st.size) return { copied: { data: readFileSync(fd), mtime: st.mtime } };
-      const data = slab.subarray(at + BLOCK, at + BLOCK + size);
+      const data = current.feed.read(fd, st.size);
+      if (data.length > st.size) return { copied: { data: readFileSync(fd), mtime: st.mtime } };
       const sha1 = createHash('sha1').update(data).digest('hex');
-      // Not the content its name says: checked against what is already packed, off the slab.
+      // Not the content its name says: checked against what is already packed first.
       if (sha1 !== named) return { copied: { data: Buffer.from(data), mtime: st.mtime } };
-      const end = at + tarEntryBytes(size);
-      writeTarEntryHeader(slab, at, sha1, size, st.mtime);
-      slab.fill(0, at + BLOCK + size, end);
-      current.used = end;
-      place({ sha1, size, mtime: st.mtime, tarEntry: slab.subarray(at, end), source: file }, { path: relative, sha1, size });
+      current.feed.commit(sha1, data.length, st.mtime);
+      place(sha1, { path: relative, sha1, size: data.length }, tarEntryBytes(data.length));
       return undefined;
     } finally {
       closeSync(fd);
@@ -384,7 +393,7 @@ export async function backupFilestore(req: FilestoreRequest): Promise<FilestoreR
       if (await sameContent({ path: relative, sha1: named, size: st.size })) return;
     }
     await roomForAFile();
-    const small = readIntoSlab(relative, file, named);
+    const small = readIntoPack(file, relative, named);
     if (!small) return;
     let member: PackMember;
     if ('copied' in small) {
@@ -432,7 +441,7 @@ export async function backupFilestore(req: FilestoreRequest): Promise<FilestoreR
   try {
     if (!missing) await forEachLimited(yieldingEvery(64, walkFilestore(source)), req.concurrency ?? 8, storeOne);
     seal();
-    await writing;
+    await storing;
     if (packFailure) throw packFailure;
     // The packs were written without fsync (see writePack): durable before the index names them.
     if (result.packsStored > 0) await syncFileSystem(config.backupDir);
@@ -444,8 +453,10 @@ export async function backupFilestore(req: FilestoreRequest): Promise<FilestoreR
     await rename(indexPartial, indexPath);
   } catch (err) {
     index.destroy();
-    await writing.catch(() => undefined);
-    for (const m of current.members) await m.handle?.close().catch(() => undefined);
+    // The pack being filled is stopped (its children killed, its temporary file removed).
+    failed(err);
+    seal();
+    await storing;
     // Kept for a retry on this host to resume from (its packs are stored); removed by the next attempt.
     if (!req.onCheckpoint) await rm(indexPartial, { force: true });
     throw err;

@@ -80,16 +80,11 @@ export function parseIndexLine(line: string, where: string): IndexLine {
 
 // --- writing ---------------------------------------------------------------------------------------
 
-/**
- * A file to pack: its whole tar entry already built in memory (`tarEntry`: header, content, padding,
- * see `writeTarEntryHeader`), its content in memory (`data`), or an open handle read (exactly
- * `size` bytes) while the pack is written.
- */
+/** A file to pack: its content in memory, or an open handle read (exactly `size` bytes) while the pack is written. */
 export interface PackMember {
   sha1: string;
   size: number;
   mtime: Date;
-  tarEntry?: Buffer;
   data?: Buffer;
   handle?: FileHandle;
   /** Where the file came from (messages). */
@@ -156,11 +151,16 @@ const padding = (size: number) => Buffer.alloc((BLOCK - (size % BLOCK)) % BLOCK)
 /**
  * Writes `members` as one pack under `root` (DR_BACKUP_DIR): tar → zstd → age, to a temporary file
  * of this call alone, then linked to its content-addressed name (an existing pack of that name is
- * the same bytes: kept). Handles of streamed members are closed here.
+ * the same bytes: kept). Handles of streamed members of an array are closed here; whoever feeds an
+ * iterable closes those it fed once this settles.
+ *
+ * `members` may be an iterable fed while the pack is written, mixing members and Buffers of whole
+ * tar entries the caller built (`writeTarEntryHeader`, content, zero padding): the backup streams
+ * each pack as it reads the files instead of holding it in memory.
  */
 export async function writePack(opts: {
   root: string;
-  members: PackMember[];
+  members: PackMember[] | AsyncIterable<PackMember | Buffer>;
   recipients: string[];
   compressionLevel: number;
   signal?: AbortSignal;
@@ -176,15 +176,11 @@ export async function writePack(opts: {
       batched = 0;
       return out;
     };
-    for (const m of members) {
+    for await (const m of members) {
       opts.signal?.throwIfAborted();
-      if (m.tarEntry) {
-        // Entries built side by side in one buffer go out as one write.
-        const last = batch[batch.length - 1];
-        if (last && last.buffer === m.tarEntry.buffer && last.byteOffset + last.length === m.tarEntry.byteOffset)
-          batch[batch.length - 1] = Buffer.from(last.buffer, last.byteOffset, last.length + m.tarEntry.length);
-        else batch.push(m.tarEntry);
-        batched += m.tarEntry.length;
+      if (Buffer.isBuffer(m)) {
+        batch.push(m);
+        batched += m.length;
         if (batched >= 1024 * 1024) yield flush();
         continue;
       }
@@ -253,7 +249,7 @@ export async function writePack(opts: {
     throw err;
   } finally {
     await rm(tmp, { force: true }).catch(() => undefined);
-    for (const m of members) await m.handle?.close().catch(() => undefined);
+    if (Array.isArray(members)) for (const m of members) await m.handle?.close().catch(() => undefined);
   }
 }
 
