@@ -5,12 +5,10 @@
  * plus the chunk being filled, whatever the pack size: a pack is never held whole in memory.
  */
 import { readSync } from 'node:fs';
-import { BLOCK, SMALL_FILE_BYTES, tarEntryBytes, writeTarEntryHeader, type PackMember } from './packs';
+import { BLOCK, tarEntryBytes, writeTarEntryHeader, type PackMember } from './packs';
 
-/** A chunk goes to the pack once it holds this much (one pipe write, as `writePack` batches). */
-const CHUNK_FLUSH_BYTES = 1024 * 1024;
-/** A chunk has room for one more small file (and the byte that tells a file grew) once it is not yet full. */
-const CHUNK_BYTES = CHUNK_FLUSH_BYTES + tarEntryBytes(SMALL_FILE_BYTES) + 1;
+/** A chunk's size (one pipe write, as `writePack` batches); an entry that does not fit starts the next one. */
+const CHUNK_BYTES = 1024 * 1024;
 /** Bytes queued for the pack (chunks, and files streamed from a handle, counted with their size) before readers wait. */
 const MAX_QUEUED = 4 * 1024 * 1024;
 
@@ -41,7 +39,7 @@ export class PackFeed implements AsyncIterable<PackMember | Buffer> {
    * between.
    */
   read(fd: number, size: number): Buffer {
-    const chunk = (this.chunk ??= Buffer.allocUnsafe(CHUNK_BYTES));
+    const chunk = this.roomFor(size + 1);
     const at = this.used + BLOCK;
     const n = readSync(fd, chunk, at, size + 1, 0);
     return chunk.subarray(at, at + n);
@@ -54,12 +52,11 @@ export class PackFeed implements AsyncIterable<PackMember | Buffer> {
     writeTarEntryHeader(chunk, this.used, sha1, size, mtime);
     chunk.fill(0, this.used + BLOCK + size, end);
     this.used = end;
-    if (this.used >= CHUNK_FLUSH_BYTES) this.flush();
   }
 
   /** Adds a file held in memory (at most SMALL_FILE_BYTES) as a tar entry. */
   add(data: Buffer, sha1: string, mtime: Date): void {
-    const chunk = (this.chunk ??= Buffer.allocUnsafe(CHUNK_BYTES));
+    const chunk = this.roomFor(data.length);
     data.copy(chunk, this.used + BLOCK);
     this.commit(sha1, data.length, mtime);
   }
@@ -97,6 +94,17 @@ export class PackFeed implements AsyncIterable<PackMember | Buffer> {
       } else if (this.ended) return;
       else await new Promise<void>((resolve) => (this.wakeReader = resolve));
     }
+  }
+
+  /** The chunk, with room for an entry of `size` bytes of content after what it holds (a full one is sent first). */
+  private roomFor(size: number): Buffer {
+    const needed = tarEntryBytes(size);
+    if (this.chunk && this.used + needed > this.chunk.length) {
+      this.flush();
+      this.chunk = undefined; // (an empty one too small for this entry)
+    }
+    // Chunks are filled to the end (a file of up to SMALL_FILE_BYTES gets one of its own if need be).
+    return (this.chunk ??= Buffer.allocUnsafe(Math.max(CHUNK_BYTES, needed)));
   }
 
   private flush(): void {
