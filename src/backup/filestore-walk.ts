@@ -1,19 +1,21 @@
 /** Iterating over a filestore's files with bounded memory and without starving the event loop. */
-import type { Dirent } from 'node:fs';
-import { opendir } from 'node:fs/promises';
+import { readdirSync, type Dirent } from 'node:fs';
 import path from 'node:path';
 
-/** Walks a filestore in a stable order, skipping Odoo's GC `checklist/` markers; bounded memory. */
+/**
+ * Walks a filestore in a stable order, skipping Odoo's GC `checklist/` markers; memory bounded by
+ * one folder's listing per level. Each folder is listed with one synchronous call: the promise API
+ * cost ~10 µs per entry (a fifth of a 20,000-file backup's CPU); a folder of Odoo's layout lists in
+ * well under a millisecond.
+ */
 export async function* walkFilestore(root: string, sub = ''): AsyncGenerator<string> {
-  let dir;
+  let entries: Dirent[];
   try {
-    dir = await opendir(path.join(root, sub));
+    entries = readdirSync(path.join(root, sub), { withFileTypes: true });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT' && sub === '') return;
     throw err;
   }
-  const entries: Dirent[] = [];
-  for await (const entry of dir) entries.push(entry);
   entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const entry of entries) {
     const relative = sub ? `${sub}/${entry.name}` : entry.name;

@@ -5,8 +5,8 @@
  * reuses the packs of the tenant's previous session: an unchanged file is neither read nor uploaded.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createWriteStream, readFileSync, statSync } from 'node:fs';
-import { mkdir, open, rename, rm, stat, utimes } from 'node:fs/promises';
+import { closeSync, createWriteStream, fstatSync, openSync, readFileSync, statSync, type Stats } from 'node:fs';
+import { mkdir, open, rename, rm, stat, utimes, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { DrConfig } from '../config';
 import { DiskFullError } from '../errors';
@@ -16,7 +16,8 @@ import { localPath, rel } from './layout';
 import type { Artifact } from './artifact';
 import { loadReusable } from './filestore-index';
 import { forEachLimited, walkFilestore, yieldingEvery } from './filestore-walk';
-import { PACK_TARGET_BYTES, SMALL_FILE_BYTES, writePack, type FileEntry, type PackMember, type PackRecord } from './packs';
+import { PackFeed } from './filestore-feed';
+import { PACK_TARGET_BYTES, SMALL_FILE_BYTES, tarEntryBytes, writePack, type FileEntry, type PackMember, type PackRecord, type WrittenPack } from './packs';
 
 export { blobSound, readFilestoreIndex, readIndexLines } from './filestore-index';
 
@@ -88,9 +89,17 @@ function wrapDiskError(err: unknown, where: string): Error {
 const isGone = (err: unknown) => (err as NodeJS.ErrnoException).code === 'ENOENT';
 
 interface Batch {
-  members: PackMember[];
-  /** Files to list once the pack is stored (several paths may share one member). */
+  /** The pack's tar, fed as files are read; its pack is written meanwhile (started at its first file). */
+  feed: PackFeed;
+  /** The pack, once its first file is added. */
+  written?: Promise<WrittenPack>;
+  /** SHA-1 of each file in the pack. */
+  blobs: string[];
+  /** Handles of files streamed into the pack, closed once it is written. */
+  handles: FileHandle[];
+  /** Files to list once the pack is stored (several paths may share one blob). */
   entries: FilestoreEntry[];
+  /** Tar bytes so far. */
   bytes: number;
 }
 
@@ -194,64 +203,113 @@ export async function backupFilestore(req: FilestoreRequest): Promise<FilestoreR
 
   // Files packed by this backup: SHA-1 → pack id, or the batch it waits in.
   const packedHere = new Map<string, string | Batch>();
-  let current: Batch = { members: [], entries: [], bytes: 0 };
-  let writing: Promise<void> = Promise.resolve();
+  const newBatch = (): Batch => ({ feed: new PackFeed(), blobs: [], handles: [], entries: [], bytes: 0 });
+  let current = newBatch();
+  let storing: Promise<void> = Promise.resolve();
   let packFailure: Error | undefined;
+  const failed = (err: unknown) => {
+    packFailure ??= err instanceof Error ? err : new Error(String(err));
+    current.feed.fail(packFailure);
+  };
 
+  /** The batch's pack, started (tar → zstd → age) at its first file. */
+  const started = (batch: Batch): Promise<WrittenPack> => {
+    if (!batch.written) {
+      batch.written = writePack({
+        root: config.backupDir,
+        members: batch.feed,
+        recipients,
+        compressionLevel: config.encryption.compressionLevel,
+        ...(req.signal ? { signal: req.signal } : {}),
+      });
+      // A pack that fails (or is aborted) stops the backup: readers waiting for room in its tar,
+      // which nothing reads any more, go on and see the failure.
+      batch.written.catch((err: unknown) => {
+        failed(err);
+        batch.feed.fail(packFailure!);
+      });
+    }
+    return batch.written;
+  };
+
+  /** Once its pack is written: uploaded with `cloud`, its files listed (after the packs before it). */
   const storeBatch = async (batch: Batch): Promise<void> => {
-    const written = await writePack({
-      root: config.backupDir,
-      members: batch.members,
-      recipients,
-      compressionLevel: config.encryption.compressionLevel,
-      ...(req.signal ? { signal: req.signal } : {}),
-    });
+    const written = await batch.written!;
     result.packsStored++;
     if (cloud) await uploadPack(written.id, written.bytes);
-    for (const m of batch.members) packedHere.set(m.sha1, written.id);
+    for (const sha1 of batch.blobs) packedHere.set(sha1, written.id);
     const lines: object[] = packLines(written.id, written.bytes);
     for (const e of batch.entries) lines.push({ ...e, pack: written.id });
     await writeLines(lines);
     result.files += batch.entries.length;
     for (const e of batch.entries) result.bytes += e.size;
-    result.blobsStored += batch.members.length;
-    if (cloud) result.blobsUploaded += batch.members.length;
+    result.blobsStored += batch.blobs.length;
+    if (cloud) result.blobsUploaded += batch.blobs.length;
     progress();
     req.onCheckpoint?.(indexPartial);
   };
 
-  /** Completion of each sealed batch not yet stored, oldest first (they are stored one after another). */
+  /** Completion of each sealed batch not yet stored, oldest first (two at most: see roomForAFile). */
   const unstored: Array<Promise<void>> = [];
 
-  /** Closes the batch being filled and queues it to be stored after the ones before it. */
+  /** Ends the batch being filled (its pack's tar) and queues it to be stored after the one before it. */
   const seal = (): void => {
     const batch = current;
-    current = { members: [], entries: [], bytes: 0 };
-    if (batch.entries.length === 0) return;
-    // After a failure the batches queued behind it are not stored: their open handles are closed.
-    const skip = async () => {
-      for (const m of batch.members) await m.handle?.close().catch(() => undefined);
+    current = newBatch();
+    if (packFailure) current.feed.fail(packFailure);
+    batch.feed.end();
+    if (!batch.written) return;
+    const closeHandles = async () => {
+      for (const h of batch.handles) await h.close().catch(() => undefined);
     };
-    const done = writing
-      .then(() => (packFailure ? skip() : storeBatch(batch)))
-      .catch((err: unknown) => {
-        packFailure ??= err instanceof Error ? err : new Error(String(err));
-      });
-    writing = done;
+    // Its pack is being written already: waited for even after a failure (no child left running).
+    const written = batch.written.finally(closeHandles);
+    written.catch(failed);
+    const done = storing
+      .then(async () => {
+        if (packFailure) await written.catch(() => undefined);
+        else await storeBatch(batch);
+      })
+      .catch(failed);
+    storing = done;
     unstored.push(done);
     void done.then(() => unstored.shift());
   };
 
-  const addMember = async (member: PackMember, entry: FilestoreEntry): Promise<void> => {
-    // Two packs in memory at most: every reader waits here (not only the one that filled a batch,
-    // or the other concurrent readers went on filling batch after batch while one was written).
-    while (unstored.length >= 2) await unstored[0];
-    if (packFailure) throw packFailure;
-    current.members.push(member);
+  /**
+   * Before a file is read: the pack being filled has room (its tar is written as it fills, a few MiB
+   * queued at most), and two sealed packs at most are still being finished and stored (uploaded
+   * with `cloud`, one after the other) meanwhile. Every reader waits here (not only the one that
+   * filled a batch, or the other concurrent readers went on filling batch after batch while one was
+   * stored). Between this and `place` nothing may wait.
+   */
+  const roomForAFile = async (): Promise<void> => {
+    for (;;) {
+      if (packFailure) throw packFailure;
+      if (unstored.length >= 2) await unstored[0];
+      else if (!current.feed.hasRoom) await current.feed.room();
+      else return;
+    }
+  };
+
+  /** Lists a file added to the current batch's tar; seals the batch once it is full. */
+  const place = (sha1: string, entry: FilestoreEntry, tarBytes: number): void => {
+    void started(current);
+    current.blobs.push(sha1);
     current.entries.push(entry);
-    current.bytes += member.size + 512;
-    packedHere.set(member.sha1, current);
-    if (current.bytes >= PACK_TARGET_BYTES || current.members.length >= 16_384) seal();
+    current.bytes += tarBytes;
+    packedHere.set(sha1, current);
+    if (current.bytes >= PACK_TARGET_BYTES || current.blobs.length >= 16_384) seal();
+  };
+
+  const addMember = async (member: PackMember, entry: FilestoreEntry): Promise<void> => {
+    await roomForAFile();
+    if (member.data) current.feed.add(member.data, member.sha1, member.mtime);
+    else {
+      current.handles.push(member.handle!);
+      current.feed.stream(member);
+    }
+    place(member.sha1, entry, tarEntryBytes(member.size));
   };
 
   /** The content is already packed here (another path, same content): list it with that pack. */
@@ -279,39 +337,75 @@ export async function backupFilestore(req: FilestoreRequest): Promise<FilestoreR
     return true;
   };
 
+  /**
+   * Reads a small file straight into the current pack's tar (src/backup/filestore-feed.ts) and adds
+   * it there when its content matches its name. Synchronous from open to place (no other reader
+   * adds to the tar meanwhile): open, fstat, read, close, where the promise API cost tens of
+   * microseconds per 8 KiB file. Returns the file's stat when it is no small file, a copy of its
+   * content when it is not what its name says (or grew meanwhile), undefined when it was added (or
+   * is gone).
+   */
+  const readIntoPack = (
+    file: string,
+    relative: string,
+    named: string | undefined,
+  ): { large: Stats } | { copied: { data: Buffer; mtime: Date } } | undefined => {
+    let fd;
+    try {
+      fd = openSync(file, 'r');
+    } catch (err) {
+      // Odoo's GC may remove an unreferenced file while we walk: it was garbage, skip it.
+      if (isGone(err)) return undefined;
+      throw err;
+    }
+    try {
+      const st = fstatSync(fd);
+      if (st.size > SMALL_FILE_BYTES) return { large: st };
+      const data = current.feed.read(fd, st.size);
+      if (data.length > st.size) return { copied: { data: readFileSync(fd), mtime: st.mtime } };
+      const sha1 = createHash('sha1').update(data).digest('hex');
+      // Not the content its name says: checked against what is already packed first.
+      if (sha1 !== named) return { copied: { data: Buffer.from(data), mtime: st.mtime } };
+      current.feed.commit(sha1, data.length, st.mtime);
+      place(sha1, { path: relative, sha1, size: data.length }, tarEntryBytes(data.length));
+      return undefined;
+    } finally {
+      closeSync(fd);
+    }
+  };
+
   const storeOne = async (relative: string): Promise<void> => {
     req.signal?.throwIfAborted();
     const file = path.join(source, ...relative.split('/'));
-    const named = ODOO_FILE.exec(relative);
+    const named = ODOO_FILE.exec(relative)?.[2];
     // Small files are read with synchronous calls: a few microseconds each against tens for the
     // promise API, which dominated for 8 KiB files; the caller yields to the event loop every few
     // dozen files, so heartbeats and uploads keep flowing.
-    let st;
-    try {
-      st = statSync(file);
-    } catch (err) {
-      // Odoo's GC may remove an unreferenced file while we walk: it was garbage, skip it.
-      if (isGone(err)) return;
-      throw err;
-    }
-    // Unchanged since a stored pack took it: nothing read, nothing uploaded.
-    if (named && (await sameContent({ path: relative, sha1: named[2]!, size: st.size }))) return;
-    let member: PackMember;
-    if (st.size <= SMALL_FILE_BYTES) {
-      let data: Buffer;
+    if (named && (packedHere.has(named) || reusable.files.has(named))) {
+      // Unchanged since a stored pack took it: looked at, not read, not uploaded.
+      let st;
       try {
-        data = readFileSync(file);
+        st = statSync(file);
       } catch (err) {
         if (isGone(err)) return;
         throw err;
       }
+      if (await sameContent({ path: relative, sha1: named, size: st.size })) return;
+    }
+    await roomForAFile();
+    const small = readIntoPack(file, relative, named);
+    if (!small) return;
+    let member: PackMember;
+    if ('copied' in small) {
+      const { data, mtime } = small.copied;
       const sha1 = createHash('sha1').update(data).digest('hex');
-      if (named && sha1 !== named[2]) result.mismatched.push(relative);
+      if (named && sha1 !== named) result.mismatched.push(relative);
       const entry = { path: relative, sha1, size: data.length };
-      if (sha1 !== named?.[2] && (await sameContent(entry))) return;
-      member = { sha1, size: data.length, mtime: st.mtime, data, source: file };
+      if (await sameContent(entry)) return;
+      member = { sha1, size: data.length, mtime, data, source: file };
       return addMember(member, entry);
     }
+    const st = small.large;
     // A large file: hashed first (a tar entry is named before its content), streamed into the pack
     // from the same open handle (a file Odoo deletes meanwhile stays readable), hashed again there.
     let handle;
@@ -330,7 +424,7 @@ export async function backupFilestore(req: FilestoreRequest): Promise<FilestoreR
         req.signal?.throwIfAborted();
       }
       const sha1 = hash.digest('hex');
-      if (named && sha1 !== named[2]) result.mismatched.push(relative);
+      if (named && sha1 !== named) result.mismatched.push(relative);
       const entry = { path: relative, sha1, size };
       if (await sameContent(entry)) {
         await handle.close();
@@ -347,7 +441,7 @@ export async function backupFilestore(req: FilestoreRequest): Promise<FilestoreR
   try {
     if (!missing) await forEachLimited(yieldingEvery(64, walkFilestore(source)), req.concurrency ?? 8, storeOne);
     seal();
-    await writing;
+    await storing;
     if (packFailure) throw packFailure;
     // The packs were written without fsync (see writePack): durable before the index names them.
     if (result.packsStored > 0) await syncFileSystem(config.backupDir);
@@ -359,8 +453,10 @@ export async function backupFilestore(req: FilestoreRequest): Promise<FilestoreR
     await rename(indexPartial, indexPath);
   } catch (err) {
     index.destroy();
-    await writing.catch(() => undefined);
-    for (const m of current.members) await m.handle?.close().catch(() => undefined);
+    // The pack being filled is stopped (its children killed, its temporary file removed).
+    failed(err);
+    seal();
+    await storing;
     // Kept for a retry on this host to resume from (its packs are stored); removed by the next attempt.
     if (!req.onCheckpoint) await rm(indexPartial, { force: true });
     throw err;
@@ -372,5 +468,8 @@ export async function backupFilestore(req: FilestoreRequest): Promise<FilestoreR
   };
 }
 
-/** Part size for pack uploads: a pack (target 8 MiB, a little more once encrypted) goes up in one PUT. */
-const PACK_PART_SIZE = 16 * 1024 * 1024;
+/**
+ * Part size for pack uploads: a pack of small files (at most the target and one file, a little more
+ * once encrypted) goes up in one PUT.
+ */
+const PACK_PART_SIZE = PACK_TARGET_BYTES + 2 * 1024 * 1024;

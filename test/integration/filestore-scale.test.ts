@@ -13,6 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Context } from '@temporalio/activity';
 import { createActivities } from '../../activities';
 import { readIndexLines } from '../../src/backup/filestore';
+import { PACK_TARGET_BYTES } from '../../src/backup/packs';
 import { localPath, rel } from '../../src/backup/layout';
 import { readManifest } from '../../src/backup/manifest';
 import type { DrConfig } from '../../src/config';
@@ -127,7 +128,11 @@ describe('a filestore of 20,000 files (real stack, production heartbeat timeout,
     const entry = manifest.tenants[tenant]!;
     assert.equal(entry.status, 'complete');
     assert.equal(entry.filestore!.files, original.size);
-    assert.ok(entry.filestore!.packsStored >= 15 && entry.filestore!.packsStored <= 40, `${entry.filestore!.packsStored} packs of ~8 MiB for ~160 MiB`);
+    const packsExpected = (original.size * 8_192) / PACK_TARGET_BYTES;
+    assert.ok(
+      entry.filestore!.packsStored >= Math.floor(0.75 * packsExpected) && entry.filestore!.packsStored <= Math.ceil(2 * packsExpected),
+      `${entry.filestore!.packsStored} packs of ~${PACK_TARGET_BYTES / 1024 / 1024} MiB for ~160 MiB`,
+    );
     // Requests of the whole session (two attempts, globals, config, manifest): packs, not files.
     assert.ok(proxy.stats.requests <= original.size / 100, `${proxy.stats.requests} S3 requests for ${original.size} files`);
     // No partial file of either attempt is left in the session.

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { dumpDatabase } from '../../src/backup/database';
 import { backupFilestore, readFilestoreIndex, type FilestoreEntry } from '../../src/backup/filestore';
 import { localPath, rel } from '../../src/backup/layout';
+import { PACK_TARGET_BYTES } from '../../src/backup/packs';
 import { finalizeSession } from '../../src/backup/session';
 import { readIdentity, recipientsFor } from '../../src/crypto/age';
 import { restoreFilestore } from '../../src/restore/filestore';
@@ -39,8 +40,9 @@ describe('filestore packs: damaged packs are never reused, unchanged files are n
 
   before(async () => {
     mkdirSync(backupDir, { recursive: true });
-    // Files over the in-memory limit (1 MiB) are streamed into packs: 12 × 1.2 MiB make two packs.
-    await createTenant(admin(), dataDir, { name: tenant, moveLines: 500, files: 12, fileSize: 1_250_000 });
+    // Files over the in-memory limit (1 MiB) are streamed into packs: one and a half packs' worth make two packs.
+    const fileSize = 1_250_000;
+    await createTenant(admin(), dataDir, { name: tenant, moveLines: 500, files: Math.ceil((1.5 * PACK_TARGET_BYTES) / fileSize), fileSize });
   });
   after(async () => {
     await dropTenant(admin(), dataDir, tenant).catch(() => undefined);

@@ -17,6 +17,7 @@ import { backupWorkflow, retentionWorkflow, validationWorkflow } from '../../wor
 import { backupSessionName, workflowIds } from '../../workflows/definitions';
 import type { RetentionReport } from '../../workflows/retention';
 import { createTenant, dropTenant } from '../fixtures/odoo-tenants';
+import { PACK_TARGET_BYTES } from '../../src/backup/packs';
 import { stackConfig, uniqueSuffix } from '../helpers/config';
 import { devServer, withWorker } from '../helpers/temporal';
 import { adminConnection } from '../helpers/pg';
@@ -83,7 +84,14 @@ describe('retentionWorkflow with a backup running concurrently (the collection r
       DR_TEST_RETENTION_HOURS: '720',
       DR_PRE_RECOVERY_RETENTION_DAYS: '3650',
     });
-    await createTenant(adminConnection(), config.odoo.dataDir, { name: tenant, moveLines: 200, files: 48, fileSize: 256 * 1024 });
+    // One and a half packs' worth of files: two packs.
+    const fileSize = 256 * 1024;
+    await createTenant(adminConnection(), config.odoo.dataDir, {
+      name: tenant,
+      moveLines: 200,
+      files: Math.ceil((1.5 * PACK_TARGET_BYTES) / fileSize),
+      fileSize,
+    });
   });
   after(async () => {
     await dropTenant(adminConnection(), config.odoo.dataDir, tenant);
