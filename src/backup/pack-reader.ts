@@ -32,14 +32,27 @@ class ByteReader {
     }
   }
 
-  /** Up to `n` bytes (fewer only at the end of the stream). */
+  /** Up to `n` bytes (fewer only at the end of the stream); copied only when they span two buffers, and then only they. */
   async take(n: number): Promise<Buffer> {
     await this.fill(n);
-    const all = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending);
-    const out = all.subarray(0, Math.min(n, all.length));
-    const rest = all.subarray(out.length);
-    this.pending = rest.length ? [rest] : [];
-    this.size = rest.length;
+    const want = Math.min(n, this.size);
+    const first = this.pending[0];
+    if (first === undefined || want === 0) return Buffer.alloc(0);
+    this.size -= want;
+    if (first.length >= want) {
+      if (first.length === want) this.pending.shift();
+      else this.pending[0] = first.subarray(want);
+      return first.subarray(0, want);
+    }
+    const out = Buffer.allocUnsafe(want);
+    for (let off = 0; off < want;) {
+      const head = this.pending[0]!;
+      const k = Math.min(head.length, want - off);
+      head.copy(out, off, 0, k);
+      off += k;
+      if (k === head.length) this.pending.shift();
+      else this.pending[0] = head.subarray(k);
+    }
     return out;
   }
 
