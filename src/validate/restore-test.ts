@@ -190,8 +190,12 @@ export async function restoreTestTenant(opts: {
     return result;
   } finally {
     opts.onProgress?.('cleanup');
-    await dropScratchDatabase(config, scratch).catch(() => undefined);
-    await dropRestoreRole(config, role.name).catch(() => undefined);
-    await rm(scratchDir, { recursive: true, force: true });
+    // The database (the server's work) and the folder (unlinking every file) are removed at once.
+    const dropped = (async () => {
+      await dropScratchDatabase(config, scratch).catch(() => undefined);
+      await dropRestoreRole(config, role.name).catch(() => undefined);
+    })();
+    // (`dropped` never rejects: a failed removal of the folder is reported once the drop is done too.)
+    await Promise.all([dropped, rm(scratchDir, { recursive: true, force: true }).finally(() => dropped)]);
   }
 }
