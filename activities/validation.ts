@@ -50,6 +50,8 @@ export interface TenantChecksInput {
   tenant: string;
   source?: SessionSource;
   allowUnsigned?: boolean;
+  /** The dump only: a restore test that follows reads and verifies every filestore file (and reports `filestore-blobs`). */
+  skipFilestore?: boolean;
 }
 
 export interface RestoreTestInput {
@@ -61,6 +63,8 @@ export interface RestoreTestInput {
   fromCloud?: boolean;
   source?: SessionSource;
   allowUnsigned?: boolean;
+  /** Report the `filestore-blobs` check from the filestore restore (checkTenantArchives skipped it). */
+  filestoreBlobsCheck?: boolean;
 }
 
 export interface DrillReportInput {
@@ -169,6 +173,7 @@ export function createValidationActivities(config: DrConfig, secrets: Array<stri
             () => ({ phase: 'dump' }),
           ),
         ];
+        if (input.skipFilestore) return checks;
         checks.push(
           await filestoreBlobsCheck(
             key,
@@ -222,6 +227,7 @@ export function createValidationActivities(config: DrConfig, secrets: Array<stri
           id: input.id,
           signal,
           onProgress,
+          ...(input.filestoreBlobsCheck ? { filestoreBlobsCheck: true } : {}),
         });
       } finally {
         await removeScratch(mirror);

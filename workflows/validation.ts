@@ -88,8 +88,15 @@ export async function validateSession(
   const checks = [...structure.checks];
   const restores: RestoreMeasure[] = [];
   if (structure.manifestOk) {
+    // The restore test reads and verifies every filestore file: the archive checks leave them to it,
+    // and it reports the filestore-blobs check (each file read once instead of twice).
+    const filesByRestore = input.restoreTest === true && !input.restoreOnly && structure.tenants.length > 0 && patched('restore-test-verifies-files-once');
     for (const tenant of structure.tenants) {
-      if (!input.restoreOnly) checks.push(...(await long.checkTenantArchives({ session: input.session, tenant, source, ...trust })));
+      if (!input.restoreOnly) {
+        checks.push(
+          ...(await long.checkTenantArchives({ session: input.session, tenant, source, ...trust, ...(filesByRestore ? { skipFilestore: true } : {}) })),
+        );
+      }
       if (input.restoreTest) {
         const result = await long.restoreTestTenant({
           session: input.session,
@@ -98,6 +105,7 @@ export async function validateSession(
           fromCloud: input.fromCloud ?? false,
           source,
           ...trust,
+          ...(filesByRestore ? { filestoreBlobsCheck: true } : {}),
         });
         checks.push(...result.checks);
         if (result.checks.every((c) => c.status !== 'fail')) restores.push(measureRestore(result));

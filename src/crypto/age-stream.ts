@@ -102,17 +102,29 @@ async function* openChunks(key: Buffer, sealed: AsyncIterable<Buffer>, src: stri
     }
     return plain;
   };
+  // `pending` holds less than a chunk, or one whole chunk not yet known to be followed (the last one
+  // is opened as final). Chunks are opened where they lie in the read buffers: only a chunk that
+  // spans two reads is copied, and each chunk's plaintext is yielded as it comes (no concatenation).
   for await (const data of sealed) {
-    pending = pending.length > 0 ? Buffer.concat([pending, data]) : data;
-    const out: Buffer[] = [];
     let offset = 0;
-    while (pending.length - offset > SEALED_CHUNK) {
-      out.push(open(false, pending.subarray(offset, offset + SEALED_CHUNK)));
+    if (pending.length > 0) {
+      if (pending.length + data.length <= SEALED_CHUNK) {
+        pending = Buffer.concat([pending, data]);
+        continue;
+      }
+      // More follows the held chunk: complete it from the head of `data`.
+      offset = SEALED_CHUNK - pending.length;
+      const plain = open(false, Buffer.concat([pending, data.subarray(0, offset)]));
+      counter++;
+      yield plain;
+    }
+    while (data.length - offset > SEALED_CHUNK) {
+      const plain = open(false, data.subarray(offset, offset + SEALED_CHUNK));
       counter++;
       offset += SEALED_CHUNK;
+      yield plain;
     }
-    pending = pending.subarray(offset);
-    if (out.length > 0) yield Buffer.concat(out);
+    pending = data.subarray(offset);
   }
   if (pending.length < TAG) throw new ArtifactCorruptedError(`${src} is truncated: its last age chunk is missing or incomplete`);
   if (pending.length === TAG && counter > 0) {

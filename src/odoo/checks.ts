@@ -49,7 +49,8 @@ export interface KnownFiles {
 
 /** How many names a message quotes. */
 const FIRST = 5;
-const PAGE = 500;
+/** Rows of ir_attachment read per query (a round trip each; a page is a few hundred KiB at most). */
+const PAGE = 2000;
 const SAFE_TABLE = /^[a-z_][a-z0-9_]*$/;
 /** ir_config_parameter keys neutralization may add to a copy. */
 const NEUTRALIZATION_KEYS = ['database.is_neutralized', 'database.uuid', 'database.secret'];

@@ -47,6 +47,7 @@ export async function restoreFilesOnly(req: RestoreFilesOnlyRequest): Promise<Re
     manifest,
     tenant,
     mirror: req.mirror,
+    filesOnly: true,
     ...(signal ? { signal } : {}),
     onProgress: (n) => req.onProgress?.('download', n),
   });

@@ -7,7 +7,7 @@
  * checked against the index (SHA-1 and size) before it is written: a small file whole from memory,
  * straight to its name, a larger one streamed to a temporary name and renamed once checked. The
  * folder is the caller's own (a partial or scratch folder, renamed into place or dropped whole) and
- * is made durable by one sync of its file system at the end. Files of sessions made before packs
+ * is made durable by one sync of its file system at the end (unless the caller drops it anyway). Files of sessions made before packs
  * (one blob each) are decrypted to a temporary name, checked, fsync'd and renamed. A bad pack or
  * blob (missing, undecryptable, wrong content or size) or an unsafe path in the index is recorded
  * as a problem naming the file and its pack or blob; systemic failures (index missing or
@@ -50,6 +50,12 @@ export interface RestoreFilestoreOptions {
   onRestored?: (path: string, sha1: string, size: number) => void;
   /** Folder in the session layout holding the blobs (default DR_BACKUP_DIR: `config`; a mirror of the bucket). */
   blobRoot?: string;
+  /**
+   * Whether the files must be on disk when this returns (default true: one sync of the file system
+   * for packed files, an fsync each for older blobs). A scratch copy that is dropped once checked
+   * (the restore test) does not need it, and flushing 150 MiB costs seconds.
+   */
+  durable?: boolean;
 }
 
 export interface RestoreFilestoreResult {
@@ -151,6 +157,7 @@ export async function restoreFilestore(opts: RestoreFilestoreOptions): Promise<R
   const blobRoot = opts.blobRoot ?? opts.config?.backupDir;
   if (blobRoot === undefined) throw new InvalidInputError('restoreFilestore needs the folder holding the blobs (blobRoot or DR_BACKUP_DIR)');
   const concurrency = opts.concurrency ?? 4;
+  const durable = opts.durable ?? true;
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) {
     throw new InvalidInputError(`filestore restore concurrency must be 1 to 64, got ${concurrency}`);
   }
@@ -245,7 +252,7 @@ export async function restoreFilestore(opts: RestoreFilestoreOptions): Promise<R
         throw new BadBlob(`${entry.path}: blob ${blobRel} has the wrong content (SHA-1 ${actual}, expected ${entry.sha1})`);
       }
       if (opts.owner) await ownFile(fh, opts.owner);
-      await fh.sync();
+      if (durable) await fh.sync();
       await fh.close();
       fh = undefined;
       await rename(tmp, dest);
@@ -371,7 +378,7 @@ export async function restoreFilestore(opts: RestoreFilestoreOptions): Promise<R
   signal?.throwIfAborted();
   // Files from packs were not fsync'd one by one (20,000 fsyncs cost more than the restore): one
   // sync of the file system makes them durable before the caller renames the folder into place.
-  if (plan.files > 0) await syncFileSystem(destDir);
+  if (plan.files > 0 && durable) await syncFileSystem(destDir);
   opts.onProgress?.(result.files);
   if (result.problemCount > result.problems.length) {
     result.problems.push(`… and ${result.problemCount - result.problems.length} more problems`);

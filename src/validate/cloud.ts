@@ -31,6 +31,8 @@ export async function fetchTenantFiles(opts: {
   signal?: AbortSignal;
   onProgress?: (files: number) => void;
   concurrency?: number;
+  /** The filestore alone (files-only recovery): the dump is neither checked nor downloaded. */
+  filesOnly?: boolean;
 }): Promise<TenantFiles> {
   const { store, manifest, tenant, mirror, signal } = opts;
   const entry = manifest.tenants[tenant];
@@ -39,7 +41,7 @@ export async function fetchTenantFiles(opts: {
   if (signal) setMaxListeners(64, signal);
   if (store instanceof LocalSessionStore) {
     // Nothing copied, but the bytes are checked against the (signed) manifest before they are used.
-    await store.fetchArtifact(entry.database);
+    if (!opts.filesOnly) await store.fetchArtifact(entry.database);
     await store.fetchArtifact(entry.filestore.index);
     return { root: store.root, downloadedBytes: 0 };
   }
@@ -51,8 +53,10 @@ export async function fetchTenantFiles(opts: {
   // and started over, while the bytes are still coming (a stalled connection fails on its own).
   const ticker = opts.onProgress ? setInterval(() => opts.onProgress?.(done), 10_000) : undefined;
   try {
-    await store.fetchArtifact(entry.database, mirror, signal);
-    downloadedBytes += entry.database.bytes;
+    if (!opts.filesOnly) {
+      await store.fetchArtifact(entry.database, mirror, signal);
+      downloadedBytes += entry.database.bytes;
+    }
     const index = await store.fetchArtifact(entry.filestore.index, mirror, signal);
     downloadedBytes += entry.filestore.index.bytes;
     // Packs are downloaded whole, their size and SHA-256 (their name) verified; blobs of sessions

@@ -34,6 +34,21 @@ export interface RestoreTestResult {
   filestoreFiles: number;
 }
 
+/** The `filestore-blobs` check as the filestore restore answered it (its wording as filestoreBlobsCheck's). */
+function filestoreBlobsFromRestore(restore: CheckResult, files: { checked: number; problemCount: number; problems: string[] }): CheckResult {
+  const { durationMs: _, ...same } = restore;
+  const { checked, problemCount, problems } = files;
+  if (restore.status === 'pass')
+    return { ...same, name: 'filestore-blobs', message: `${checked} files: every pack and blob present, decrypted, SHA-1 and size match` };
+  // A systemic failure (index unreadable, disk full): the restore's own message.
+  if (problemCount === 0) return { ...same, name: 'filestore-blobs' };
+  return {
+    ...same,
+    name: 'filestore-blobs',
+    message: `${problemCount} of ${checked} files are not restorable: ${problems.slice(0, 5).join('; ')}${problemCount > 5 ? '; …' : ''}`,
+  };
+}
+
 export async function restoreTestTenant(opts: {
   config: DrConfig;
   manifest: Manifest;
@@ -44,6 +59,11 @@ export async function restoreTestTenant(opts: {
   id: string;
   signal?: AbortSignal;
   onProgress?: (phase: string) => void;
+  /**
+   * Also report the `filestore-blobs` check (every file of the index present, decrypted, SHA-1 and
+   * size as recorded) from this restore, which verifies exactly that: the caller did not run it.
+   */
+  filestoreBlobsCheck?: boolean;
 }): Promise<RestoreTestResult> {
   const { config, manifest, tenant, identity } = opts;
   const backupRoot = opts.backupRoot ?? config.backupDir;
@@ -69,7 +89,9 @@ export async function restoreTestTenant(opts: {
   // The copy is restored, neutralized and checked by a role with no rights beyond it (never a superuser).
   const role = await createRestoreRole(config);
   try {
-    const restored = await runCheck(
+    // The database and the filestore are restored at the same time: pg_restore works in the
+    // server's processes while the files are decrypted, checked and written here.
+    const restoringDatabase = runCheck(
       'restore-database',
       async () => {
         opts.onProgress?.('restore-database');
@@ -92,12 +114,11 @@ export async function restoreTestTenant(opts: {
       },
       { tenant, artifact: entry.database.path },
     );
-    result.checks.push(restored);
-    if (restored.status !== 'pass') return result;
 
     // What the restore verified against the signed index: the attachments check does not read it again.
     const verifiedFiles = new VerifiedFiles();
-    const files = await runCheck(
+    const filesSeen = { checked: 0, problemCount: 0, problems: [] as string[] };
+    const restoringFiles = runCheck(
       'restore-filestore',
       async () => {
         opts.onProgress?.('restore-filestore');
@@ -109,11 +130,16 @@ export async function restoreTestTenant(opts: {
           identity,
           destDir: scratchDir,
           onRestored: verifiedFiles.record,
+          // Each report is a heartbeat of the activity (every few dozen files).
+          onProgress: () => opts.onProgress?.('restore-filestore'),
+          // A scratch copy, dropped at the end: nothing needs to reach the disk.
+          durable: false,
           ...(opts.signal ? { signal: opts.signal } : {}),
         });
         result.filestoreMs = Date.now() - started;
         result.filestoreBytes = r.bytes;
         result.filestoreFiles = r.files;
+        Object.assign(filesSeen, { checked: r.files + r.problemCount, problemCount: r.problemCount, problems: r.problems });
         if (r.problems.length) {
           return {
             status: 'fail',
@@ -124,7 +150,10 @@ export async function restoreTestTenant(opts: {
       },
       { tenant, artifact: entry.filestore.index.path },
     );
-    result.checks.push(files);
+    const [restored, files] = await Promise.all([restoringDatabase, restoringFiles]);
+    result.checks.push(restored, files);
+    if (opts.filestoreBlobsCheck) result.checks.push(filestoreBlobsFromRestore(files, filesSeen));
+    if (restored.status !== 'pass') return result;
 
     // Neutralize before anything else can look at the copy, then check it like Odoo would.
     await withClient(role.settings, scratch, async (client) => {
@@ -161,8 +190,12 @@ export async function restoreTestTenant(opts: {
     return result;
   } finally {
     opts.onProgress?.('cleanup');
-    await dropScratchDatabase(config, scratch).catch(() => undefined);
-    await dropRestoreRole(config, role.name).catch(() => undefined);
-    await rm(scratchDir, { recursive: true, force: true });
+    // The database (the server's work) and the folder (unlinking every file) are removed at once.
+    const dropped = (async () => {
+      await dropScratchDatabase(config, scratch).catch(() => undefined);
+      await dropRestoreRole(config, role.name).catch(() => undefined);
+    })();
+    // (`dropped` never rejects: a failed removal of the folder is reported once the drop is done too.)
+    await Promise.all([dropped, rm(scratchDir, { recursive: true, force: true }).finally(() => dropped)]);
   }
 }
