@@ -201,6 +201,8 @@ export async function backupFilestore(req: FilestoreRequest): Promise<FilestoreR
     return known;
   };
 
+  /** Packs written by this backup (made durable before the index names them). */
+  const storedPacks: string[] = [];
   // Files packed by this backup: SHA-1 → pack id, or the batch it waits in.
   const packedHere = new Map<string, string | Batch>();
   const newBatch = (): Batch => ({ feed: new PackFeed(), blobs: [], handles: [], entries: [], bytes: 0 });
@@ -236,6 +238,7 @@ export async function backupFilestore(req: FilestoreRequest): Promise<FilestoreR
   const storeBatch = async (batch: Batch): Promise<void> => {
     const written = await batch.written!;
     result.packsStored++;
+    storedPacks.push(written.id);
     if (cloud) await uploadPack(written.id, written.bytes);
     for (const sha1 of batch.blobs) packedHere.set(sha1, written.id);
     const lines: object[] = packLines(written.id, written.bytes);
@@ -444,7 +447,7 @@ export async function backupFilestore(req: FilestoreRequest): Promise<FilestoreR
     await storing;
     if (packFailure) throw packFailure;
     // The packs were written without fsync (see writePack): durable before the index names them.
-    if (result.packsStored > 0) await syncFileSystem(config.backupDir);
+    await makePacksDurable(config.backupDir, storedPacks);
     await new Promise<void>((resolve, reject) => index.end((err?: Error | null) => (err ? reject(wrapDiskError(err, indexPartial)) : resolve())));
     const handle = await open(indexPartial, 'r');
     await handle.sync().finally(() => handle.close());
@@ -467,6 +470,33 @@ export async function backupFilestore(req: FilestoreRequest): Promise<FilestoreR
     missing,
   };
 }
+
+/**
+ * Makes the packs just written durable. A few (a small tenant's filestore): each file and its
+ * folders fsync'd here, milliseconds; syncfs(2) of a shared disk also writes back every other
+ * process's dirty pages, up to hundreds of milliseconds per tenant. Many: one syncfs for all.
+ */
+async function makePacksDurable(root: string, ids: string[]): Promise<void> {
+  if (ids.length === 0) return;
+  if (ids.length > FSYNC_PACKS_AT_MOST) return syncFileSystem(root);
+  const syncPath = async (p: string) => {
+    const handle = await open(p, 'r');
+    await handle.sync().finally(() => handle.close());
+  };
+  const folders = new Set<string>();
+  for (const id of ids) {
+    const file = localPath(root, rel.pack(id));
+    await syncPath(file);
+    folders.add(path.dirname(file));
+  }
+  // The links (and the entries of new `packs/xx` and `packs` folders) are durable once their folders are.
+  for (const dir of folders) await syncPath(dir);
+  await syncPath(path.join(root, 'packs'));
+  await syncPath(root);
+}
+
+/** Above this many packs, one syncfs costs less than an fsync per pack. */
+const FSYNC_PACKS_AT_MOST = 4;
 
 /**
  * Part size for pack uploads: a pack of small files (at most the target and one file, a little more
