@@ -2,7 +2,19 @@
  * backupWorkflow: a backup session for the fleet or chosen tenants. How its tenants run (and the
  * per-tenant and batch child workflows) is in backup-tenants.ts.
  */
-import { condition, executeChild, log, patched, proxyActivities, proxyLocalActivities, setHandler, uuid4, workflowInfo } from '@temporalio/workflow';
+import {
+  CancellationScope,
+  condition,
+  executeChild,
+  isCancellation,
+  log,
+  patched,
+  proxyActivities,
+  proxyLocalActivities,
+  setHandler,
+  uuid4,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { Activities, FinalizeInput, ManifestSummary } from '../activities';
 import type { AlertDelivery } from '../src/notify';
 import type { BatchSettings } from './backup-plan';
@@ -280,6 +292,22 @@ export async function backupWorkflow(input: BackupInput = {}): Promise<BackupRes
   } catch (err) {
     // No manifest: the session is not complete and is listed as incomplete. Say so everywhere.
     const message = failureMessage(err);
+    if (isCancellation(err) && patched('backup-cancellation-audited')) {
+      // Cancelled (an operator, or a run that replaced this one): the audit line and the alert go in a
+      // scope of their own, since in the cancelled one they would be cancelled before they ran. The
+      // workflow ends cancelled, not failed.
+      await CancellationScope.nonCancellable(async () => {
+        await audit('cancelled', { error: message });
+        await notify
+          .sendAlert({
+            severity: 'warning',
+            subject: `backup ${sessionName} was cancelled`,
+            text: `Session ${sessionName} (${info.workflowId}) was cancelled before it was finalised: it stays incomplete and nothing will restore from it. The tenants' newest complete sessions are unchanged; the next scheduled backup makes a new one.`,
+          })
+          .catch(() => undefined);
+      });
+      throw err;
+    }
     await retained;
     await audit('failed', { error: `finalize: ${message}` });
     await notify.sendAlert({ severity: 'critical', subject: `backup ${sessionName} could not be finalized`, text: message }).catch(() => undefined);

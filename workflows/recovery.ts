@@ -2,7 +2,18 @@
  * recoveryWorkflow: plan, approval, shadow copies, the swap with Odoo stopped, health checks, and
  * compensations on failure. Its status types and helpers are in recovery-steps.ts.
  */
-import { CancellationScope, condition, executeChild, log, patched, proxyActivities, setHandler, uuid4, workflowInfo } from '@temporalio/workflow';
+import {
+  CancellationScope,
+  CancelledFailure,
+  condition,
+  executeChild,
+  log,
+  patched,
+  proxyActivities,
+  setHandler,
+  uuid4,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { Activities, RecoveryScope } from '../activities';
 import type { RecoveryMode } from '../src/recovery/plan';
 import { backupWorkflow } from './backup';
@@ -231,6 +242,11 @@ export async function recoveryWorkflow(input: RecoveryInput): Promise<RecoveryRe
       );
     }
     await Promise.all(shadows);
+    // Cancelled while the shadows were restored: the recovery ends cancelled (its compensations run
+    // below), not as a recovery whose tenants could not be prepared.
+    if (CancellationScope.current().consideredCancelled && patched('recovery-cancelled-while-preparing')) {
+      throw new CancelledFailure('recovery cancelled while its shadows were restored');
+    }
     const ready = plan.tenants.map((t) => t.tenant).filter((t) => readySet.has(t));
     if (plan.tenants.length > 0 && ready.length === 0) {
       const why = plan.tenants.map((t) => `${t.tenant}: ${status.tenants[t.tenant]?.error ?? 'not prepared'}`).join('; ');

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { CloudAuthError, InvalidInputError } from '../../src/errors';
 import { backupWorkflow } from '../../workflows';
@@ -218,21 +218,32 @@ describe('backupWorkflow (stubbed activities, time skipping)', function () {
       );
     });
 
-    it('cancelled while a tenant is backed up: the session is not finalised as complete', async () => {
+    it('cancelled while a tenant is backed up: never finalised, ends cancelled, with an audit line and an alert (recorded for replay)', async () => {
       const [a] = tenantNames('a');
       const stubs = stubActivities(backupImpls({ [a!]: 200 * MB }));
       const held = stubs.hold('backupTenant');
-      const { error, result } = await backup(stubs, {}, async (h) => {
-        await held.entered;
-        await h.cancel();
-        held.release();
-      });
+      const { error, result } = await backup(
+        stubs,
+        {},
+        async (h) => {
+          await held.entered;
+          await h.cancel();
+          held.release();
+        },
+        'backup-v2-stubbed-cancelled',
+      );
       assert.equal(result, undefined);
-      // Reported as a session that could not be finalised (the cancellation reached finalisation).
-      const f = failureOf(error);
-      assert.equal(f.type, 'BackupNotFinalized');
-      assert.match(f.message, /could not be finalized: .*cancel/i);
+      assert.ok(error instanceof WorkflowFailedError && error.cause instanceof CancelledFailure, `ends cancelled, got ${String(error)}`);
       assert.deepEqual(stubs.inputsOf('finalizeBackupSession'), [], 'never finalised');
+      assert.deepEqual(
+        stubs.inputsOf('appendAuditRecord').map((r) => r.result),
+        ['cancelled'],
+      );
+      const alerts = stubs.inputsOf('sendAlert');
+      assert.equal(alerts.length, 1);
+      assert.equal(alerts[0]!.severity, 'warning');
+      assert.match(alerts[0]!.subject, /^backup backup_\S+ was cancelled$/);
+      assert.match(alerts[0]!.text, /stays incomplete and nothing will restore from it/);
     });
   });
 });
