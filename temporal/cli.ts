@@ -23,6 +23,7 @@ import { registerConfigCommands, registerSetupCommands } from './cli/setup';
 import { registerValidationCommands } from './cli/validation';
 import { DEFAULT_RECONNECT_TIMEOUT_MINUTES } from './cli/wait';
 import { registerWorkerCommand } from './cli/worker';
+import { registerWorkflowCommands } from './cli/workflows';
 
 /** `outcome.code` is set by actions that end with a non-zero exit code. */
 export function buildProgram(outcome: { code: number } = { code: 0 }): Command {
@@ -56,6 +57,7 @@ Temporal stays unreachable for --reconnect-timeout while a command waits: the wo
   registerMonitorCommands(program, outcome);
   registerCleanupCommands(program, outcome);
   registerSessionCommands(program);
+  registerWorkflowCommands(program);
   registerSetupCommands(program, outcome);
   registerInteropCommands(program);
   registerConfigCommands(program);
@@ -71,11 +73,20 @@ export async function main(argv: string[]): Promise<number> {
     await program.parseAsync(argv);
     return outcome.code;
   } catch (err) {
+    // With --json a failure is also a JSON object on stdout, so that scripts parse one thing.
+    const json = Boolean(program.opts<{ json?: boolean }>().json) || argv.slice(2).includes('--json');
     if (err instanceof CommanderError) {
-      return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+      if (err.exitCode === 0) return EXIT.ok;
+      if (json) writeJsonError(err.message.replace(/^error: /, ''), EXIT.usage);
+      return EXIT.usage;
     }
     const failure = commandFailure(err);
     process.stderr.write(`odoo-dr: ${failure.message}\n`);
+    if (json) writeJsonError(failure.message, failure.code);
     return failure.code;
   }
+}
+
+function writeJsonError(message: string, exitCode: number): void {
+  process.stdout.write(`${JSON.stringify({ error: { message, exitCode } })}\n`);
 }

@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { localPath, rel } from '../../src/backup/layout';
 import { readManifest } from '../../src/backup/manifest';
+import type { SessionDescription } from '../../src/sessions/describe';
 import type { UploadProgress } from '../../src/storage/s3';
 import { cloudKey, deleteObjects, listObjects } from '../../src/storage/s3';
 import type { BackupResult } from '../../workflows/backup';
@@ -84,6 +85,45 @@ describe('odoo-dr backup (CLI and worker processes)', function () {
       assert.equal(line.result, 'complete');
       assert.equal(line.action, 'backup');
       assert.match(line.startedBy, /^[^@]+@.+$/, 'the operator who started it');
+
+      // `sessions show`: the session as its verified manifest describes it.
+      const cliEnv = { ...env, DR_TASK_QUEUE: taskQueue };
+      const shown = await runCli(['--json', 'sessions', 'show', result.session], cliEnv).result;
+      assert.equal(shown.code, 0, shown.out);
+      const described = JSON.parse(shown.stdout) as SessionDescription;
+      assert.equal(described.status, 'complete');
+      assert.equal(described.location, 'local');
+      assert.match(described.signedBy ?? '', /^SHA256:/, 'signed, and the signature verified');
+      assert.equal(described.workflowId, result.workflowId);
+      assert.equal(described.tenants[tenant]?.status, 'complete');
+      assert.equal(described.tenants[tenant]?.database?.bytes, result.tenants[0]!.databaseBytes);
+      assert.equal(described.tenants[tenant]?.filestore?.files, result.tenants[0]!.filestoreFiles);
+      assert.equal(described.validation, 'never');
+      assert.deepEqual(described.results, []);
+      const text = await runCli(['sessions', 'show', result.session], cliEnv).result;
+      assert.equal(text.code, 0, text.out);
+      assert.match(text.stdout, new RegExp(`session ${result.session}: COMPLETE, read from .*, signed by SHA256:`));
+      assert.match(text.stdout, new RegExp(`^${tenant.replace(/\./g, '\\.')} +complete `, 'm'));
+      const unknown = await runCli(['--json', 'sessions', 'show', backupSessionName(new Date(0), 'nothere')], cliEnv).result;
+      assert.equal(unknown.code, 1, unknown.out);
+      assert.match((JSON.parse(unknown.stdout) as { error: { message: string } }).error.message, /does not exist in /);
+
+      // `workflows list`: the backup, closed, on this task queue (visibility may lag a moment).
+      let listed: Array<{ workflowId: string; type: string; status: string }> = [];
+      await waitFor(
+        'the backup in the workflow list',
+        async () => {
+          const r = await runCli(['--json', 'workflows', 'list'], cliEnv).result;
+          assert.equal(r.code, 0, r.out);
+          listed = (JSON.parse(r.stdout) as { workflows: typeof listed }).workflows;
+          return listed.some((w) => w.workflowId === result.workflowId && w.status === 'COMPLETED');
+        },
+        30_000,
+      );
+      assert.equal(listed.find((w) => w.workflowId === result.workflowId)?.type, 'backupWorkflow');
+      assert.ok(!listed.some((w) => w.type === 'tenantLockWorkflow'), 'locks only with --all');
+      const running = await runCli(['--json', 'workflows', 'list', '--running'], cliEnv).result;
+      assert.ok(!(JSON.parse(running.stdout) as { workflows: typeof listed }).workflows.some((w) => w.workflowId === result.workflowId));
     } finally {
       worker.child.kill('SIGTERM');
       await worker.result;

@@ -70,6 +70,10 @@ describe('odoo-dr CLI', () => {
     const r = await run(['frobnicate']);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /unknown command 'frobnicate'/);
+    // With --json the failure is also one JSON object on stdout.
+    const j = await run(['--json', 'frobnicate']);
+    assert.equal(j.code, 2);
+    assert.deepEqual(JSON.parse(j.stdout), { error: { message: "unknown command 'frobnicate'", exitCode: 2 } });
   });
 
   it('refuses tenant and session names that cannot be, with exit code 2, before anything starts', async () => {

@@ -221,14 +221,17 @@ describe('backupWorkflow (stubbed activities, time skipping)', function () {
     it('cancelled while a tenant is backed up: never finalised, ends cancelled, with an audit line and an alert (recorded for replay)', async () => {
       const [a] = tenantNames('a');
       const stubs = stubActivities(backupImpls({ [a!]: 200 * MB }));
-      const held = stubs.hold('backupTenant');
+      // Every activity in flight at the cancellation is held until the result (the helper's finally
+      // releases them): one that completed while the workflow asked for its cancellation made the
+      // Java test server refuse the workflow task ("ACTIVITY_UNKNOWN"), again and again, until the
+      // test timed out.
+      const held = (['backupTenant', 'backupClusterGlobals', 'backupConfiguration', 'applyBackupRetention'] as const).map((n) => stubs.hold(n));
       const { error, result } = await backup(
         stubs,
         {},
         async (h) => {
-          await held.entered;
+          await Promise.all(held.map((x) => x.entered));
           await h.cancel();
-          held.release();
         },
         'backup-v2-stubbed-cancelled',
       );
