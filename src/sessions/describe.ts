@@ -4,6 +4,7 @@
  * holds, and its validation and drill results. Read only through the catalog, so nothing unverified
  * is shown as if it were the session.
  */
+import type { Manifest } from '../backup/manifest';
 import type { SessionCatalog, SessionResult, SessionSource, ValidationState } from './catalog';
 
 export interface TenantDescription {
@@ -15,29 +16,23 @@ export interface TenantDescription {
   odoo?: { series?: string; modules: number; attachments: number; databaseUuid?: string };
 }
 
-export interface SessionDescription {
-  session: string;
+/** What the manifest says of the session as a whole (`cloud`: the bucket copy it records, null: local only). */
+type ManifestFacts = Pick<
+  Manifest,
+  'session' | 'status' | 'startedAt' | 'finishedAt' | 'startedBy' | 'workflowId' | 'host' | 'postgres' | 'compression' | 'cloud' | 'warnings'
+>;
+
+export interface SessionDescription extends ManifestFacts {
   /** The store it was read from (`local` or `cloud`) and its readable place. */
   location: 'local' | 'cloud';
   where: string;
-  status: 'complete' | 'partial' | 'failed';
   /** Fingerprint of the trusted key whose signature verified; absent: unsigned, accepted by --allow-unsigned. */
   signedBy?: string;
-  startedAt: string;
-  finishedAt: string;
-  startedBy: string;
-  workflowId: string;
-  host: string;
-  postgres: { server: string; pgDump: string };
-  compression: { format: 'zstd'; level: number };
-  /** The bucket copy the manifest records (null: local only). */
-  cloud: { bucket: string; prefix: string } | null;
   tenants: Record<string, TenantDescription>;
   /** Stored bytes of the session's own artifacts (dumps, indexes, globals, configuration; packs are shared). */
   bytes: number;
   globals: boolean;
   config: { paths: number; missing: string[] } | null;
-  warnings: string[];
   validation: ValidationState;
   /** Validation and drill results kept with the session, newest first. */
   results: SessionResult[];
