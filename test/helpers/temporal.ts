@@ -54,7 +54,22 @@ export async function startTimeSkippingServer(): Promise<TestWorkflowEnvironment
   });
 }
 
-/** The time-skipping server shared by the run (torn down by the root hooks). */
+/**
+ * A time-skipping server for the calling `describe` alone: started on first use, torn down after its
+ * tests. For tests that skip time: late in a full run the shared server had stopped skipping it (CI of
+ * 2026-11-26 and -27: time-skipped hours waited in real time until the mocha timeout).
+ */
+export function ownTimeSkippingServer(): () => Promise<TestWorkflowEnvironment> {
+  let server: Promise<TestWorkflowEnvironment> | undefined;
+  after(async () => {
+    const started = server;
+    server = undefined;
+    if (started) await (await started).teardown();
+  });
+  return () => (server ??= startTimeSkippingServer());
+}
+
+/** The time-skipping server shared by the run (torn down by the root hooks); for tests that do not skip time. */
 export function timeSkippingServer(): Promise<TestWorkflowEnvironment> {
   skippingEnv ??= startTimeSkippingServer();
   return skippingEnv;

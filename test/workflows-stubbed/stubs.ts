@@ -12,7 +12,7 @@ import type { Activities } from '../../activities';
 import { toFailure } from '../../activities/errors';
 import type { DrError } from '../../src/errors';
 import { HISTORIES_DIR } from '../helpers/replay';
-import { startTimeSkippingServer } from '../helpers/temporal';
+import { ownTimeSkippingServer } from '../helpers/temporal';
 
 export type ActivityName = keyof Activities;
 export type StubImpls = Partial<{ [K in ActivityName]: (...args: Parameters<Activities[K]>) => ReturnType<Activities[K]> }>;
@@ -106,25 +106,16 @@ export async function recordHistory(handle: WorkflowHandle, file: string): Promi
   writeFileSync(path.join(HISTORIES_DIR, file), `${JSON.stringify(history.toJSON(), null, 1)}\n`);
 }
 
-/**
- * A time-skipping server of its own, for the tests after which the shared one no longer skipped time
- * (a later approval timeout waited in real time, though nothing was left open on it): a workflow
- * cancelled while an activity runs, a backup whose batch children held locks. The caller tears it down.
- */
-export function isolatedTimeSkippingServer(): Promise<TestWorkflowEnvironment> {
-  return startTimeSkippingServer();
-}
-
 /** Mocha hooks of a `describe` whose tests run on a server of their own: `swap` swaps it in, then back. */
 export function onServerOfItsOwn(swap: (env: TestWorkflowEnvironment) => TestWorkflowEnvironment): void {
+  // After these tests the shared server no longer skipped time for later ones (a workflow cancelled
+  // while an activity runs; batch children and the locks they hold).
+  const own = ownTimeSkippingServer();
   let shared: TestWorkflowEnvironment | undefined;
-  let own: TestWorkflowEnvironment | undefined;
   before(async () => {
-    own = await isolatedTimeSkippingServer();
-    shared = swap(own);
+    shared = swap(await own());
   });
-  after(async () => {
+  after(() => {
     if (shared) swap(shared);
-    await own?.teardown();
   });
 }

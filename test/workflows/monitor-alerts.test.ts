@@ -17,7 +17,7 @@ import { alertStateQuery, observationOutcomeUpdate, observeSignal, workflowIds }
 import { stackConfig, uniqueSuffix } from '../helpers/config';
 import { historyText } from '../helpers/history';
 import { mailText, startReceivers, type Receivers } from '../helpers/receivers';
-import { startTimeSkippingServer, withWorker } from '../helpers/temporal';
+import { ownTimeSkippingServer, withWorker } from '../helpers/temporal';
 
 const HOUR = 3_600_000;
 
@@ -29,17 +29,14 @@ describe('alertsWorkflow (time skipping, real SMTP and webhook receivers)', func
   // attempt left, each attempt counts from its own baseline).
   this.retries(1);
   let rx: Receivers;
-  let server: TestWorkflowEnvironment;
   const token = `tok${uniqueSuffix()}${uniqueSuffix()}`;
-  const timeSkippingServer = () => Promise.resolve(server);
+  const timeSkippingServer = ownTimeSkippingServer();
 
   before(async () => {
     rx = await startReceivers();
-    server = await startTimeSkippingServer();
   });
   after(async () => {
     await rx.close();
-    await server?.teardown();
   });
 
   const config = (smtpPort: number) =>

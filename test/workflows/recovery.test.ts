@@ -19,8 +19,7 @@ import { createTenant, dropTenant, type PgAdminConnection } from '../fixtures/od
 import { stackConfig, uniqueSuffix } from '../helpers/config';
 import { filestoreFiles } from '../helpers/files';
 import { adminQuery, adminConnection } from '../helpers/pg';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { devServer, startTimeSkippingServer, withWorker } from '../helpers/temporal';
+import { devServer, ownTimeSkippingServer, withWorker } from '../helpers/temporal';
 import { testBucketUrl } from '../helpers/bucket';
 
 /** What an operator would compare: row count and content checksum of the main tables, and every filestore file. */
@@ -72,8 +71,7 @@ describe('recoveryWorkflow (real PostgreSQL, filestore, approval)', function () 
   const admin = (): PgAdminConnection => adminConnection(config);
   // A time-skipping server of its own: late in a full run the shared one had stopped skipping time
   // (CI of 2026-11-27: the time-skipped approval hour waited in real time until the mocha timeout).
-  let skipping: Promise<TestWorkflowEnvironment> | undefined;
-  const timeSkippingServer = () => (skipping ??= startTimeSkippingServer());
+  const timeSkippingServer = ownTimeSkippingServer();
   const recover = async (
     input: Parameters<typeof recoveryWorkflow>[0],
     onStart?: (id: string) => Promise<void>,
@@ -123,7 +121,6 @@ describe('recoveryWorkflow (real PostgreSQL, filestore, approval)', function () 
     assert.equal(backup.status, 'complete');
   });
   after(async () => {
-    await (await skipping)?.teardown();
     await new Promise<void>((r) => health.close(() => r()));
     for (const t of [victim, bystander]) await dropTenant(admin(), dataDir, t);
     const rest = (await adminQuery('SELECT datname FROM pg_database WHERE datname LIKE $1', [`rc%${s}%`])) as Array<{ datname: string }>;
