@@ -10,7 +10,7 @@ import pg from 'pg';
 import type { DrConfig } from '../config';
 import { readOdooFacts, type OdooFacts } from '../odoo/facts';
 import { ageSealer } from '../crypto/age';
-import { runPipeline, zstdStage, type Stage } from '../pipeline';
+import { runPipeline, zstdHasRowMatchFinderFlag, zstdStage, type Stage } from '../pipeline';
 import type { PgTools } from '../pgtools';
 import { guardIdleErrors, mapPostgresError } from '../postgres';
 import { localPath, rel } from './layout';
@@ -92,7 +92,7 @@ export async function dumpDatabase(req: DumpRequest): Promise<DumpResult> {
     }
     const dump = niced(config, tools.pgDump, [
       '--format=custom',
-      '--compress=0', // zstd compresses better and faster, in its own process
+      '--compress=0', // zstd compresses better and faster, in its own process (DR_DUMP_ZSTD_PARAMETERS)
       `--snapshot=${snapshot}`,
       '--lock-wait-timeout=300000',
       '--no-password',
@@ -109,7 +109,12 @@ export async function dumpDatabase(req: DumpRequest): Promise<DumpResult> {
     });
     const dumping = runPipeline({
       source,
-      stages: [zstdStage(config.encryption.compressionLevel)],
+      stages: [
+        zstdStage(config.encryption.compressionLevel, 0, {
+          parameters: config.encryption.dumpZstdParameters,
+          noRowMatchFinder: await zstdHasRowMatchFinderFlag(),
+        }),
+      ],
       sealOutput: ageSealer(req.recipients),
       dest,
       // Each attempt writes its own partial file; a superseded attempt never renames its dump into place.
