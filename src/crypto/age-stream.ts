@@ -75,23 +75,32 @@ function seal(key: Buffer, counter: number, last: boolean, plain: Buffer): Buffe
   return [out, cipher.getAuthTag()];
 }
 
-/** Encrypts a plaintext stream into STREAM chunks (one output buffer per input buffer). */
+/**
+ * Encrypts a plaintext stream into STREAM chunks: each sealed chunk and its tag are yielded as they
+ * are made. Chunks are sealed where they lie in the input buffers: only a chunk that spans two
+ * inputs is copied (the inputs are not reused by their producer once yielded).
+ */
 async function* sealChunks(key: Buffer, plain: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
-  let pending: Buffer = Buffer.alloc(0);
+  // Less than a chunk, or one whole chunk not yet known to be followed (the last one is sealed as final).
+  let held: Buffer = Buffer.alloc(0);
   let counter = 0;
   for await (const data of plain) {
-    pending = pending.length > 0 ? Buffer.concat([pending, data]) : data;
-    const out: Buffer[] = [];
+    if (data.length === 0) continue;
     let offset = 0;
-    // A full chunk is sealed as non-final only once more data follows it.
-    while (pending.length - offset > CHUNK) {
-      out.push(...seal(key, counter++, false, pending.subarray(offset, offset + CHUNK)));
+    if (held.length < CHUNK) {
+      offset = Math.min(CHUNK - held.length, data.length);
+      held = held.length > 0 ? Buffer.concat([held, data.subarray(0, offset)]) : data.subarray(0, offset);
+      if (offset === data.length) continue;
+    }
+    // More follows the held (full) chunk.
+    yield* seal(key, counter++, false, held);
+    while (data.length - offset > CHUNK) {
+      yield* seal(key, counter++, false, data.subarray(offset, offset + CHUNK));
       offset += CHUNK;
     }
-    pending = pending.subarray(offset);
-    if (out.length > 0) yield Buffer.concat(out);
+    held = data.subarray(offset);
   }
-  yield Buffer.concat(seal(key, counter, true, pending));
+  yield* seal(key, counter, true, held);
 }
 
 /** Decrypts STREAM chunks; any altered, reordered, dropped or truncated chunk fails before its plaintext is released. */

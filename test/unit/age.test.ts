@@ -8,6 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { loadConfig } from '../../src/config';
 import { ageSealer, decryptStream, decryptToFile, encryptFile, generateIdentity, plausibleAgeSize, readIdentity, recipientsFor } from '../../src/crypto/age';
 import { ArtifactCorruptedError, DiskFullError, EncryptionKeyError, PipelineError } from '../../src/errors';
@@ -260,6 +261,19 @@ describe('age', function () {
       }
       // Same recipients, two streams: different payload nonces, so different keys and ciphertexts.
       assert.notDeepEqual(written[0]!.subarray(-1000), written[1]!.subarray(-1000));
+    });
+
+    it('in-process encryption seals chunks that span input buffers of any size, and an exact multiple of 64 KiB', async () => {
+      for (const sizes of [[1, 65_535, 65_537, 3, 131_072, 10], [65_536, 65_536], [65_536 * 3], [0, 7], []]) {
+        const pieces = sizes.map((n) => randomBytes(n));
+        const enc = path.join(dir, 'pieces.age');
+        await runPipeline({ source: Readable.from(pieces), stages: [], sealOutput: ageSealer([recipient1]), dest: enc });
+        const expected = Buffer.concat(pieces);
+        const r = cliDecrypt(key1, enc);
+        assert.equal(r.status, 0, r.stderr);
+        assert.ok(r.stdout.equals(expected), `inputs of ${sizes.join(', ')} bytes`);
+        assert.ok(plausibleAgeSize(statSync(enc).size, expected.length));
+      }
     });
 
     it('in-process encryption refuses what is not an X25519 recipient before reading anything', () => {
