@@ -7,7 +7,8 @@ import path from 'node:path';
 import * as tar from 'tar';
 import type { DrConfig } from '../config';
 import { PipelineError } from '../errors';
-import { ageEncryptStage, runPipeline, zstdStage } from '../pipeline';
+import { ageSealer } from '../crypto/age';
+import { runPipeline, zstdStage } from '../pipeline';
 import type { PgTools } from '../pgtools';
 import { libpqEnv } from './database';
 import { localPath, rel } from './layout';
@@ -37,7 +38,8 @@ export async function dumpGlobals(opts: {
         args: ['--globals-only', '--no-password', `--database=${config.postgres.maintenanceDb}`, ...extra],
         env: libpqEnv(config),
       },
-      stages: [zstdStage(config.encryption.compressionLevel), ageEncryptStage(opts.recipients)],
+      stages: [zstdStage(config.encryption.compressionLevel)],
+      sealOutput: ageSealer(opts.recipients),
       dest,
       signal: opts.signal,
       secrets: [config.postgres.password ?? ''].filter(Boolean),
@@ -94,7 +96,8 @@ export async function archiveConfiguration(opts: {
   );
   const result = await runPipeline({
     source: archive as unknown as NodeJS.ReadableStream,
-    stages: [zstdStage(config.encryption.compressionLevel), ageEncryptStage(opts.recipients)],
+    stages: [zstdStage(config.encryption.compressionLevel)],
+    sealOutput: ageSealer(opts.recipients),
     dest,
     signal: opts.signal,
     remember: true,

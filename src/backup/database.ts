@@ -1,7 +1,7 @@
 /**
- * One tenant's database: `pg_dump -Fc -Z0 | zstd | age` streamed to the session folder, hashed in
- * the same pass. The Odoo facts are read in the very snapshot pg_dump uses (exported snapshot),
- * so the manifest's row counts are exactly what the dump holds.
+ * One tenant's database: `pg_dump -Fc -Z0 | zstd`, encrypted in process (age format) and streamed to
+ * the session folder, hashed in the same pass. The Odoo facts are read in the very snapshot pg_dump
+ * uses (exported snapshot), while it runs, so the manifest's row counts are exactly what the dump holds.
  */
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
@@ -9,7 +9,8 @@ import path from 'node:path';
 import pg from 'pg';
 import type { DrConfig } from '../config';
 import { readOdooFacts, type OdooFacts } from '../odoo/facts';
-import { ageEncryptStage, runPipeline, zstdStage, type Stage } from '../pipeline';
+import { ageSealer } from '../crypto/age';
+import { runPipeline, zstdHasRowMatchFinderFlag, zstdStage, type Stage } from '../pipeline';
 import type { PgTools } from '../pgtools';
 import { guardIdleErrors, mapPostgresError } from '../postgres';
 import { localPath, rel } from './layout';
@@ -83,35 +84,52 @@ export async function dumpDatabase(req: DumpRequest): Promise<DumpResult> {
   }
   try {
     let snapshot: string;
-    let facts: OdooFacts;
     try {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       snapshot = (await client.query<{ s: string }>('SELECT pg_export_snapshot() AS s')).rows[0]!.s;
-      facts = await readOdooFacts(client);
     } catch (err) {
       throw mapPostgresError(err, config.postgres, tenant);
     }
     const dump = niced(config, tools.pgDump, [
       '--format=custom',
-      '--compress=0', // zstd compresses better and faster, in its own process
+      '--compress=0', // zstd compresses better and faster, in its own process (DR_DUMP_ZSTD_PARAMETERS)
       `--snapshot=${snapshot}`,
       '--lock-wait-timeout=300000',
       '--no-password',
       `--dbname=${tenant}`,
     ]);
     const source: Stage = { name: 'pg_dump', command: dump.command, args: dump.args, env: libpqEnv(config) };
-    const result = await runPipeline({
+    // The facts (exact row counts: a scan of the biggest tables) are read in the exported snapshot
+    // while pg_dump runs, not before it: the transaction stays open until both are done.
+    const factsFailed = new AbortController();
+    const reading = readOdooFacts(client).catch((err: unknown) => {
+      const mapped = mapPostgresError(err, config.postgres, tenant);
+      factsFailed.abort(mapped);
+      throw mapped;
+    });
+    const dumping = runPipeline({
       source,
-      stages: [zstdStage(config.encryption.compressionLevel), ageEncryptStage(req.recipients)],
+      stages: [
+        zstdStage(config.encryption.compressionLevel, 0, {
+          parameters: config.encryption.dumpZstdParameters,
+          noRowMatchFinder: await zstdHasRowMatchFinderFlag(),
+        }),
+      ],
+      sealOutput: ageSealer(req.recipients),
       dest,
       // Each attempt writes its own partial file; a superseded attempt never renames its dump into place.
       uniquePartial: true,
       ...(req.fence ? { beforeRename: req.fence } : {}),
-      signal: req.signal,
+      signal: req.signal ? AbortSignal.any([req.signal, factsFailed.signal]) : factsFailed.signal,
       onProgress: req.onProgress,
       secrets: [config.postgres.password ?? ''].filter(Boolean),
       remember: true,
     });
+    const [factsRead, dumped] = await Promise.allSettled([reading, dumping]);
+    if (factsRead.status === 'rejected') throw factsRead.reason;
+    if (dumped.status === 'rejected') throw dumped.reason;
+    const facts = factsRead.value;
+    const result = dumped.value;
     await client.query('COMMIT').catch(() => undefined);
     return {
       artifact: { path: relative, bytes: result.bytes, sha256: result.sha256, pgDump: tools.version.full },

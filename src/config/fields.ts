@@ -22,6 +22,7 @@ import {
   timeOfDay,
   timeZone,
   wholeNumber,
+  zstdParameters,
   type Check,
 } from './values';
 
@@ -102,6 +103,11 @@ export const FIELDS = {
     schema: wholeNumber(1, 19),
     default: '1',
     doc: 'zstd compression level (1 fastest … 19 smallest). The seed used 9 for gzip; zstd 1 is faster than gzip -6 at a similar size (README, Performance).',
+  },
+  DR_DUMP_ZSTD_PARAMETERS: {
+    schema: zstdParameters,
+    default: 'strategy=5,windowLog=18,chainLog=12,hashLog=13,searchLog=1,minMatch=6',
+    doc: 'zstd parameters for database dumps, over DR_COMPRESSION_LEVEL (zstd --zstd=…): lazy matching in a 256 KiB window makes pg_dump -Z0 dumps smaller than pg_dump -Fc (gzip) where zstd -1 does not (README, Performance); none = the level alone.',
   },
   // --- Cloud copy (S3 or compatible)
   DR_CLOUD_BUCKET: { schema: s3Location, default: '', doc: 'S3 location s3://bucket/prefix; empty = local only.' },

@@ -166,6 +166,7 @@ export function loadConfig(options: LoadConfigOptions = {}): DrConfig {
       recipients: p.DR_AGE_RECIPIENTS ?? [],
       identityFile: p.DR_ENCRYPTION_KEY_FILE,
       compressionLevel: p.DR_COMPRESSION_LEVEL!,
+      dumpZstdParameters: p.DR_DUMP_ZSTD_PARAMETERS ?? '',
     },
     cloud: cloudLocation
       ? {

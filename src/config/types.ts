@@ -30,7 +30,7 @@ export interface DrConfig {
   };
   tenants: { include: string[]; exclude: string[] };
   configPaths: string[];
-  encryption: { recipients: string[]; identityFile: string | undefined; compressionLevel: number };
+  encryption: { recipients: string[]; identityFile: string | undefined; compressionLevel: number; dumpZstdParameters: string };
   /** Session signatures: the key the backup host signs with, the public keys readers trust. */
   signing: { keyFile: string | undefined; trusted: string[] };
   cloud:

@@ -133,6 +133,16 @@ export const sshPublicKeys = custom('a comma-separated list of public keys like 
 
 export const oneOf = <T extends string>(...values: T[]) => custom(`one of ${values.join(', ')}`, (raw) => (values.includes(raw as T) ? (raw as T) : undefined));
 
+/** zstd's advanced compression parameters (`zstd --zstd=…`), long and short names. */
+const ZSTD_PARAMETERS =
+  /^(strategy|strat|windowLog|wlog|chainLog|clog|hashLog|hlog|searchLog|slog|minMatch|mml|targetLength|tlen|overlapLog|ovlog|ldmHashLog|lhlog|ldmMinMatch|lmml|ldmBucketSizeLog|lblog|ldmHashRateLog|lhrlog)=\d{1,2}$/;
+
+/** `name=value,…` for `zstd --zstd=`; `none`: none (''). Each name is one zstd knows (nothing else reaches its command line). */
+export const zstdParameters = custom('zstd parameters name=value,… (e.g. strategy=5,windowLog=18) or none', (raw) => {
+  if (raw === 'none') return '';
+  return raw.split(',').every((p) => ZSTD_PARAMETERS.test(p)) ? raw : undefined;
+});
+
 /** `HH:MM` on a 24-hour clock. */
 export const timeOfDay = custom('a time of day HH:MM from 00:00 to 23:59', (raw, name) => {
   try {

@@ -95,6 +95,28 @@ export function ageRecipientProblem(recipient: string): string | undefined {
   return undefined;
 }
 
+/** The 32-byte X25519 public key of a valid recipient (checked with ageRecipientProblem first). */
+export function recipientPublicKey(recipient: string): Buffer {
+  const problem = ageRecipientProblem(recipient);
+  if (problem) throw new EncryptionKeyError(`not an X25519 age recipient: ${JSON.stringify(recipient)} ${problem}`);
+  // 52 five-bit groups after "age1" (the last 6 characters are the checksum) hold the 32 bytes.
+  const groups = [...recipient.slice(4, 4 + 52)].map((c) => BECH32_CHARSET.indexOf(c));
+  const key = Buffer.alloc(32);
+  let acc = 0;
+  let bits = 0;
+  let at = 0;
+  for (const g of groups) {
+    acc = (acc << 5) | g;
+    bits += 5;
+    if (bits >= 8) {
+      bits -= 8;
+      if (at < 32) key[at++] = (acc >> bits) & 0xff;
+    }
+    acc &= (1 << bits) - 1;
+  }
+  return key;
+}
+
 /** Refuses an empty list, and names what is wrong with the first recipient that is not an X25519 one. */
 export function checkRecipients(recipients: string[]): void {
   if (recipients.length === 0) {

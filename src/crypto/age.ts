@@ -12,4 +12,4 @@ export {
   type AgeDecrypter,
   type EncryptionSettings,
 } from './age-keys';
-export { decryptStream, decryptToFile, encryptFile, openAgeStream, plausibleAgeSize } from './age-stream';
+export { ageSealer, decryptStream, decryptToFile, encryptFile, openAgeStream, plausibleAgeSize } from './age-stream';

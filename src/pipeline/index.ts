@@ -14,4 +14,4 @@ export { filterThrough } from './filter';
 export { hashFile, unchangedSinceWritten } from './hash';
 export { syncFileSystem } from './partial';
 export { runPipeline, type PipelineOptions, type PipelineResult } from './run';
-export { ageEncryptStage, zstdStage, type Stage } from './stage';
+export { ageEncryptStage, zstdHasRowMatchFinderFlag, zstdStage, type Stage, type ZstdTuning } from './stage';

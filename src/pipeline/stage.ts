@@ -1,4 +1,5 @@
 /** What a pipeline runs: stages (commands, never through a shell), their environment and their stderr tails. */
+import { execFile } from 'node:child_process';
 import { constants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -22,15 +23,39 @@ export const MESSAGE_TAIL_CHARS = 1_500;
 const INHERITED_ENV = ['PATH', 'HOME', 'USER', 'LOGNAME', 'LANG', 'LANGUAGE', 'LC_ALL', 'LC_CTYPE', 'LC_MESSAGES', 'TZ', 'TMPDIR'];
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
-/** `zstd -q -c -<level> -T<threads>`: compresses stdin to stdout. `threads` 0 = one per core (zstd's choice). */
-export function zstdStage(level: number, threads = 0): Stage {
+/** Advanced zstd settings of a stage: `--zstd=<parameters>`, and the row-based match finder off. */
+export interface ZstdTuning {
+  /** `name=value,…`, checked by the configuration (src/config/values `zstdParameters`); empty: none. */
+  parameters: string;
+  /** Adds `--no-row-match-finder` (zstd ≥ 1.5; see `zstdHasRowMatchFinderFlag`). */
+  noRowMatchFinder?: boolean;
+}
+
+/** `zstd -q -c -<level> [--zstd=…] -T<threads>`: compresses stdin to stdout. `threads` 0 = one per core (zstd's choice). */
+export function zstdStage(level: number, threads = 0, tuning?: ZstdTuning): Stage {
   if (!Number.isInteger(level) || level < 1 || level > 19) {
     throw new InvalidInputError(`zstd compression level must be a whole number from 1 to 19, got ${level}`);
   }
   if (!Number.isInteger(threads) || threads < 0) {
     throw new InvalidInputError(`zstd threads must be a whole number (0 = one per core), got ${threads}`);
   }
-  return { name: 'zstd', command: 'zstd', args: ['-q', '-c', `-${level}`, `-T${threads}`] };
+  const advanced = tuning?.parameters ? [`--zstd=${tuning.parameters}`, ...(tuning.noRowMatchFinder ? ['--no-row-match-finder'] : [])] : [];
+  return { name: 'zstd', command: 'zstd', args: ['-q', '-c', `-${level}`, ...advanced, `-T${threads}`] };
+}
+
+let rowMatchFinderFlag: Promise<boolean> | undefined;
+/**
+ * Whether the installed zstd takes `--no-row-match-finder` (its help lists it; zstd 1.5 and later):
+ * asked once per process. With a small search (searchLog 1) hash chains cost less CPU than the row
+ * match finder zstd would pick itself; an older zstd has no row match finder and no such flag.
+ */
+export function zstdHasRowMatchFinderFlag(): Promise<boolean> {
+  rowMatchFinderFlag ??= new Promise((resolve) => {
+    execFile('zstd', ['-H'], { env: childEnv({ name: 'zstd', command: 'zstd', args: [] }), timeout: 10_000 }, (err, stdout, stderr) =>
+      resolve(!err && `${stdout}${stderr}`.includes('no-]row-match-finder')),
+    );
+  });
+  return rowMatchFinderFlag;
 }
 
 /** `age -e -r R1 -r R2 …`: encrypts stdin to stdout for the recipients (no private key needed). */

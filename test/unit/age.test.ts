@@ -8,10 +8,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { loadConfig } from '../../src/config';
-import { decryptStream, decryptToFile, encryptFile, generateIdentity, plausibleAgeSize, readIdentity, recipientsFor } from '../../src/crypto/age';
+import { ageSealer, decryptStream, decryptToFile, encryptFile, generateIdentity, plausibleAgeSize, readIdentity, recipientsFor } from '../../src/crypto/age';
 import { ArtifactCorruptedError, DiskFullError, EncryptionKeyError, PipelineError } from '../../src/errors';
-import { ageEncryptStage, hashFile, runPipeline } from '../../src/pipeline';
+import { ageEncryptStage, hashFile, runPipeline, zstdStage } from '../../src/pipeline';
 import { rejection } from '../helpers/assert';
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
@@ -238,6 +239,52 @@ describe('age', function () {
       const out = path.join(dir, 'stage.out');
       await decryptToFile(identity2, enc, out);
       assert.ok(readFileSync(out).equals(readFileSync(plain)));
+    });
+
+    it('the pipeline’s in-process encryption (sealOutput) is read by `age -d | zstd -d` and by the library; every stream has its own file key', async () => {
+      const plain = input(3 * 1024 * 1024 + 5);
+      const data = readFileSync(plain);
+      const sealer = ageSealer([recipient1, recipient2]);
+      const written: Buffer[] = [];
+      for (const name of ['seal-a', 'seal-b']) {
+        const enc = path.join(dir, `${name}.zst.age`);
+        const result = await runPipeline({ source: { name: 'cat', command: 'cat', args: [plain] }, stages: [zstdStage(1)], sealOutput: sealer, dest: enc });
+        assert.deepEqual({ bytes: result.bytes, sha256: result.sha256 }, await hashFile(enc));
+        for (const key of [key1, key2]) {
+          const out = execFileSync('bash', ['-c', 'age -d -i "$1" "$2" | zstd -d', 'break-glass', key, enc], { maxBuffer: 64 * 1024 * 1024 });
+          assert.ok(out.equals(data), `age -d -i ${path.basename(key)} | zstd -d`);
+        }
+        const viaLibrary = await drain(decryptStream(identity1, enc));
+        assert.equal(viaLibrary.error, undefined);
+        assert.ok(execFileSync('zstd', ['-d', '-c'], { input: viaLibrary.data, maxBuffer: 64 * 1024 * 1024 }).equals(data));
+        written.push(readFileSync(enc));
+      }
+      // Same recipients, two streams: different payload nonces, so different keys and ciphertexts.
+      assert.notDeepEqual(written[0]!.subarray(-1000), written[1]!.subarray(-1000));
+    });
+
+    it('in-process encryption seals chunks that span input buffers of any size, and an exact multiple of 64 KiB', async () => {
+      for (const sizes of [[1, 65_535, 65_537, 3, 131_072, 10], [65_536, 65_536], [65_536 * 3], [0, 7], []]) {
+        const pieces = sizes.map((n) => randomBytes(n));
+        const enc = path.join(dir, 'pieces.age');
+        await runPipeline({ source: Readable.from(pieces), stages: [], sealOutput: ageSealer([recipient1]), dest: enc });
+        const expected = Buffer.concat(pieces);
+        const r = cliDecrypt(key1, enc);
+        assert.equal(r.status, 0, r.stderr);
+        assert.ok(r.stdout.equals(expected), `inputs of ${sizes.join(', ')} bytes`);
+        assert.ok(plausibleAgeSize(statSync(enc).size, expected.length));
+      }
+    });
+
+    it('in-process encryption refuses what is not an X25519 recipient before reading anything', () => {
+      for (const bad of [
+        [],
+        ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJtq/fX3ynXdjgUASsaSyEKWdBJhXtd7dUDIWgOjDv8o'],
+        [recipient1.slice(0, -1)],
+        [secretOf(key1)],
+      ]) {
+        assert.throws(() => ageSealer(bad), EncryptionKeyError);
+      }
     });
 
     it('multiple recipients: either identity decrypts, with the CLI and with the library, both ways', async () => {

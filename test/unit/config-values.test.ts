@@ -168,6 +168,23 @@ describe('configuration values', () => {
     });
   });
 
+  describe('DR_DUMP_ZSTD_PARAMETERS', () => {
+    it('defaults to lazy matching in a 256 KiB window; takes zstd parameter lists, or none', () => {
+      assert.equal(accepted({}).encryption.dumpZstdParameters, 'strategy=5,windowLog=18,chainLog=12,hashLog=13,searchLog=1,minMatch=6');
+      assert.equal(accepted({ DR_DUMP_ZSTD_PARAMETERS: 'wlog=20,strat=4' }).encryption.dumpZstdParameters, 'wlog=20,strat=4');
+      assert.equal(accepted({ DR_DUMP_ZSTD_PARAMETERS: 'none' }).encryption.dumpZstdParameters, '');
+      assert.equal(accepted({ DR_DUMP_ZSTD_PARAMETERS: '' }).encryption.dumpZstdParameters, accepted({}).encryption.dumpZstdParameters);
+    });
+
+    it('refuses anything but name=number pairs zstd knows (nothing else reaches its command line)', () => {
+      for (const value of ['strategy=5;rm -rf /', 'bogus=1', '--long', 'strategy=', 'strategy=5,', 'windowLog=18 -o x']) {
+        const problems = problemsOf({ DR_DUMP_ZSTD_PARAMETERS: value });
+        assert.equal(problems.length, 1, value);
+        assert.match(problems[0]!, /^DR_DUMP_ZSTD_PARAMETERS must be zstd parameters name=value,… \(e\.g\. strategy=5,windowLog=18\) or none, got /);
+      }
+    });
+  });
+
   describe('DR_CLOUD_BUCKET', () => {
     it('accepts valid buckets and prefixes (one trailing slash allowed)', () => {
       const c = accepted({ DR_CLOUD_BUCKET: 's3://odoo-dr.backups-01/prod/eu/' });

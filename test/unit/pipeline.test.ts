@@ -12,7 +12,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import * as tar from 'tar';
 import { ArtifactCorruptedError, DiskFullError, EncryptionKeyError, InvalidInputError, PipelineError } from '../../src/errors';
-import { ageEncryptStage, hashFile, runPipeline, zstdStage, type Stage } from '../../src/pipeline';
+import { ageEncryptStage, hashFile, runPipeline, zstdHasRowMatchFinderFlag, zstdStage, type Stage } from '../../src/pipeline';
 import { rejection } from '../helpers/assert';
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
@@ -45,9 +45,36 @@ describe('pipeline', function () {
   const leftovers = (sub = dir) => readdirSync(sub).filter((f) => f.endsWith('.partial'));
 
   describe('stages', () => {
+    it('the database dump’s zstd settings (DR_DUMP_ZSTD_PARAMETERS) run on the installed zstd and read back with a plain `zstd -d`', async () => {
+      const plain = path.join(dir, 'tuned.in');
+      // Rows of a dump-like text: repetitive, with varying numbers.
+      writeFileSync(
+        plain,
+        Array.from({ length: 40_000 }, (_, i) => `${i}\t${(i * 7919) % 10007}\taccount_move_line ${i % 97}\t2026-11-${(i % 28) + 1}\n`).join(''),
+      );
+      const dest = path.join(dir, 'tuned.zst');
+      const tuned = zstdStage(1, 0, {
+        parameters: 'strategy=5,windowLog=18,chainLog=12,hashLog=13,searchLog=1,minMatch=6',
+        noRowMatchFinder: await zstdHasRowMatchFinderFlag(),
+      });
+      await runPipeline({ source: { name: 'cat', command: 'cat', args: [plain] }, stages: [tuned], dest });
+      assert.ok(execFileSync('zstd', ['-d', '-c', dest], { maxBuffer: 64 * 1024 * 1024 }).equals(readFileSync(plain)));
+      assert.equal(await zstdHasRowMatchFinderFlag(), /no-\]row-match-finder/.test(execFileSync('zstd', ['-H'], { encoding: 'utf8' })));
+    });
+
     it('builds zstd and age command lines', () => {
       assert.deepEqual(zstdStage(3), { name: 'zstd', command: 'zstd', args: ['-q', '-c', '-3', '-T0'] });
       assert.deepEqual(zstdStage(19, 2).args, ['-q', '-c', '-19', '-T2']);
+      assert.deepEqual(zstdStage(1, 0, { parameters: 'strategy=5,windowLog=18' }).args, ['-q', '-c', '-1', '--zstd=strategy=5,windowLog=18', '-T0']);
+      assert.deepEqual(zstdStage(1, 0, { parameters: 'strategy=5', noRowMatchFinder: true }).args, [
+        '-q',
+        '-c',
+        '-1',
+        '--zstd=strategy=5',
+        '--no-row-match-finder',
+        '-T0',
+      ]);
+      assert.deepEqual(zstdStage(1, 0, { parameters: '', noRowMatchFinder: true }).args, ['-q', '-c', '-1', '-T0']);
       assert.deepEqual(ageEncryptStage([recipient, recipient]).args, ['-e', '-r', recipient, '-r', recipient]);
     });
 
