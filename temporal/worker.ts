@@ -24,6 +24,17 @@ import { prebuiltWorkflowBundle } from './bundle';
 /** Compiled workflows entry (dist/workflows/index.js next to dist/temporal/). */
 export const WORKFLOWS_PATH = path.resolve(__dirname, '../workflows/index.js');
 
+/**
+ * Workflows run in this thread's V8 isolate, in the SDK's one reused vm context, instead of in a
+ * worker thread: that thread is a second isolate and Node environment (37 MiB of RSS once started,
+ * ~60 MiB with its own young generation during a backup) for workflow tasks of a few milliseconds.
+ * The SDK calls this `debugMode`; its deadlock guard (`isolateExecutionTimeout`, which debug mode
+ * lifts) is set back to the SDK's default. Cached workflows are bounded (the SDK's default grows
+ * with the heap limit: thousands) — a DR worker runs a few sessions and their tenant locks at once;
+ * an evicted one is replayed from its history at its next task.
+ */
+const WORKFLOW_SANDBOX = { debugMode: true, isolateExecutionTimeout: '5 seconds', maxCachedWorkflows: 200 } as const;
+
 export interface WorkerSetup {
   config: DrConfig;
   connection: NativeConnection;
@@ -144,6 +155,7 @@ export async function createWorker(setup: WorkerSetup): Promise<OdooDrWorker> {
     maxConcurrentActivityTaskExecutions: concurrency,
     shutdownGraceTime: '30 seconds',
     ...heartbeats,
+    ...WORKFLOW_SANDBOX,
   });
   const own = await Worker.create({
     connection: setup.connection,
