@@ -13,6 +13,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Client } from '@temporalio/client';
 import { runCli, startCliWorker, type CliRun } from '../test/helpers/cli';
+import { REPO_ROOT } from '../test/helpers/config';
 
 export const MiB = 1024 * 1024;
 
@@ -127,9 +128,29 @@ export interface BenchWorker {
   stop(graceMs?: number): Promise<number | undefined>;
 }
 
+/** The systemd unit a deployment runs the worker with (README "Production deployment"). */
+export const WORKER_UNIT = path.join(REPO_ROOT, 'deploy/systemd/odoo-dr-worker.service');
+
+/**
+ * The `Environment=KEY=VALUE` settings of the worker's systemd unit (one per line, optionally in
+ * double quotes): the bench starts its workers with them, as a deployment does, so that what the
+ * unit sets for the worker's memory (glibc, V8) is what the bench measures.
+ */
+export function unitEnvironment(unitText: string = readFileSync(WORKER_UNIT, 'utf8')): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const line of unitText.split('\n')) {
+    if (!line.startsWith('Environment=')) continue;
+    const value = line.slice('Environment='.length).trim();
+    const m = /^"([A-Za-z_][A-Za-z0-9_]*)=([^"]*)"$/.exec(value) ?? /^([A-Za-z_][A-Za-z0-9_]*)=(\S*)$/.exec(value);
+    if (!m) throw new Error(`${WORKER_UNIT}: cannot read "${line}" (one KEY=VALUE per Environment= line, quoted if it holds spaces)`);
+    env[m[1]!] = m[2]!;
+  }
+  return env;
+}
+
 export async function startWorker(label: string, env: NodeJS.ProcessEnv, configPath: string): Promise<BenchWorker> {
   let run: CliRun | undefined;
-  const started = startCliWorker(env, [], { config: configPath });
+  const started = startCliWorker({ ...unitEnvironment(), ...env }, [], { config: configPath });
   try {
     run = await started;
   } catch (err) {

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { unitEnvironment } from '../../bench/harness';
 import { temporalSettings } from '../../temporal/connection';
 import { REPO_ROOT, stackConfig } from '../helpers/config';
 
@@ -51,6 +52,12 @@ describe('production deployment files', () => {
     assert.deepEqual(set('KillSignal'), ['SIGTERM']);
     assert.match(set('ExecStart')[0]!, /bin\/odoo-dr --config \/etc\/odoo-dr\/dr-config\.env worker$/);
     assert.deepEqual(set('MemoryDenyWriteExecute'), [], "Node's JIT needs it off");
+  });
+
+  it('systemd: the environment the unit sets for the worker is the one the bench starts its workers with', () => {
+    assert.deepEqual(unitEnvironment(), { MALLOC_MMAP_THRESHOLD_: '131072' });
+    assert.deepEqual(unitEnvironment('Environment="A=x y"\nEnvironmentFile=/etc/f\nEnvironment=B=1\n'), { A: 'x y', B: '1' });
+    assert.throws(() => unitEnvironment('Environment=A=1 B=2\n'), /cannot read "Environment=A=1 B=2"/);
   });
 
   it('Temporal: an API key (TLS implied) or mTLS certificates from the documented variables', () => {
