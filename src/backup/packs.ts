@@ -23,7 +23,7 @@ import { Readable } from 'node:stream';
 import * as tar from 'tar';
 import { ArtifactCorruptedError, DiskFullError, SourceChangedError } from '../errors';
 import { ageSealer } from '../crypto/age';
-import { runPipeline, zstdStage } from '../pipeline';
+import { runPipeline, zstdStage, zstdStoredFrame } from '../pipeline';
 import { localPath, rel } from './layout';
 
 /**
@@ -223,10 +223,18 @@ export async function writePack(opts: {
   await mkdir(tmpDir, { recursive: true });
   const tmp = path.join(tmpDir, `${randomBytes(8).toString('hex')}.tar.zst.age`);
   try {
+    const tar = tarBytes();
+    const head = await tarHead(tar, SMALL_PACK_BYTES);
     const result = await runPipeline({
-      source: Readable.from(tarBytes(), { objectMode: false }),
-      // One zstd thread per pack: packs are written one after another while files are read.
-      stages: [zstdStage(opts.compressionLevel, 1)],
+      // A tiny pack (a small tenant's filestore, a few new files) is framed here: a zstd process
+      // start saved (see SMALL_PACK_BYTES). Otherwise the tar streams through zstd.
+      ...(head.whole
+        ? { source: Readable.from([zstdStoredFrame(head.bytes)], { objectMode: false }), stages: [] }
+        : {
+            source: Readable.from(prepend(head.bytes, tar), { objectMode: false }),
+            // One zstd thread per pack: packs are written one after another while files are read.
+            stages: [zstdStage(opts.compressionLevel, 1)],
+          }),
       sealOutput: ageSealer(opts.recipients),
       dest: tmp,
       uniquePartial: true,
@@ -253,6 +261,32 @@ export async function writePack(opts: {
     await rm(tmp, { force: true }).catch(() => undefined);
     if (Array.isArray(members)) for (const m of members) await m.handle?.close().catch(() => undefined);
   }
+}
+
+/**
+ * A pack whose whole tar is at most this many bytes is stored uncompressed (a zstd frame of raw
+ * blocks, written in-process): starting zstd (a fork of the worker, ~10 ms of its event loop, and
+ * the process's own start-up) costs more than compressing a few KiB saves. Any reader (`zstd -d`,
+ * this code, break-glass) reads it like any other pack.
+ */
+export const SMALL_PACK_BYTES = 64 * 1024;
+
+/** The tar's first bytes, up to just past `limit`; `whole` when the tar ended within them. */
+async function tarHead(tar: AsyncGenerator<Buffer>, limit: number): Promise<{ bytes: Buffer; whole: boolean }> {
+  const parts: Buffer[] = [];
+  let bytes = 0;
+  while (bytes <= limit) {
+    const next = await tar.next();
+    if (next.done) return { bytes: Buffer.concat(parts, bytes), whole: true };
+    parts.push(next.value);
+    bytes += next.value.length;
+  }
+  return { bytes: Buffer.concat(parts, bytes), whole: false };
+}
+
+async function* prepend(first: Buffer, rest: AsyncGenerator<Buffer>): AsyncGenerator<Buffer> {
+  yield first;
+  yield* rest;
 }
 
 export { SHA1 as SHA1_HEX };

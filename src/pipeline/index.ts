@@ -15,3 +15,4 @@ export { hashFile, unchangedSinceWritten } from './hash';
 export { syncFileSystem } from './partial';
 export { runPipeline, type PipelineOptions, type PipelineResult } from './run';
 export { ageEncryptStage, zstdHasRowMatchFinderFlag, zstdStage, type Stage, type ZstdTuning } from './stage';
+export { zstdStoredFrame } from './zstd-frame';
