@@ -45,8 +45,9 @@ describe('odoo-dr backup (CLI and worker processes)', function () {
 
   before(async function () {
     this.timeout(300_000);
-    // Big enough that its dump needs several 8 MiB parts.
-    await createTenant(adminConnection(), config.odoo.dataDir, { name: tenant, moveLines: 400_000, files: 20 });
+    // Big enough that its dump needs several 8 MiB parts: ~18 MiB compressed (400,000 lines made
+    // ~9 MiB with zstd -1 and, with DR_DUMP_ZSTD_PARAMETERS' default, sometimes less than one part).
+    await createTenant(adminConnection(), config.odoo.dataDir, { name: tenant, moveLines: 800_000, files: 20 });
   });
   after(async () => {
     await dropTenant(adminConnection(), config.odoo.dataDir, tenant);
