@@ -239,8 +239,10 @@ describe('S3 faults: odoo-dr behind a fault-injecting proxy, and versitygw stopp
     s3 = createS3Client(cloud);
     proxy = await startFaultProxy({ target: direct });
     env = { ...base, DR_S3_ENDPOINT: proxy.url };
-    // A dump of ~10 MiB (two 8 MiB parts: a multipart upload) and 240 filestore files.
-    await createTenant(admin(), dataDir, { name: tenant, moveLines: 360_000, files: 240 });
+    // A dump of ~16 MiB (two or three 8 MiB parts: a multipart upload, whatever the dump's zstd
+    // parameters; 360,000 lines made ~10 MiB with zstd -1, near one part with the new default) and
+    // 240 filestore files.
+    await createTenant(admin(), dataDir, { name: tenant, moveLines: 720_000, files: 240 });
     original = await fingerprint(config, tenant);
     worker = await startCliWorker(env);
   });
@@ -276,7 +278,7 @@ describe('S3 faults: odoo-dr behind a fault-injecting proxy, and versitygw stopp
     session = result.session;
     assert.ok(random.errors > 0 && random.resets > 0, `faults were injected (${random.errors} errors, ${random.resets} resets)`);
 
-    // The dump (two parts) again: the server creates the multipart upload and completes it, but
+    // The dump (multipart) again: the server creates the multipart upload and completes it, but
     // the client never hears it the first time (connection reset); the SDK asks again.
     proxy.resetStats();
     proxy.setFaults([
