@@ -14,8 +14,9 @@
  * databases and `odoo_dr_restore_%` roles that were not there before the case, an `.incomplete`
  * marker of a finished session, and multipart uploads under the case's bucket prefix.
  *
- * The dump is slowed with a high zstd level (DR_COMPRESSION_LEVEL) so that the services fail while
- * pg_dump is running (it blocks on the pipe), not before or after it. PostgreSQL is stopped for
+ * The dump is slowed with a high zstd level (DR_COMPRESSION_LEVEL, the level alone: the default
+ * DR_DUMP_ZSTD_PARAMETERS would override its match finder and make the dump fast again) so that the
+ * services fail while pg_dump is running (it blocks on the pipe), not before or after it. PostgreSQL is stopped for
  * about 10 s only: other test runs may share this stack while this file is developed.
  */
 import assert from 'node:assert/strict';
@@ -260,6 +261,7 @@ describe('faults: Temporal, PostgreSQL and the backup disk fail during a backup 
       DR_LOG_DIR: path.join(root, `${name}-logs`),
       DR_TASK_QUEUE: `flt-svc-${name}-${s}`,
       DR_CLOUD_BUCKET: `s3://${base.cloud!.bucket}/${prefix}`,
+      DR_DUMP_ZSTD_PARAMETERS: 'none',
       ...extra,
     };
     return { env, config: stackConfig(env) };
