@@ -14,5 +14,5 @@ export { filterThrough } from './filter';
 export { hashFile, unchangedSinceWritten } from './hash';
 export { syncFileSystem } from './partial';
 export { runPipeline, type PipelineOptions, type PipelineResult } from './run';
-export { ageEncryptStage, zstdHasRowMatchFinderFlag, zstdStage, type Stage, type ZstdTuning } from './stage';
+export { zstdHasRowMatchFinderFlag, zstdStage, type Stage, type ZstdTuning } from './stage';
 export { zstdStoredFrame } from './zstd-frame';

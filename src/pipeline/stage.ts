@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import { constants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { EncryptionKeyError, InvalidInputError, PipelineError } from '../errors';
+import { InvalidInputError, PipelineError } from '../errors';
 
 export interface Stage {
   /** Shown in errors and used as the key of `PipelineResult.stderr`. */
@@ -56,20 +56,6 @@ export function zstdHasRowMatchFinderFlag(): Promise<boolean> {
     );
   });
   return rowMatchFinderFlag;
-}
-
-/** `age -e -r R1 -r R2 …`: encrypts stdin to stdout for the recipients (no private key needed). */
-export function ageEncryptStage(recipients: string[]): Stage {
-  if (recipients.length === 0) {
-    throw new EncryptionKeyError('age encryption needs at least one recipient: set DR_AGE_RECIPIENTS or DR_ENCRYPTION_KEY_FILE');
-  }
-  for (const r of recipients) {
-    // Refuse anything that is not a key (a value starting with '-' must never reach the command line as an option).
-    if (!/^(age1[0-9a-z]+|ssh-(ed25519|rsa) \S+( .*)?)$/.test(r)) {
-      throw new EncryptionKeyError(`not an age recipient: ${JSON.stringify(r)} (expected age1…)`);
-    }
-  }
-  return { name: 'age', command: 'age', args: ['-e', ...recipients.flatMap((r) => ['-r', r])] };
 }
 
 export function childEnv(stage: Stage): NodeJS.ProcessEnv {

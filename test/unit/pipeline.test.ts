@@ -12,7 +12,8 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import * as tar from 'tar';
 import { ArtifactCorruptedError, DiskFullError, EncryptionKeyError, InvalidInputError, PipelineError } from '../../src/errors';
-import { ageEncryptStage, hashFile, runPipeline, zstdHasRowMatchFinderFlag, zstdStage, type Stage } from '../../src/pipeline';
+import { ageSealer } from '../../src/crypto/age';
+import { hashFile, runPipeline, zstdHasRowMatchFinderFlag, zstdStage, type Stage } from '../../src/pipeline';
 import { rejection } from '../helpers/assert';
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
@@ -75,13 +76,12 @@ describe('pipeline', function () {
         '-T0',
       ]);
       assert.deepEqual(zstdStage(1, 0, { parameters: '', noRowMatchFinder: true }).args, ['-q', '-c', '-1', '-T0']);
-      assert.deepEqual(ageEncryptStage([recipient, recipient]).args, ['-e', '-r', recipient, '-r', recipient]);
     });
 
     it('refuses levels outside 1-19 and missing or malformed recipients', () => {
       for (const level of [0, 20, 2.5]) assert.throws(() => zstdStage(level), InvalidInputError);
-      assert.throws(() => ageEncryptStage([]), EncryptionKeyError);
-      assert.throws(() => ageEncryptStage(['-o/etc/passwd']), EncryptionKeyError);
+      assert.throws(() => ageSealer([]), EncryptionKeyError);
+      assert.throws(() => ageSealer(['-o/etc/passwd']), EncryptionKeyError);
     });
   });
 
@@ -95,13 +95,14 @@ describe('pipeline', function () {
       const progress: number[] = [];
       const result = await runPipeline({
         source: { name: 'pg_dump', command: 'cat', args: [input] },
-        stages: [zstdStage(3), ageEncryptStage([recipient])],
+        stages: [zstdStage(3)],
+        sealOutput: ageSealer([recipient]),
         dest,
         onProgress: (n) => progress.push(n),
       });
       const onDisk = await hashFile(dest);
       assert.deepEqual({ bytes: result.bytes, sha256: result.sha256 }, onDisk);
-      assert.deepEqual(Object.keys(result.stderr), ['pg_dump', 'zstd', 'age']);
+      assert.deepEqual(Object.keys(result.stderr), ['pg_dump', 'zstd']);
       assert.ok(progress.length >= 1 && progress.at(-1) === result.bytes, 'progress ends with the total');
       assert.ok(
         progress.every((n, i) => i === 0 || n >= progress[i - 1]!),
@@ -184,7 +185,8 @@ describe('pipeline', function () {
       let peak = before;
       const result = await runPipeline({
         source: { name: 'source', command: 'head', args: ['-c', String(256 * 1024 * 1024), '/dev/urandom'] },
-        stages: [zstdStage(1), ageEncryptStage([recipient])],
+        stages: [zstdStage(1)],
+        sealOutput: ageSealer([recipient]),
         dest,
         onProgress: () => {
           peak = Math.max(peak, process.memoryUsage().rss);
@@ -217,7 +219,8 @@ describe('pipeline', function () {
       const err = await rejection(
         runPipeline({
           source: sh('pg_dump', 'echo "-- partial dump"; echo "pg_dump: error: connection lost" >&2; exit 1'),
-          stages: [zstdStage(3), ageEncryptStage([recipient])],
+          stages: [zstdStage(3)],
+          sealOutput: ageSealer([recipient]),
           dest,
         }),
       );
@@ -391,7 +394,8 @@ describe('pipeline', function () {
       const err = await rejection(
         runPipeline({
           source: { name: 'pg_dump', command: 'head', args: ['-c', String(8 * 1024 * 1024), '/dev/urandom'] },
-          stages: [zstdStage(1), ageEncryptStage([recipient])],
+          stages: [zstdStage(1)],
+          sealOutput: ageSealer([recipient]),
           dest,
         }),
       );
