@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig, redactConfig, type DrConfig } from '../../src/config';
 import { ConfigError } from '../../src/errors';
-import { defaultKeyDir, ensureIdentity, ensureSigningKey, fillExample, readExample, setUpKeys, writeNewConfig, type KeyState } from '../../src/setup/bootstrap';
+import type { KeyState } from '../../src/setup/bootstrap';
 import { allWorking, ok, problem, skipped, type SetupCheck } from '../../src/setup/report';
 import { CliExit, EXIT, formatTable, load, printWarnings, type GlobalOptions } from './common';
 import { globals } from './output';
@@ -44,8 +44,12 @@ function examplePath(): string {
 
 const keyComment = () => `odoo-dr@${hostname()}`;
 
+/** Key and configuration set-up (age and signing code): loaded by `setup` alone, not at every CLI start. */
+const bootstrap = () => import('../../src/setup/bootstrap.js');
+
 /** Creates the configuration from the example, with fresh keys under `keyDir` (existing keys are kept). */
 async function createConfig(file: string, keyDir: string): Promise<{ checks: SetupCheck[]; keys: SetupReport['keys'] }> {
+  const { ensureIdentity, ensureSigningKey, fillExample, readExample, writeNewConfig } = await bootstrap();
   const identity = await ensureIdentity(path.join(keyDir, 'encryption.key'), true);
   const signing = await ensureSigningKey(path.join(keyDir, 'signing.key'), true, keyComment());
   for (const k of [identity, signing]) if (k.state === 'unusable') throw new CliExit(EXIT.failed, `${k.file}: ${k.error ?? 'unusable'}`);
@@ -90,7 +94,7 @@ export async function runSetup(opts: GlobalOptions, cmdOpts: SetupOptions): Prom
       );
       return { config: file, mode: 'check', ok: false, keys, checks };
     }
-    const keyDir = path.resolve(cmdOpts.dir ?? defaultKeyDir());
+    const keyDir = path.resolve(cmdOpts.dir ?? (await bootstrap()).defaultKeyDir());
     const created = await createConfig(file, keyDir);
     checks.push(...created.checks);
     keys = created.keys;
@@ -108,7 +112,7 @@ export async function runSetup(opts: GlobalOptions, cmdOpts: SetupOptions): Prom
   const config = loadOrExit(file);
   for (const w of config.warnings) checks.push({ service: 'config', check: 'variables', status: 'warning', detail: w });
 
-  const k = await setUpKeys(config, { check, comment: keyComment() });
+  const k = await (await bootstrap()).setUpKeys(config, { check, comment: keyComment() });
   checks.push(...k.checks);
   keys = {
     ...keys,
