@@ -154,6 +154,8 @@ export const timeOfDay = custom('a time of day HH:MM from 00:00 to 23:59', (raw,
 
 /** An IANA time zone (`Europe/Brussels`, `UTC`), in its canonical spelling (Temporal's server is case-sensitive). */
 export const timeZone = custom('an IANA time zone name like UTC or Europe/Brussels', (raw) => {
+  // The default, already canonical: ICU's time zone data costs ~10 ms of CPU to load, at every CLI start.
+  if (raw === 'UTC') return raw;
   try {
     return new Intl.DateTimeFormat('en-US', { timeZone: raw }).resolvedOptions().timeZone;
   } catch {
