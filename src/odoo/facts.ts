@@ -60,7 +60,7 @@ export async function readOdooFacts(client: pg.ClientBase): Promise<OdooFacts> {
                    WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND c.relname = ANY($1)) AS present,
             ARRAY(SELECT column_name::text FROM information_schema.columns
                    WHERE table_schema = 'public' AND table_name = 'ir_module_module' AND column_name IN ('latest_version', 'db_version')) AS cols`,
-    [MAIN_TABLES as unknown as string[]],
+    [MAIN_TABLES],
   );
   const server = known[0]!.v.split(' ')[0]!;
   const present = new Set(known[0]!.present);
