@@ -85,8 +85,9 @@ export async function dumpDatabase(req: DumpRequest): Promise<DumpResult> {
   try {
     let snapshot: string;
     try {
-      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      snapshot = (await client.query<{ s: string }>('SELECT pg_export_snapshot() AS s')).rows[0]!.s;
+      // One round trip: both statements in one simple query (no parameters), each with its result.
+      const results = (await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT pg_export_snapshot() AS s')) as unknown as pg.QueryResult[];
+      snapshot = (results[1]!.rows[0] as { s: string }).s;
     } catch (err) {
       throw mapPostgresError(err, config.postgres, tenant);
     }
@@ -130,7 +131,7 @@ export async function dumpDatabase(req: DumpRequest): Promise<DumpResult> {
     if (dumped.status === 'rejected') throw dumped.reason;
     const facts = factsRead.value;
     const result = dumped.value;
-    await client.query('COMMIT').catch(() => undefined);
+    // The read-only transaction ends with the connection (no COMMIT round trip: it changed nothing).
     return {
       artifact: { path: relative, bytes: result.bytes, sha256: result.sha256, pgDump: tools.version.full },
       facts,

@@ -483,16 +483,12 @@ async function makePacksDurable(root: string, ids: string[]): Promise<void> {
     const handle = await open(p, 'r');
     await handle.sync().finally(() => handle.close());
   };
-  const folders = new Set<string>();
-  for (const id of ids) {
-    const file = localPath(root, rel.pack(id));
-    await syncPath(file);
-    folders.add(path.dirname(file));
-  }
-  // The links (and the entries of new `packs/xx` and `packs` folders) are durable once their folders are.
-  for (const dir of folders) await syncPath(dir);
-  await syncPath(path.join(root, 'packs'));
-  await syncPath(root);
+  const files = ids.map((id) => localPath(root, rel.pack(id)));
+  // The links (and the entries of new `packs/xx` and `packs` folders) are durable once their folders
+  // are. All at once: nothing names the packs until every sync has returned, and concurrent fsyncs
+  // share the file system's journal commits (one after the other, each waited for its own).
+  const folders = new Set(files.map((file) => path.dirname(file)));
+  await Promise.all([...files, ...folders, path.join(root, 'packs'), root].map(syncPath));
 }
 
 /** Above this many packs, one syncfs costs less than an fsync per pack. */
