@@ -9,10 +9,10 @@ import { mkdtempSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { localPath, rel } from '../../src/backup/layout';
-import { sealManifest, MANIFEST_FORMAT, MANIFEST_VERSION } from '../../src/backup/manifest';
 import { formatPublicKey, signMessage } from '../../src/crypto/signing';
 import { SessionCatalog } from '../../src/sessions/catalog';
 import { LocalSessionStore } from '../../src/sessions/local-store';
+import { manifestText as sealedManifest } from '../helpers/manifests';
 
 const OLD = 'backup_20261120_020000_aaaaaa';
 const NEW = 'backup_20261126_020000_bbbbbb';
@@ -21,26 +21,8 @@ const signer = generateKeyPairSync('ed25519').privateKey;
 const stranger = generateKeyPairSync('ed25519').privateKey;
 const trust = { signers: () => Promise.resolve([formatPublicKey(signer, 'backup-host')]), allowUnsigned: false };
 
-function manifestText(session: string, tenant: string): string {
-  const m = sealManifest({
-    format: MANIFEST_FORMAT,
-    version: MANIFEST_VERSION,
-    session,
-    status: 'complete',
-    startedAt: '2026-01-01T00:00:00.000Z',
-    finishedAt: '2026-01-01T00:01:00.000Z',
-    startedBy: 'test',
-    workflowId: `backup/${session}`,
-    host: 'test',
-    postgres: { server: '15.0', pgDump: '15.0' },
-    encryption: { format: 'age', recipients: [] },
-    compression: { format: 'zstd', level: 1 },
-    cloud: null,
-    tenants: { [tenant]: { status: 'complete', durationMs: 1 } },
-    warnings: [],
-  });
-  return `${JSON.stringify(m, null, 2)}\n`;
-}
+/** A complete session of the one tenant. */
+const manifestText = (session: string, tenant: string) => sealedManifest(session, 'complete', { [tenant]: 'complete' });
 
 /** The files' timestamps must be older than the store's settling time before it remembers them. */
 const settle = () => new Promise((resolve) => setTimeout(resolve, 2_100));
