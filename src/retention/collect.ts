@@ -29,6 +29,7 @@ import { localPath, rel } from '../backup/layout';
 import { parseIndexLine } from '../backup/packs';
 import { cloudKey, deleteObjects, downloadFile, listObjects, type CloudSettings } from '../storage/s3';
 import { createReadStream } from 'node:fs';
+import { fileIdentity } from '../sessions/local-store';
 import { createInterface } from 'node:readline';
 
 /** What the kept sessions reference. */
@@ -106,8 +107,38 @@ export async function addIndexReferences(file: string, refs: References, toleran
   return true;
 }
 
+/**
+ * What the final (renamed into place, never rewritten) local indexes reference, remembered in this
+ * process by the file's identity (see fileIdentity), so that a backup's retention does not parse
+ * every kept session's indexes again. Indexes listing more than REMEMBERED_REFERENCES_MAX objects
+ * are read each time (memory stays bounded).
+ */
+const rememberedIndexes = new Map<string, { identity: string; packs: string[]; blobs: string[] }>();
+const REMEMBERED_REFERENCES_MAX = 20_000;
+
+async function addFinalIndexReferences(file: string, refs: References): Promise<void> {
+  const before = await fileIdentity(file);
+  const known = rememberedIndexes.get(file);
+  if (before?.settled && known?.identity === before.identity) {
+    refs.indexes++;
+    for (const p of known.packs) refs.packs.add(p);
+    for (const b of known.blobs) refs.blobs.add(b);
+    return;
+  }
+  const own = emptyReferences();
+  await addIndexReferences(file, own);
+  refs.indexes++;
+  for (const p of own.packs) refs.packs.add(p);
+  for (const b of own.blobs) refs.blobs.add(b);
+  const after = before?.settled ? await fileIdentity(file) : undefined;
+  if (before?.settled && after?.identity === before.identity && own.packs.size + own.blobs.size <= REMEMBERED_REFERENCES_MAX) {
+    rememberedIndexes.set(file, { identity: before.identity, packs: [...own.packs], blobs: [...own.blobs] });
+  } else rememberedIndexes.delete(file);
+}
+
 /** Marks from every index of every local session but `skip` (the sessions being deleted). */
 export async function markLocal(root: string, skip: Set<string>, refs: References): Promise<void> {
+  const seen = new Set<string>();
   const sessions = await readdir(path.join(root, 'sessions')).catch(() => [] as string[]);
   for (const session of sessions.sort()) {
     if (skip.has(session)) continue;
@@ -121,14 +152,18 @@ export async function markLocal(root: string, skip: Set<string>, refs: Reference
         if (!(await addIndexReferences(path.join(dir, name), refs, true))) final = true;
       }
       if (final) {
+        const file = path.join(dir, 'filestore.jsonl');
+        seen.add(file);
         try {
-          await addIndexReferences(path.join(dir, 'filestore.jsonl'), refs);
+          await addFinalIndexReferences(file, refs);
         } catch (err) {
           if (!isGone(err)) throw err; // a failed tenant's folder, removed meanwhile
         }
       }
     }
   }
+  const under = `${path.join(root, 'sessions')}${path.sep}`;
+  for (const file of rememberedIndexes.keys()) if (file.startsWith(under) && !seen.has(file)) rememberedIndexes.delete(file);
 }
 
 /** Puts back what a collection that crashed between rename and delete left in a trash folder. */

@@ -15,7 +15,7 @@
  * than the age limit, like any other; `corrupt` sessions get no protection beyond their age.
  */
 import { sessionTime } from '../backup/layout';
-import type { SessionSummary } from '../sessions/catalog';
+import type { SessionSummary, ValidationState } from '../sessions/catalog';
 
 export interface GfsRule {
   daily: number;
@@ -111,6 +111,45 @@ function gfsKeeps(sessions: SessionSummary[], rule: GfsRule): Array<[string, Kee
     for (const p of periods) out.push([chosen.get(p)!.session, reason]);
   }
   return out;
+}
+
+/**
+ * The sessions with their validation looked up (by `validationOf`) only where it can change what
+ * planRetention(…, `maxAgeDays`, `now`) deletes; the others say `never`. A validation matters only
+ * through `newest-validated`, and only to a session past the age limit: so the validations of the
+ * expired sessions complete for some tenant, then, for each tenant one of them validated keeps,
+ * those of the newer sessions complete for it down to the first that passed (the true newest
+ * validated one). Every session that could be the newest validated one of a tenant with an expired
+ * session at stake is thus known, and the plan deletes exactly what it would with every validation
+ * known, without listing the results of every young session at every backup.
+ */
+export async function withValidationsThatMatter(
+  sessions: SessionSummary[],
+  maxAgeDays: number,
+  now: Date,
+  validationOf: (session: string) => Promise<ValidationState>,
+): Promise<SessionSummary[]> {
+  const cutoff = now.getTime() - maxAgeDays * DAY;
+  const known = new Map<string, ValidationState>();
+  const lookUp = async (s: SessionSummary): Promise<ValidationState> => {
+    let state = known.get(s.session);
+    if (state === undefined) known.set(s.session, (state = await validationOf(s.session)));
+    return state;
+  };
+  const usable = (s: SessionSummary) => s.status === 'complete' || s.status === 'partial';
+  const completeTenants = (s: SessionSummary) => Object.keys(s.tenants).filter((t) => s.tenants[t] === 'complete');
+  const newestFirst = [...sessions].sort((a, b) => (a.session < b.session ? 1 : -1));
+  const atStake = new Set<string>();
+  for (const s of newestFirst) {
+    if (!usable(s) || sessionTime(s.session).getTime() >= cutoff || completeTenants(s).length === 0) continue;
+    if ((await lookUp(s)) === 'pass') for (const t of completeTenants(s)) atStake.add(t);
+  }
+  for (const tenant of atStake) {
+    for (const s of newestFirst) {
+      if (usable(s) && s.tenants[tenant] === 'complete' && (await lookUp(s)) === 'pass') break;
+    }
+  }
+  return sessions.map((s) => ({ ...s, validation: known.get(s.session) ?? 'never' }));
 }
 
 /** Applies the policy to the sessions of one place at `now`. */

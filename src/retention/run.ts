@@ -8,10 +8,11 @@ import path from 'node:path';
 import type { DrConfig } from '../config';
 import { localPath, rel } from '../backup/layout';
 import { SessionCatalog } from '../sessions/catalog';
+import type { SessionStore } from '../sessions/store';
 import { abortStaleUploads, cloudKey, listObjects } from '../storage/s3';
 import { dropPreRecovery } from '../recovery/pre-recovery';
 import { ensureScratchRoot, scratchFolderName, sweepScratch } from '../restore/scratch';
-import { planRetention, type KeepReason } from './policy';
+import { planRetention, withValidationsThatMatter, type KeepReason } from './policy';
 import {
   cloudSessionInProgress,
   emptyReferences,
@@ -101,10 +102,16 @@ function keptPastAge(keep: Map<string, KeepReason[]>): Record<string, KeepReason
   return Object.fromEntries([...keep].filter(([, why]) => !why.includes('age') && !why.includes('protected') && !why.includes('in-progress')));
 }
 
+/** A place's sessions, with only the validations the policy can need (each looks in both places). */
+async function listForRetention(catalog: SessionCatalog, store: SessionStore, maxAgeDays: number, now: Date) {
+  const sessions = await catalog.list(store, { validation: false });
+  return withValidationsThatMatter(sessions, maxAgeDays, now, (session) => catalog.validationOf(session));
+}
+
 /** The local folder: expired sessions, temp files of crashed runs, unreferenced packs and blobs. */
 export async function retainLocal(config: DrConfig, opts: PlaceOptions): Promise<PlaceReport> {
   const catalog = SessionCatalog.fromConfig(config);
-  const sessions = await catalog.list(catalog.local);
+  const sessions = await listForRetention(catalog, catalog.local, config.retention.localDays, opts.now);
   const recent = opts.now.getTime() - config.retention.collectGraceHours * 3_600_000;
   const writing: string[] = [];
   for (const s of sessions) {
@@ -163,7 +170,7 @@ export async function retainCloud(config: DrConfig, opts: PlaceOptions & { local
   const cloud = config.cloud;
   const catalog = SessionCatalog.fromConfig(config);
   if (!cloud || !catalog.cloud) throw new Error('retainCloud needs DR_CLOUD_BUCKET');
-  const sessions = await catalog.list(catalog.cloud);
+  const sessions = await listForRetention(catalog, catalog.cloud, config.retention.cloudDays, opts.now);
   const graceMs = config.retention.collectGraceHours * 3_600_000;
   const writing: string[] = [];
   for (const s of sessions) {

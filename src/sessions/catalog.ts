@@ -101,6 +101,25 @@ export function assertManifestPaths(manifest: Manifest, where: string): void {
   if (manifest.config) check(manifest.config.path, 'the configuration archive');
 }
 
+/** What list() takes from a verified manifest. */
+interface ManifestFacts {
+  status: Manifest['status'];
+  tenants: Record<string, 'complete' | 'failed'>;
+  signedBy?: string;
+}
+
+/** Verified manifests of this process (see SessionCatalog.manifestFacts), by store and session. */
+const verifiedManifests = new Map<string, { identity: string; trust: string; facts: ManifestFacts }>();
+
+const verifiedKey = (store: SessionStore, session: string) => `${store.location}\n${store.description}\n${session}`;
+
+/** Forgets the remembered manifests of the store's sessions that are gone (the map stays as small as the folder). */
+function forgetVerifiedExcept(store: SessionStore, present: string[]): void {
+  const prefix = verifiedKey(store, '');
+  const keep = new Set(present.map((n) => verifiedKey(store, n)));
+  for (const key of verifiedManifests.keys()) if (key.startsWith(prefix) && !keep.has(key)) verifiedManifests.delete(key);
+}
+
 export class SessionCatalog {
   constructor(
     readonly local: SessionStore,
@@ -257,31 +276,69 @@ export class SessionCatalog {
     throw new InvalidInputError(`no complete, non-failed backup session${of} in ${this.where(source)}`);
   }
 
-  /** Sessions of one place, newest first, each with its verified status and validation. */
-  async list(store: SessionStore): Promise<SessionSummary[]> {
+  /**
+   * Sessions of one place, newest first, each with its verified status and validation.
+   * `validation: false`: not looked up (each says `never`), for callers that look up only the ones
+   * they need (retention: src/retention/policy.ts).
+   */
+  async list(store: SessionStore, opts: { validation?: boolean } = {}): Promise<SessionSummary[]> {
     const out: SessionSummary[] = [];
-    for (const session of await store.sessionNames()) {
+    const names = await store.sessionNames();
+    for (const session of names) {
       const base = { session, startedAt: sessionTime(session).toISOString(), location: store.location, tenants: {} };
       try {
-        const text = await store.manifestText(session);
-        if (text === undefined) {
+        const facts = await this.manifestFacts(store, session);
+        if (facts === undefined) {
           out.push({ ...base, status: 'incomplete', validation: 'never' });
           continue;
         }
-        const verified = await this.verifiedText(store, session, text);
-        const m = parseManifest(verified.text, `${store.description}/${rel.manifest(session)}`);
         out.push({
-          ...(verified.signedBy ? { signedBy: verified.signedBy } : {}),
+          ...(facts.signedBy ? { signedBy: facts.signedBy } : {}),
           ...base,
-          status: m.status,
-          tenants: Object.fromEntries(Object.entries(m.tenants).map(([k, v]) => [k, v.status])),
-          validation: await this.validationOf(session),
+          status: facts.status,
+          tenants: { ...facts.tenants },
+          validation: (opts.validation ?? true) ? await this.validationOf(session) : 'never',
         });
       } catch (err) {
         out.push({ ...base, status: 'corrupt', validation: 'never', problem: (err as Error).message });
       }
     }
+    forgetVerifiedExcept(store, names);
     return out;
+  }
+
+  /**
+   * What list() needs of a session's manifest (undefined: it has none), once its signature verified.
+   * Remembered in this process against the files' identity (SessionStore.manifestIdentity) and the
+   * trust settings, so that an unchanged manifest is not read and verified again at every backup;
+   * the identity is taken before the read and checked again after it, so a file replaced meanwhile
+   * is never remembered under the old one's identity.
+   */
+  private async manifestFacts(store: SessionStore, session: string): Promise<ManifestFacts | undefined> {
+    const identity = await store.manifestIdentity?.(session);
+    const key = verifiedKey(store, session);
+    // Unreadable trusted keys: nothing remembered (verifiedText says why).
+    const trust =
+      identity === undefined
+        ? undefined
+        : await this.trust.signers().then(
+            (keys) => `${this.trust.allowUnsigned}\n${keys.join('\n')}`,
+            () => undefined,
+          );
+    const known = trust === undefined ? undefined : verifiedManifests.get(key);
+    if (known && known.identity === identity && known.trust === trust) return known.facts;
+    const text = await store.manifestText(session);
+    if (text === undefined) return undefined;
+    const verified = await this.verifiedText(store, session, text);
+    const m = parseManifest(verified.text, `${store.description}/${rel.manifest(session)}`);
+    const facts: ManifestFacts = {
+      status: m.status,
+      tenants: Object.fromEntries(Object.entries(m.tenants).map(([k, v]) => [k, v.status])),
+      ...(verified.signedBy ? { signedBy: verified.signedBy } : {}),
+    };
+    if (identity !== undefined && trust !== undefined && (await store.manifestIdentity?.(session)) === identity)
+      verifiedManifests.set(key, { identity, trust, facts });
+    return facts;
   }
 
   /** The newest verified restore rate (seconds per GiB) from the session's results, if any. */

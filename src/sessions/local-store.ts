@@ -31,6 +31,27 @@ async function writeAtomic(file: string, data: string | Buffer): Promise<void> {
   await rename(tmp, file);
 }
 
+/**
+ * How old a file's ctime must be for its identity to be trusted: file timestamps tick coarsely
+ * (jiffies; whole seconds on some file systems), so two writes close together may share one.
+ */
+const SETTLED_AFTER_MS = 2_000;
+
+/**
+ * A file's device, inode, size, mtime and ctime (undefined when absent): the same identity means the
+ * same bytes, as any rewrite sets the ctime to now. `settled`: both times older than SETTLED_AFTER_MS,
+ * without which an identity proves nothing.
+ */
+export async function fileIdentity(file: string): Promise<{ identity: string; settled: boolean } | undefined> {
+  const settledBefore = BigInt(Date.now() - SETTLED_AFTER_MS) * 1_000_000n;
+  const st = await stat(file, { bigint: true }).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return undefined;
+    throw err;
+  });
+  if (!st) return undefined;
+  return { identity: `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`, settled: st.ctimeNs < settledBefore && st.mtimeNs < settledBefore };
+}
+
 export class LocalSessionStore implements SessionStore {
   readonly location = 'local' as const;
   readonly description: string;
@@ -70,6 +91,13 @@ export class LocalSessionStore implements SessionStore {
       if (err.code === 'ENOENT') return undefined;
       throw err;
     });
+  }
+
+  async manifestIdentity(session: string): Promise<string | undefined> {
+    const manifest = await fileIdentity(this.file(rel.manifest(session)));
+    const signature = await fileIdentity(this.file(rel.signature(session)));
+    if (!manifest?.settled || (signature && !signature.settled)) return undefined;
+    return `${manifest.identity}/${signature?.identity ?? 'unsigned'}`;
   }
 
   async putManifest(session: string, text: string, signature?: string): Promise<void> {

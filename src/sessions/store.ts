@@ -36,6 +36,13 @@ export interface SessionStore {
   manifestText(session: string): Promise<string | undefined>;
   /** The manifest's signature (armored OpenSSH signature), or undefined when there is none. */
   signatureText(session: string): Promise<string | undefined>;
+  /**
+   * What identifies the manifest and signature files as stored (local folder only: device, inode,
+   * size, mtime and ctime of each): equal identities mean the same bytes, as rewriting either file
+   * changes its ctime, which nobody can set back. Undefined when the manifest is absent, or when a
+   * file changed too recently for its timestamps to tell (they tick coarsely): read it then.
+   */
+  manifestIdentity?(session: string): Promise<string | undefined>;
   /** Stores the manifest, its signature first (written last by a backup: its presence means finished). */
   putManifest(session: string, text: string, signature?: string): Promise<void>;
   /** Copies a local file into the store under `relPath`, verified against `expect`. */

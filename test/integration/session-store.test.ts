@@ -8,7 +8,6 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { rel } from '../../src/backup/layout';
-import { sealManifest, MANIFEST_FORMAT, MANIFEST_VERSION } from '../../src/backup/manifest';
 import { SessionCatalog, type SessionResult } from '../../src/sessions/catalog';
 import { formatPublicKey, signMessage } from '../../src/crypto/signing';
 import { generateKeyPairSync } from 'node:crypto';
@@ -16,6 +15,7 @@ import { LocalSessionStore } from '../../src/sessions/local-store';
 import { S3SessionStore } from '../../src/sessions/s3-store';
 import type { SessionStore } from '../../src/sessions/store';
 import { rejection } from '../helpers/assert';
+import { manifestText } from '../helpers/manifests';
 import { stackConfig } from '../helpers/config';
 import { testBucketUrl } from '../helpers/bucket';
 
@@ -27,31 +27,6 @@ const trust = { signers: () => Promise.resolve([formatPublicKey(signer, 'backup-
 /** Stores a manifest as a backup does: signed by the backup host. */
 const putSigned = (store: SessionStore, session: string, text: string) => store.putManifest(session, text, signMessage(text, signer));
 const NEW = 'backup_20261126_020000_bbbbbb';
-
-function manifestText(
-  session: string,
-  status: 'complete' | 'partial' = 'complete',
-  tenants: Record<string, 'complete' | 'failed'> = { acme: 'complete' },
-): string {
-  const m = sealManifest({
-    format: MANIFEST_FORMAT,
-    version: MANIFEST_VERSION,
-    session,
-    status,
-    startedAt: '2026-01-01T00:00:00.000Z',
-    finishedAt: '2026-01-01T00:01:00.000Z',
-    startedBy: 'test',
-    workflowId: `backup/${session}`,
-    host: 'test',
-    postgres: { server: '15.0', pgDump: '15.0' },
-    encryption: { format: 'age', recipients: [] },
-    compression: { format: 'zstd', level: 1 },
-    cloud: null,
-    tenants: Object.fromEntries(Object.entries(tenants).map(([t, status]) => [t, { status, durationMs: 1 }])),
-    warnings: [],
-  });
-  return `${JSON.stringify(m, null, 2)}\n`;
-}
 
 const backends: Array<{ name: string; make: () => { store: SessionStore; catalog: (s: SessionStore) => SessionCatalog; cleanup: () => Promise<void> } }> = [
   {

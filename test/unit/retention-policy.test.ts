@@ -6,7 +6,7 @@ import path from 'node:path';
 import { sessionsToKeep } from '../../src/retention/policy';
 import { loadConfig } from '../../src/config';
 import { ConfigError } from '../../src/errors';
-import { isoWeekOf, planRetention } from '../../src/retention/policy';
+import { isoWeekOf, planRetention, withValidationsThatMatter } from '../../src/retention/policy';
 import type { SessionSummary } from '../../src/sessions/catalog';
 
 const session = (
@@ -173,6 +173,71 @@ describe('retention policy: a simulated year', () => {
     assert.equal(isoWeekOf(new Date('2027-01-04T00:00:00Z')), '2027-W01');
     assert.equal(isoWeekOf(new Date('2024-12-30T12:00:00Z')), '2025-W01');
     assert.equal(isoWeekOf(new Date('2026-12-27T02:00:00Z')), '2026-W52');
+  });
+});
+
+describe('retention policy: only the validations that matter are looked up', () => {
+  /** A deterministic pseudo-random generator (a failure names its seed). */
+  const generator = (seed: number) => () => (seed = (Math.imul(seed, 1_103_515_245) + 12_345) >>> 0) / 2 ** 32;
+  const states: SessionSummary['status'][] = ['complete', 'complete', 'complete', 'partial', 'failed', 'incomplete', 'corrupt'];
+  const validations: SessionSummary['validation'][] = ['never', 'never', 'pass', 'fail'];
+
+  /** `count` sessions, one every ~8 hours back from 30 Nov 2026, of up to three tenants. */
+  function randomSessions(seed: number, count: number): SessionSummary[] {
+    const random = generator(seed);
+    const pick = <T>(list: T[]) => list[Math.floor(random() * list.length)]!;
+    return Array.from({ length: count }, (_, i) => {
+      const t = new Date(Date.UTC(2026, 10, 30) - i * 8 * 3_600_000);
+      const status = pick(states);
+      const tenants: Record<string, 'complete' | 'failed'> = {};
+      if (status !== 'incomplete' && status !== 'corrupt')
+        for (const name of ['acme', 'globex', 'initech']) if (random() < 0.7) tenants[name] = random() < 0.8 ? 'complete' : 'failed';
+      const stamp = t.toISOString().replace(/[-:]/g, '').replace('T', '_').slice(0, 15);
+      return {
+        session: `backup_${stamp}_r${String(i).padStart(5, '0')}`,
+        startedAt: t.toISOString(),
+        status,
+        tenants,
+        validation: status === 'complete' || status === 'partial' ? pick(validations) : 'never',
+        location: 'local',
+      };
+    });
+  }
+
+  it('the plan is the one every validation known gives, over many random histories', async () => {
+    const now = new Date(Date.UTC(2026, 10, 30, 12));
+    for (let seed = 1; seed <= 300; seed++) {
+      const sessions = randomSessions(seed, 10 + (seed % 50));
+      const maxAgeDays = 1 + (seed % 9);
+      const truth = new Map(sessions.map((s) => [s.session, s.validation]));
+      const looked: string[] = [];
+      const lazy = await withValidationsThatMatter(
+        sessions.map((s) => ({ ...s, validation: 'never' })),
+        maxAgeDays,
+        now,
+        (name) => (looked.push(name), Promise.resolve(truth.get(name)!)),
+      );
+      assert.equal(new Set(looked).size, looked.length, `seed ${seed}: each session looked up once at most`);
+      for (const gfs of [null, { daily: 3, weekly: 2, monthly: 1 }]) {
+        const full = planRetention(sessions, { maxAgeDays, gfs }, now);
+        const partial = planRetention(lazy, { maxAgeDays, gfs }, now);
+        assert.deepEqual(partial.remove, full.remove, `seed ${seed}: the same sessions deleted`);
+        const pastAge = (plan: typeof full) => [...plan.keep].filter(([, why]) => !why.includes('age'));
+        assert.deepEqual(pastAge(partial), pastAge(full), `seed ${seed}: the same sessions kept past the age limit, for the same reasons`);
+      }
+    }
+  });
+
+  it('nothing is looked up while no session has expired, nor for expired ones no tenant is complete in', async () => {
+    const now = new Date(Date.UTC(2026, 10, 30, 12));
+    const looked: string[] = [];
+    const lookUp = (name: string) => (looked.push(name), Promise.resolve('pass' as const));
+    const young = randomSessions(7, 40).filter((s) => Date.parse(s.startedAt) >= now.getTime() - 14 * 86_400_000);
+    await withValidationsThatMatter(young, 14, now, lookUp);
+    assert.deepEqual(looked, []);
+    const expiredFailed = at('2026-11-01', 'failed', { acme: 'failed' });
+    await withValidationsThatMatter([...young, expiredFailed], 14, now, lookUp);
+    assert.deepEqual(looked, []);
   });
 });
 
