@@ -634,14 +634,8 @@ describe('S3 storage (real versitygw)', function () {
       r.method === 'PUT' && ++puts === 1 ? { status: 500, code: 'InternalError', message: 'injected failure' } : undefined,
     );
     try {
-      const res = await uploadFile({
-        cloud: { ...cloud, endpoint: proxy.endpoint },
-        key,
-        file: f.file,
-        expectedBytes: f.bytes,
-        expectedSha256: f.sha256,
-        partSize: 5 * MiB,
-      });
+      const proxied = { ...cloud, endpoint: proxy.endpoint };
+      const res = await uploadFile({ cloud: proxied, key, file: f.file, expectedBytes: f.bytes, expectedSha256: f.sha256, partSize: 5 * MiB });
       assert.equal(res.uploadId, undefined, 'one PUT');
       assert.equal(proxy.refused.length, 1, 'the first attempt was refused (after its whole body was read)');
       const sent = proxy.seen.filter((r) => r.method === 'PUT');
