@@ -65,6 +65,8 @@ export interface RestoreTestInput {
   allowUnsigned?: boolean;
   /** Report the `filestore-blobs` check from the filestore restore (checkTenantArchives skipped it). */
   filestoreBlobsCheck?: boolean;
+  /** Report the `dump-integrity` check from the database restore (checkTenantArchives was not run). */
+  dumpIntegrityCheck?: boolean;
 }
 
 export interface DrillReportInput {
@@ -228,6 +230,7 @@ export function createValidationActivities(config: DrConfig, secrets: Array<stri
           signal,
           onProgress,
           ...(input.filestoreBlobsCheck ? { filestoreBlobsCheck: true } : {}),
+          ...(input.dumpIntegrityCheck ? { dumpIntegrityCheck: true } : {}),
         });
       } finally {
         await removeScratch(mirror);

@@ -91,8 +91,11 @@ export async function validateSession(
     // The restore test reads and verifies every filestore file: the archive checks leave them to it,
     // and it reports the filestore-blobs check (each file read once instead of twice).
     const filesByRestore = input.restoreTest === true && !input.restoreOnly && structure.tenants.length > 0 && patched('restore-test-verifies-files-once');
+    // Likewise the dump: the restore decrypts, decompresses and lists it, and reports dump-integrity;
+    // the archive checks are then left out altogether (the dump read once instead of twice).
+    const dumpByRestore = filesByRestore && patched('restore-test-reads-dump-once');
     for (const tenant of structure.tenants) {
-      if (!input.restoreOnly) {
+      if (!input.restoreOnly && !dumpByRestore) {
         checks.push(
           ...(await long.checkTenantArchives({ session: input.session, tenant, source, ...trust, ...(filesByRestore ? { skipFilestore: true } : {}) })),
         );
@@ -106,6 +109,7 @@ export async function validateSession(
           source,
           ...trust,
           ...(filesByRestore ? { filestoreBlobsCheck: true } : {}),
+          ...(dumpByRestore ? { dumpIntegrityCheck: true } : {}),
         });
         checks.push(...result.checks);
         if (result.checks.every((c) => c.status !== 'fail')) restores.push(measureRestore(result));

@@ -177,13 +177,28 @@ export async function readPack(opts: {
 
 // --- reading the files of an index, pack by pack ------------------------------------------------------
 
-/** What an index wants from one pack: each content (SHA-1) once, with its size and every path that holds it. */
+/**
+ * What an index wants of one content (SHA-1) in a pack: its size alone when a single file holds it
+ * under Odoo's name for it (`<aa>/<sha1>`, nearly every file of a filestore: the path is derived,
+ * not kept), else its size and every path that holds it.
+ */
+type Wanted = number | { size: number; paths: string[] };
+
+/** What an index wants from one pack: each content (SHA-1) once. */
 export interface PackGroup {
   bytes?: number;
-  wanted: Map<string, { size: number; paths: string[] }>;
+  wanted: Map<string, Wanted>;
 }
 
-/** The packed files of an index, grouped by pack (memory: one small record per file). */
+function odooPath(sha1: string): string {
+  return `${sha1.slice(0, 2)}/${sha1}`;
+}
+
+function wantedFiles(sha1: string, wanted: Wanted): { sha1: string; size: number; paths: string[] } {
+  return typeof wanted === 'number' ? { sha1, size: wanted, paths: [odooPath(sha1)] } : { sha1, ...wanted };
+}
+
+/** The packed files of an index, grouped by pack (memory: a size, or a small record, per content). */
 export class PackPlan {
   readonly packs = new Map<string, PackGroup>();
   files = 0;
@@ -201,10 +216,15 @@ export class PackPlan {
   /** Adds a file entry with a pack; returns a problem when the index contradicts itself. */
   add(entry: FileEntry & { pack: string }): string | undefined {
     const g = this.group(entry.pack);
-    const want = g.wanted.get(entry.sha1);
-    if (want && want.size !== entry.size) return `${entry.path}: the index gives two sizes for content ${entry.sha1}, not restored`;
-    if (want) want.paths.push(entry.path);
-    else g.wanted.set(entry.sha1, { size: entry.size, paths: [entry.path] });
+    const known = g.wanted.get(entry.sha1);
+    if (known === undefined) {
+      g.wanted.set(entry.sha1, entry.path === odooPath(entry.sha1) ? entry.size : { size: entry.size, paths: [entry.path] });
+    } else {
+      const want = wantedFiles(entry.sha1, known);
+      if (want.size !== entry.size) return `${entry.path}: the index gives two sizes for content ${entry.sha1}, not restored`;
+      want.paths.push(entry.path);
+      if (typeof known === 'number') g.wanted.set(entry.sha1, { size: want.size, paths: want.paths });
+    }
     this.files++;
     return undefined;
   }
@@ -229,7 +249,7 @@ export async function visitPackedFiles(opts: {
   const visitPack = async (id: string, group: PackGroup) => {
     const packRel = rel.pack(id);
     const unrestored = (why: string) => {
-      for (const [sha1, want] of group.wanted) for (const p of want.paths) opts.problem(`${p}: ${why} (content ${sha1})`);
+      for (const [sha1, wanted] of group.wanted) for (const p of wantedFiles(sha1, wanted).paths) opts.problem(`${p}: ${why} (content ${sha1})`);
       group.wanted.clear();
     };
     if (group.bytes === undefined) return unrestored(`the index names pack ${packRel} without its size (the index is damaged)`);
@@ -254,14 +274,15 @@ export async function visitPackedFiles(opts: {
         name: packRel,
         ...(opts.signal ? { signal: opts.signal } : {}),
         onMember: async (member) => {
-          const want = group.wanted.get(member.sha1);
-          if (!want) return; // another session's file
+          const wanted = group.wanted.get(member.sha1);
+          if (wanted === undefined) return; // another session's file
           group.wanted.delete(member.sha1);
+          const want = wantedFiles(member.sha1, wanted);
           if (member.size !== want.size) {
             for (const p of want.paths) opts.problem(`${p}: pack ${packRel} holds ${member.size} bytes for it, the index says ${want.size}`);
             return;
           }
-          await opts.onFile({ sha1: member.sha1, ...want }, member, packRel);
+          await opts.onFile(want, member, packRel);
         },
       });
     } catch (err) {

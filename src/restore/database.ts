@@ -85,6 +85,8 @@ export interface RestoreDbOptions {
    */
   asRole?: RestoreRole;
   signal?: AbortSignal;
+  /** Called once the whole dump decrypted (authenticated), decompressed and pg_restore listed its table of contents. */
+  onArchiveRead?: (archive: { plainBytes: number; listing: string }) => void;
   /** 'decrypt' with plaintext bytes written so far; 'restore' at its start and then with the database size. */
   onProgress?: (phase: 'decrypt' | 'restore', bytes?: number) => void;
 }
@@ -270,6 +272,7 @@ export async function restoreDump(opts: RestoreDbOptions): Promise<RestoreDbResu
     } catch (err) {
       throw restoreError(err, encryptedDump, database, tools);
     }
+    opts.onArchiveRead?.({ plainBytes, listing });
     await prepareDatabaseFor(config, database, role, extensionsInToc(listing));
     const tocFile = path.join(work, 'toc.list');
     await writeFile(tocFile, tocWithoutExtensions(listing), { mode: 0o600 });

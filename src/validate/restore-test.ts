@@ -10,15 +10,15 @@ import path from 'node:path';
 import type { DrConfig } from '../config';
 import { localPath } from '../backup/layout';
 import type { Manifest } from '../backup/manifest';
-import { parseToolVersion } from '../pgtools';
-import { withClient } from '../postgres';
+import { findClientTools, parseToolVersion, type PgTools } from '../pgtools';
+import { serverVersion, withClient } from '../postgres';
 import { neutralizeDatabase, neutralizationState } from '../odoo/neutralize';
 import { odooChecks } from '../odoo/checks';
 import { restoreDump } from '../restore/database';
 import { restoreFilestore, VerifiedFiles } from '../restore/filestore';
 import { dropScratchDatabase, ensureScratchRoot, scratchName } from '../restore/scratch';
 import { createRestoreRole, dropRestoreRole } from '../restore/restore-role';
-import { runCheck, type CheckResult } from './session';
+import { archiveVerdict, dumpIntegrityCheck, runCheck, type CheckResult } from './session';
 
 export interface RestoreTestResult {
   tenant: string;
@@ -49,6 +49,11 @@ function filestoreBlobsFromRestore(restore: CheckResult, files: { checked: numbe
   };
 }
 
+async function clientToolsOf(config: DrConfig): Promise<PgTools> {
+  const server = await serverVersion(config.postgres);
+  return findClientTools(server.major, config.postgres.binDir ? { binDir: config.postgres.binDir } : {});
+}
+
 export async function restoreTestTenant(opts: {
   config: DrConfig;
   manifest: Manifest;
@@ -64,6 +69,12 @@ export async function restoreTestTenant(opts: {
    * size as recorded) from this restore, which verifies exactly that: the caller did not run it.
    */
   filestoreBlobsCheck?: boolean;
+  /**
+   * Also report the `dump-integrity` check (the whole dump decrypted, decompressed, its table of
+   * contents listed) from this restore, which does exactly that on its way (the caller did not run
+   * it); checked on its own when the restore stopped before reading the dump.
+   */
+  dumpIntegrityCheck?: boolean;
 }): Promise<RestoreTestResult> {
   const { config, manifest, tenant, identity } = opts;
   const backupRoot = opts.backupRoot ?? config.backupDir;
@@ -91,6 +102,7 @@ export async function restoreTestTenant(opts: {
   try {
     // The database and the filestore are restored at the same time: pg_restore works in the
     // server's processes while the files are decrypted, checked and written here.
+    let archiveRead: { plainBytes: number; listing: string } | undefined;
     const restoringDatabase = runCheck(
       'restore-database',
       async () => {
@@ -108,6 +120,7 @@ export async function restoreTestTenant(opts: {
           scratch: { tenant, purpose: 'restore-test' },
           ...(dumpMajor !== undefined ? { dumpPgMajor: dumpMajor } : {}),
           ...(opts.signal ? { signal: opts.signal } : {}),
+          onArchiveRead: (archive) => (archiveRead = archive),
         });
         result.databaseMs = Date.now() - started;
         return { status: 'pass', message: `${entry.database!.path} restored into ${scratch} in ${(r.durationMs / 1000).toFixed(1)} s (${r.pgRestore})` };
@@ -153,6 +166,15 @@ export async function restoreTestTenant(opts: {
     const [restored, files] = await Promise.all([restoringDatabase, restoringFiles]);
     result.checks.push(restored, files);
     if (opts.filestoreBlobsCheck) result.checks.push(filestoreBlobsFromRestore(files, filesSeen));
+    if (opts.dumpIntegrityCheck) {
+      const dump = entry.database;
+      const read = archiveRead;
+      result.checks.push(
+        read
+          ? await runCheck('dump-integrity', () => Promise.resolve(archiveVerdict(dump, read.plainBytes, read.listing)), { tenant, artifact: dump.path })
+          : await dumpIntegrityCheck(await clientToolsOf(config), identity, dump, () => Promise.resolve(localPath(backupRoot, dump.path)), tenant, opts.signal),
+      );
+    }
     if (restored.status !== 'pass') return result;
 
     // Neutralize before anything else can look at the copy, then check it like Odoo would.

@@ -78,6 +78,17 @@ export function ageCheck(config: DrConfig, session: string, now: Date): CheckRes
   };
 }
 
+/** The `dump-integrity` verdict on a dump decrypted and decompressed into `bytes`, whose table of contents pg_restore listed. */
+export function archiveVerdict(artifact: Artifact, bytes: number, listing: string): Omit<CheckResult, 'name'> {
+  const entries = listing.split('\n').filter((l) => /^\d+;/.test(l));
+  if (entries.length === 0) return { status: 'fail', message: `${artifact.path}: pg_restore cannot read the archive (no entries in its table of contents)` };
+  const tables = entries.filter((l) => / TABLE DATA /.test(l)).length;
+  return {
+    status: 'pass',
+    message: `${artifact.path}: decrypted and decompressed (${bytes} bytes), ${entries.length} archive entries, ${tables} tables with data`,
+  };
+}
+
 /**
  * Decrypts and decompresses the whole dump (age authenticates every chunk, zstd checks its frame
  * checksum) while pg_restore reads its table of contents from the same stream.
@@ -137,15 +148,8 @@ export async function dumpIntegrityCheck(
       const zcode = await zstdExit;
       if (zcode !== 0) return { status: 'fail', message: `${artifact.path}: decompression failed (zstd: ${zstdErr.trim() || `exit ${zcode}`})` };
       const lcode = await listExit;
-      const entries = listing.split('\n').filter((l) => /^\d+;/.test(l));
-      if (lcode !== 0 || entries.length === 0) {
-        return { status: 'fail', message: `${artifact.path}: pg_restore cannot read the archive (${listErr.trim() || `exit ${lcode}`})` };
-      }
-      const tables = entries.filter((l) => / TABLE DATA /.test(l)).length;
-      return {
-        status: 'pass',
-        message: `${artifact.path}: decrypted and decompressed (${bytes} bytes), ${entries.length} archive entries, ${tables} tables with data`,
-      };
+      if (lcode !== 0) return { status: 'fail', message: `${artifact.path}: pg_restore cannot read the archive (${listErr.trim() || `exit ${lcode}`})` };
+      return archiveVerdict(artifact, bytes, listing);
     },
     { tenant, artifact: artifact.path },
   );

@@ -626,6 +626,46 @@ describe('S3 storage (real versitygw)', function () {
     assert.equal(await headObject(cloud, key), null);
   });
 
+  it('a single PUT streams the file with its recorded SHA-256, and a failed attempt is retried reading the file again', async () => {
+    const f = await makeFile(dir, 'retried.bin', 3 * MiB);
+    const key = k('retried.bin');
+    let puts = 0;
+    const proxy = await startProxy(cloud.endpoint!, (r) =>
+      r.method === 'PUT' && ++puts === 1 ? { status: 500, code: 'InternalError', message: 'injected failure' } : undefined,
+    );
+    try {
+      const proxied = { ...cloud, endpoint: proxy.endpoint };
+      const res = await uploadFile({ cloud: proxied, key, file: f.file, expectedBytes: f.bytes, expectedSha256: f.sha256, partSize: 5 * MiB });
+      assert.equal(res.uploadId, undefined, 'one PUT');
+      assert.equal(proxy.refused.length, 1, 'the first attempt was refused (after its whole body was read)');
+      const sent = proxy.seen.filter((r) => r.method === 'PUT');
+      assert.equal(sent.length, 2, 'the SDK retried it');
+      for (const r of sent) {
+        assert.equal(r.headers['content-length'], String(f.bytes));
+        assert.equal(r.headers['x-amz-checksum-sha256'], Buffer.from(f.sha256, 'hex').toString('base64'), 'the server checks the recorded SHA-256');
+      }
+    } finally {
+      await proxy.close();
+    }
+    assert.equal((await verifyObject(cloud, key, f, { deep: true })).ok, true, 'the object is the file');
+  });
+
+  it('a single PUT stops at once on the signal and leaves no object', async () => {
+    const f = await makeFile(dir, 'cancelled-put.bin', 2 * MiB);
+    const key = k('cancelled-put.bin');
+    const controller = new AbortController();
+    // Paced at 512 KiB/s, the PUT would take 4 s.
+    const slow = { ...cloud, bandwidthLimit: 512 * 1024 };
+    setTimeout(() => controller.abort(new Error('cancelled by the test')), 300);
+    const started = Date.now();
+    await assert.rejects(
+      uploadFile({ cloud: slow, key, file: f.file, expectedBytes: f.bytes, expectedSha256: f.sha256, signal: controller.signal }),
+      /cancelled by the test/,
+    );
+    assert.ok(Date.now() - started < 2000, `rejected after ${Date.now() - started} ms`);
+    assert.equal(await headObject(cloud, key), null);
+  });
+
   it('retries once without server-side encryption when the server refuses it as unsupported', async () => {
     const proxy = await startProxy(cloud.endpoint!, (r) =>
       r.headers['x-amz-server-side-encryption']

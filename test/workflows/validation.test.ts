@@ -98,6 +98,13 @@ describe('validationWorkflow and drillWorkflow (real stack)', function () {
     ]) {
       assert.ok(names.has(n), `check ${n} is missing: ${[...names].join(', ')}`);
     }
+    for (const t of [tenant, real]) {
+      const dumpChecks = report.checks.filter((c) => c.name === 'dump-integrity' && c.tenant === t);
+      assert.equal(dumpChecks.length, 1, `${t}: one dump-integrity check`);
+      const at = (name: string) => report.checks.findIndex((c) => c.name === name && c.tenant === t);
+      assert.ok(at('dump-integrity') > at('restore-database'), `${t}: dump-integrity is reported by the restore`);
+      assert.match(dumpChecks[0]!.message, /decrypted and decompressed \(\d+ bytes\), \d+ archive entries, \d+ tables with data/);
+    }
     assert.equal(report.restores.length, 2);
     for (const r of report.restores) assert.ok(r.databaseMs > 0 && r.secondsPerGiB > 0);
     assert.ok(report.reportPath && existsSync(report.reportPath), 'the report is kept under DR_LOG_DIR');
@@ -179,6 +186,14 @@ describe('validationWorkflow and drillWorkflow (real stack)', function () {
     assert.equal(report.status, 'fail');
     assert.ok(failed(report).some((c) => c.name === 'dump-integrity' && /cannot be decrypted/.test(c.message)));
     assert.ok(failed(report).some((c) => c.name === 'filestore-blobs'));
+    // With a restore test, both come from the restore (which stops before reading the dump: checked on its own).
+    const restored = await validate(wrongKey, { session, restoreTest: true });
+    assert.equal(restored.status, 'fail');
+    const dumpChecks = restored.checks.filter((c) => c.name === 'dump-integrity');
+    assert.ok(dumpChecks.length > 0 && dumpChecks.every((c) => c.status === 'fail' && /cannot be decrypted/.test(c.message)), JSON.stringify(dumpChecks));
+    const at = (name: string) => restored.checks.findIndex((c) => c.name === name);
+    assert.ok(at('dump-integrity') > at('restore-database'), 'dump-integrity is reported by the restore test');
+    assert.ok(failed(restored).some((c) => c.name === 'filestore-blobs'));
   });
 
   it('a session still in progress fails: no manifest yet', async () => {

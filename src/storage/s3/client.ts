@@ -7,7 +7,7 @@
  * limit, so parallel tenant backups together stay under it. Downloads are not throttled.
  */
 import { performance } from 'node:perf_hooks';
-import { Readable } from 'node:stream';
+import { pipeline as pipelineCallback, Readable, Transform } from 'node:stream';
 import { S3Client } from '@aws-sdk/client-s3';
 import type { DrConfig } from '../../config';
 import { InvalidInputError } from '../../errors';
@@ -46,42 +46,66 @@ class TokenBucket {
   }
 }
 
-/** A request body (the bytes of a PUT or a part) paced by the token bucket. */
-function throttledBody(data: Uint8Array, bucket: TokenBucket): Readable {
+/** A request body (the bytes of a PUT or a part, whole or streamed) paced by the token bucket. */
+function throttledBody(body: Uint8Array | Readable, bucket: TokenBucket): Readable {
+  const source = body instanceof Readable ? body : Readable.from([Buffer.from(body.buffer, body.byteOffset, body.byteLength)]);
   const slice = Math.min(64 * 1024, bucket.capacity);
-  let offset = 0;
   let timer: NodeJS.Timeout | undefined;
-  return new Readable({
+  const paced = new Transform({
     highWaterMark: slice,
-    read() {
-      if (offset >= data.byteLength) {
-        this.push(null);
-        return;
-      }
-      const n = Math.min(slice, data.byteLength - offset);
-      const chunk = Buffer.from(data.buffer, data.byteOffset + offset, n);
-      offset += n;
-      const wait = bucket.reserve(n);
-      if (wait <= 0) this.push(chunk);
-      else
-        timer = setTimeout(() => {
-          timer = undefined;
-          this.push(chunk);
-        }, wait);
+    transform(chunk: Buffer, _encoding, callback) {
+      let offset = 0;
+      const sendRest = () => {
+        while (offset < chunk.byteLength) {
+          const piece = chunk.subarray(offset, offset + Math.min(slice, chunk.byteLength - offset));
+          offset += piece.byteLength;
+          const wait = bucket.reserve(piece.byteLength);
+          if (wait > 0) {
+            timer = setTimeout(() => {
+              timer = undefined;
+              this.push(piece);
+              sendRest();
+            }, wait);
+            return;
+          }
+          this.push(piece);
+        }
+        callback();
+      };
+      sendRest();
     },
     destroy(err, callback) {
       if (timer) clearTimeout(timer);
       callback(err);
     },
   });
+  // A failing source fails the paced body (and a destroyed one stops the source).
+  pipelineCallback(source, paced, () => undefined);
+  return paced;
+}
+
+/**
+ * A request body that each attempt of the request reads afresh, from `open()`. The SDK retries
+ * buffer bodies but never a stream (it cannot rewind one): a PUT streamed from a file passes one
+ * of these instead, so a failed attempt is retried like any other (see createS3Client).
+ */
+export class ReopenableBody {
+  constructor(readonly open: () => Readable) {}
+}
+
+/** `request` with another body; the original is not mutated, so every attempt starts from it. */
+function withBody<R extends object>(request: R, body: unknown): R {
+  const copy: R = Object.create(Object.getPrototypeOf(request) as object) as R;
+  return Object.assign(copy, request, { body });
 }
 
 /**
  * An S3 client for the configured endpoint: path-style when configured, static credentials when
  * both keys are set (else the SDK's default chain), 5 attempts with the standard retry strategy,
  * a 10 s connection timeout and a 120 s idle-socket timeout (no total-request cap: a throttled
- * upload of a large part may legitimately take minutes). With `bandwidthLimit`, request bodies are
- * paced by a token bucket shared by all clients of the process with the same limit.
+ * upload of a large part may legitimately take minutes). A ReopenableBody is opened afresh by each
+ * attempt. With `bandwidthLimit`, request bodies are paced by a token bucket shared by all clients
+ * of the process with the same limit.
  */
 export function createS3Client(cloud: CloudSettings): S3Client {
   const credentials = cloud.accessKeyId && cloud.secretAccessKey ? { accessKeyId: cloud.accessKeyId, secretAccessKey: cloud.secretAccessKey } : undefined;
@@ -99,6 +123,21 @@ export function createS3Client(cloud: CloudSettings): S3Client {
       httpsAgent: { keepAlive: true, maxSockets: 64 },
     },
   });
+  // Per attempt (the deserialize step runs inside the retry loop): a reopenable body is opened
+  // here, and the stream is destroyed once the attempt is over (read to its end or not).
+  client.middlewareStack.add(
+    (next) => async (args) => {
+      const request = args.request as { body?: unknown } | undefined;
+      if (!request || !(request.body instanceof ReopenableBody)) return next(args);
+      const body = request.body.open();
+      try {
+        return await next({ ...args, request: withBody(request, body) });
+      } finally {
+        body.destroy();
+      }
+    },
+    { step: 'deserialize', priority: 'high', name: 'odooDrReopenableBody' },
+  );
   const limit = cloud.bandwidthLimit;
   if (limit !== undefined && limit > 0) {
     let bucket = tokenBuckets.get(limit);
@@ -109,11 +148,9 @@ export function createS3Client(cloud: CloudSettings): S3Client {
     client.middlewareStack.add(
       (next) => async (args) => {
         const request = args.request as { body?: unknown } | undefined;
-        if (request && request.body instanceof Uint8Array && request.body.byteLength > 0) {
-          const copy = Object.assign(Object.create(Object.getPrototypeOf(request) as object) as object, request, {
-            body: throttledBody(request.body, paced),
-          });
-          return next({ ...args, request: copy });
+        const body = request?.body;
+        if (request && ((body instanceof Uint8Array && body.byteLength > 0) || body instanceof Readable)) {
+          return next({ ...args, request: withBody(request, throttledBody(body, paced)) });
         }
         return next(args);
       },
@@ -125,8 +162,8 @@ export function createS3Client(cloud: CloudSettings): S3Client {
 
 /** One client per settings object (the worker's configuration), reused by the short operations. */
 const clients = new WeakMap<CloudSettings, S3Client>();
-/** Clients whose credentials and bucket were proven good by a listing (see headObject). */
-export const accessConfirmed = new WeakSet<S3Client>();
+/** Per client, the listing that proves its credentials and bucket good (see headObject). */
+export const accessConfirmations = new WeakMap<S3Client, Promise<unknown>>();
 
 export function clientFor(cloud: CloudSettings): S3Client {
   let client = clients.get(cloud);

@@ -49,9 +49,10 @@ export function corrupted(req: Pick<UploadRequest, 'file' | 'expectedBytes' | 'e
 }
 
 /**
- * Passes the bytes through unchanged while hashing them (whole stream and `partSize` slices) and
- * counting them. Fails the stream — before its end reaches the uploader — when they do not match
- * the expected size and SHA-256.
+ * Passes the bytes through unchanged while hashing them (whole stream, and `partSize` slices if given) and
+ * counting them. Fails the stream when they do not match the expected size and SHA-256, before its
+ * end reaches the uploader: the last chunk is held back until the whole was checked, so a body
+ * streamed into a PUT never reaches its Content-Length with bytes that were not verified.
  */
 export class VerifyingHasher extends Transform {
   private readonly whole = createHash('sha256');
@@ -60,10 +61,12 @@ export class VerifyingHasher extends Transform {
   readonly partDigests: Buffer[] = [];
   bytes = 0;
   sha256: string | undefined;
+  private held: Buffer | undefined;
 
   constructor(
     private readonly target: Pick<UploadRequest, 'file' | 'expectedBytes' | 'expectedSha256' | 'cloud' | 'key'>,
-    private readonly partSize: number,
+    /** Undefined: no part digests (a single PUT). */
+    private readonly partSize?: number,
   ) {
     super();
   }
@@ -75,19 +78,25 @@ export class VerifyingHasher extends Transform {
       return;
     }
     this.whole.update(chunk);
+    if (this.partSize !== undefined) this.hashParts(chunk, this.partSize);
+    const previous = this.held;
+    this.held = chunk;
+    callback(null, previous);
+  }
+
+  private hashParts(chunk: Buffer, partSize: number): void {
     let offset = 0;
     while (offset < chunk.byteLength) {
-      const n = Math.min(this.partSize - this.partFill, chunk.byteLength - offset);
+      const n = Math.min(partSize - this.partFill, chunk.byteLength - offset);
       (this.part ??= createHash('sha256')).update(chunk.subarray(offset, offset + n));
       this.partFill += n;
       offset += n;
-      if (this.partFill === this.partSize) {
+      if (this.partFill === partSize) {
         this.partDigests.push(this.part.digest());
         this.part = undefined;
         this.partFill = 0;
       }
     }
-    callback(null, chunk);
   }
 
   override _flush(callback: TransformCallback): void {
@@ -98,7 +107,8 @@ export class VerifyingHasher extends Transform {
       callback(corrupted(this.target, `read ${this.bytes} bytes with sha256 ${this.sha256}`));
       return;
     }
-    callback();
+    callback(null, this.held);
+    this.held = undefined;
   }
 }
 

@@ -9,7 +9,7 @@ import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { ArtifactCorruptedError, CloudUnavailableError } from '../../errors';
-import { accessConfirmed, clientFor, MiB, s3Url, type CloudSettings } from './client';
+import { accessConfirmations, clientFor, MiB, s3Url, type CloudSettings } from './client';
 import { abortReason, errorCode, httpStatus, isMissingObject, mapS3Error } from './errors';
 import { sha256Base64, SHA256_METADATA_KEY } from './parts';
 
@@ -25,7 +25,7 @@ export interface ObjectInfo {
 
 /**
  * Size and checksums of an object, or null when it does not exist. A bare 404 to HEAD is confirmed
- * once per client by a listing, because some servers (versitygw) also answer an unknown access key
+ * once per client by a listing (concurrent HEADs share it), because some servers (versitygw) also answer an unknown access key
  * with a bodiless 404 to HEAD, which must not read as "absent".
  */
 export async function headObject(cloud: CloudSettings, key: string): Promise<ObjectInfo | null> {
@@ -44,13 +44,19 @@ export async function headObject(cloud: CloudSettings, key: string): Promise<Obj
     const code = errorCode(err);
     if (code !== 'NotFound' && code !== 'NoSuchKey' && httpStatus(err) !== 404) throw mapS3Error(err, cloud, what);
     if (code === 'NoSuchBucket') throw mapS3Error(err, cloud, what);
-    if (!accessConfirmed.has(client)) {
-      try {
-        await client.send(new ListObjectsV2Command({ Bucket: cloud.bucket, Prefix: key, MaxKeys: 1 }));
-      } catch (listErr) {
-        throw mapS3Error(listErr, cloud, what);
-      }
-      accessConfirmed.add(client);
+    // One listing per client, shared by the HEADs that wait for it (a failed one is tried again next time).
+    let confirmation = accessConfirmations.get(client);
+    if (!confirmation) {
+      const listing = client.send(new ListObjectsV2Command({ Bucket: cloud.bucket, Prefix: key, MaxKeys: 1 }));
+      accessConfirmations.set(client, (confirmation = listing));
+      listing.catch(() => {
+        if (accessConfirmations.get(client) === listing) accessConfirmations.delete(client);
+      });
+    }
+    try {
+      await confirmation;
+    } catch (listErr) {
+      throw mapS3Error(listErr, cloud, what);
     }
     return null;
   }

@@ -1,23 +1,24 @@
 /**
- * Uploads: a verified file to a key (one PUT, or a multipart upload through lib-storage, or the
- * resume of an earlier attempt's), and small documents in one request.
+ * Uploads: a verified file to a key (one PUT streamed from the file, or a multipart upload through
+ * lib-storage, or the resume of an earlier attempt's), and small documents in one request.
  *
  * Every request carries an S3 SHA-256 checksum (`ChecksumAlgorithm: 'SHA256'`), so the server
  * verifies each part on receipt (BadDigest otherwise); the whole-file SHA-256 is stored as user
  * metadata `x-amz-meta-sha256`, so `verifyObject` can compare the cloud copy with a manifest
  * without the local file. See parts.ts for the checks on the bytes sent.
  *
- * Memory: a single upload holds at most `queueSize × partSize` bytes of the file (plus one part being
- * read on the resume path).
+ * Memory: a file that fits one part is streamed from disk (a few 1 MiB reads in flight); a multipart
+ * upload holds at most `queueSize × partSize` bytes of the file (plus one part being read on the
+ * resume path).
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { pipeline as pipelineCallback } from 'node:stream';
+import { pipeline as pipelineCallback, type Readable } from 'node:stream';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { DrError, InvalidInputError } from '../../errors';
-import { clientFor, MiB, s3Url, type CloudSettings } from './client';
+import { clientFor, MiB, ReopenableBody, s3Url, type CloudSettings } from './client';
 import { abortLostUploads, abortMultipart, discardUploads } from './delete';
 import { abortReason, errorCode, errorMessage, isSseUnsupported, mapS3Error } from './errors';
 import {
@@ -95,14 +96,84 @@ export async function uploadFile(req: UploadRequest): Promise<UploadResult> {
   }
 }
 
-/** A new upload through lib-storage (PUT when the file fits one part, multipart otherwise). Throws raw errors. */
+/** A new upload: one PUT when the file fits one part, multipart through lib-storage otherwise. Throws raw errors. */
 async function freshUpload(client: S3Client, req: UploadRequest, sse: CloudSettings['serverSideEncryption'], notes: string[]): Promise<UploadResult> {
-  const { cloud, key } = req;
   const requested = req.partSize ?? DEFAULT_PART_SIZE;
   const partSize = effectivePartSize(requested, req.expectedBytes);
   if (partSize !== requested) {
     notes.push(`part size raised from ${requested} to ${partSize} bytes to stay within ${MAX_PARTS} parts`);
   }
+  return req.expectedBytes <= partSize ? await streamedPut(client, req, sse, notes) : await multipartUpload(client, req, partSize, sse, notes);
+}
+
+/**
+ * One PUT whose body is read from the file as it goes onto the wire (lib-storage would first gather
+ * the whole part in memory). Each attempt of the SDK's retries reads the file again through a
+ * VerifyingHasher; the server checks the body against the recorded SHA-256 (x-amz-checksum-sha256)
+ * and the hasher holds the last bytes back until the file matched it, so neither side can complete
+ * an object from other bytes. Throws raw errors.
+ */
+async function streamedPut(client: S3Client, req: UploadRequest, sse: CloudSettings['serverSideEncryption'], notes: string[]): Promise<UploadResult> {
+  const { cloud, key } = req;
+  // The HTTP handler pipes the body and would wait for the rest of a body that failed: a refused
+  // read stops the request (and its retries) through this signal.
+  const refused = new AbortController();
+  let lastRead: VerifyingHasher | undefined;
+  const body = new ReopenableBody(() => {
+    const hasher = new VerifyingHasher(req);
+    hasher.once('error', (err) => refused.abort(err));
+    lastRead = hasher;
+    return pipelineCallback(createReadStream(req.file, { highWaterMark: MiB }), hasher, () => undefined);
+  });
+  let out;
+  try {
+    out = await client.send(
+      new PutObjectCommand({
+        Bucket: cloud.bucket,
+        Key: key,
+        // The SDK passes a streaming member's value through to the request: opened per attempt by the client.
+        Body: body as unknown as Readable,
+        ContentLength: req.expectedBytes,
+        ContentType: req.contentType ?? 'application/octet-stream',
+        Metadata: { ...req.metadata, [SHA256_METADATA_KEY]: req.expectedSha256 },
+        ChecksumSHA256: sha256Base64(req.expectedSha256),
+        ...(sse ? { ServerSideEncryption: sse } : {}),
+      }),
+      { abortSignal: req.signal ? AbortSignal.any([req.signal, refused.signal]) : refused.signal },
+    );
+  } catch (err) {
+    if (req.signal?.aborted) throw abortReason(req.signal);
+    if (refused.signal.aborted) throw refused.signal.reason;
+    throw err;
+  }
+  if (lastRead?.sha256 !== req.expectedSha256) {
+    // Only a server that completes an object short of its Content-Length could get here.
+    throw corrupted(req, `the server answered before the file was read to its end (${lastRead?.bytes ?? 0} bytes read)`);
+  }
+  const s3Checksum = out.ChecksumSHA256;
+  await checkServerChecksum(client, req, s3Checksum, sha256Base64(req.expectedSha256), notes);
+  return {
+    key,
+    bytes: lastRead.bytes,
+    sha256: lastRead.sha256,
+    s3Checksum,
+    resumed: false,
+    partsReused: 0,
+    uploadId: undefined,
+    serverSideEncryption: confirmSse(out.ServerSideEncryption, sse, notes),
+    notes,
+  };
+}
+
+/** A multipart upload through lib-storage. Throws raw errors. */
+async function multipartUpload(
+  client: S3Client,
+  req: UploadRequest,
+  partSize: number,
+  sse: CloudSettings['serverSideEncryption'],
+  notes: string[],
+): Promise<UploadResult> {
+  const { cloud, key } = req;
   const queueSize = req.queueSize ?? DEFAULT_QUEUE_SIZE;
 
   const started = Date.now();
@@ -150,13 +221,11 @@ async function freshUpload(client: S3Client, req: UploadRequest, sse: CloudSetti
       out = await upload.done();
     } catch (err) {
       if (req.signal?.aborted) {
-        // A single PUT (the file fits one part) leaves nothing to discard.
-        if (req.expectedBytes > partSize && req.discardOnAbort?.())
-          await discardUploads(client, cloud, key, () => [upload.uploadId, ...watched.uploadIds], watched.settled);
+        if (req.discardOnAbort?.()) await discardUploads(client, cloud, key, () => [upload.uploadId, ...watched.uploadIds], watched.settled);
         throw abortReason(req.signal);
       }
       if (upload.uploadId !== undefined) await abortMultipart(client, cloud, key, upload.uploadId, err);
-      if (req.expectedBytes > partSize) await abortLostUploads(client, cloud, key, started, undefined);
+      await abortLostUploads(client, cloud, key, started, undefined);
       throw err;
     }
     // Ours is complete: any other upload of this key (a failed attempt whose abort did not reach a
