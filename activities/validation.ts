@@ -9,8 +9,7 @@ import type { DrConfig } from '../src/config';
 import { readIdentity } from '../src/crypto/age';
 import { InvalidInputError } from '../src/errors';
 import { assertSessionName } from '../src/backup/layout';
-import { findClientTools } from '../src/pgtools';
-import { serverVersion } from '../src/postgres';
+import { clientToolsForServer } from '../src/postgres';
 import { sweepScratch } from '../src/restore/scratch';
 import { SessionCatalog, type SessionResult, type SessionSource } from '../src/sessions/catalog';
 import { ensureScratchRoot, removeScratch, scratchFolderName } from '../src/restore/scratch';
@@ -160,8 +159,7 @@ export function createValidationActivities(config: DrConfig, secrets: Array<stri
         return [{ name: 'tenant', status: 'fail', tenant: input.tenant, message: `tenant ${input.tenant} has no complete backup in ${input.session}` }];
       }
       const key = await identity();
-      const server = await serverVersion(config.postgres);
-      const tools = await findClientTools(server.major, config.postgres.binDir ? { binDir: config.postgres.binDir } : {});
+      const tools = await clientToolsForServer(config.postgres);
       const signal = Context.current().cancellationSignal;
       // Downloads from the bucket go to a scratch folder of this attempt alone, removed at the end.
       const scratch = await scratchDir(`check-${input.tenant}`);

@@ -3,6 +3,7 @@
  */
 import pg from 'pg';
 import type { DrConfig } from './config';
+import { findClientTools, type PgTools } from './pgtools';
 import { DatabaseAuthError, DatabaseUnavailableError, DrError, TenantNotFoundError, scrubSecrets } from './errors';
 
 export type PostgresSettings = DrConfig['postgres'];
@@ -80,4 +81,10 @@ export async function serverVersion(settings: PostgresSettings): Promise<{ major
     const num = Number(rows[0]!.n);
     return { major: Math.floor(num / 10000), full: rows[0]!.v.split(' ')[0]!, num };
   });
+}
+
+/** The client tools (pg_dump, pg_restore, psql) of the server's major version, from DR_PG_BIN_DIR when set. */
+export async function clientToolsForServer(settings: PostgresSettings): Promise<PgTools> {
+  const server = await serverVersion(settings);
+  return findClientTools(server.major, settings.binDir ? { binDir: settings.binDir } : {});
 }

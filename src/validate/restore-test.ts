@@ -10,8 +10,8 @@ import path from 'node:path';
 import type { DrConfig } from '../config';
 import { localPath } from '../backup/layout';
 import type { Manifest } from '../backup/manifest';
-import { findClientTools, parseToolVersion, type PgTools } from '../pgtools';
-import { serverVersion, withClient } from '../postgres';
+import { parseToolVersion } from '../pgtools';
+import { clientToolsForServer, withClient } from '../postgres';
 import { neutralizeDatabase, neutralizationState } from '../odoo/neutralize';
 import { odooChecks } from '../odoo/checks';
 import { restoreDump } from '../restore/database';
@@ -47,11 +47,6 @@ function filestoreBlobsFromRestore(restore: CheckResult, files: { checked: numbe
     name: 'filestore-blobs',
     message: `${problemCount} of ${checked} files are not restorable: ${problems.slice(0, 5).join('; ')}${problemCount > 5 ? '; …' : ''}`,
   };
-}
-
-async function clientToolsOf(config: DrConfig): Promise<PgTools> {
-  const server = await serverVersion(config.postgres);
-  return findClientTools(server.major, config.postgres.binDir ? { binDir: config.postgres.binDir } : {});
 }
 
 export async function restoreTestTenant(opts: {
@@ -172,7 +167,14 @@ export async function restoreTestTenant(opts: {
       result.checks.push(
         read
           ? await runCheck('dump-integrity', () => Promise.resolve(archiveVerdict(dump, read.plainBytes, read.listing)), { tenant, artifact: dump.path })
-          : await dumpIntegrityCheck(await clientToolsOf(config), identity, dump, () => Promise.resolve(localPath(backupRoot, dump.path)), tenant, opts.signal),
+          : await dumpIntegrityCheck(
+              await clientToolsForServer(config.postgres),
+              identity,
+              dump,
+              () => Promise.resolve(localPath(backupRoot, dump.path)),
+              tenant,
+              opts.signal,
+            ),
       );
     }
     if (restored.status !== 'pass') return result;
